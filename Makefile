@@ -1,0 +1,37 @@
+# `make app` and `make test` do all the set-up: a virtual environment in .venv, torch's CPU build first,
+# then newsarchive with its app and test extras. Re-running them skips what is already done.
+PYTHON ?= python3
+# Pinned, and installed before anything that depends on torch: unpinned, pip pulls gigabytes of CUDA packages.
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+INDEX_DIR ?= archive
+
+.PHONY: install test index app lint clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest
+
+index: install
+	$(BIN)/newsarchive index seeds/ --index-dir $(INDEX_DIR)
+
+app: install
+	test -f $(INDEX_DIR)/manifest.json || $(BIN)/newsarchive index seeds/ --index-dir $(INDEX_DIR)
+	NEWSARCHIVE_INDEX_DIR=$(INDEX_DIR) $(BIN)/streamlit run search_app/streamlit_app.py \
+		--server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) $(INDEX_DIR) .pytest_cache

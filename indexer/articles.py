@@ -1,0 +1,334 @@
+"""Reading articles from ``.txt``, ``.md`` and ``.jsonl`` files, with their metadata and paragraph structure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import InputProblem
+
+SUFFIXES = (".txt", ".md", ".jsonl")
+METADATA_KEYS = ("id", "title", "source", "url", "published", "language")
+# A heading is a short line that does not end like a sentence.
+_HEADING_MAX_CHARS = 100
+_SENTENCE_END = tuple(".!?;:,…\"»”’'")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*(?:\n|\Z)", re.S)
+_BAD_ID = re.compile(r"[/\\\x00-\x1f]")
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A paragraph of an article: ``article.text[start:end]``, under the section ``heading`` (if any)."""
+
+    start: int
+    end: int
+    heading: str | None
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article, as read from a file.
+
+    ``text`` is the body below the title, section headings included; paragraph offsets point into it.
+    """
+
+    article_id: str
+    title: str
+    text: str
+    paragraphs: tuple[Paragraph, ...]
+    path: str
+    source: str | None = None
+    url: str | None = None
+    published: datetime | None = None
+    language: str | None = None
+    content_hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        published = self.published.isoformat() if self.published else None
+        content = [self.title, self.text, self.source, self.url, published, self.language]
+        digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+        object.__setattr__(self, "content_hash", digest)
+
+
+def find_files(paths: Iterable[Path]) -> Iterator[Path | InputProblem]:
+    """Expand files and folders into article files, in a stable order.
+
+    Folders are walked recursively for the known suffixes; hidden files and ``*.meta.json`` sidecars are skipped.
+    """
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
+                if found.is_file() and found.suffix.lower() in SUFFIXES and not hidden:
+                    yield found
+        elif path.is_file():
+            if path.suffix.lower() in SUFFIXES:
+                yield path
+            else:
+                yield InputProblem(str(path), f"unsupported file type; expected one of {', '.join(SUFFIXES)}")
+        else:
+            yield InputProblem(str(path), "no such file or folder")
+
+
+def read_articles(paths: Iterable[Path]) -> Iterator[Article | InputProblem]:
+    """Read every article below ``paths``; what cannot be read comes back as an :class:`InputProblem`.
+
+    An article id met a second time in the same run is a problem too: the first article keeps it.
+    """
+    seen: dict[str, str] = {}
+    for item in find_files(paths):
+        if isinstance(item, InputProblem):
+            yield item
+            continue
+        for article in _read_file(item):
+            if isinstance(article, Article):
+                if article.article_id in seen:
+                    article = InputProblem(
+                        article.path,
+                        f"duplicate article id {article.article_id!r} (first in {seen[article.article_id]})",
+                    )
+                else:
+                    seen[article.article_id] = article.path
+            yield article
+
+
+def _read_file(path: Path) -> Iterator[Article | InputProblem]:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        yield InputProblem(str(path), f"cannot read: {error.strerror or error}")
+        return
+    if b"\x00" in raw[:8192]:
+        yield InputProblem(str(path), "binary file, not text")
+        return
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        yield InputProblem(str(path), f"not valid UTF-8 (byte {error.start}); save it as UTF-8")
+        return
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        yield InputProblem(str(path), "empty file")
+        return
+    try:
+        if path.suffix.lower() == ".jsonl":
+            yield from _read_jsonl(path, text)
+        else:
+            yield _read_document(path, text)
+    except InputProblem as problem:
+        yield problem
+
+
+def _read_document(path: Path, text: str) -> Article:
+    """A ``.txt`` or ``.md`` file: optional front matter, a title, then the body."""
+    meta = _sidecar_metadata(path)
+    match = _FRONT_MATTER.match(text)
+    if match:
+        meta = {**_front_matter(path, match.group(1)), **meta}
+        text = text[match.end() :]
+    markdown = path.suffix.lower() == ".md"
+    title, body = _split_title(text, markdown)
+    title = str(meta.get("title") or title)
+    paragraphs = markdown_paragraphs(body) if markdown else plain_paragraphs(body)
+    if not title:
+        raise InputProblem(str(path), "no title: the first non-empty line should be the title")
+    return _article(path, meta, str(meta.get("id") or path.stem), title, body, paragraphs)
+
+
+def _read_jsonl(path: Path, text: str) -> Iterator[Article | InputProblem]:
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield InputProblem(str(path), f"not JSON ({error.msg})", number)
+            continue
+        if not isinstance(record, dict):
+            yield InputProblem(str(path), "not a JSON object", number)
+            continue
+        body = record.get("text")
+        if not isinstance(body, str) or not body.strip():
+            yield InputProblem(str(path), 'no "text" (a non-empty string)', number)
+            continue
+        body = body.replace("\r\n", "\n").strip()
+        paragraphs = plain_paragraphs(body)
+        title = record.get("title") or _first_line(body)
+        meta = {key: record[key] for key in METADATA_KEYS if record.get(key) is not None}
+        try:
+            yield _article(
+                path, meta, str(meta.get("id") or f"{path.stem}-{number}"), str(title), body, paragraphs, number
+            )
+        except InputProblem as problem:
+            yield problem
+
+
+def _article(
+    path: Path,
+    meta: dict[str, Any],
+    article_id: str,
+    title: str,
+    body: str,
+    paragraphs: list[Paragraph],
+    line: int | None = None,
+) -> Article:
+    if not article_id.strip() or _BAD_ID.search(article_id):
+        raise InputProblem(
+            str(path), f"article id {article_id!r} must be non-empty, without slashes or control characters", line
+        )
+    if not paragraphs:
+        # An article that is only a title is still findable by its title.
+        body, paragraphs = title, [Paragraph(0, len(title), None)]
+    return Article(
+        article_id=article_id,
+        title=" ".join(title.split()),
+        text=body,
+        paragraphs=tuple(paragraphs),
+        path=str(path),
+        source=_optional_str(meta.get("source")),
+        url=_optional_str(meta.get("url")),
+        published=parse_published(meta.get("published"), str(path), line),
+        language=_optional_str(meta.get("language")),
+    )
+
+
+def _split_title(text: str, markdown: bool) -> tuple[str, str]:
+    """The first non-empty line is the title (a leading ``#`` heading, in Markdown); the rest is the body."""
+    stripped = text.lstrip("\n")
+    first, _, rest = stripped.partition("\n")
+    heading = _MD_HEADING.match(first) if markdown else None
+    title = heading.group(1) if heading else first.strip()
+    return title, rest.strip()
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0][: _HEADING_MAX_CHARS * 2]
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each line's content with surrounding blanks removed; a blank line gives start == end."""
+    spans = []
+    offset = 0
+    for line in text.split("\n"):
+        lead = len(line) - len(line.lstrip())
+        spans.append((offset + lead, offset + max(lead, len(line.rstrip()))))
+        offset += len(line) + 1
+    return spans
+
+
+def is_heading(line: str) -> bool:
+    """Whether a line of plain text reads as a section heading: short, and not ending like a sentence."""
+    line = line.strip()
+    return 0 < len(line) <= _HEADING_MAX_CHARS and not line.endswith(_SENTENCE_END)
+
+
+def plain_paragraphs(body: str) -> list[Paragraph]:
+    """Paragraphs of plain text.
+
+    Where blank lines separate blocks, each block is a paragraph (hard-wrapped lines stay together); otherwise
+    each line is one. A short unpunctuated line followed by more text is a heading, context for what follows.
+    """
+    spans = _line_spans(body)
+    blocks: list[list[tuple[int, int]]] = []
+    has_blank_separators = any(start == end for start, end in spans)
+    for start, end in spans:
+        if start == end:
+            if blocks and blocks[-1]:
+                blocks.append([])
+        elif has_blank_separators and blocks and blocks[-1]:
+            blocks[-1].append((start, end))
+        else:
+            blocks.append([(start, end)])
+    blocks = [block for block in blocks if block]
+    paragraphs: list[Paragraph] = []
+    heading = None
+    for index, block in enumerate(blocks):
+        first_start, first_end = block[0]
+        first_line = body[first_start:first_end]
+        if is_heading(first_line) and (len(block) > 1 or index + 1 < len(blocks)):
+            heading = first_line
+            block = block[1:]
+            if not block:
+                continue
+        paragraphs.append(Paragraph(block[0][0], block[-1][1], heading))
+    return paragraphs
+
+
+def markdown_paragraphs(body: str) -> list[Paragraph]:
+    """Paragraphs of Markdown: blocks separated by blank lines, under the latest ``#`` heading."""
+    paragraphs: list[Paragraph] = []
+    heading = None
+    block: list[tuple[int, int]] = []
+
+    def close() -> None:
+        if block:
+            paragraphs.append(Paragraph(block[0][0], block[-1][1], heading))
+            block.clear()
+
+    for start, end in _line_spans(body):
+        match = _MD_HEADING.match(body[start:end])
+        if start == end or match:
+            close()
+            if match:
+                heading = match.group(1) or None
+        else:
+            block.append((start, end))
+    close()
+    return paragraphs
+
+
+def _sidecar_metadata(path: Path) -> dict[str, Any]:
+    sidecar = path.with_name(path.stem + ".meta.json")
+    if not sidecar.exists():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputProblem(str(sidecar), f"cannot read metadata: {error}") from None
+    if not isinstance(meta, dict):
+        raise InputProblem(str(sidecar), "metadata must be a JSON object")
+    return {key: meta[key] for key in METADATA_KEYS if meta.get(key) is not None}
+
+
+def _front_matter(path: Path, block: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        meta = yaml.safe_load(block)
+    except yaml.YAMLError as error:
+        raise InputProblem(str(path), f"front matter is not valid YAML ({error.__class__.__name__})") from None
+    if not isinstance(meta, dict):
+        raise InputProblem(str(path), "front matter must be a mapping of key: value lines")
+    return {key: meta[key] for key in METADATA_KEYS if meta.get(key) is not None}
+
+
+def parse_published(value: Any, path: str = "", line: int | None = None) -> datetime | None:
+    """Read a publication date (ISO 8601 or a common written form) as an aware datetime; naive means UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        from dateutil import parser
+
+        try:
+            moment = parser.isoparse(str(value))
+        except ValueError:
+            try:
+                moment = parser.parse(str(value))
+            except (ValueError, OverflowError):
+                raise InputProblem(path, f"published: cannot read {value!r} as a date", line) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _optional_str(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None

@@ -1,0 +1,225 @@
+"""The ``newsarchive`` command line: a thin layer over the indexer's API.
+
+Heavy libraries (torch, sentence-transformers, FAISS) are imported inside the commands that need them, so that
+``--help``, ``info`` and ``sql`` start instantly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import config
+from .errors import NewsarchiveError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Turns expected failures into one line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsarchiveError as error:
+            raise click.ClickException(str(error)) from None
+
+
+index_dir_option = click.option(
+    "--index-dir",
+    "-d",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=config.INDEX_DIR_ENV,
+    default=config.DEFAULT_INDEX_DIR,
+    show_default=True,
+    help=f"The index directory (or ${config.INDEX_DIR_ENV}).",
+)
+model_option = click.option(
+    "--model",
+    "-m",
+    envvar=config.MODEL_ENV,
+    help=f"A sentence-transformers model id or path (or ${config.MODEL_ENV}). "
+    "Default: the offline multilingual-e5-small; for search, the model the index was built with.",
+)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(package_name="newsarchive", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Search a news archive by meaning, in English, Italian and about 100 other languages.
+
+    Index article files once, then search them from here, from the web app, or in SQL.
+
+    \b
+    Example:
+        newsarchive index seeds/
+        newsarchive search "what happened to the MQ-9 drone"
+    """
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@index_dir_option
+@model_option
+@click.option("--rebuild", is_flag=True, help="Start from an empty index instead of updating the existing one.")
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(16, 500),
+    help="Longest passage in model tokens (default 256, or the index's). Longer paragraphs are cut at sentences.",
+)
+def index(paths: tuple[Path, ...], index_dir: Path, model: str | None, rebuild: bool, max_tokens: int | None) -> None:
+    """Build or update the index from article files and folders.
+
+    Reads .txt (first line is the title), .md and .jsonl files (one article per line: id, title, text, and
+    optionally source, url, published, language). New and changed articles are embedded; unchanged ones are
+    skipped. A file that cannot be read is reported and skipped, and the exit code is then 1.
+
+    \b
+    Example:
+        newsarchive index seeds/ ~/saved-articles/
+    """
+    from .ingest import index_paths
+
+    bar: Any = None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="Embedding passages", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        report = index_paths(paths, index_dir, model=model, rebuild=rebuild, max_tokens=max_tokens, progress=progress)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for problem in report.problems:
+        click.echo(f"skipped {problem}", err=True)
+    click.echo(
+        f"{_plural(report.added, 'article')} added, {report.updated} updated, {report.unchanged} unchanged; "
+        f"{_plural(report.embedded, 'passage')} embedded in {report.seconds:.1f} s.\n"
+        f"{index_dir}/ now holds {_plural(report.articles, 'article')} in {_plural(report.passages, 'passage')}."
+    )
+    if report.problems:
+        raise click.ClickException(f"{_plural(len(report.problems), 'input')} skipped (listed above)")
+
+
+@cli.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many passages.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the query and its hits.")
+@index_dir_option
+@model_option
+def search(query: tuple[str, ...], k: int, as_json: bool, index_dir: Path, model: str | None) -> None:
+    """Find the passages closest in meaning to QUERY, in any language.
+
+    \b
+    Example:
+        newsarchive search what happened to the MQ-9 drone
+        newsarchive search -k 3 --json "scambio di prigionieri"
+    """
+    from .archive import Archive
+    from .search import search as run_search
+
+    text = " ".join(query)
+    with Archive(index_dir, model=model) as archive:
+        hits = run_search(archive, text, k=k)
+    if as_json:
+        click.echo(json.dumps({"query": text, "hits": [hit.to_dict() for hit in hits]}, ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        click.echo("No passages: the index is empty.")
+    width = min(shutil.get_terminal_size().columns, 100)
+    for hit in hits:
+        where = " · ".join(part for part in (hit.title, hit.heading, f"¶ {hit.paragraph}") if part)
+        click.echo(click.style(f"{hit.rank}. [{hit.score:.3f}] ", bold=True) + where)
+        click.echo(textwrap.fill(hit.text, width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--json", "fmt", flag_value="json", help="Rows as a JSON array of objects.")
+@click.option("--csv", "fmt", flag_value="csv", help="Rows as CSV with a header line.")
+@index_dir_option
+def sql(query: str, fmt: str | None, index_dir: Path) -> None:
+    """Run a read-only SQL QUERY on the archive's DuckDB file and print the rows.
+
+    The tables are articles and passages; the README's "Query with SQL" section documents their columns.
+
+    \b
+    Example:
+        newsarchive sql "SELECT article_id, count(*) AS passages FROM passages GROUP BY article_id"
+    """
+    import duckdb
+
+    from .manifest import DATABASE, Manifest
+    from .store import connect
+
+    Manifest.load(index_dir)
+    with connect(index_dir / DATABASE, read_only=True) as db:
+        try:
+            relation = db.sql(query)
+        except duckdb.Error as error:
+            raise click.ClickException(str(error).strip().splitlines()[0]) from None
+        if relation is None:
+            return
+        if fmt is None:
+            shown = io.StringIO()
+            with contextlib.redirect_stdout(shown):
+                relation.show(max_rows=1_000_000, max_width=shutil.get_terminal_size().columns)
+            click.echo(shown.getvalue(), nl=False)
+            return
+        columns, rows = relation.columns, relation.fetchall()
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(columns, row)) for row in rows], ensure_ascii=False, indent=2, default=str))
+    else:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the details as one JSON object.")
+@index_dir_option
+def info(as_json: bool, index_dir: Path) -> None:
+    """Show the index's model, size and build time.
+
+    \b
+    Example:
+        newsarchive info --index-dir archive
+    """
+    from dataclasses import asdict
+
+    from .manifest import Manifest, index_size
+
+    manifest = Manifest.load(index_dir)
+    details = {"index_dir": str(index_dir), **asdict(manifest)}
+    details["size_bytes"] = index_size(index_dir)
+    if as_json:
+        click.echo(json.dumps(details, ensure_ascii=False, indent=2))
+        return
+    details["size_bytes"] = f"{details['size_bytes'] / 1e6:.1f} MB"
+    for key, value in details.items():
+        # Prompts often end in a space that matters: show them quoted.
+        click.echo(f"{key + ':':<16}{value!r}" if key.endswith("_prompt") else f"{key + ':':<16}{value}")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def main() -> None:
+    """The console script's entry point."""
+    cli(prog_name="newsarchive")

@@ -1,0 +1,25 @@
+"""Where things live: the index directory, the model cache, and the environment variables that move them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+INDEX_DIR_ENV = "NEWSARCHIVE_INDEX_DIR"
+MODEL_ENV = "NEWSARCHIVE_MODEL"
+CACHE_ENV = "NEWSARCHIVE_CACHE"
+DEFAULT_INDEX_DIR = "archive"
+
+
+def index_dir(given: str | os.PathLike[str] | None = None) -> Path:
+    """The index directory: ``given``, else ``$NEWSARCHIVE_INDEX_DIR``, else ``./archive``."""
+    return Path(given or os.environ.get(INDEX_DIR_ENV) or DEFAULT_INDEX_DIR)
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: ``$NEWSARCHIVE_CACHE``, else the platform's user cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("newsarchive"))

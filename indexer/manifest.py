@@ -1,0 +1,77 @@
+"""The manifest: what an index directory holds and how it was built, in ``manifest.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import IndexMismatch, IndexNotFound
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+DATABASE = "archive.duckdb"
+VECTORS = "vectors.faiss"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """How an index was built, and what it holds.
+
+    Attributes:
+        model: The sentence-transformers model name or path the passages were embedded with.
+        dimension: Vector size.
+        query_prompt: Text the model puts before queries.
+        passage_prompt: Text the model put before passages.
+        max_tokens: The passage budget in model tokens used when splitting.
+        articles: Number of articles.
+        passages: Number of passages (and vectors).
+        built_at: When the index was last written, ISO 8601 in UTC.
+        index_type: The FAISS index kind.
+        schema_version: The DuckDB schema and directory layout version.
+    """
+
+    model: str
+    dimension: int
+    query_prompt: str
+    passage_prompt: str
+    max_tokens: int
+    articles: int
+    passages: int
+    built_at: str
+    index_type: str
+    schema_version: int = SCHEMA_VERSION
+
+    def save(self, directory: Path) -> None:
+        """Write ``manifest.json`` through a temporary file and an atomic rename."""
+        partial = directory / (MANIFEST + ".partial")
+        partial.write_text(json.dumps(dataclasses.asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(partial, directory / MANIFEST)
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        """Read the manifest of the index in ``directory``, or say plainly that there is none."""
+        path = directory / MANIFEST
+        if not path.exists():
+            raise IndexNotFound(f"no index in {directory}/: build one with `newsarchive index seeds/`")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            known = {f.name for f in dataclasses.fields(cls)}
+            manifest = cls(**{key: value for key, value in data.items() if key in known})
+        except (ValueError, TypeError) as error:
+            raise IndexMismatch(
+                f"{path}: unreadable manifest ({error}); rebuild with `newsarchive index --rebuild ...`"
+            ) from None
+        if manifest.schema_version != SCHEMA_VERSION:
+            raise IndexMismatch(
+                f"{directory}/ uses index format {manifest.schema_version}, this newsarchive reads {SCHEMA_VERSION}: "
+                "rebuild it with `newsarchive index --rebuild ...`"
+            )
+        return manifest
+
+
+def index_size(directory: Path) -> int:
+    """Bytes taken by the index files in ``directory``."""
+    return sum(path.stat().st_size for path in directory.iterdir() if path.is_file())

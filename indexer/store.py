@@ -1,0 +1,171 @@
+"""The DuckDB file: articles and passages in tables whose names and columns are a public contract.
+
+The README's "Query with SQL" section documents :data:`SCHEMA`; change it only with a new schema version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .articles import Article
+from .passages import Passage
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    article_id   VARCHAR PRIMARY KEY,   -- stable id: the file name without suffix, or the JSONL "id"
+    title        VARCHAR NOT NULL,
+    text         VARCHAR NOT NULL,      -- the body below the title; passages' offsets point into it
+    source       VARCHAR,
+    url          VARCHAR,
+    published    TIMESTAMPTZ,
+    language     VARCHAR,
+    path         VARCHAR NOT NULL,      -- the file it was read from
+    content_hash VARCHAR NOT NULL,      -- sha256 of title, text and metadata: unchanged articles are not re-embedded
+    indexed_at   TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passages (
+    passage_id   BIGINT PRIMARY KEY,    -- also the vector's id in the FAISS index
+    article_id   VARCHAR NOT NULL,      -- articles.article_id
+    seq          INTEGER NOT NULL,      -- 0-based order within the article
+    paragraph    INTEGER NOT NULL,      -- 1-based paragraph number within the article (headings not counted)
+    heading      VARCHAR,               -- the section heading above the passage
+    text         VARCHAR NOT NULL,
+    char_start   INTEGER NOT NULL,      -- text = articles.text[char_start:char_end] (0-based, end exclusive)
+    char_end     INTEGER NOT NULL,
+    tokens       INTEGER NOT NULL       -- length in model tokens
+);
+"""
+
+_ARTICLE_COLUMNS = (
+    "article_id",
+    "title",
+    "text",
+    "source",
+    "url",
+    "published",
+    "language",
+    "path",
+    "content_hash",
+    "indexed_at",
+)
+_PASSAGE_COLUMNS = (
+    "passage_id",
+    "article_id",
+    "seq",
+    "paragraph",
+    "heading",
+    "text",
+    "char_start",
+    "char_end",
+    "tokens",
+)
+HIT_COLUMNS = (
+    "passage_id",
+    "article_id",
+    "title",
+    "heading",
+    "text",
+    "char_start",
+    "char_end",
+    "paragraph",
+    "source",
+    "published",
+    "url",
+    "language",
+)
+
+
+def connect(path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the archive's DuckDB file; readers open it read-only."""
+    return duckdb.connect(str(path), read_only=read_only)
+
+
+class Store:
+    """Reads and writes articles and passages in one DuckDB connection."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.db = connection
+
+    @classmethod
+    def create(cls, path: Path) -> Store:
+        store = cls(connect(path, read_only=False))
+        store.db.execute(SCHEMA).fetchall()
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def article_hashes(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT article_id, content_hash FROM articles").fetchall())
+
+    def passage_ids(self, article_ids: Sequence[str]) -> list[int]:
+        rows = self.db.execute(
+            "SELECT passage_id FROM passages WHERE article_id IN (SELECT unnest(?))", [list(article_ids)]
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def next_passage_id(self) -> int:
+        return int(self.db.execute("SELECT coalesce(max(passage_id) + 1, 0) FROM passages").fetchall()[0][0])
+
+    def delete_articles(self, article_ids: Sequence[str]) -> None:
+        if article_ids:
+            ids = [list(article_ids)]
+            # fetchall() finishes each statement: DuckDB refuses new work while a result is pending.
+            self.db.execute("DELETE FROM passages WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
+            self.db.execute("DELETE FROM articles WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
+
+    def insert(self, articles: Sequence[Article], passages: Sequence[Passage], first_id: int) -> list[int]:
+        """Add articles and their passages; passages get consecutive ids from ``first_id``, returned in order."""
+        now = datetime.now(timezone.utc)
+        article_rows = {
+            "article_id": [a.article_id for a in articles],
+            "title": [a.title for a in articles],
+            "text": [a.text for a in articles],
+            "source": [a.source for a in articles],
+            "url": [a.url for a in articles],
+            "published": pa.array([a.published for a in articles], pa.timestamp("us", tz="UTC")),
+            "language": [a.language for a in articles],
+            "path": [a.path for a in articles],
+            "content_hash": [a.content_hash for a in articles],
+            "indexed_at": pa.array([now] * len(articles), pa.timestamp("us", tz="UTC")),
+        }
+        ids = list(range(first_id, first_id + len(passages)))
+        passage_rows: dict[str, Any] = {"passage_id": pa.array(ids, pa.int64())}
+        for column in _PASSAGE_COLUMNS[1:]:
+            passage_rows[column] = [getattr(p, column) for p in passages]
+        self._append("articles", _ARTICLE_COLUMNS, article_rows)
+        self._append("passages", _PASSAGE_COLUMNS, passage_rows)
+        return ids
+
+    def _append(self, table: str, columns: Sequence[str], rows: dict[str, Any]) -> None:
+        if not len(rows[columns[0]]):
+            return
+        batch = pa.table({column: rows[column] for column in columns})
+        self.db.register("_batch", batch)
+        try:
+            self.db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM _batch").fetchall()
+        finally:
+            self.db.unregister("_batch")
+
+    def counts(self) -> tuple[int, int]:
+        """(articles, passages)."""
+        row = self.db.execute("SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)").fetchall()[0]
+        return int(row[0]), int(row[1])
+
+    def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The passages with these ids, joined with their articles, keyed by passage id."""
+        rows = self.db.execute(
+            f"""
+            SELECT {", ".join("p." + c if c in _PASSAGE_COLUMNS else "a." + c for c in HIT_COLUMNS)}
+            FROM passages p JOIN articles a USING (article_id)
+            WHERE p.passage_id IN (SELECT unnest(?))
+            """,
+            [list(passage_ids)],
+        ).fetchall()
+        return {row[0]: dict(zip(HIT_COLUMNS, row)) for row in rows}

@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny deterministic embedder, so unit tests need no model and run in milliseconds."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SEED = SEEDS / "000_3b61c3f86574234b.txt"
+
+
+class FakeEmbedder:
+    """Hashes each lower-cased word into one of ``dimension`` buckets: texts sharing words get similar vectors.
+
+    Tokens are whitespace-separated words. Every batch it embeds is recorded in ``batches``.
+    """
+
+    def __init__(self, name: str = "fake-hash", dimension: int = 64) -> None:
+        self.name = name
+        self.dimension = dimension
+        self.query_prompt = "q: "
+        self.passage_prompt = "p: "
+        self.batches: list[list[str]] = []
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.zeros(self.dimension, dtype=np.float32)
+        for word in re.findall(r"\w+", text.lower()):
+            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
+        norm = np.linalg.norm(vector)
+        return vector / norm if norm else vector
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension), np.float32)
+
+    def embed_passages(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        self.batches.append(list(texts))
+        if progress:
+            progress(len(texts))
+        return self.embed_queries(texts)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def use_fake_model(monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder) -> FakeEmbedder:
+    """Make every model name load the fake embedder (for CLI tests); returns it."""
+
+    def load(name: str, query_prompt: str | None = None, passage_prompt: str | None = None) -> FakeEmbedder:
+        fake_embedder.name = name
+        return fake_embedder
+
+    monkeypatch.setattr("indexer.ingest.load_embedder", load)
+    monkeypatch.setattr("indexer.archive.load_embedder", load)
+    return fake_embedder
+
+
+@pytest.fixture
+def seeds_copy(tmp_path: Path) -> Path:
+    """A writable copy of the shipped seeds folder."""
+    target = tmp_path / "seeds"
+    shutil.copytree(SEEDS, target)
+    return target
