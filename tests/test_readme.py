@@ -1,0 +1,81 @@
+"""The README's commands and SQL examples run, and say what the code does."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from indexer.cli import cli
+
+from .conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, re.S)
+
+
+def _commands() -> list[list[str]]:
+    commands = []
+    for block in _blocks("sh"):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if words and Path(words[0]).name == "newsarchive":
+                commands.append(words[1:])
+    return commands
+
+
+@pytest.fixture
+def readme_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_fake_model) -> Path:
+    """The README's working directory (the repository) with the index in a temporary folder."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("NEWSARCHIVE_INDEX_DIR", str(tmp_path / "archive"))
+    result = CliRunner().invoke(cli, ["index", "seeds/"])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "archive"
+
+
+def test_readme_has_commands_and_sql() -> None:
+    assert len(_commands()) >= 6
+    assert len(_blocks("sql")) >= 3
+
+
+@pytest.mark.parametrize("command", _commands(), ids=lambda words: " ".join(words)[:60])
+def test_readme_command_runs(command: list[str], readme_index: Path) -> None:
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip()
+
+
+@pytest.mark.parametrize("query", _blocks("sql"), ids=lambda q: q.splitlines()[0][:60])
+def test_readme_sql_runs_and_returns_rows(query: str, readme_index: Path) -> None:
+    result = CliRunner().invoke(cli, ["sql", "--json", query])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows
+    if "offsets_match" in rows[0]:
+        assert all(row["offsets_match"] for row in rows)
+
+
+def test_every_command_is_documented() -> None:
+    for name in cli.commands:
+        assert f"newsarchive {name}" in README, f"`newsarchive {name}` is not in the README"
+
+
+def test_schema_columns_are_documented() -> None:
+    import duckdb
+
+    from indexer.store import SCHEMA
+
+    with duckdb.connect() as db:
+        db.execute(SCHEMA).fetchall()
+        columns = db.execute("SELECT column_name FROM duckdb_columns() WHERE table_name IN ('articles', 'passages')")
+        names = [row[0] for row in columns.fetchall()]
+    for name in names:
+        assert f"`{name}`" in README, f"column {name} is not documented in the README"
