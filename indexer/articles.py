@@ -201,7 +201,7 @@ def _article(
 
 def _split_title(text: str, markdown: bool) -> tuple[str, str]:
     """The first non-empty line is the title (a leading ``#`` heading, in Markdown); the rest is the body."""
-    stripped = text.lstrip("\n")
+    stripped = text.lstrip()
     first, _, rest = stripped.partition("\n")
     heading = _MD_HEADING.match(first) if markdown else None
     title = heading.group(1) if heading else first.strip()
@@ -233,7 +233,8 @@ def plain_paragraphs(body: str) -> list[Paragraph]:
     """Paragraphs of plain text.
 
     Where blank lines separate blocks, each block is a paragraph (hard-wrapped lines stay together); otherwise
-    each line is one. A short unpunctuated line followed by more text is a heading, context for what follows.
+    each line is one. A short unpunctuated line on its own, followed by more text, is a heading: context for
+    what follows.
     """
     spans = _line_spans(body)
     blocks: list[list[tuple[int, int]]] = []
@@ -252,11 +253,10 @@ def plain_paragraphs(body: str) -> list[Paragraph]:
     for index, block in enumerate(blocks):
         first_start, first_end = block[0]
         first_line = body[first_start:first_end]
-        if is_heading(first_line) and (len(block) > 1 or index + 1 < len(blocks)):
+        # A heading stands alone, with text after it: in a hard-wrapped block, a short first line is just a line.
+        if len(block) == 1 and is_heading(first_line) and index + 1 < len(blocks):
             heading = first_line
-            block = block[1:]
-            if not block:
-                continue
+            continue
         paragraphs.append(Paragraph(block[0][0], block[-1][1], heading))
     return paragraphs
 

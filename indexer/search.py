@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from .archive import Archive
@@ -39,13 +39,30 @@ class Hit:
         return data
 
 
-def search(archive: Archive, query: str, k: int = 10) -> list[Hit]:
+@dataclass(frozen=True)
+class Filters:
+    """Which articles a search may return; empty means no restriction.
+
+    ``since`` and ``until`` bound the publication date, both inclusive; articles without a date are then left out.
+    """
+
+    sources: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.languages or self.since or self.until)
+
+
+def search(archive: Archive, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
     """Rank the archive's passages by meaning against ``query``, in any language the model knows.
 
     Args:
         archive: An opened index.
         query: The question or keywords.
         k: How many passages to return at most.
+        filters: Restrict the hits to some sources, languages or dates.
 
     Returns:
         Up to ``k`` hits, best first; ``score`` is the cosine similarity between query and passage.
@@ -58,7 +75,8 @@ def search(archive: Archive, query: str, k: int = 10) -> list[Hit]:
     if k < 1:
         raise NewsarchiveError(f"k must be at least 1, not {k}")
     vector = archive.embedder.embed_queries([query.strip()])[0]
-    ranked = archive.vectors.search(vector, k)
+    allowed = archive.store.passage_ids_where(**asdict(filters)) if filters else None
+    ranked = archive.vectors.search(vector, k, allowed)
     rows = archive.store.hits([passage_id for passage_id, _ in ranked])
     return [
         Hit(rank=rank, score=score, **rows[passage_id])

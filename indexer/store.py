@@ -6,11 +6,12 @@ The README's "Query with SQL" section documents :data:`SCHEMA`; change it only w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from .articles import Article
@@ -29,6 +30,8 @@ CREATE TABLE IF NOT EXISTS articles (
     content_hash VARCHAR NOT NULL,      -- sha256 of title, text and metadata: unchanged articles are not re-embedded
     indexed_at   TIMESTAMPTZ NOT NULL
 );
+-- Passage ids are never reused, even after their article is replaced or removed: a cited id stays meaningful.
+CREATE SEQUENCE IF NOT EXISTS passage_ids;
 CREATE TABLE IF NOT EXISTS passages (
     passage_id   BIGINT PRIMARY KEY,    -- also the vector's id in the FAISS index
     article_id   VARCHAR NOT NULL,      -- articles.article_id
@@ -110,9 +113,6 @@ class Store:
         ).fetchall()
         return [row[0] for row in rows]
 
-    def next_passage_id(self) -> int:
-        return int(self.db.execute("SELECT coalesce(max(passage_id) + 1, 0) FROM passages").fetchall()[0][0])
-
     def delete_articles(self, article_ids: Sequence[str]) -> None:
         if article_ids:
             ids = [list(article_ids)]
@@ -120,8 +120,8 @@ class Store:
             self.db.execute("DELETE FROM passages WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
             self.db.execute("DELETE FROM articles WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
 
-    def insert(self, articles: Sequence[Article], passages: Sequence[Passage], first_id: int) -> list[int]:
-        """Add articles and their passages; passages get consecutive ids from ``first_id``, returned in order."""
+    def insert(self, articles: Sequence[Article], passages: Sequence[Passage]) -> list[int]:
+        """Add articles and their passages; returns the new passages' ids, in order."""
         now = datetime.now(timezone.utc)
         article_rows = {
             "article_id": [a.article_id for a in articles],
@@ -135,7 +135,9 @@ class Store:
             "content_hash": [a.content_hash for a in articles],
             "indexed_at": pa.array([now] * len(articles), pa.timestamp("us", tz="UTC")),
         }
-        ids = list(range(first_id, first_id + len(passages)))
+        ids = [
+            row[0] for row in self.db.execute("SELECT nextval('passage_ids') FROM range(?)", [len(passages)]).fetchall()
+        ]
         passage_rows: dict[str, Any] = {"passage_id": pa.array(ids, pa.int64())}
         for column in _PASSAGE_COLUMNS[1:]:
             passage_rows[column] = [getattr(p, column) for p in passages]
@@ -158,14 +160,68 @@ class Store:
         row = self.db.execute("SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)").fetchall()[0]
         return int(row[0]), int(row[1])
 
+    def passage_ids_where(
+        self,
+        sources: Sequence[str] = (),
+        languages: Sequence[str] = (),
+        since: date | None = None,
+        until: date | None = None,
+    ) -> np.ndarray:
+        """Ids of the passages whose article matches every given condition (dates inclusive, in UTC)."""
+        conditions, params = [], []
+        if sources:
+            conditions.append("a.source IN (SELECT unnest(?))")
+            params.append(list(sources))
+        if languages:
+            conditions.append("a.language IN (SELECT unnest(?))")
+            params.append(list(languages))
+        if since:
+            conditions.append("CAST(timezone('UTC', a.published) AS DATE) >= ?")
+            params.append(since)
+        if until:
+            conditions.append("CAST(timezone('UTC', a.published) AS DATE) <= ?")
+            params.append(until)
+        where = " AND ".join(conditions) or "TRUE"
+        with self.db.cursor() as cursor:
+            rows = cursor.execute(
+                f"SELECT p.passage_id FROM passages p JOIN articles a USING (article_id) WHERE {where}", params
+            ).fetchall()
+        return np.array([row[0] for row in rows], dtype=np.int64)
+
+    def facets(self) -> dict[str, Any]:
+        """What the archive's metadata offers to filter on: sources, languages and the first and last date."""
+        day = "CAST(timezone('UTC', published) AS DATE)"
+        with self.db.cursor() as cursor:
+            sources, languages, first, last = cursor.execute(
+                f"""SELECT list(DISTINCT source ORDER BY source) FILTER (source IS NOT NULL),
+                           list(DISTINCT language ORDER BY language) FILTER (language IS NOT NULL),
+                           min({day}), max({day})
+                    FROM articles"""
+            ).fetchall()[0]
+        return {"sources": sources or [], "languages": languages or [], "dates": (first, last) if first else None}
+
+    def article(self, article_id: str) -> dict[str, Any] | None:
+        """One article's columns, or ``None``."""
+        with self.db.cursor() as cursor:
+            result = cursor.execute("SELECT * FROM articles WHERE article_id = ?", [article_id])
+            columns = [d[0] for d in result.description]
+            rows = result.fetchall()
+        return dict(zip(columns, rows[0])) if rows else None
+
+    def passage_spans(self, article_id: str) -> list[tuple[str | None, int, int]]:
+        """(heading, char_start, char_end) of an article's passages, in order."""
+        with self.db.cursor() as cursor:
+            return cursor.execute(
+                "SELECT heading, char_start, char_end FROM passages WHERE article_id = ? ORDER BY seq", [article_id]
+            ).fetchall()
+
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The passages with these ids, joined with their articles, keyed by passage id."""
-        rows = self.db.execute(
-            f"""
-            SELECT {", ".join("p." + c if c in _PASSAGE_COLUMNS else "a." + c for c in HIT_COLUMNS)}
-            FROM passages p JOIN articles a USING (article_id)
-            WHERE p.passage_id IN (SELECT unnest(?))
-            """,
-            [list(passage_ids)],
-        ).fetchall()
+        columns = ", ".join(("p." if c in _PASSAGE_COLUMNS else "a.") + c for c in HIT_COLUMNS)
+        with self.db.cursor() as cursor:  # a cursor per call: the app shares one store between threads
+            rows = cursor.execute(
+                f"""SELECT {columns} FROM passages p JOIN articles a USING (article_id)
+                    WHERE p.passage_id IN (SELECT unnest(?))""",
+                [list(passage_ids)],
+            ).fetchall()
         return {row[0]: dict(zip(HIT_COLUMNS, row)) for row in rows}

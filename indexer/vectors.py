@@ -49,9 +49,16 @@ class VectorIndex:
         if ids:
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The ``k`` nearest passages to one query vector, as (passage id, cosine similarity), best first."""
-        if not len(self):
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The ``k`` nearest passages to one query vector, as (passage id, cosine similarity), best first.
+
+        ``allowed``, when given, limits the search to those passage ids.
+        """
+        if not len(self) or (allowed is not None and not len(allowed)):
             return []
-        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), min(k, len(self)))
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+        vector = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        scores, ids = self.index.search(vector, min(k, len(self)), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]

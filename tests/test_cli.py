@@ -1,0 +1,289 @@
+"""The ``newsarchive`` command line, run in-process with the fake embedder standing in for the model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from indexer.cli import cli
+from indexer.config import INDEX_DIR_ENV, MODEL_ENV
+from indexer.ingest import index_paths
+from indexer.manifest import index_size
+from tests.conftest import ROOT, SEED, SEEDS, FakeEmbedder
+
+HIT_KEYS = {
+    "rank",
+    "score",
+    "passage_id",
+    "article_id",
+    "title",
+    "heading",
+    "text",
+    "char_start",
+    "char_end",
+    "source",
+    "published",
+    "url",
+    "paragraph",
+    "language",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No index or model chosen by the environment, and no ./archive left behind in the repository."""
+    monkeypatch.delenv(INDEX_DIR_ENV, raising=False)
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def seed_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeds indexed once with the fake embedder, for commands that only read."""
+    directory = tmp_path_factory.mktemp("cli") / "index"
+    index_paths([SEEDS], directory, embedder=FakeEmbedder())
+    return directory
+
+
+def run(runner: CliRunner, *args: str | Path) -> Result:
+    return runner.invoke(cli, [str(arg) for arg in args])
+
+
+def assert_clean_failure(result: Result) -> str:
+    """Exit code 1 with one ``Error:`` line on stderr, not an exception escaping with its traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def search_json(runner: CliRunner, *args: str | Path) -> dict:
+    result = run(runner, "search", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+# index
+
+
+def test_index_then_reindex(runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path) -> None:
+    directory = tmp_path / "idx"
+    first = run(runner, "index", SEEDS, "--index-dir", directory)
+    assert first.exit_code == 0, first.output
+    assert "1 article added, 0 updated, 0 unchanged; 17 passages embedded" in first.stdout
+    assert "now holds 1 article in 17 passages" in first.stdout
+    assert (directory / "manifest.json").exists()
+    second = run(runner, "index", SEEDS, "-d", directory)
+    assert second.exit_code == 0, second.output
+    assert "0 articles added, 0 updated, 1 unchanged; 0 passages embedded" in second.stdout
+    assert "now holds 1 article in 17 passages" in second.stdout
+    assert len(use_fake_model.batches) == 1
+
+
+def test_index_with_a_bad_file(runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "good.txt").write_text("Volcano erupts\nAsh covered the island of Stromboli.\n", encoding="utf-8")
+    (inputs / "broken.txt").write_bytes(b"\x00\x01binary")
+    directory = tmp_path / "idx"
+    result = run(runner, "index", inputs, "-d", directory)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert f"skipped {inputs / 'broken.txt'}: binary file" in result.stderr
+    assert "good.txt" not in result.stderr
+    assert "1 article added" in result.stdout
+    hits = search_json(runner, "Stromboli", "ash", "-d", directory)["hits"]
+    assert hits[0]["article_id"] == "good"
+
+
+def test_index_dir_from_environment(
+    runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "from-env"
+    monkeypatch.setenv(INDEX_DIR_ENV, str(directory))
+    assert run(runner, "index", SEEDS).exit_code == 0
+    assert (directory / "manifest.json").exists()
+    assert not (tmp_path / "archive").exists()
+    info = json.loads(run(runner, "info", "--json").stdout)
+    assert (info["index_dir"], info["passages"]) == (str(directory), 17)
+    assert search_json(runner, "drone")["hits"]
+    sql = run(runner, "sql", "SELECT count(*) AS n FROM articles", "--json")
+    assert json.loads(sql.stdout) == [{"n": 1}]
+
+
+# search
+
+
+def test_search_json(runner: CliRunner, use_fake_model: FakeEmbedder, seed_index: Path) -> None:
+    data = search_json(runner, "drone", "MQ-9", "Breacher", "Mar", "Nero", "-d", seed_index)
+    assert set(data) == {"query", "hits"}
+    assert data["query"] == "drone MQ-9 Breacher Mar Nero"
+    hits = data["hits"]
+    assert len(hits) == 5  # the default -k
+    assert all(set(hit) == HIT_KEYS for hit in hits)
+    assert [hit["rank"] for hit in hits] == [1, 2, 3, 4, 5]
+    assert "MQ-9 Breacher" in hits[0]["text"]
+    assert all(hit["article_id"] == SEED.stem for hit in hits)
+    assert all(hit["char_end"] > hit["char_start"] for hit in hits)
+    assert len(search_json(runner, "-k", "2", "drone", "-d", seed_index)["hits"]) == 2
+
+
+def test_search_text_output(runner: CliRunner, use_fake_model: FakeEmbedder, seed_index: Path) -> None:
+    result = run(runner, "search", "drone MQ-9 Breacher Mar Nero", "-k", "1", "-d", seed_index)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("1. [")
+    assert "¶ 7" in result.stdout  # the drone paragraph is the seed's seventh
+    assert "Breacher" in result.stdout
+
+
+def test_search_without_index(runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here"
+    message = assert_clean_failure(run(runner, "search", "drone", "-d", missing))
+    assert str(missing) in message and "newsarchive index" in message
+
+
+def test_search_with_other_model(runner: CliRunner, use_fake_model: FakeEmbedder, seed_index: Path) -> None:
+    message = assert_clean_failure(run(runner, "search", "drone", "-d", seed_index, "--model", "other"))
+    assert "fake-hash" in message and "other" in message
+
+
+# sql
+
+
+def test_sql_formats(runner: CliRunner, seed_index: Path) -> None:
+    query = "SELECT count(*) AS n FROM passages"
+    as_json = run(runner, "sql", query, "--json", "-d", seed_index)
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == [{"n": 17}]
+    as_csv = run(runner, "sql", query, "--csv", "-d", seed_index)
+    assert as_csv.exit_code == 0, as_csv.output
+    assert as_csv.stdout.splitlines() == ["n", "17"]
+    table = run(runner, "sql", query, "-d", seed_index)
+    assert table.exit_code == 0, table.output
+    assert "17" in table.stdout and "n" in table.stdout
+
+
+def test_sql_json_handles_dates_and_nulls(runner: CliRunner, seed_index: Path) -> None:
+    result = run(runner, "sql", "SELECT article_id, published, indexed_at FROM articles", "--json", "-d", seed_index)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["published"] is None
+    assert datetime.fromisoformat(row["indexed_at"]).tzinfo is not None
+
+
+def test_sql_refuses_writes(runner: CliRunner, tmp_path: Path) -> None:
+    directory = tmp_path / "idx"
+    index_paths([SEEDS], directory, embedder=FakeEmbedder())
+    message = assert_clean_failure(run(runner, "sql", "DELETE FROM passages", "-d", directory))
+    assert "read-only" in message
+    after = run(runner, "sql", "SELECT count(*) AS n FROM passages", "--json", "-d", directory)
+    assert json.loads(after.stdout) == [{"n": 17}]
+
+
+@pytest.mark.parametrize("query", ["SELEC 1", "SELECT nope FROM passages", "SELECT * FROM missing_table"])
+def test_sql_invalid_query(runner: CliRunner, seed_index: Path, query: str) -> None:
+    assert_clean_failure(run(runner, "sql", query, "-d", seed_index))
+
+
+@pytest.mark.parametrize("fmt", ["--json", "--csv", None])
+def test_sql_error_while_running_query(runner: CliRunner, seed_index: Path, fmt: str | None) -> None:
+    args = ["sql", "SELECT CAST(text AS INTEGER) FROM passages", "-d", seed_index]
+    assert_clean_failure(run(runner, *args, *([fmt] if fmt else [])))
+
+
+def test_sql_without_index(runner: CliRunner, tmp_path: Path) -> None:
+    message = assert_clean_failure(run(runner, "sql", "SELECT 1", "-d", tmp_path / "none"))
+    assert str(tmp_path / "none") in message
+
+
+# info
+
+
+def test_info_json(runner: CliRunner, seed_index: Path) -> None:
+    result = run(runner, "info", "--json", "-d", seed_index)
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert {"model", "dimension", "articles", "passages", "built_at", "size_bytes"} <= set(info)
+    assert (info["model"], info["dimension"], info["articles"], info["passages"]) == ("fake-hash", 64, 1, 17)
+    assert info["size_bytes"] == index_size(seed_index) > 0
+    assert datetime.fromisoformat(info["built_at"]).tzinfo is not None
+
+
+def test_info_text(runner: CliRunner, seed_index: Path) -> None:
+    result = run(runner, "info", "-d", seed_index)
+    assert result.exit_code == 0, result.output
+    assert "fake-hash" in result.stdout and "query_prompt:   'q: '" in result.stdout
+
+
+def test_info_without_index(runner: CliRunner, tmp_path: Path) -> None:
+    assert "newsarchive index" in assert_clean_failure(run(runner, "info", "-d", tmp_path / "none"))
+
+
+# help
+
+
+def test_the_core_commands_exist() -> None:
+    assert {"index", "search", "sql", "info"} <= set(cli.commands)
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in sorted(cli.commands))], ids=lambda c: c[0] if c else "")
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help(runner: CliRunner, command: list[str], flag: str) -> None:
+    result = run(runner, *command, flag)
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.stdout
+    assert "Usage:" in result.stdout
+
+
+# Heavy imports: --help and sql must start without torch.
+
+_PROBE = """
+import sys
+from indexer.cli import cli
+code = None
+try:
+    cli(sys.argv[1:], prog_name="newsarchive")
+except SystemExit as exit:
+    code = exit.code
+print("EXIT", code)
+print("LOADED", "torch" in sys.modules, "sentence_transformers" in sys.modules)
+"""
+
+
+def probe(*args: str | Path) -> tuple[str, list[str]]:
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    return result.stdout, lines[-2:]
+
+
+def test_help_does_not_import_torch() -> None:
+    output, tail = probe("--help")
+    assert "Example" in output
+    assert tail == ["EXIT 0", "LOADED False False"]
+
+
+def test_sql_does_not_import_torch(seed_index: Path) -> None:
+    output, tail = probe("sql", "SELECT count(*) AS n FROM passages", "--json", "-d", seed_index)
+    assert '"n": 17' in output
+    assert tail == ["EXIT 0", "LOADED False False"]

@@ -1,0 +1,336 @@
+"""Building, updating and searching an index directory with the fake embedder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from indexer.archive import Archive
+from indexer.errors import IndexMismatch, IndexNotFound, NewsarchiveError
+from indexer.ingest import IndexReport, index_paths
+from indexer.manifest import DATABASE, Manifest
+from indexer.search import search
+from tests.conftest import SEED, SEEDS, FakeEmbedder
+
+HEADING_1 = "Ripresa delle linee telefoniche militari per allentare tensioni tra Mosca e Washington"
+# The seventh paragraph of the seed (the fourth under the first heading) is about the drone over the Black Sea.
+DRONE_QUERY = "drone MQ-9 Breacher Mar Nero caccia russi carburante elica spazio aereo internazionale"
+DRONE_PARAGRAPH = 7
+
+
+@dataclass
+class Snapshot:
+    """What an index directory holds, read through one connection."""
+
+    manifest: Manifest
+    articles: dict[str, dict[str, Any]]
+    passages: dict[int, dict[str, Any]]
+    faiss_ids: list[int]
+
+
+def rows(db: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
+    relation = db.sql(query)
+    columns = relation.columns
+    return [dict(zip(columns, row)) for row in relation.fetchall()]
+
+
+def snapshot(directory: Path, embedder: FakeEmbedder) -> Snapshot:
+    """Read everything back, and check that DuckDB, FAISS and the manifest describe the same passages."""
+    with Archive(directory, embedder=embedder) as archive:
+        articles = {row["article_id"]: row for row in rows(archive.store.db, "SELECT * FROM articles")}
+        passages = {row["passage_id"]: row for row in rows(archive.store.db, "SELECT * FROM passages")}
+        ids = archive.vectors.ids().tolist()
+        manifest = archive.manifest
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == sorted(passages)
+    assert (manifest.articles, manifest.passages) == (len(articles), len(passages))
+    assert {row["article_id"] for row in passages.values()} <= set(articles)
+    return Snapshot(manifest, articles, passages, ids)
+
+
+def make_writable(path: Path) -> None:
+    """The shipped seeds are read-only, and so are their copies."""
+    path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    make_writable(path)
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@dataclass
+class Built:
+    directory: Path
+    embedder: FakeEmbedder
+    report: IndexReport
+
+
+@pytest.fixture(scope="module")
+def seed_index(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The seeds indexed once, for the tests that only read."""
+    seeds = tmp_path_factory.mktemp("seed-index") / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    directory = seeds.parent / "index"
+    embedder = FakeEmbedder()
+    return Built(directory, embedder, index_paths([seeds], directory, embedder=embedder))
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path) -> Path:
+    return tmp_path / "index"
+
+
+@pytest.fixture
+def built(seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder) -> Snapshot:
+    """The seeds indexed in a directory of this test's own, for the tests that change it."""
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    return snapshot(index_dir, fake_embedder)
+
+
+def test_build_from_seeds(seed_index: Built) -> None:
+    report = seed_index.report
+    assert (report.added, report.updated, report.unchanged) == (1, 0, 0)
+    assert (report.articles, report.passages, report.embedded) == (1, 17, 17)
+    assert report.problems == []
+    manifest = json.loads((seed_index.directory / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["model"] == "fake-hash"
+    assert manifest["dimension"] == 64
+    assert (manifest["articles"], manifest["passages"]) == (1, 17)
+    assert (manifest["query_prompt"], manifest["passage_prompt"]) == ("q: ", "p: ")
+    with duckdb.connect(str(seed_index.directory / DATABASE), read_only=True) as db:
+        assert rows(db, "SELECT count(*) AS n FROM articles") == [{"n": 1}]
+        assert rows(db, "SELECT count(*) AS n FROM passages") == [{"n": 17}]
+    found = snapshot(seed_index.directory, seed_index.embedder)
+    assert found.faiss_ids == sorted(found.passages)  # a fresh build adds the vectors in passage id order
+    assert len(found.faiss_ids) == 17
+    # One batch, each text the passage with the title and heading before it.
+    (batch,) = seed_index.embedder.batches
+    assert len(batch) == 17
+    (article,) = found.articles.values()
+    assert all(text.startswith(article["title"] + "\n") for text in batch)
+    assert sum(HEADING_1 in text for text in batch) == 5
+    assert not any(f.name.startswith(".staging") for f in seed_index.directory.iterdir())
+
+
+def test_stored_passages_point_into_article_text(seed_index: Built) -> None:
+    found = snapshot(seed_index.directory, seed_index.embedder)
+    (article,) = found.articles.values()
+    assert article["article_id"] == SEED.stem
+    assert article["path"].endswith(SEED.name)
+    stored = sorted(found.passages.values(), key=lambda row: row["seq"])
+    assert [row["seq"] for row in stored] == list(range(17))
+    assert [row["paragraph"] for row in stored] == list(range(1, 18))
+    for row in stored:
+        assert row["text"] == article["text"][row["char_start"] : row["char_end"]]
+        assert row["tokens"] == len(row["text"].split())
+
+
+def test_search_finds_the_paragraph_it_quotes(seed_index: Built) -> None:
+    with Archive(seed_index.directory, embedder=seed_index.embedder) as archive:
+        hits = search(archive, DRONE_QUERY, k=3)
+    assert [hit.rank for hit in hits] == [1, 2, 3]
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    top = hits[0]
+    assert "MQ-9 Breacher" in top.text
+    assert top.paragraph == DRONE_PARAGRAPH
+    assert top.heading == HEADING_1
+    found = snapshot(seed_index.directory, seed_index.embedder)
+    article = found.articles[top.article_id]
+    row = found.passages[top.passage_id]
+    assert top.title == article["title"]
+    assert (top.article_id, top.heading, top.paragraph, top.char_start, top.char_end, top.text) == (
+        row["article_id"],
+        row["heading"],
+        row["paragraph"],
+        row["char_start"],
+        row["char_end"],
+        row["text"],
+    )
+    assert article["text"][top.char_start : top.char_end] == top.text
+    data = json.loads(json.dumps(top.to_dict()))
+    assert data["passage_id"] == top.passage_id and data["text"] == top.text and data["published"] is None
+
+
+def test_search_k_larger_than_index(seed_index: Built) -> None:
+    with Archive(seed_index.directory, embedder=seed_index.embedder) as archive:
+        hits = search(archive, "Zelensky", k=100)
+    assert len(hits) == 17
+    assert len({hit.passage_id for hit in hits}) == 17
+
+
+@pytest.mark.parametrize(("query", "k"), [("", 5), ("   ", 5), ("drone", 0), ("drone", -1)])
+def test_search_rejects_empty_query_and_bad_k(seed_index: Built, query: str, k: int) -> None:
+    with Archive(seed_index.directory, embedder=seed_index.embedder) as archive, pytest.raises(NewsarchiveError):
+        search(archive, query, k=k)
+
+
+def test_other_model_or_budget_is_refused(seed_index: Built) -> None:
+    directory = seed_index.directory
+    with pytest.raises(IndexMismatch, match="fake-hash"):
+        Archive(directory, model="other")
+    with pytest.raises(IndexMismatch, match="rebuild"):
+        Archive(directory, embedder=FakeEmbedder(name="other"))
+    with pytest.raises(IndexMismatch, match="--rebuild"):
+        index_paths([SEED], directory, embedder=FakeEmbedder(name="other"))
+    with pytest.raises(IndexMismatch, match="--rebuild"):
+        index_paths([SEED], directory, embedder=FakeEmbedder(), max_tokens=100)
+    assert Manifest.load(directory).model == "fake-hash"  # the refused runs changed nothing
+
+
+def test_hit_to_dict_dates_are_iso_strings(seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder) -> None:
+    (seeds_copy / f"{SEED.stem}.meta.json").write_text(
+        json.dumps({"published": "2026-02-06T09:30:00+01:00", "source": "Euronews", "url": "https://example.com/a"})
+    )
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        (hit,) = search(archive, DRONE_QUERY, k=1)
+    data = json.loads(json.dumps(hit.to_dict()))
+    assert (data["source"], data["url"]) == ("Euronews", "https://example.com/a")
+    moment = datetime(2026, 2, 6, 8, 30, tzinfo=timezone.utc)
+    assert hit.published == moment
+    assert datetime.fromisoformat(data["published"]) == moment
+
+
+def test_reindexing_unchanged_files_embeds_nothing(
+    built: Snapshot, seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder
+) -> None:
+    report = index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    assert len(fake_embedder.batches) == 1
+    assert (report.added, report.updated, report.unchanged, report.embedded) == (0, 0, 1, 0)
+    assert (report.articles, report.passages) == (1, 17)
+    assert snapshot(index_dir, fake_embedder).passages == built.passages
+
+
+def test_reindexing_without_embedder_does_not_load_a_model(
+    built: Snapshot, seeds_copy: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("no model should be loaded when nothing changed")
+
+    monkeypatch.setattr("indexer.ingest.load_embedder", refuse)
+    report = index_paths([seeds_copy], index_dir, model="fake-hash")
+    assert report.unchanged == 1
+    assert Manifest.load(index_dir).query_prompt == "q: "
+
+
+def test_editing_a_file_replaces_only_its_passages(
+    seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder
+) -> None:
+    extra = seeds_copy / "zz_extra.txt"
+    extra.write_text("Harbour news\nThe ferry left at dawn.\nFishermen returned by noon.\n", encoding="utf-8")
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    before = snapshot(index_dir, fake_embedder).passages
+    seed_ids = {i for i, row in before.items() if row["article_id"] == SEED.stem}
+    extra_rows = {i: row for i, row in before.items() if row["article_id"] == "zz_extra"}
+    assert (len(seed_ids), len(extra_rows)) == (17, 2)
+
+    edit(seeds_copy / SEED.name, "MQ-9 Breacher", "MQ-9 Reaper")
+    report = index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    assert (report.added, report.updated, report.unchanged, report.embedded) == (0, 1, 1, 17)
+    assert len(fake_embedder.batches[-1]) == 17
+    assert not any("Harbour news" in text for text in fake_embedder.batches[-1])
+
+    after = snapshot(index_dir, fake_embedder)
+    assert len(after.passages) == 19
+    assert seed_ids.isdisjoint(after.passages)
+    assert seed_ids.isdisjoint(after.faiss_ids)
+    assert {i: row for i, row in after.passages.items() if row["article_id"] == "zz_extra"} == extra_rows
+    texts = " ".join(row["text"] for row in after.passages.values())
+    assert "MQ-9 Reaper" in texts and "Breacher" not in texts
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        assert "Reaper" in search(archive, DRONE_QUERY.replace("Breacher", "Reaper"), k=1)[0].text
+
+
+def test_changed_passages_get_fresh_ids(
+    built: Snapshot, seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder
+) -> None:
+    edit(seeds_copy / SEED.name, "MQ-9 Breacher", "MQ-9 Reaper")
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    after = snapshot(index_dir, fake_embedder)
+    assert set(built.passages).isdisjoint(after.passages)
+
+
+def test_adding_a_file_embeds_only_its_passages(
+    built: Snapshot, seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder
+) -> None:
+    markdown = "# Harbour news\n\nThe ferry left at dawn.\n\n## Later\n\nFishermen returned.\n"
+    (seeds_copy / "second.md").write_text(markdown, encoding="utf-8")
+    report = index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    assert (report.added, report.updated, report.unchanged, report.embedded) == (1, 0, 1, 2)
+    assert fake_embedder.batches[-1] == [
+        "Harbour news\nThe ferry left at dawn.",
+        "Harbour news\nLater\nFishermen returned.",
+    ]
+    after = snapshot(index_dir, fake_embedder).passages
+    before = built.passages
+    assert {i: row for i, row in after.items() if i in before} == before
+    assert sorted(row["text"] for i, row in after.items() if i not in before) == [
+        "Fishermen returned.",
+        "The ferry left at dawn.",
+    ]
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        top = search(archive, "ferry dawn harbour", k=1)[0]
+    assert (top.article_id, top.text, top.heading) == ("second", "The ferry left at dawn.", None)
+
+
+def test_rebuild_with_another_model_or_budget(built: Snapshot, index_dir: Path, seeds_copy: Path) -> None:
+    other = FakeEmbedder(name="other", dimension=32)
+    report = index_paths([seeds_copy], index_dir, embedder=other, rebuild=True, max_tokens=20)
+    assert (report.added, report.articles) == (1, 1)
+    assert report.passages > 17  # paragraphs of more than 20 words were cut
+    found = snapshot(index_dir, other)
+    assert (found.manifest.model, found.manifest.dimension, found.manifest.max_tokens) == ("other", 32, 20)
+    assert all(row["tokens"] <= 20 for row in found.passages.values())
+
+
+def test_missing_index(tmp_path: Path) -> None:
+    for directory in (tmp_path / "nonexistent", tmp_path):
+        with pytest.raises(IndexNotFound) as caught:
+            Archive(directory)
+        message = str(caught.value)
+        assert str(directory) in message
+        assert "newsarchive index" in message
+
+
+def test_missing_index_file(built: Snapshot, index_dir: Path) -> None:
+    os.remove(index_dir / "vectors.faiss")
+    with pytest.raises(IndexNotFound, match="vectors.faiss"):
+        Archive(index_dir)
+
+
+def test_bad_inputs_are_reported_and_good_ones_indexed(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "good.txt").write_text("Volcano erupts\nAsh covered the island of Stromboli.\n", encoding="utf-8")
+    (inputs / "binary.txt").write_bytes(b"\x00\x01\x02")
+    (inputs / "empty.md").write_text("", encoding="utf-8")
+    (inputs / "feed.jsonl").write_text('{"id": "j1", "text": "Glaciers retreat in the Alps."}\n{oops\n')
+    index_dir = tmp_path / "index"
+    report = index_paths([inputs, tmp_path / "missing.txt"], index_dir, embedder=fake_embedder)
+    problems = sorted(f"{Path(p.path).name}:{p.line}" for p in report.problems)
+    assert problems == ["binary.txt:None", "empty.md:None", "feed.jsonl:2", "missing.txt:None"]
+    assert (report.added, report.articles, report.passages) == (2, 2, 2)
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        assert search(archive, "Stromboli ash island", k=1)[0].article_id == "good"
+        assert search(archive, "glaciers Alps", k=1)[0].article_id == "j1"
+
+
+def test_only_bad_inputs_still_make_an_empty_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    index_dir = tmp_path / "index"
+    report = index_paths([tmp_path / "empty.txt"], index_dir, embedder=fake_embedder)
+    assert len(report.problems) == 1 and report.passages == 0
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        assert archive.manifest.dimension == 64
+        assert search(archive, "anything", k=5) == []
