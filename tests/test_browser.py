@@ -1,0 +1,113 @@
+"""The app as a person sees it: served by Streamlit, driven in headless Chromium (Debian's ``chromium``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.model
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = ROOT / "test-artifacts"
+# Without the background-networking flags Chromium keeps trying to reach Google's hosts.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"streamlit exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("streamlit did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def app_url(real_seed_index: Path):
+    if not CHROMIUM:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "search_app" / "streamlit_app.py"),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        env={**os.environ, "NEWSARCHIVE_INDEX_DIR": str(real_seed_index)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_question_to_cited_answer_in_the_browser(app_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app_url)
+        question = page.get_by_label("Question")
+        expect(question).to_be_visible(timeout=120_000)  # the first load also loads the model
+        question.fill("what happened to the MQ-9 drone")
+        started = time.perf_counter()
+        page.get_by_role("button", name="Ask", exact=True).click()
+        answer = page.locator(".na-answer")
+        expect(answer).to_be_visible(timeout=60_000)
+        seconds = time.perf_counter() - started
+        expect(answer).to_contain_text("MQ-9")
+        expect(answer).to_contain_text("[1]")
+        card = page.locator(".na-meta").filter(has_text="[1]").first
+        expect(card).to_contain_text("¶ 7")
+        expect(page.get_by_text("Retrieved in")).to_be_visible()  # the page has finished rendering
+        page.screenshot(path=str(ARTIFACTS / "app-answer.png"), full_page=True)
+        browser.close()
+    (ARTIFACTS / "app-answer-seconds.txt").write_text(f"{seconds:.2f}\n")
+    print(f"question to rendered answer: {seconds:.2f} s; screenshot in {ARTIFACTS / 'app-answer.png'}")
