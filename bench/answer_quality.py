@@ -94,10 +94,11 @@ def markdown_table(results: dict) -> str:
         shares = ("answered", "answer_contains_gold", "first_sentence_contains_gold", "top_passage_is_gold")
         cells = [f"{r[key]:.1%}" for key in (*shares, "off_topic_refused")]
         lines.append(f"| {label} ({r['questions']:,}) | {' | '.join(cells)} |")
+    means = [run[language]["mean_sentences"] for language in ("it", "en")]
     lines.append(
         f"\nSettings: sentence weight {run['sentence_weight']}, sentences from the best {run['sentence_passages']} "
         f"of {results['k']} passages, relevance margin {results['min_margin']}; "
-        f"{run['en']['mean_sentences']}–{run['it']['mean_sentences']} sentences per answer on average."
+        f"{min(means):.1f}–{max(means):.1f} sentences per answer on average."
     )
     return "\n".join(lines)
 
