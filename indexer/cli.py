@@ -271,6 +271,40 @@ def sql(query: str, fmt: str | None, index_dir: Path) -> None:
         click.echo(out.getvalue(), nl=False)
 
 
+@cli.command("eval")
+@click.argument("queries", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--limit", type=click.IntRange(1), help="Use only N questions (the first N, or N at random with --sample)."
+)
+@click.option("--sample", is_flag=True, help="With --limit: a random sample (fixed seed, so runs compare).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@index_dir_option
+@model_option
+def evaluate(queries: Path, limit: int | None, sample: bool, as_json: bool, index_dir: Path, model: str | None) -> None:
+    """Measure retrieval quality with QUERIES, a JSONL file of {"id", "text", "gold": [article ids]} lines.
+
+    Reports recall@1/5/10/100, MRR@10, nDCG@10 and queries per second. Articles rank by their best passage.
+
+    \b
+    Example:
+        newsarchive index ../shared/eval/squad-it/passages.jsonl -d /tmp/squad
+        newsarchive eval ../shared/eval/squad-it/queries_en.jsonl -d /tmp/squad --limit 500 --sample
+    """
+    from .archive import Archive
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import load_questions
+
+    questions = load_questions(queries, limit, sample)
+    with Archive(index_dir, model=model) as archive:
+        figures = run_evaluation(archive, questions).to_dict()
+    if as_json:
+        click.echo(json.dumps({"queries": str(queries), "mode": "dense", **figures}, indent=2))
+        return
+    click.echo(f"{queries} ({figures.pop('questions')} questions, dense retrieval)")
+    for name, value in figures.items():
+        click.echo(f"  {name:<20}{value}")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the details as one JSON object.")
 @index_dir_option

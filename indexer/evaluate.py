@@ -1,0 +1,94 @@
+"""Retrieval quality on a set of questions with known answers: recall@k, MRR@10, nDCG@10 and queries per second.
+
+Ranking is by article: passages are retrieved, and each article counts at the rank of its best passage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .archive import Archive
+from .errors import InputProblem
+from .search import search
+
+CUTOFFS = (1, 5, 10, 100)
+# Passages fetched per question, so that the deepest cutoff still sees 100 distinct articles in practice.
+_DEPTH = 200
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question and the ids of the articles that answer it."""
+
+    id: str
+    text: str
+    gold: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Averages over all questions; ``recall`` maps each cutoff k to the share answered in the top k."""
+
+    questions: int
+    recall: dict[int, float]
+    mrr_at_10: float
+    ndcg_at_10: float
+    queries_per_second: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "questions": self.questions,
+            **{f"recall@{k}": round(v, 4) for k, v in self.recall.items()},
+            "mrr@10": round(self.mrr_at_10, 4),
+            "ndcg@10": round(self.ndcg_at_10, 4),
+            "queries_per_second": round(self.queries_per_second, 1),
+        }
+
+
+def load_questions(path: Path, limit: int | None = None, sample: bool = False, seed: int = 0) -> list[Question]:
+    """Read ``{"id", "text", "gold": [article ids]}`` lines.
+
+    ``limit`` keeps the first N questions, or N drawn at random (with a fixed ``seed``) when ``sample`` is set.
+    """
+    questions = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputProblem(str(path), f"cannot read: {error}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            questions.append(Question(str(record["id"]), str(record["text"]), frozenset(map(str, record["gold"]))))
+        except (ValueError, KeyError, TypeError):
+            raise InputProblem(str(path), 'expected {"id", "text", "gold": [article ids]}', number) from None
+    if limit is not None and limit < len(questions):
+        questions = random.Random(seed).sample(questions, limit) if sample else questions[:limit]
+    return questions
+
+
+def evaluate(archive: Archive, questions: list[Question]) -> Evaluation:
+    """Ask every question of the archive and score where its gold articles come."""
+    if not questions:
+        raise InputProblem("questions", "no questions to evaluate")
+    found = {k: 0 for k in CUTOFFS}
+    reciprocal_ranks = ndcg = 0.0
+    started = time.perf_counter()
+    for question in questions:
+        ranking = list(dict.fromkeys(hit.article_id for hit in search(archive, question.text, k=_DEPTH)))
+        ranks = [rank for rank, article in enumerate(ranking, start=1) if article in question.gold]
+        for k in CUTOFFS:
+            found[k] += bool(ranks and ranks[0] <= k)
+        if ranks and ranks[0] <= 10:
+            reciprocal_ranks += 1 / ranks[0]
+        ideal = sum(1 / math.log2(i + 1) for i in range(1, min(len(question.gold), 10) + 1))
+        ndcg += sum(1 / math.log2(rank + 1) for rank in ranks if rank <= 10) / ideal
+    seconds = time.perf_counter() - started
+    n = len(questions)
+    return Evaluation(n, {k: found[k] / n for k in CUTOFFS}, reciprocal_ranks / n, ndcg / n, n / seconds)

@@ -1,0 +1,74 @@
+"""Retrieval metrics: the arithmetic on controlled rankings, and the command on a real (fake-model) index."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from indexer import evaluate as evaluation
+from indexer.cli import cli
+from indexer.errors import InputProblem
+from indexer.evaluate import Question, evaluate, load_questions
+
+
+def test_metrics_on_controlled_rankings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Passage hits per question, best first; repeated articles count once, at their best passage.
+    rankings = {
+        "q1": ["a", "b", "c"],  # gold a at rank 1
+        "q2": ["b", "b", "c", "a"],  # gold a at article rank 3
+        "q3": ["x"] * 5 + [f"n{i}" for i in range(20)] + ["g"],  # gold g at article rank 22
+        "q4": ["b", "c"],  # gold never found
+    }
+    monkeypatch.setattr(
+        evaluation, "search", lambda archive, text, k: [SimpleNamespace(article_id=a) for a in rankings[text]]
+    )
+    questions = [
+        Question("1", "q1", frozenset({"a"})),
+        Question("2", "q2", frozenset({"a"})),
+        Question("3", "q3", frozenset({"g"})),
+        Question("4", "q4", frozenset({"a", "z"})),
+    ]
+    result = evaluate(object(), questions)
+    assert result.recall == {1: 0.25, 5: 0.5, 10: 0.5, 100: 0.75}
+    assert result.mrr_at_10 == pytest.approx((1 + 1 / 3) / 4)
+    assert result.ndcg_at_10 == pytest.approx((1 + 1 / math.log2(4)) / 4)
+    assert result.queries_per_second > 0
+
+
+def test_load_questions_limit_sample_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps({"id": i, "text": f"t{i}", "gold": [f"a{i}"]}) for i in range(10)) + "\n")
+    assert [q.id for q in load_questions(path, limit=3)] == ["0", "1", "2"]
+    sampled = load_questions(path, limit=3, sample=True)
+    assert len(sampled) == 3 and sampled == load_questions(path, limit=3, sample=True)
+    path.write_text('{"id": 1, "text": "x", "gold": ["a"]}\n{"id": 2, "text": "y"}\n')
+    with pytest.raises(InputProblem, match=r"q.jsonl:2"):
+        load_questions(path)
+
+
+def test_eval_command_on_a_small_archive(tmp_path: Path, use_fake_model) -> None:
+    articles = tmp_path / "articles.jsonl"
+    topics = {"harbour": "ships cargo harbour cranes dock", "orchard": "apples pears orchard harvest trees"}
+    articles.write_text("\n".join(json.dumps({"id": k, "title": k, "text": v}) for k, v in topics.items()))
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(
+        "\n".join(
+            json.dumps({"id": k, "text": v.split()[0] + " " + v.split()[2], "gold": [k]}) for k, v in topics.items()
+        )
+    )
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index", str(articles), "-d", str(tmp_path / "a")]).exit_code == 0
+    result = runner.invoke(cli, ["eval", str(queries), "-d", str(tmp_path / "a"), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["questions"] == 2 and figures["recall@1"] == 1.0 and figures["mrr@10"] == 1.0
+    table = runner.invoke(cli, ["eval", str(queries), "-d", str(tmp_path / "a")])
+    assert "recall@10" in table.output and "ndcg@10" in table.output
+    queries.write_text("not json\n")
+    bad = runner.invoke(cli, ["eval", str(queries), "-d", str(tmp_path / "a")])
+    assert bad.exit_code == 1 and "queries.jsonl:1" in bad.output and "Traceback" not in bad.output
