@@ -235,6 +235,8 @@ def sql(query: str, fmt: str | None, index_dir: Path) -> None:
     """Run a read-only SQL QUERY on the archive's DuckDB file and print the rows.
 
     The tables are articles and passages; the README's "Query with SQL" section documents their columns.
+    embed(text) gives a question's vector, to compare with passages.embedding; semantic_search(query, k)
+    returns the k passages closest in meaning, as (passage_id, score) rows to join.
 
     \b
     Example:
@@ -243,10 +245,12 @@ def sql(query: str, fmt: str | None, index_dir: Path) -> None:
     import duckdb
 
     from .manifest import DATABASE, Manifest
+    from .sql_functions import register
     from .store import connect
 
-    Manifest.load(index_dir)
+    manifest = Manifest.load(index_dir)
     with connect(index_dir / DATABASE, read_only=True) as db:
+        register(db, manifest)
         try:
             relation = db.sql(query)
             if relation is None:

@@ -105,7 +105,12 @@ def index_paths(
         if previous:
             shutil.copy2(directory / DATABASE, staging / DATABASE)
             shutil.copy2(directory / VECTORS, staging / VECTORS)
-        store = Store.create(staging / DATABASE)
+            vectors = VectorIndex.load(staging / VECTORS)
+        else:
+            # A new index needs the model's dimension for its tables, whatever there is to embed.
+            embedder = embedder or load_embedder(model, query_prompt, passage_prompt)
+            vectors = VectorIndex.create(embedder.dimension)
+        store = Store.create(staging / DATABASE, vectors.dimension)
         try:
             known = store.article_hashes()
             changed = [a for a in articles if a.article_id in known and known[a.article_id] != a.content_hash]
@@ -113,23 +118,15 @@ def index_paths(
             report.added, report.updated = len(new), len(changed)
             report.unchanged = len(articles) - len(new) - len(changed)
             to_embed = changed + new
-            if to_embed and embedder is None:
-                embedder = load_embedder(model, query_prompt, passage_prompt)
-            vectors = VectorIndex.load(staging / VECTORS) if previous else None
             if to_embed:
-                assert embedder is not None
-                vectors = vectors or VectorIndex.create(embedder.dimension)
+                embedder = embedder or load_embedder(model, query_prompt, passage_prompt)
                 vectors.remove(store.passage_ids([a.article_id for a in changed]))
                 store.delete_articles([a.article_id for a in changed])
                 passages, matrix = _embed(to_embed, embedder, max_tokens, progress)
-                ids = store.insert(to_embed, passages)
+                ids = store.insert(to_embed, passages, matrix)
                 vectors.add(np.asarray(ids), matrix)
                 report.embedded = len(passages)
             report.articles, report.passages = store.counts()
-            if vectors is None:
-                # Nothing was ever embedded; an empty index still needs the model's dimension.
-                embedder = embedder or load_embedder(model, query_prompt, passage_prompt)
-                vectors = VectorIndex.create(embedder.dimension)
             if embedder is not None:  # None only when an existing index needed no model: it keeps its prompts
                 query_prompt, passage_prompt = embedder.query_prompt, embedder.passage_prompt
         finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import IndexMismatch, IndexNotFound
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: passages.embedding
 MANIFEST = "manifest.json"
 DATABASE = "archive.duckdb"
 VECTORS = "vectors.faiss"

@@ -1,6 +1,6 @@
 """The DuckDB file: articles and passages in tables whose names and columns are a public contract.
 
-The README's "Query with SQL" section documents :data:`SCHEMA`; change it only with a new schema version.
+The README's "Query with SQL" section documents :func:`schema`; change it only with a new schema version.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ import pyarrow as pa
 from .articles import Article
 from .passages import Passage
 
-SCHEMA = """
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     article_id   VARCHAR PRIMARY KEY,   -- stable id: the file name without suffix, or the JSONL "id"
     title        VARCHAR NOT NULL,
-    text         VARCHAR NOT NULL,      -- the body below the title; passages' offsets point into it
+    body         VARCHAR NOT NULL,      -- the text below the title; passages' offsets point into it
     source       VARCHAR,
     url          VARCHAR,
     published    TIMESTAMPTZ,
     language     VARCHAR,
     path         VARCHAR NOT NULL,      -- the file it was read from
-    content_hash VARCHAR NOT NULL,      -- sha256 of title, text and metadata: unchanged articles are not re-embedded
+    content_hash VARCHAR NOT NULL,      -- sha256 of title, body and metadata: unchanged articles are not re-embedded
     indexed_at   TIMESTAMPTZ NOT NULL
 );
 -- Passage ids are never reused, even after their article is replaced or removed: a cited id stays meaningful.
@@ -39,16 +39,23 @@ CREATE TABLE IF NOT EXISTS passages (
     paragraph    INTEGER NOT NULL,      -- 1-based paragraph number within the article (headings not counted)
     heading      VARCHAR,               -- the section heading above the passage
     text         VARCHAR NOT NULL,
-    char_start   INTEGER NOT NULL,      -- text = articles.text[char_start:char_end] (0-based, end exclusive)
+    char_start   INTEGER NOT NULL,      -- text = articles.body[char_start:char_end] (0-based, end exclusive)
     char_end     INTEGER NOT NULL,
-    tokens       INTEGER NOT NULL       -- length in model tokens
+    tokens       INTEGER NOT NULL,      -- length in model tokens
+    embedding    FLOAT[{dimension}] NOT NULL  -- the normalized vector, also in the FAISS index
 );
 """
+
+
+def schema(dimension: int) -> str:
+    """The tables' DDL for vectors of ``dimension`` floats."""
+    return _SCHEMA.format(dimension=dimension)
+
 
 _ARTICLE_COLUMNS = (
     "article_id",
     "title",
-    "text",
+    "body",
     "source",
     "url",
     "published",
@@ -57,7 +64,7 @@ _ARTICLE_COLUMNS = (
     "content_hash",
     "indexed_at",
 )
-_PASSAGE_COLUMNS = (
+_PASSAGE_COLUMNS: tuple[str, ...] = (
     "passage_id",
     "article_id",
     "seq",
@@ -96,9 +103,9 @@ class Store:
         self.db = connection
 
     @classmethod
-    def create(cls, path: Path) -> Store:
+    def create(cls, path: Path, dimension: int) -> Store:
         store = cls(connect(path, read_only=False))
-        store.db.execute(SCHEMA).fetchall()
+        store.db.execute(schema(dimension)).fetchall()
         return store
 
     def close(self) -> None:
@@ -120,13 +127,13 @@ class Store:
             self.db.execute("DELETE FROM passages WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
             self.db.execute("DELETE FROM articles WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
 
-    def insert(self, articles: Sequence[Article], passages: Sequence[Passage]) -> list[int]:
-        """Add articles and their passages; returns the new passages' ids, in order."""
+    def insert(self, articles: Sequence[Article], passages: Sequence[Passage], vectors: np.ndarray) -> list[int]:
+        """Add articles and their passages with their vectors; returns the new passages' ids, in order."""
         now = datetime.now(timezone.utc)
         article_rows = {
             "article_id": [a.article_id for a in articles],
             "title": [a.title for a in articles],
-            "text": [a.text for a in articles],
+            "body": [a.text for a in articles],
             "source": [a.source for a in articles],
             "url": [a.url for a in articles],
             "published": pa.array([a.published for a in articles], pa.timestamp("us", tz="UTC")),
@@ -141,8 +148,10 @@ class Store:
         passage_rows: dict[str, Any] = {"passage_id": pa.array(ids, pa.int64())}
         for column in _PASSAGE_COLUMNS[1:]:
             passage_rows[column] = [getattr(p, column) for p in passages]
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+        passage_rows["embedding"] = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
         self._append("articles", _ARTICLE_COLUMNS, article_rows)
-        self._append("passages", _PASSAGE_COLUMNS, passage_rows)
+        self._append("passages", (*_PASSAGE_COLUMNS, "embedding"), passage_rows)
         return ids
 
     def _append(self, table: str, columns: Sequence[str], rows: dict[str, Any]) -> None:

@@ -126,7 +126,7 @@ def test_offsets_in_duckdb_point_at_the_passage_text(real_seed_index: Path) -> N
     with duckdb.connect(str(real_seed_index / "archive.duckdb"), read_only=True) as db:
         mismatches = db.execute(
             """SELECT count(*) FROM passages p JOIN articles a USING (article_id)
-               WHERE substring(a.text, p.char_start + 1, p.char_end - p.char_start) <> p.text"""
+               WHERE substring(a.body, p.char_start + 1, p.char_end - p.char_start) <> p.text"""
         ).fetchall()[0][0]
     assert mismatches == 0
 
@@ -182,3 +182,22 @@ def test_mq9_answer_quotes_and_cites_the_mq9_sentence(real_seed_index: Path, rea
         answer = ask(archive, MQ9_QUESTION)
     assert "MQ-9 Breacher" in answer.sentences[0].text and answer.sentences[0].source == 1
     assert answer.sources[0].hit.paragraph == 7
+
+
+def test_semantic_search_in_sql_agrees_with_faiss(real_seed_index: Path, real_model) -> None:
+    runner = CliRunner()
+    query = (
+        "SELECT title, text FROM passages JOIN articles USING (article_id) "
+        "ORDER BY array_cosine_similarity(embedding, embed('drone abbattuto')) DESC LIMIT 5"
+    )
+    result = runner.invoke(cli, ["sql", "--json", "-d", str(real_seed_index), query])
+    assert result.exit_code == 0, result.output
+    assert "drone" in json.loads(result.output)[0]["text"]
+    macro = f"SELECT passage_id, score FROM semantic_search('{MQ9_QUESTION}', k := 3) ORDER BY score DESC"
+    result = runner.invoke(cli, ["sql", "--json", "-d", str(real_seed_index), macro])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    with Archive(real_seed_index, embedder=real_model) as archive:
+        hits = search(archive, MQ9_QUESTION, k=3)
+    assert [row["passage_id"] for row in rows] == [hit.passage_id for hit in hits]
+    assert [row["score"] for row in rows] == pytest.approx([hit.score for hit in hits], abs=1e-5)

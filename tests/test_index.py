@@ -132,7 +132,7 @@ def test_stored_passages_point_into_article_text(seed_index: Built) -> None:
     assert [row["seq"] for row in stored] == list(range(17))
     assert [row["paragraph"] for row in stored] == list(range(1, 18))
     for row in stored:
-        assert row["text"] == article["text"][row["char_start"] : row["char_end"]]
+        assert row["text"] == article["body"][row["char_start"] : row["char_end"]]
         assert row["tokens"] == len(row["text"].split())
 
 
@@ -157,7 +157,7 @@ def test_search_finds_the_paragraph_it_quotes(seed_index: Built) -> None:
         row["char_end"],
         row["text"],
     )
-    assert article["text"][top.char_start : top.char_end] == top.text
+    assert article["body"][top.char_start : top.char_end] == top.text
     data = json.loads(json.dumps(top.to_dict()))
     assert data["passage_id"] == top.passage_id and data["text"] == top.text and data["published"] is None
 

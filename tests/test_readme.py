@@ -71,10 +71,10 @@ def test_every_command_is_documented() -> None:
 def test_schema_columns_are_documented() -> None:
     import duckdb
 
-    from indexer.store import SCHEMA
+    from indexer.store import schema
 
     with duckdb.connect() as db:
-        db.execute(SCHEMA).fetchall()
+        db.execute(schema(8)).fetchall()
         columns = db.execute("SELECT column_name FROM duckdb_columns() WHERE table_name IN ('articles', 'passages')")
         names = [row[0] for row in columns.fetchall()]
     for name in names:
