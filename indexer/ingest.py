@@ -99,6 +99,14 @@ def index_paths(
         else:
             articles.append(item)
 
+    if report.problems and not articles:
+        # Nothing could be read: leave whatever index there is as it is, even when a rebuild was asked for.
+        if (directory / "manifest.json").exists():
+            current = Manifest.load(directory)
+            report.articles, report.passages = current.articles, current.passages
+        report.seconds = time.perf_counter() - started
+        return report
+
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory))
     try:

@@ -326,11 +326,14 @@ def test_bad_inputs_are_reported_and_good_ones_indexed(tmp_path: Path, fake_embe
         assert search(archive, "glaciers Alps", k=1)[0].article_id == "j1"
 
 
-def test_only_bad_inputs_still_make_an_empty_index(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
-    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
-    index_dir = tmp_path / "index"
-    report = index_paths([tmp_path / "empty.txt"], index_dir, embedder=fake_embedder)
-    assert len(report.problems) == 1 and report.passages == 0
-    with Archive(index_dir, embedder=fake_embedder) as archive:
-        assert archive.manifest.dimension == 64
-        assert search(archive, "anything", k=5) == []
+def test_a_rebuild_from_unreadable_input_keeps_the_index(tmp_path: Path, seeds_copy: Path, fake_embedder) -> None:
+    directory = tmp_path / "archive"
+    index_paths([seeds_copy], directory, embedder=fake_embedder)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe not utf-8")
+    report = index_paths([bad], directory, rebuild=True, embedder=fake_embedder)
+    assert len(report.problems) == 1 and (report.articles, report.passages) == (1, 17)
+    with Archive(directory, embedder=fake_embedder) as archive:
+        assert archive.manifest.passages == 17 and len(archive.vectors) == 17
+    report = index_paths([bad], tmp_path / "new", embedder=fake_embedder)
+    assert report.problems and not (tmp_path / "new" / "manifest.json").exists()
