@@ -75,7 +75,7 @@ def article_html(archive: Archive, hit: Hit, highlights: tuple[tuple[int, int], 
     article = archive.store.article(hit.article_id)
     if article is None:
         return "<p>This article is no longer in the index.</p>"
-    text = article["text"]
+    text = article["body"]
     absolute = [(hit.char_start + start, hit.char_start + end) for start, end in highlights]
     blocks, heading = [], None
     for passage_heading, start, end in archive.store.passage_spans(hit.article_id):
