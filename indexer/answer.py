@@ -15,7 +15,7 @@ import numpy as np
 
 from . import relevance
 from .archive import Archive
-from .search import Filters, Hit, search
+from .search import Filters, Hit, embed_query, search_vector
 from .sentences import sentence_spans
 
 # Tuned on SQuAD-it with the default model (bench/answer_quality.py; README).
@@ -103,15 +103,15 @@ def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = N
         >>> print(answer.text())
     """
     started = time.perf_counter()
-    hits = _unique(search(archive, question, k=k, filters=filters))
+    query = embed_query(archive, question)
+    hits = _unique(search_vector(archive, query, k, filters))
     retrieved_at = time.perf_counter()
     timings = {"retrieve": retrieved_at - started}
-    query = archive.embedder.embed_queries([question.strip()])[0]  # cached: search embedded it already
     if not hits or not relevance.is_relevant(archive.embedder, query, hits[0].score):
         return Answer(question, (), (), tuple(hits), {**timings, "answer": time.perf_counter() - retrieved_at})
     candidates = []  # (score, hit index, span, vector)
     for index, hit in enumerate(hits[:SENTENCE_PASSAGES]):
-        spans, vectors = _sentence_vectors(archive, hit)
+        spans, vectors = _embedded_sentences(archive, hit.passage_id, hit.text)
         similarity = vectors @ query
         for span, vector, sentence_score in zip(spans, vectors, similarity):
             blended = SENTENCE_WEIGHT * float(sentence_score) + (1 - SENTENCE_WEIGHT) * hit.score
@@ -146,10 +146,6 @@ def _unique(hits: list[Hit]) -> list[Hit]:
             seen.add(key)
             unique.append(hit)
     return unique
-
-
-def _sentence_vectors(archive: Archive, hit: Hit) -> tuple[list[tuple[int, int]], np.ndarray]:
-    return _embedded_sentences(archive, hit.passage_id, hit.text)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -180,7 +180,7 @@ def search(query: tuple[str, ...], k: int, as_json: bool, index_dir: Path, model
         click.echo("No passages match.")
     width = min(shutil.get_terminal_size().columns, 100)
     for hit in hits:
-        click.echo(click.style(f"{hit.rank}. [{hit.score:.3f}] ", bold=True) + _where(hit))
+        click.echo(click.style(f"{hit.rank}. [{hit.score:.3f}] ", bold=True) + " · ".join(hit.place()))
         click.echo(textwrap.fill(hit.text, width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
 
 
@@ -215,15 +215,8 @@ def ask(question: tuple[str, ...], as_json: bool, index_dir: Path, model: str | 
         return
     click.echo(textwrap.fill(answer.text(), width=width) + "\n")
     for source in answer.sources:
-        click.echo(click.style(f"[{source.number}] ", bold=True) + _where(source.hit))
+        click.echo(click.style(f"[{source.number}] ", bold=True) + " · ".join(source.hit.place()))
         click.echo(textwrap.fill(source.hit.text, width=width, initial_indent="    ", subsequent_indent="    ") + "\n")
-
-
-def _where(hit: Any) -> str:
-    """Title · section · ¶ n · source · date, the line that says where a passage comes from."""
-    title = hit.title if len(hit.title) <= 80 else hit.title[:79] + "…"
-    published = hit.published.date().isoformat() if hit.published else None
-    return " · ".join(part for part in (title, hit.heading, f"¶ {hit.paragraph}", hit.source, published) if part)
 
 
 @cli.command()

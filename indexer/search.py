@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
+
 from .archive import Archive
 from .errors import NewsarchiveError
 
@@ -31,6 +33,12 @@ class Hit:
     published: datetime | None
     url: str | None
     language: str | None
+
+    def place(self, title_chars: int = 80) -> list[str]:
+        """Where the passage comes from, for a citation line: title (shortened), section, ¶ n, source, date."""
+        title = self.title if len(self.title) <= title_chars else self.title[: title_chars - 1] + "…"
+        published = self.published.date().isoformat() if self.published else None
+        return [part for part in (title, self.heading, f"¶ {self.paragraph}", self.source, published) if part]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; the date becomes an ISO 8601 string."""
@@ -70,11 +78,20 @@ def search(archive: Archive, query: str, k: int = 10, filters: Filters | None = 
     Raises:
         NewsarchiveError: The query is empty or ``k`` is not positive.
     """
+    return search_vector(archive, embed_query(archive, query), k, filters)
+
+
+def embed_query(archive: Archive, query: str) -> np.ndarray:
+    """The query's vector, as the archive's model computes it; an empty query is an error."""
     if not query or not query.strip():
         raise NewsarchiveError("the query is empty: type a question or some keywords")
+    return archive.embedder.embed_queries([query.strip()])[0]
+
+
+def search_vector(archive: Archive, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+    """:func:`search` for a query that is already embedded (callers that need the vector too embed it once)."""
     if k < 1:
         raise NewsarchiveError(f"k must be at least 1, not {k}")
-    vector = archive.embedder.embed_queries([query.strip()])[0]
     allowed = archive.store.passage_ids_where(**asdict(filters)) if filters else None
     ranked = archive.vectors.search(vector, k, allowed)
     rows = archive.store.hits([passage_id for passage_id, _ in ranked])

@@ -58,12 +58,9 @@ def marked(text: str, spans: tuple[tuple[int, int], ...] | list[tuple[int, int]]
 
 
 def meta_line(number: int | None, hit: Hit) -> str:
-    title = hit.title if len(hit.title) <= 90 else hit.title[:89] + "…"
+    title, *rest = hit.place(title_chars=90)
     parts = [f'<b title="{html.escape(hit.title, quote=True)}">{html.escape(title)}</b>']
-    parts += [html.escape(hit.heading)] if hit.heading else []
-    parts.append(f"¶ {hit.paragraph}")
-    parts += [html.escape(hit.source)] if hit.source else []
-    parts += [hit.published.date().isoformat()] if hit.published else []
+    parts += [html.escape(part) for part in rest]
     if hit.url and hit.url.startswith(("http://", "https://")):
         parts.append(f'<a href="{html.escape(hit.url, quote=True)}" target="_blank" rel="noopener">link</a>')
     prefix = f"<sup>[{number}]</sup> " if number else ""
