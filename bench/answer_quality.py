@@ -52,7 +52,7 @@ def measure(archive: Archive, queries: list[dict], ids_by_title: dict[str, np.nd
         result = answer_module.ask(archive, query["text"], k=8)  # the app's and the CLI's default
         excluded = np.concatenate([ids_by_title[title_of[gold]] for gold in query["gold"]])
         off_topic = archive.vectors.search(vector, 1, np.setdiff1d(all_ids, excluded))
-        top = result.retrieved[0].score if result.retrieved else 0.0
+        top = max((hit.similarity or 0.0 for hit in result.retrieved), default=0.0)  # as ask() judges
         rows.append(
             {
                 "top_is_gold": bool(result.retrieved) and result.retrieved[0].article_id in query["gold"],

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import relevance
 from .archive import Archive
-from .search import Filters, Hit, embed_query, search_vector
+from .search import Filters, Hit, embed_query, search_embedded
 from .sentences import sentence_spans
 
 # Tuned on SQuAD-it with the default model (bench/answer_quality.py; README).
@@ -85,7 +85,7 @@ class Answer:
         }
 
 
-def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = None) -> Answer:
+def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = None, mode: str = "hybrid") -> Answer:
     """Answer ``question`` from the archive with quoted, cited sentences.
 
     The ``k`` best passages are retrieved; each of their sentences is scored by its own similarity to the
@@ -97,6 +97,7 @@ def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = N
         question: In any language the model knows; the passages may be in another.
         k: Passages to consider.
         filters: Restrict the passages to some sources, languages or dates.
+        mode: How passages are retrieved: ``hybrid``, ``dense`` or ``lexical`` (see :func:`indexer.search.search`).
 
     Example:
         >>> answer = ask(Archive("archive"), "what happened to the MQ-9 drone")
@@ -104,17 +105,18 @@ def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = N
     """
     started = time.perf_counter()
     query = embed_query(archive, question)
-    hits = _unique(search_vector(archive, query, k, filters))
+    hits = _unique(search_embedded(archive, question, query, k, filters, mode))
     retrieved_at = time.perf_counter()
     timings = {"retrieve": retrieved_at - started}
-    if not hits or not relevance.is_relevant(archive.embedder, query, hits[0].score):
+    closest = max((hit.similarity for hit in hits if hit.similarity is not None), default=None)
+    if closest is None or not relevance.is_relevant(archive.embedder, query, closest):
         return Answer(question, (), (), tuple(hits), {**timings, "answer": time.perf_counter() - retrieved_at})
     candidates = []  # (score, hit index, span, vector)
     for index, hit in enumerate(hits[:SENTENCE_PASSAGES]):
         spans, vectors = _embedded_sentences(archive, hit.passage_id, hit.text)
         similarity = vectors @ query
         for span, vector, sentence_score in zip(spans, vectors, similarity):
-            blended = SENTENCE_WEIGHT * float(sentence_score) + (1 - SENTENCE_WEIGHT) * hit.score
+            blended = SENTENCE_WEIGHT * float(sentence_score) + (1 - SENTENCE_WEIGHT) * (hit.similarity or 0.0)
             candidates.append((blended, index, span, vector))
     candidates.sort(key=lambda candidate: -candidate[0])
     chosen = [candidates[0]]

@@ -1,13 +1,14 @@
-"""An index directory opened for reading: its manifest, DuckDB file, FAISS index and the model that built it."""
+"""An index opened for reading: its manifest, DuckDB file, FAISS and lexical indexes, and the model that built it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import config
+from . import config, layout
 from .embedder import Embedder, load_embedder
 from .errors import IndexMismatch, IndexNotFound
-from .manifest import DATABASE, VECTORS, Manifest
+from .lexical import LexicalIndex
+from .manifest import DATABASE, LEXICAL, VECTORS, Manifest
 from .store import Store, connect
 from .vectors import VectorIndex
 
@@ -31,9 +32,11 @@ class Archive:
         self, directory: str | Path | None = None, *, model: str | None = None, embedder: Embedder | None = None
     ):
         self.directory = config.index_dir(directory)
-        self.manifest = Manifest.load(self.directory)
-        for name in (DATABASE, VECTORS):
-            if not (self.directory / name).exists():
+        # Resolved once: every file below comes from this one generation, whatever a writer publishes meanwhile.
+        self.generation = layout.require_current(self.directory)
+        self.manifest = Manifest.load(self.generation)
+        for name in (DATABASE, VECTORS, LEXICAL):
+            if not (self.generation / name).exists():
                 raise IndexNotFound(
                     f"{self.directory / name} is missing: rebuild with `newsarchive index --rebuild ...`"
                 )
@@ -44,8 +47,9 @@ class Archive:
                 f"--model, or rebuild it with `newsarchive index --rebuild --model {expected} ...`"
             )
         self._embedder = embedder
-        self.store = Store(connect(self.directory / DATABASE, read_only=True))
-        self.vectors = VectorIndex.load(self.directory / VECTORS)
+        self.store = Store(connect(self.generation / DATABASE, read_only=True))
+        self.vectors = VectorIndex.load(self.generation / VECTORS)
+        self.lexical = LexicalIndex.load(self.generation / LEXICAL)
 
     @property
     def embedder(self) -> Embedder:

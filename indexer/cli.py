@@ -52,6 +52,16 @@ model_option = click.option(
 )
 
 
+MODES = ("hybrid", "dense", "lexical")  # indexer.search.MODES, repeated so that --help needs no numpy
+mode_option = click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="hybrid",
+    show_default=True,
+    help="hybrid: meaning and words; dense: meaning only; lexical: words, names and codes only.",
+)
+
+
 def filter_options(command: Any) -> Any:
     """--source, --language, --since and --until, shared by the commands that search."""
     options = [
@@ -91,6 +101,9 @@ def cli() -> None:
 @model_option
 @click.option("--rebuild", is_flag=True, help="Start from an empty index instead of updating the existing one.")
 @click.option(
+    "--prune", is_flag=True, help="Also remove articles whose file is gone, or no longer in a file that was read."
+)
+@click.option(
     "--max-tokens",
     type=click.IntRange(16, 500),
     help="Longest passage in model tokens (default 256, or the index's). Longer paragraphs are cut at sentences.",
@@ -102,6 +115,7 @@ def index(
     index_dir: Path,
     model: str | None,
     rebuild: bool,
+    prune: bool,
     max_tokens: int | None,
     query_prompt: str | None,
     passage_prompt: str | None,
@@ -110,7 +124,8 @@ def index(
 
     Reads .txt (first line is the title), .md and .jsonl files (one article per line: id, title, text, and
     optionally source, url, published, language). New and changed articles are embedded; unchanged ones are
-    skipped. A file that cannot be read is reported and skipped, and the exit code is then 1.
+    skipped. A file that cannot be read is reported and skipped (what was indexed from it stays), and the exit
+    code is then 1. Readers keep seeing the previous version until the new one is complete.
 
     \b
     Example:
@@ -133,6 +148,7 @@ def index(
             index_dir,
             model=model,
             rebuild=rebuild,
+            prune=prune,
             max_tokens=max_tokens,
             query_prompt=query_prompt,
             passage_prompt=passage_prompt,
@@ -143,24 +159,72 @@ def index(
             bar.__exit__(None, None, None)
     for problem in report.problems:
         click.echo(f"skipped {problem}", err=True)
-    click.echo(
-        f"{_plural(report.added, 'article')} added, {report.updated} updated, {report.unchanged} unchanged; "
-        f"{_plural(report.embedded, 'passage')} embedded in {report.seconds:.1f} s.\n"
-        f"{index_dir}/ now holds {_plural(report.articles, 'article')} in {_plural(report.passages, 'passage')}."
-    )
+    _summary(report, index_dir)
     if report.problems:
         raise click.ClickException(f"{_plural(len(report.problems), 'input')} skipped (listed above)")
+
+
+def _summary(report: Any, index_dir: Path) -> None:
+    click.echo(
+        f"{_plural(report.added, 'article')} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.removed} removed; {_plural(report.embedded, 'passage')} embedded in {report.seconds:.1f} s.\n"
+        f"{index_dir}/ now holds {_plural(report.articles, 'article')} in {_plural(report.passages, 'passage')}."
+    )
+
+
+@cli.command()
+@click.argument("article_ids", nargs=-1, required=True)
+@index_dir_option
+def remove(article_ids: tuple[str, ...], index_dir: Path) -> None:
+    """Remove articles, with their passages, by ARTICLE_ID.
+
+    An id that is not in the index is an error, and then nothing is removed.
+
+    \b
+    Example:
+        newsarchive remove 000_3b61c3f86574234b
+    """
+    from .ingest import remove_articles
+
+    _summary(remove_articles(article_ids, index_dir), index_dir)
+
+
+@cli.command("check")
+@index_dir_option
+def check_index(index_dir: Path) -> None:
+    """Verify the index: FAISS, DuckDB, the lexical index and the manifest agree.
+
+    Exits 1 and says what is wrong when they do not.
+
+    \b
+    Example:
+        newsarchive check --index-dir archive
+    """
+    from .check import check
+
+    problems = check(index_dir)
+    for problem in problems:
+        click.echo(f"{index_dir}/: {problem}", err=True)
+    if problems:
+        raise click.ClickException(f"{index_dir}/ failed {_plural(len(problems), 'check')}; rebuild it with --rebuild")
+    click.echo(f"{index_dir}/ is sound.")
 
 
 @cli.command()
 @click.argument("query", nargs=-1, required=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the query and its hits.")
+@mode_option
 @filter_options
 @index_dir_option
 @model_option
-def search(query: tuple[str, ...], k: int, as_json: bool, index_dir: Path, model: str | None, **filters: Any) -> None:
-    """Find the passages closest in meaning to QUERY, in any language.
+def search(
+    query: tuple[str, ...], k: int, as_json: bool, mode: str, index_dir: Path, model: str | None, **filters: Any
+) -> None:
+    """Find the passages that best match QUERY, in any language.
+
+    Hybrid search ranks by meaning and adds evidence from matching words: all of them in passages in the query's
+    language, and names, numbers and codes (MQ-9, COVID-19) in passages in other languages.
 
     \b
     Example:
@@ -172,9 +236,13 @@ def search(query: tuple[str, ...], k: int, as_json: bool, index_dir: Path, model
 
     text = " ".join(query)
     with Archive(index_dir, model=model) as archive:
-        hits = run_search(archive, text, k=k, filters=_filters(**filters))
+        hits = run_search(archive, text, k=k, filters=_filters(**filters), mode=mode)
     if as_json:
-        click.echo(json.dumps({"query": text, "hits": [hit.to_dict() for hit in hits]}, ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                {"query": text, "mode": mode, "hits": [hit.to_dict() for hit in hits]}, ensure_ascii=False, indent=2
+            )
+        )
         return
     if not hits:
         click.echo("No passages match.")
@@ -187,10 +255,13 @@ def search(query: tuple[str, ...], k: int, as_json: bool, index_dir: Path, model
 @cli.command()
 @click.argument("question", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the answer object as JSON.")
+@mode_option
 @filter_options
 @index_dir_option
 @model_option
-def ask(question: tuple[str, ...], as_json: bool, index_dir: Path, model: str | None, **filters: Any) -> None:
+def ask(
+    question: tuple[str, ...], as_json: bool, mode: str, index_dir: Path, model: str | None, **filters: Any
+) -> None:
     """Answer QUESTION with sentences quoted from the archive, each citing its passage.
 
     When nothing in the archive is relevant enough, says so instead of citing noise.
@@ -205,7 +276,7 @@ def ask(question: tuple[str, ...], as_json: bool, index_dir: Path, model: str | 
 
     text = " ".join(question)
     with Archive(index_dir, model=model) as archive:
-        answer = run_ask(archive, text, filters=_filters(**filters))
+        answer = run_ask(archive, text, filters=_filters(**filters), mode=mode)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -229,7 +300,8 @@ def sql(query: str, fmt: str | None, index_dir: Path) -> None:
 
     The tables are articles and passages; the README's "Query with SQL" section documents their columns.
     embed(text) gives a question's vector, to compare with passages.embedding; semantic_search(query, k)
-    returns the k passages closest in meaning, as (passage_id, score) rows to join.
+    returns the k passages closest in meaning, and search_passages(query, k, mode) the k best of a hybrid,
+    dense or lexical search, as (passage_id, score) rows to join.
 
     \b
     Example:
@@ -237,13 +309,15 @@ def sql(query: str, fmt: str | None, index_dir: Path) -> None:
     """
     import duckdb
 
+    from . import layout
     from .manifest import DATABASE, Manifest
     from .sql_functions import register
     from .store import connect
 
-    manifest = Manifest.load(index_dir)
-    with connect(index_dir / DATABASE, read_only=True) as db:
-        register(db, manifest)
+    generation = layout.require_current(index_dir)
+    Manifest.load(generation)  # a clear message for an index of another format
+    with connect(generation / DATABASE, read_only=True) as db:
+        register(db, generation)
         try:
             relation = db.sql(query)
             if relation is None:
@@ -274,13 +348,29 @@ def sql(query: str, fmt: str | None, index_dir: Path) -> None:
     "--limit", type=click.IntRange(1), help="Use only N questions (the first N, or N at random with --sample)."
 )
 @click.option("--sample", is_flag=True, help="With --limit: a random sample (fixed seed, so runs compare).")
+@click.option(
+    "--mode",
+    "modes",
+    type=click.Choice(MODES),
+    multiple=True,
+    help="Measure only this mode (repeatable; default: all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @index_dir_option
 @model_option
-def evaluate(queries: Path, limit: int | None, sample: bool, as_json: bool, index_dir: Path, model: str | None) -> None:
+def evaluate(
+    queries: Path,
+    limit: int | None,
+    sample: bool,
+    modes: tuple[str, ...],
+    as_json: bool,
+    index_dir: Path,
+    model: str | None,
+) -> None:
     """Measure retrieval quality with QUERIES, a JSONL file of {"id", "text", "gold": [article ids]} lines.
 
-    Reports recall@1/5/10/100, MRR@10, nDCG@10 and queries per second. Articles rank by their best passage.
+    Reports recall@1/5/10/100, MRR@10, nDCG@10 and queries per second for each search mode. Articles rank by
+    their best passage. Questions are embedded once, in batches, for all modes.
 
     \b
     Example:
@@ -293,13 +383,16 @@ def evaluate(queries: Path, limit: int | None, sample: bool, as_json: bool, inde
 
     questions = load_questions(queries, limit, sample)
     with Archive(index_dir, model=model) as archive:
-        figures = run_evaluation(archive, questions).to_dict()
+        results = run_evaluation(archive, questions, modes or MODES)
+    figures = {mode: evaluation.to_dict() for mode, evaluation in results.items()}
     if as_json:
-        click.echo(json.dumps({"queries": str(queries), "mode": "dense", **figures}, indent=2))
+        click.echo(json.dumps({"queries": str(queries), "questions": len(questions), "modes": figures}, indent=2))
         return
-    click.echo(f"{queries} ({figures.pop('questions')} questions, dense retrieval)")
-    for name, value in figures.items():
-        click.echo(f"  {name:<20}{value}")
+    click.echo(f"{queries}: {_plural(len(questions), 'question')}")
+    names = [name for name in next(iter(figures.values())) if name != "questions"]
+    click.echo(f"{'mode':<10}" + "".join(f"{name:>20}" for name in names))
+    for mode, values in figures.items():
+        click.echo(f"{mode:<10}" + "".join(f"{values[name]:>20}" for name in names))
 
 
 @cli.command()
@@ -314,11 +407,13 @@ def info(as_json: bool, index_dir: Path) -> None:
     """
     from dataclasses import asdict
 
+    from . import layout
     from .manifest import Manifest, index_size
 
-    manifest = Manifest.load(index_dir)
+    generation = layout.require_current(index_dir)
+    manifest = Manifest.load(generation)
     details = {"index_dir": str(index_dir), **asdict(manifest)}
-    details["size_bytes"] = index_size(index_dir)
+    details["size_bytes"] = index_size(generation)
     if as_json:
         click.echo(json.dumps(details, ensure_ascii=False, indent=2))
         return

@@ -15,6 +15,10 @@ class IndexMismatch(NewsarchiveError):
     """The index was built with another model, other settings, or another schema version."""
 
 
+class IndexBusy(NewsarchiveError):
+    """Another process is writing the index."""
+
+
 class InputProblem(NewsarchiveError):
     """An input file (or one line of it) cannot be indexed.
 

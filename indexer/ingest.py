@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,23 +12,26 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, layout
 from .articles import Article, read_articles
 from .embedder import Embedder, load_embedder, model_name
-from .errors import IndexMismatch, InputProblem
-from .manifest import DATABASE, VECTORS, Manifest
+from .errors import IndexMismatch, InputProblem, NewsarchiveError
+from .language import detect, passage_language
+from .lexical import LexicalIndex
+from .manifest import DATABASE, LEXICAL, VECTORS, Manifest
 from .passages import DEFAULT_MAX_TOKENS, Passage, embedding_text, split_article
-from .store import Store
+from .store import Store, connect
 from .vectors import INDEX_TYPE, VectorIndex
 
 
 @dataclass
 class IndexReport:
-    """What one ``index`` run did."""
+    """What one ``index`` (or ``remove``) run did."""
 
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    removed: int = 0
     articles: int = 0
     passages: int = 0
     embedded: int = 0
@@ -41,12 +43,21 @@ Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)`` while passages are embedded."""
 
 
+@dataclass(frozen=True)
+class _Settings:
+    model: str
+    max_tokens: int
+    query_prompt: str | None
+    passage_prompt: str | None
+
+
 def index_paths(
     paths: Sequence[str | Path],
     directory: str | Path | None = None,
     *,
     model: str | None = None,
     rebuild: bool = False,
+    prune: bool = False,
     max_tokens: int | None = None,
     query_prompt: str | None = None,
     passage_prompt: str | None = None,
@@ -56,14 +67,17 @@ def index_paths(
     """Add the articles found under ``paths`` to the index in ``directory``, creating it if needed.
 
     New articles are added; articles whose content changed are replaced; unchanged ones (by content hash) are
-    not embedded again. Files that cannot be read are reported in ``IndexReport.problems`` and skipped.
-    The new index is written beside the old one and moved into place, file by file, at the end.
+    not embedded again, and when nothing changed nothing is written. Files that cannot be read are reported in
+    ``IndexReport.problems`` and skipped; what was indexed from them stays. The new index is written as a new
+    generation beside the current one and replaces it in one atomic step (:mod:`indexer.layout`); only one process
+    may write at a time.
 
     Args:
         paths: Files and folders of ``.txt``, ``.md`` and ``.jsonl`` articles.
         directory: The index directory; ``None`` means ``$NEWSARCHIVE_INDEX_DIR`` or ``./archive``.
         model: Model name or path; ``None`` keeps the index's model (or the default, for a new index).
         rebuild: Start from an empty index instead of updating the existing one.
+        prune: Also remove articles whose file is gone, and articles no longer in a file that was read whole.
         max_tokens: Passage budget in model tokens; ``None`` keeps the index's (or the default).
         query_prompt: Text put before queries; ``None`` keeps the index's (or the model's own ``query`` prompt).
         passage_prompt: Text put before passages; ``None`` keeps the index's (or the model's own).
@@ -72,10 +86,74 @@ def index_paths(
 
     Raises:
         IndexMismatch: The existing index was built with another model, passage budget or prompts; use ``rebuild``.
+        IndexBusy: Another process is writing the index.
     """
     started = time.perf_counter()
     directory = config.index_dir(directory)
-    previous = None if rebuild or not (directory / "manifest.json").exists() else Manifest.load(directory)
+    report = IndexReport()
+    articles: list[Article] = []
+    for item in read_articles(Path(p) for p in paths):
+        if isinstance(item, InputProblem):
+            report.problems.append(item)
+        else:
+            articles.append(item)
+    if not articles and layout.current(directory) is None:
+        report.seconds = time.perf_counter() - started
+        return report  # nothing read and nothing indexed: create nothing
+    with layout.writing(directory):
+        previous_dir = None if rebuild else layout.current(directory)
+        previous = Manifest.load(previous_dir) if previous_dir else None
+        settings = _settings(previous, directory, embedder, model, max_tokens, query_prompt, passage_prompt)
+        known = _known_articles(previous_dir) if previous_dir else {}
+        changed = [a for a in articles if a.article_id in known and known[a.article_id][0] != a.content_hash]
+        new = [a for a in articles if a.article_id not in known]
+        gone = _gone(known, articles, report.problems) if prune else []
+        report.added, report.updated, report.removed = len(new), len(changed), len(gone)
+        report.unchanged = len(articles) - len(new) - len(changed)
+        if not (changed or new or gone):
+            # Nothing to change -- or nothing could be read, in which case even a rebuild keeps what there is.
+            _count(report, layout.current(directory))
+        else:
+            _write_generation(
+                directory, previous_dir, settings, changed + new, changed, gone, embedder, progress, report
+            )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def remove_articles(article_ids: Sequence[str], directory: str | Path | None = None) -> IndexReport:
+    """Remove articles (and their passages and vectors) by id, in a new generation.
+
+    Raises:
+        NewsarchiveError: An id is not in the index; nothing is removed then.
+    """
+    started = time.perf_counter()
+    directory = config.index_dir(directory)
+    report = IndexReport()
+    with layout.writing(directory):
+        current = layout.require_current(directory)
+        manifest = Manifest.load(current)
+        known = _known_articles(current)
+        unknown = [article_id for article_id in article_ids if article_id not in known]
+        if unknown:
+            raise NewsarchiveError(f"not in {directory}/: {', '.join(map(repr, unknown))}; nothing removed")
+        settings = _Settings(manifest.model, manifest.max_tokens, manifest.query_prompt, manifest.passage_prompt)
+        report.removed = len(set(article_ids))
+        _write_generation(directory, current, settings, [], [], sorted(set(article_ids)), None, None, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _settings(
+    previous: Manifest | None,
+    directory: Path,
+    embedder: Embedder | None,
+    model: str | None,
+    max_tokens: int | None,
+    query_prompt: str | None,
+    passage_prompt: str | None,
+) -> _Settings:
+    """The settings this run builds with: the ones asked for, else the index's, else the defaults."""
     if embedder is not None:
         model, query_prompt, passage_prompt = embedder.name, embedder.query_prompt, embedder.passage_prompt
     model = model_name(model or (previous.model if previous else None))
@@ -90,75 +168,87 @@ def index_paths(
             passage_prompt=passage_prompt,
         )
         query_prompt, passage_prompt = previous.query_prompt, previous.passage_prompt
+    return _Settings(model, max_tokens, query_prompt, passage_prompt)
 
-    report = IndexReport()
-    articles: list[Article] = []
-    for item in read_articles(Path(p) for p in paths):
-        if isinstance(item, InputProblem):
-            report.problems.append(item)
-        else:
-            articles.append(item)
 
-    if report.problems and not articles:
-        # Nothing could be read: leave whatever index there is as it is, even when a rebuild was asked for.
-        if (directory / "manifest.json").exists():
-            current = Manifest.load(directory)
-            report.articles, report.passages = current.articles, current.passages
-        report.seconds = time.perf_counter() - started
-        return report
+def _known_articles(generation: Path) -> dict[str, tuple[str, str]]:
+    """article_id -> (content hash, path) of the articles in a generation."""
+    with connect(generation / DATABASE, read_only=True) as db:
+        return Store(db).article_sources()
 
-    directory.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory))
-    try:
-        if previous:
-            shutil.copy2(directory / DATABASE, staging / DATABASE)
-            shutil.copy2(directory / VECTORS, staging / VECTORS)
+
+def _gone(known: dict[str, tuple[str, str]], articles: list[Article], problems: list[InputProblem]) -> list[str]:
+    """Indexed articles whose file is gone, or whose file was read whole this time without them."""
+    read = {article.article_id for article in articles}
+    whole = {article.path for article in articles} - {problem.path for problem in problems}
+    return sorted(
+        article_id
+        for article_id, (_, path) in known.items()
+        if article_id not in read and (path in whole or not Path(path).exists())
+    )
+
+
+def _count(report: IndexReport, generation: Path | None) -> None:
+    if generation is not None:
+        manifest = Manifest.load(generation)
+        report.articles, report.passages = manifest.articles, manifest.passages
+
+
+def _write_generation(
+    directory: Path,
+    previous_dir: Path | None,
+    settings: _Settings,
+    to_embed: list[Article],
+    replaced: list[Article],
+    removed: list[str],
+    embedder: Embedder | None,
+    progress: Progress | None,
+    report: IndexReport,
+) -> None:
+    """Write the next generation: the previous one minus replaced and removed articles, plus ``to_embed``."""
+    query_prompt, passage_prompt = settings.query_prompt, settings.passage_prompt
+    with layout.staging(directory) as staging:
+        if previous_dir:
+            shutil.copy2(previous_dir / DATABASE, staging / DATABASE)
+            shutil.copy2(previous_dir / VECTORS, staging / VECTORS)
             vectors = VectorIndex.load(staging / VECTORS)
         else:
             # A new index needs the model's dimension for its tables, whatever there is to embed.
-            embedder = embedder or load_embedder(model, query_prompt, passage_prompt)
+            embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt)
             vectors = VectorIndex.create(embedder.dimension)
         store = Store.create(staging / DATABASE, vectors.dimension)
         try:
-            known = store.article_hashes()
-            changed = [a for a in articles if a.article_id in known and known[a.article_id] != a.content_hash]
-            new = [a for a in articles if a.article_id not in known]
-            report.added, report.updated = len(new), len(changed)
-            report.unchanged = len(articles) - len(new) - len(changed)
-            to_embed = changed + new
+            dropped = [a.article_id for a in replaced] + removed
+            vectors.remove(store.passage_ids(dropped))
+            store.delete_articles(dropped)
             if to_embed:
-                embedder = embedder or load_embedder(model, query_prompt, passage_prompt)
-                vectors.remove(store.passage_ids([a.article_id for a in changed]))
-                store.delete_articles([a.article_id for a in changed])
-                passages, matrix = _embed(to_embed, embedder, max_tokens, progress)
-                ids = store.insert(to_embed, passages, matrix)
+                embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt)
+                languages = [a.language or detect(f"{a.title}\n{a.text}") for a in to_embed]
+                by_id = dict(zip((a.article_id for a in to_embed), languages))
+                passages, matrix = _embed(to_embed, by_id, embedder, settings.max_tokens, progress)
+                ids = store.insert(to_embed, languages, passages, matrix)
                 vectors.add(np.asarray(ids), matrix)
                 report.embedded = len(passages)
             report.articles, report.passages = store.counts()
+            lexical = LexicalIndex.build(store.lexical_rows())
             if embedder is not None:  # None only when an existing index needed no model: it keeps its prompts
                 query_prompt, passage_prompt = embedder.query_prompt, embedder.passage_prompt
         finally:
             store.close()
         vectors.save(staging / VECTORS)
-        manifest = Manifest(
-            model=model,
+        lexical.save(staging / LEXICAL)
+        Manifest(
+            model=settings.model,
             dimension=vectors.dimension,
             query_prompt=query_prompt or "",
             passage_prompt=passage_prompt or "",
-            max_tokens=max_tokens,
+            max_tokens=settings.max_tokens,
             articles=report.articles,
             passages=report.passages,
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             index_type=INDEX_TYPE,
-        )
-        # The manifest moves last: until it does, readers keep trusting the files they already opened.
-        os.replace(staging / VECTORS, directory / VECTORS)
-        os.replace(staging / DATABASE, directory / DATABASE)
-        manifest.save(directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    report.seconds = time.perf_counter() - started
-    return report
+        ).save(staging)
+        layout.publish(directory, staging)
 
 
 def _refuse_changed_settings(previous: Manifest, directory: Path, **asked: object) -> None:
@@ -173,10 +263,18 @@ def _refuse_changed_settings(previous: Manifest, directory: Path, **asked: objec
 
 
 def _embed(
-    articles: list[Article], embedder: Embedder, max_tokens: int, progress: Progress | None
+    articles: list[Article],
+    languages: dict[str, str | None],
+    embedder: Embedder,
+    max_tokens: int,
+    progress: Progress | None,
 ) -> tuple[list[Passage], np.ndarray]:
-    """Split every article into passages and embed them with their title and heading as context."""
-    passages = [p for article in articles for p in split_article(article, embedder.count_tokens, max_tokens)]
+    """Split every article into passages, tell each one's language, and embed them with title and heading."""
+    passages = [
+        dataclasses.replace(p, language=passage_language(p.text, languages[article.article_id]))
+        for article in articles
+        for p in split_article(article, embedder.count_tokens, max_tokens)
+    ]
     titles = {a.article_id: a.title for a in articles}
     texts = [embedding_text(titles[p.article_id], p.heading, p.text) for p in passages]
     done = 0

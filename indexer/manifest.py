@@ -10,10 +10,11 @@ from pathlib import Path
 
 from .errors import IndexMismatch, IndexNotFound
 
-SCHEMA_VERSION = 2  # 2: passages.embedding
+SCHEMA_VERSION = 3  # 2: passages.embedding; 3: passages.language, lexical/, generations
 MANIFEST = "manifest.json"
 DATABASE = "archive.duckdb"
 VECTORS = "vectors.faiss"
+LEXICAL = "lexical"
 
 
 @dataclass(frozen=True)
@@ -73,5 +74,5 @@ class Manifest:
 
 
 def index_size(directory: Path) -> int:
-    """Bytes taken by the index files in ``directory``."""
-    return sum(path.stat().st_size for path in directory.iterdir() if path.is_file())
+    """Bytes taken by the index files in ``directory`` (one generation), lexical index included."""
+    return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())

@@ -28,6 +28,7 @@ class Passage:
         char_end: Where it ends (exclusive): ``article.text[char_start:char_end] == text``.
         text: The passage itself.
         tokens: Its length in model tokens.
+        language: Its language (ISO 639-1), set when it is indexed.
     """
 
     article_id: str
@@ -38,6 +39,7 @@ class Passage:
     char_end: int
     text: str
     tokens: int
+    language: str | None = None
 
 
 def embedding_text(title: str, heading: str | None, text: str) -> str:

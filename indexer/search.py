@@ -10,17 +10,25 @@ import numpy as np
 
 from .archive import Archive
 from .errors import NewsarchiveError
+from .language import detect
+
+MODES = ("hybrid", "dense", "lexical")
+CANDIDATES = 100  # hybrid search fuses the best this many passages of each kind
 
 
 @dataclass(frozen=True)
 class Hit:
     """One retrieved passage with what a citation needs.
 
-    ``char_start``/``char_end`` locate ``text`` in the article's text (``articles.text`` in DuckDB).
+    ``score`` ranks the hits: in ``dense`` mode the cosine similarity, in ``lexical`` mode the weighted BM25
+    evidence (:mod:`indexer.lexical`), in ``hybrid`` mode the sum of both. ``similarity`` is the cosine similarity
+    to the query whenever the query was embedded (``None`` in lexical search). ``char_start``/``char_end`` locate
+    ``text`` in the article's body (``articles.body`` in DuckDB).
     """
 
     rank: int
     score: float
+    similarity: float | None
     passage_id: int
     article_id: str
     title: str
@@ -63,40 +71,97 @@ class Filters:
         return bool(self.sources or self.languages or self.since or self.until)
 
 
-def search(archive: Archive, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
-    """Rank the archive's passages by meaning against ``query``, in any language the model knows.
+def search(
+    archive: Archive, query: str, k: int = 10, filters: Filters | None = None, mode: str = "hybrid"
+) -> list[Hit]:
+    """Rank the archive's passages against ``query``, in any language the model knows.
 
     Args:
         archive: An opened index.
         query: The question or keywords.
         k: How many passages to return at most.
         filters: Restrict the hits to some sources, languages or dates.
+        mode: ``hybrid`` (meaning and words, the default), ``dense`` (meaning only) or ``lexical`` (words only).
 
     Returns:
-        Up to ``k`` hits, best first; ``score`` is the cosine similarity between query and passage.
+        Up to ``k`` hits, best first.
 
     Raises:
-        NewsarchiveError: The query is empty or ``k`` is not positive.
+        NewsarchiveError: The query is empty, ``k`` is not positive or ``mode`` is unknown.
     """
-    return search_vector(archive, embed_query(archive, query), k, filters)
+    vector = embed_query(archive, query) if _check_mode(mode) != "lexical" else None
+    return search_embedded(archive, query, vector, k, filters, mode)
 
 
 def embed_query(archive: Archive, query: str) -> np.ndarray:
     """The query's vector, as the archive's model computes it; an empty query is an error."""
-    if not query or not query.strip():
-        raise NewsarchiveError("the query is empty: type a question or some keywords")
-    return archive.embedder.embed_queries([query.strip()])[0]
+    return archive.embedder.embed_queries([_clean(query)])[0]
 
 
-def search_vector(archive: Archive, vector: np.ndarray, k: int = 10, filters: Filters | None = None) -> list[Hit]:
-    """:func:`search` for a query that is already embedded (callers that need the vector too embed it once)."""
+def search_embedded(
+    archive: Archive,
+    query: str,
+    vector: np.ndarray | None,
+    k: int = 10,
+    filters: Filters | None = None,
+    mode: str = "hybrid",
+) -> list[Hit]:
+    """:func:`search` for a query whose vector the caller already has (``None`` is enough for lexical search)."""
+    query = _clean(query)
     if k < 1:
         raise NewsarchiveError(f"k must be at least 1, not {k}")
-    allowed = archive.store.passage_ids_where(**asdict(filters)) if filters else None
-    ranked = archive.vectors.search(vector, k, allowed)
-    rows = archive.store.hits([passage_id for passage_id, _ in ranked])
+    if _check_mode(mode) != "lexical" and vector is None:
+        raise NewsarchiveError(f"{mode} search needs the query's vector")
+    ranked = rank(archive, query, vector, k, filters, mode)
+    ids = [passage_id for passage_id, _ in ranked]
+    rows = archive.store.hits(ids)
+    similarities = _similarities(archive, vector, ids) if vector is not None else {}
     return [
-        Hit(rank=rank, score=score, **rows[passage_id])
+        Hit(rank=rank, score=score, similarity=similarities.get(passage_id), **rows[passage_id])
         for rank, (passage_id, score) in enumerate(ranked, start=1)
         if passage_id in rows
     ]
+
+
+def rank(
+    archive: Archive,
+    query: str,
+    vector: np.ndarray | None,
+    k: int = 10,
+    filters: Filters | None = None,
+    mode: str = "hybrid",
+) -> list[tuple[int, float]]:
+    """The ranking behind :func:`search`: (passage id, score) pairs, best first, without fetching the passages."""
+    allowed = archive.store.passage_ids_where(**asdict(filters)) if filters else None
+    if mode == "dense":
+        return archive.vectors.search(vector, k, allowed)
+    lexical = archive.lexical.search(query, detect(query), max(k, CANDIDATES), allowed)
+    return lexical[:k] if mode == "lexical" else _fuse(archive, vector, lexical, k, allowed)
+
+
+def _fuse(
+    archive: Archive, vector: np.ndarray, lexical: list[tuple[int, float]], k: int, allowed: np.ndarray | None
+) -> list[tuple[int, float]]:
+    """Cosine similarity plus lexical evidence, over the best dense and the best lexical candidates."""
+    scores = dict(archive.vectors.search(vector, max(k, CANDIDATES), allowed))
+    missing = [passage_id for passage_id, _ in lexical if passage_id not in scores]
+    scores.update(_similarities(archive, vector, missing))
+    for passage_id, evidence in lexical:
+        scores[passage_id] += evidence
+    return sorted(scores.items(), key=lambda item: -item[1])[:k]
+
+
+def _similarities(archive: Archive, vector: np.ndarray, passage_ids: list[int]) -> dict[int, float]:
+    return dict(zip(passage_ids, (archive.vectors.vectors(passage_ids) @ vector).tolist()))
+
+
+def _clean(query: str) -> str:
+    if not query or not query.strip():
+        raise NewsarchiveError("the query is empty: type a question or some keywords")
+    return query.strip()
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise NewsarchiveError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+    return mode

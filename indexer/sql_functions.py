@@ -1,18 +1,23 @@
-"""Search by meaning inside SQL: an ``embed(text)`` function and a ``semantic_search(query, k)`` table macro.
+"""Search inside SQL: ``embed(text)``, and the table macros ``semantic_search`` and ``search_passages``.
 
-``semantic_search`` returns ``(passage_id, score)`` rows, best first, to join with ``passages`` and ``articles``.
+- ``embed(text)`` is a question's vector, as the index's model computes it, to compare with ``passages.embedding``.
+- ``semantic_search(query, k := 10)`` ranks passages by cosine similarity, in SQL alone.
+- ``search_passages(query, k := 10, mode := 'hybrid')`` runs the search API (hybrid, dense or lexical).
 
-They are registered on the connection that ``newsarchive sql`` opens. The model loads on the first call of
-``embed``, so queries that do not use it stay instant.
+Both macros return ``(passage_id, score)`` rows, best first, to join with ``passages`` and ``articles``.
+
+They are registered on the connection that ``newsarchive sql`` opens. The model and the search indexes load on the
+first call that needs them, so queries that use neither stay instant.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
+from pathlib import Path
 
 import duckdb
 
-from .embedder import load_embedder
 from .manifest import Manifest
 
 SEMANTIC_SEARCH = """
@@ -22,20 +27,42 @@ CREATE TEMP MACRO semantic_search(query, k := 10) AS TABLE
     ORDER BY score DESC
     LIMIT k
 """
+SEARCH_PASSAGES = """
+CREATE TEMP MACRO search_passages(query, k := 10, mode := 'hybrid') AS TABLE
+    SELECT hit.passage_id, hit.score FROM (SELECT unnest({function}(query, k, mode)) AS hit)
+"""
 
 
-def register(db: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
-    """Add ``embed`` (a query's vector, as the index's model computes it) and ``semantic_search`` to ``db``."""
+def register(db: duckdb.DuckDBPyConnection, generation: Path) -> None:
+    """Add ``embed``, ``semantic_search`` and ``search_passages`` to ``db``, a connection to ``generation``'s file."""
+    from .archive import Archive
+    from .search import embed_query, rank
+
+    manifest = Manifest.load(generation)
+    archive = functools.cache(lambda: Archive(generation))
 
     def embed(text: str) -> list[float]:
-        model = load_embedder(manifest.model, manifest.query_prompt, manifest.passage_prompt)
-        return model.embed_queries([text])[0].tolist()
+        return embed_query(archive(), text).tolist()
 
-    vector = duckdb.array_type(duckdb.sqltypes.FLOAT, manifest.dimension)
+    def search_passages(query: str, k: int, mode: str) -> list[dict[str, float]]:
+        vector = embed_query(archive(), query) if mode != "lexical" else None
+        return [{"passage_id": i, "score": s} for i, s in rank(archive(), query, vector, k, mode=mode)]
+
     # Connections to one file in one process share the catalog that Python functions are registered in, and a
     # function outlives its connection but not its Python side. So each connection registers its own, under a
-    # unique name, behind a connection-local `embed` macro.
-    name = f"_newsarchive_embed_{uuid.uuid4().hex}"
-    db.create_function(name, embed, [duckdb.sqltypes.VARCHAR], vector, side_effects=False)
-    db.execute(f"CREATE TEMP MACRO embed(text) AS {name}(text)").fetchall()
+    # unique name, behind connection-local macros.
+    suffix = uuid.uuid4().hex
+    types = duckdb.sqltypes
+    vector = duckdb.array_type(types.FLOAT, manifest.dimension)
+    hit = duckdb.struct_type({"passage_id": types.BIGINT, "score": types.DOUBLE})
+    db.create_function(f"_embed_{suffix}", embed, [types.VARCHAR], vector, side_effects=False)
+    db.create_function(
+        f"_search_{suffix}",
+        search_passages,
+        [types.VARCHAR, types.BIGINT, types.VARCHAR],
+        duckdb.list_type(hit),
+        side_effects=False,
+    )
+    db.execute(f"CREATE TEMP MACRO embed(text) AS _embed_{suffix}(text)").fetchall()
     db.execute(SEMANTIC_SEARCH).fetchall()
+    db.execute(SEARCH_PASSAGES.format(function=f"_search_{suffix}")).fetchall()

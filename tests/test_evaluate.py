@@ -24,8 +24,13 @@ def test_metrics_on_controlled_rankings(monkeypatch: pytest.MonkeyPatch) -> None
         "q3": ["x"] * 5 + [f"n{i}" for i in range(20)] + ["g"],  # gold g at article rank 22
         "q4": ["b", "c"],  # gold never found
     }
+    # Each article has one passage, whose id is the article's name with a "p".
     monkeypatch.setattr(
-        evaluation, "search", lambda archive, text, k: [SimpleNamespace(article_id=a) for a in rankings[text]]
+        evaluation, "rank", lambda archive, text, vector, k, mode: [("p" + a, 1.0) for a in rankings[text]]
+    )
+    passages = [("p" + a, a) for ranking in rankings.values() for a in ranking]
+    archive = SimpleNamespace(
+        store=SimpleNamespace(db=SimpleNamespace(execute=lambda sql: SimpleNamespace(fetchall=lambda: passages)))
     )
     questions = [
         Question("1", "q1", frozenset({"a"})),
@@ -33,7 +38,7 @@ def test_metrics_on_controlled_rankings(monkeypatch: pytest.MonkeyPatch) -> None
         Question("3", "q3", frozenset({"g"})),
         Question("4", "q4", frozenset({"a", "z"})),
     ]
-    result = evaluate(object(), questions)
+    result = evaluate(archive, questions, modes=["lexical"])["lexical"]  # lexical: no model needed
     assert result.recall == {1: 0.25, 5: 0.5, 10: 0.5, 100: 0.75}
     assert result.mrr_at_10 == pytest.approx((1 + 1 / 3) / 4)
     assert result.ndcg_at_10 == pytest.approx((1 + 1 / math.log2(4)) / 4)
@@ -66,9 +71,12 @@ def test_eval_command_on_a_small_archive(tmp_path: Path, use_fake_model) -> None
     result = runner.invoke(cli, ["eval", str(queries), "-d", str(tmp_path / "a"), "--json"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
-    assert figures["questions"] == 2 and figures["recall@1"] == 1.0 and figures["mrr@10"] == 1.0
-    table = runner.invoke(cli, ["eval", str(queries), "-d", str(tmp_path / "a")])
+    assert figures["questions"] == 2 and set(figures["modes"]) == {"hybrid", "dense", "lexical"}
+    for mode in ("hybrid", "lexical"):  # the queries share words with their articles; the fake model is no judge
+        assert figures["modes"][mode]["recall@1"] == 1.0 and figures["modes"][mode]["mrr@10"] == 1.0
+    table = runner.invoke(cli, ["eval", str(queries), "-d", str(tmp_path / "a"), "--mode", "dense"])
     assert "recall@10" in table.output and "ndcg@10" in table.output
+    assert "dense" in table.output and "hybrid" not in table.output
     queries.write_text("not json\n")
     bad = runner.invoke(cli, ["eval", str(queries), "-d", str(tmp_path / "a")])
     assert bad.exit_code == 1 and "queries.jsonl:1" in bad.output and "Traceback" not in bad.output

@@ -304,7 +304,7 @@ def test_missing_index(tmp_path: Path) -> None:
 
 
 def test_missing_index_file(built: Snapshot, index_dir: Path) -> None:
-    os.remove(index_dir / "vectors.faiss")
+    os.remove(index_dir / "current" / "vectors.faiss")
     with pytest.raises(IndexNotFound, match="vectors.faiss"):
         Archive(index_dir)
 
@@ -337,3 +337,126 @@ def test_a_rebuild_from_unreadable_input_keeps_the_index(tmp_path: Path, seeds_c
         assert archive.manifest.passages == 17 and len(archive.vectors) == 17
     report = index_paths([bad], tmp_path / "new", embedder=fake_embedder)
     assert report.problems and not (tmp_path / "new" / "manifest.json").exists()
+
+
+# search modes
+
+
+def test_each_mode_finds_the_drone_paragraph(seed_index: Built) -> None:
+    with Archive(seed_index.directory, embedder=seed_index.embedder) as archive:
+        for mode in ("hybrid", "dense", "lexical"):
+            hits = search(archive, DRONE_QUERY, k=3, mode=mode)
+            assert hits[0].paragraph == DRONE_PARAGRAPH, mode
+            assert [hit.rank for hit in hits] == [1, 2, 3]
+            assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+
+
+def test_hybrid_score_is_similarity_plus_lexical_evidence(seed_index: Built) -> None:
+    with Archive(seed_index.directory, embedder=seed_index.embedder) as archive:
+        hybrid = search(archive, DRONE_QUERY, k=5)
+        lexical = {hit.passage_id: hit.score for hit in search(archive, DRONE_QUERY, k=50, mode="lexical")}
+        vector = archive.embedder.embed_queries([DRONE_QUERY])[0]
+        for hit in hybrid:
+            stored = archive.vectors.vectors([hit.passage_id])[0]
+            assert hit.similarity == pytest.approx(float(stored @ vector), abs=1e-5)
+            assert hit.score == pytest.approx(hit.similarity + lexical.get(hit.passage_id, 0.0), abs=1e-5)
+        assert all(hit.similarity is None for hit in search(archive, "MQ-9", k=3, mode="lexical"))
+
+
+def test_lexical_search_matches_a_code_exactly(seed_index: Built) -> None:
+    with Archive(seed_index.directory, embedder=seed_index.embedder) as archive:
+        hits = search(archive, "MQ-9", k=5, mode="lexical")
+        assert len(hits) == 1 and "MQ-9" in hits[0].text  # only the one paragraph that names it
+        assert search(archive, "MQ-10", k=5, mode="lexical") == []
+
+
+def test_unknown_mode_is_an_error(seed_index: Built) -> None:
+    with (
+        Archive(seed_index.directory, embedder=seed_index.embedder) as archive,
+        pytest.raises(NewsarchiveError, match="unknown search mode 'fuzzy'"),
+    ):
+        search(archive, "drone", mode="fuzzy")
+
+
+def test_passage_and_article_languages_are_detected(seed_index: Built) -> None:
+    with duckdb.connect(str(seed_index.directory / DATABASE), read_only=True) as db:
+        assert db.execute("SELECT DISTINCT language FROM articles").fetchall() == [("it",)]
+        languages = db.execute("SELECT DISTINCT language FROM passages").fetchall()
+    assert languages == [("it",)]
+
+
+# generations
+
+
+def test_an_update_publishes_a_new_generation_and_keeps_one_before_it(
+    built: Snapshot, index_dir: Path, seeds_copy: Path, fake_embedder: FakeEmbedder
+) -> None:
+    first = os.path.realpath(index_dir / "current")
+    reader = Archive(index_dir, embedder=fake_embedder)  # opened before the updates
+    for number in range(3):
+        (seeds_copy / f"extra{number}.txt").write_text(f"Extra {number}\n\nA new paragraph {number}.\n")
+        index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    generations = sorted(p.name for p in (index_dir / "generations").iterdir())
+    assert generations == ["000003", "000004"]  # the current one and the one before it
+    assert os.path.realpath(index_dir / "current") == str(index_dir / "generations" / "000004")
+    assert os.path.realpath(index_dir / DATABASE) == str(index_dir / "generations" / "000004" / DATABASE)
+    # The early reader still answers from the version it opened, whose files were deleted under it.
+    assert str(reader.generation) == first and not Path(first).exists()
+    assert search(reader, DRONE_QUERY, k=1)[0].paragraph == DRONE_PARAGRAPH
+    assert reader.store.counts() == (1, built.manifest.passages)
+    reader.close()
+    assert snapshot(index_dir, fake_embedder).manifest.articles == 4
+
+
+def test_a_dead_writers_leftovers_are_cleaned_and_the_index_stays_usable(
+    built: Snapshot, index_dir: Path, seeds_copy: Path, fake_embedder: FakeEmbedder
+) -> None:
+    leftover = index_dir / "generations" / ".staging-dead"
+    (leftover / "lexical").mkdir(parents=True)
+    (leftover / DATABASE).write_bytes(b"half a file")
+    (index_dir / "current.new").symlink_to("generations/.staging-dead")
+    assert snapshot(index_dir, fake_embedder).passages == built.passages  # readers never look there
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    assert not leftover.exists() and not (index_dir / "current.new").is_symlink()
+
+
+def test_a_failed_update_leaves_the_current_generation(
+    built: Snapshot, index_dir: Path, seeds_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken(FakeEmbedder):
+        def embed_passages(self, texts, progress=None):
+            raise RuntimeError("the model fell over")
+
+    (seeds_copy / "new.txt").write_text("New\n\nSomething happened.\n")
+    with pytest.raises(RuntimeError):
+        index_paths([seeds_copy], index_dir, embedder=Broken())
+    assert [p.name for p in (index_dir / "generations").iterdir()] == ["000001"]  # no staging left behind
+    assert snapshot(index_dir, FakeEmbedder()).passages == built.passages
+
+
+def test_a_second_writer_is_refused_while_one_writes(built: Snapshot, index_dir: Path, seeds_copy: Path) -> None:
+    import fcntl
+
+    from indexer.errors import IndexBusy
+
+    with open(index_dir / ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another process's lock, as far as flock can tell
+        with pytest.raises(IndexBusy, match="being written by another"):
+            index_paths([seeds_copy], index_dir, embedder=FakeEmbedder())
+    index_paths([seeds_copy], index_dir, embedder=FakeEmbedder())  # free again once released
+
+
+def test_an_index_of_the_old_flat_layout_asks_for_a_rebuild(tmp_path: Path, seeds_copy: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "manifest.json").write_text(json.dumps({"schema_version": 2, "model": "fake-hash", "dimension": 64,
+                                                   "query_prompt": "", "passage_prompt": "", "max_tokens": 256,
+                                                   "articles": 1, "passages": 1, "built_at": "x",
+                                                   "index_type": "x"}))  # fmt: skip
+    (old / DATABASE).write_bytes(b"old")
+    with pytest.raises(IndexMismatch, match="rebuild"):
+        Archive(old, embedder=FakeEmbedder())
+    with pytest.raises(IndexMismatch, match="rebuild"):
+        index_paths([seeds_copy], old, embedder=FakeEmbedder())
+    index_paths([seeds_copy], old, embedder=FakeEmbedder(), rebuild=True)
+    assert (old / DATABASE).is_symlink() and snapshot(old, FakeEmbedder()).manifest.articles == 1

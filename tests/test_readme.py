@@ -81,12 +81,14 @@ def test_schema_columns_are_documented() -> None:
         assert f"`{name}`" in README, f"column {name} is not documented in the README"
 
 
-def test_answer_quality_table_matches_the_benchmark_results() -> None:
+@pytest.mark.parametrize("name", ["answer_quality", "retrieval"])
+def test_benchmark_tables_match_their_results_files(name: str) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("answer_quality", ROOT / "bench" / "answer_quality.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    results = json.loads((ROOT / "docs" / "answer_quality.json").read_text(encoding="utf-8"))
-    block = README.split("<!-- answer-quality:start -->\n")[1].split("\n<!-- answer-quality:end -->")[0]
+    results = json.loads((ROOT / "docs" / f"{name}.json").read_text(encoding="utf-8"))
+    marker = name.replace("_", "-")
+    block = re.search(rf"<!-- {marker}:start -->\n(.*?)\n<!-- {marker}:end -->", README, re.S).group(1)
     assert block == bench.markdown_table(results)

@@ -1,0 +1,111 @@
+"""Words for lexical search: codes and numbers stay whole, ordinary words are stemmed in their own language.
+
+"MQ-9", "F-16", "COVID-19", "55mila", "2023" and "1.200" are single tokens that match only themselves; the default
+patterns of bm25s and DuckDB would cut "MQ-9" into "mq" and drop the "9". Words without digits are split at
+hyphens and apostrophes, lowercased, stripped of stopwords, stemmed with the Snowball stemmer of their language and
+folded to ASCII, so "città" and "citta" meet.
+
+Across languages ordinary words rarely match, but cognates share letters ("parliament", "parlamento"): :func:`grams`
+cuts words into character 4-grams for that.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+import Stemmer
+from bm25s import stopwords as bm25s_stopwords
+
+# Runs of letters and digits, joined by single hyphens, dots, commas or slashes ("MQ-9", "1.200", "24/7").
+_RUN = re.compile(r"[^\W_]+(?:[-./,][^\W_]+)*")
+_WORD = re.compile(r"[^\W_]+")
+_DIGIT = re.compile(r"\d")
+
+_SNOWBALL = {
+    "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german", "el": "greek", "en": "english",
+    "es": "spanish", "et": "estonian", "eu": "basque", "fi": "finnish", "fr": "french", "ga": "irish",
+    "hi": "hindi", "hu": "hungarian", "hy": "armenian", "id": "indonesian", "it": "italian", "lt": "lithuanian",
+    "ne": "nepali", "nl": "dutch", "no": "norwegian", "fa": "persian", "pl": "polish", "pt": "portuguese",
+    "ro": "romanian", "ru": "russian", "sr": "serbian", "sv": "swedish", "ta": "tamil", "tr": "turkish",
+}  # fmt: skip
+_STOPWORDS = {
+    "da": bm25s_stopwords.STOPWORDS_DANISH, "de": bm25s_stopwords.STOPWORDS_GERMAN,
+    "en": bm25s_stopwords.STOPWORDS_EN_PLUS, "es": bm25s_stopwords.STOPWORDS_SPANISH,
+    "fr": bm25s_stopwords.STOPWORDS_FRENCH, "it": bm25s_stopwords.STOPWORDS_ITALIAN,
+    "nl": bm25s_stopwords.STOPWORDS_DUTCH, "no": bm25s_stopwords.STOPWORDS_NORWEGIAN,
+    "pt": bm25s_stopwords.STOPWORDS_PORTUGUESE, "ru": bm25s_stopwords.STOPWORDS_RUSSIAN,
+    "sv": bm25s_stopwords.STOPWORDS_SWEDISH, "tr": bm25s_stopwords.STOPWORDS_TURKISH,
+}  # fmt: skip
+
+
+def tokenize(text: str, language: str | None) -> list[str]:
+    """Every searchable token of ``text``, read as ``language`` (an ISO 639-1 code, or None if unknown)."""
+    analyze = _analyzer(language)
+    tokens: list[str] = []
+    for run in _RUN.findall(text):
+        if _DIGIT.search(run):
+            tokens.append(run.lower())
+        else:
+            tokens.extend(token for word in _WORD.findall(run) if (token := analyze(word)))
+    return tokens
+
+
+def names_and_codes(text: str, language: str | None, passage_language: str | None) -> list[str]:
+    """The tokens of a query that can match text in another language: codes, numbers and capitalized names.
+
+    Names are analyzed as words of ``passage_language``, as the passages that may contain them were.
+    """
+    query_words = _analyzer(language)
+    analyze = _analyzer(passage_language)
+    tokens: list[str] = []
+    for run in _RUN.findall(text):
+        if _DIGIT.search(run):
+            tokens.append(run.lower())
+            continue
+        for word in _WORD.findall(run):
+            # A lowercase word is an ordinary word of the query's language; so is a capitalized stopword ("What").
+            if word[0].isupper() and query_words(word) and (token := analyze(word)):
+                tokens.append(token)
+    return tokens
+
+
+def grams(text: str, language: str | None, size: int = 4) -> list[str]:
+    """Character ``size``-grams of the words of ``text`` that are not stopwords of ``language``, edges marked."""
+    stopwords = _stopwords(language)
+    tokens: list[str] = []
+    for word in _WORD.findall(text):
+        word = _fold(word.lower())
+        if len(word) > 2 and word not in stopwords:
+            marked = f"<{word}>"
+            tokens.extend(marked[i : i + size] for i in range(len(marked) - size + 1))
+    return tokens
+
+
+@functools.cache
+def _stopwords(language: str | None) -> frozenset[str]:
+    return frozenset(_STOPWORDS.get(language or "", ()))
+
+
+@functools.cache
+def _analyzer(language: str | None):
+    stopwords = _stopwords(language)
+    stemmer = Stemmer.Stemmer(_SNOWBALL[language]) if language in _SNOWBALL else None
+
+    @functools.lru_cache(maxsize=200_000)
+    def analyze(word: str) -> str:
+        word = word.lower()
+        if len(word) < 2 or word in stopwords:
+            return ""
+        stem = stemmer.stemWord(word) if stemmer else word
+        return _fold(stem)
+
+    return analyze
+
+
+def _fold(word: str) -> str:
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(char for char in decomposed if not unicodedata.combining(char))

@@ -1,0 +1,297 @@
+"""An index you can trust: incremental runs, prune and remove, check, kill -9 at any moment, readers during writes.
+
+The writers here are real processes (``kill -9`` needs one) running the real indexing code with the fake
+embedder, so each run takes a second or two instead of minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from indexer.archive import Archive
+from indexer.check import check
+from indexer.cli import cli
+from indexer.ingest import index_paths, remove_articles
+from indexer.manifest import DATABASE, VECTORS
+from indexer.search import search
+from indexer.vectors import VectorIndex
+
+from .conftest import ROOT, FakeEmbedder
+
+WRITER = """
+import sys
+from tests.conftest import FakeEmbedder
+from indexer.ingest import index_paths
+index_paths([sys.argv[1]], sys.argv[2], embedder=FakeEmbedder(), rebuild=sys.argv[3] == "rebuild")
+"""
+
+
+def write_articles(folder: Path, version: str, count: int) -> None:
+    """``count`` articles whose every title and paragraph names ``version``, so a hit tells which version it is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps(
+            {
+                "id": f"a{number}",
+                "title": f"{version} report {number}",
+                "text": "\n\n".join(f"{version} paragraph {p} of story {number} about harbours." for p in range(4)),
+            }
+        )
+        for number in range(count)
+    ]
+    (folder / "articles.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def start_writer(source: Path, directory: Path, rebuild: bool = True) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(source), str(directory), "rebuild" if rebuild else "update"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def versions_seen(directory: Path) -> set[str]:
+    """Open the index as a new reader would and tell which version each of its hits belongs to."""
+    with Archive(directory, embedder=FakeEmbedder()) as archive:
+        hits = search(archive, "paragraph of story about harbours", k=20)
+        assert len(hits) == 20
+        return {hit.title.split()[0] for hit in hits} | {hit.text.split()[0] for hit in hits}
+
+
+# incremental runs, prune, remove
+
+
+def test_a_no_op_run_writes_nothing(tmp_path: Path) -> None:
+    write_articles(tmp_path / "in", "old", 3)
+    index_paths([tmp_path / "in"], tmp_path / "index", embedder=FakeEmbedder())
+    before = os.path.realpath(tmp_path / "index" / "current")
+    embedder = FakeEmbedder()
+    report = index_paths([tmp_path / "in"], tmp_path / "index", embedder=embedder)
+    assert (report.added, report.updated, report.unchanged, report.removed) == (0, 0, 3, 0)
+    assert embedder.batches == [] and os.path.realpath(tmp_path / "index" / "current") == before
+
+
+def test_prune_removes_articles_whose_files_or_lines_are_gone(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("one", "two"):
+        (folder / f"{name}.txt").write_text(f"{name.title()}\n\nThe {name} story.\n")
+    (folder / "wire.jsonl").write_text(
+        '{"id": "w1", "title": "W1", "text": "x"}\n{"id": "w2", "title": "W2", "text": "y"}\n'
+    )
+    index_paths([folder], tmp_path / "index", embedder=FakeEmbedder())
+    (folder / "two.txt").unlink()
+    (folder / "wire.jsonl").write_text('{"id": "w1", "title": "W1", "text": "x"}\n')
+    kept = index_paths([folder], tmp_path / "index", embedder=FakeEmbedder())
+    assert (kept.removed, kept.articles) == (0, 4)  # without --prune nothing is removed
+    result = CliRunner().invoke(cli, ["index", "--prune", str(folder), "-d", str(tmp_path / "index")])
+    assert result.exit_code == 0, result.output
+    assert "2 removed" in result.output and "now holds 2 articles" in result.output
+    with duckdb.connect(str(tmp_path / "index" / DATABASE), read_only=True) as db:
+        assert sorted(row[0] for row in db.execute("SELECT article_id FROM articles").fetchall()) == ["one", "w1"]
+
+
+def test_prune_keeps_articles_of_a_file_that_now_fails_to_read(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "story.txt").write_text("Story\n\nText.\n")
+    index_paths([folder], tmp_path / "index", embedder=FakeEmbedder())
+    (folder / "story.txt").write_bytes(b"\xff\xfe broken")
+    report = index_paths([folder], tmp_path / "index", embedder=FakeEmbedder(), prune=True)
+    assert report.problems and (report.removed, report.articles) == (0, 1)
+
+
+def test_remove_by_id(tmp_path: Path) -> None:
+    write_articles(tmp_path / "in", "old", 3)
+    index_paths([tmp_path / "in"], tmp_path / "index", embedder=FakeEmbedder())
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["remove", "a1", "nope", "-d", str(tmp_path / "index")])
+    assert bad.exit_code == 1 and "'nope'" in bad.output and "nothing removed" in bad.output
+    result = runner.invoke(cli, ["remove", "a1", "-d", str(tmp_path / "index")])
+    assert result.exit_code == 0 and "1 removed" in result.output and "now holds 2 articles" in result.output
+    assert check(tmp_path / "index") == []
+    with Archive(tmp_path / "index", embedder=FakeEmbedder()) as archive:
+        assert {hit.article_id for hit in search(archive, "story 1", k=20)} == {"a0", "a2"}
+    assert remove_articles(["a0", "a2"], tmp_path / "index").articles == 0
+    assert check(tmp_path / "index") == []
+
+
+# check
+
+
+@pytest.fixture
+def sound(tmp_path: Path) -> Path:
+    write_articles(tmp_path / "in", "old", 5)
+    index_paths([tmp_path / "in"], tmp_path / "index", embedder=FakeEmbedder())
+    return tmp_path / "index"
+
+
+def test_check_passes_a_sound_index(sound: Path) -> None:
+    result = CliRunner().invoke(cli, ["check", "-d", str(sound)])
+    assert result.exit_code == 0 and "is sound" in result.output
+
+
+def test_check_finds_a_missing_vector(sound: Path) -> None:
+    vectors = VectorIndex.load(sound / VECTORS)
+    vectors.remove([int(vectors.ids()[0])])
+    vectors.save(sound / "current" / VECTORS)
+    result = CliRunner().invoke(cli, ["check", "-d", str(sound)])
+    assert result.exit_code == 1 and "1 only in DuckDB" in result.output and "--rebuild" in result.output
+
+
+def test_check_finds_orphans_and_wrong_counts(sound: Path) -> None:
+    with duckdb.connect(str(sound / DATABASE)) as db:
+        db.execute("DELETE FROM articles WHERE article_id = 'a0'").fetchall()
+    problems = check(sound)
+    assert any("belong to no article" in problem for problem in problems)
+    assert any("the manifest counts 5 articles" in problem for problem in problems)
+
+
+def test_check_finds_changed_vectors(sound: Path) -> None:
+    with duckdb.connect(str(sound / DATABASE)) as db:
+        db.execute("UPDATE passages SET embedding = [0.0 for x in range(64)]::FLOAT[64]").fetchall()
+    assert check(sound) == ["FAISS vectors differ from passages.embedding"]
+
+
+def test_check_without_an_index(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["check", "-d", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "no index in" in result.output
+
+
+# crashes and concurrency
+
+
+TRIALS = 24
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+PHASES = (
+    "creating the generation",
+    "updating DuckDB and embedding",
+    "saving vectors and lexical index",
+    "publishing",
+    "after the switch",
+)
+
+
+def killed_in(directory: Path, before: str) -> str:
+    """Which phase a killed writer was in, from what it left behind."""
+    if os.path.realpath(directory / "current") != before:
+        return "after the switch"
+    staged = [p for p in (directory / "generations").iterdir() if p.name.startswith(".staging-")]
+    if not staged:
+        return "starting or reading input"
+    names = {p.name for p in staged[0].iterdir()}
+    if "manifest.json" in names:
+        return "publishing"
+    if names & {VECTORS, "lexical"}:
+        return "saving vectors and lexical index"
+    if DATABASE in names:
+        return "updating DuckDB and embedding"
+    return "creating the generation"
+
+
+def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path: Path) -> None:
+    """Kill writers at random moments of every phase; after each kill the index is sound and answers."""
+    write_articles(tmp_path / "old", "old", 200)
+    write_articles(tmp_path / "new", "new", 200)
+    directory = tmp_path / "index"
+    index_paths([tmp_path / "old"], directory, embedder=FakeEmbedder())
+    started = time.perf_counter()
+    assert start_writer(tmp_path / "new", directory).wait() == 0  # one whole run, to time it
+    duration = time.perf_counter() - started
+    rng = random.Random(1)
+    phases: list[str] = []
+    failures = 0
+    for trial in range(TRIALS):
+        before = os.path.realpath(directory / "current")
+        writer = start_writer(tmp_path / ("old" if trial % 2 else "new"), directory)
+        if trial % 2:
+            time.sleep(rng.uniform(0, duration * 1.1))  # any moment, from start-up to (rarely) after the end
+        else:  # the moment a given phase is reached, so that short phases are hit too
+            target = PHASES[(trial // 2) % len(PHASES)]
+            while writer.poll() is None and killed_in(directory, before) != target:
+                time.sleep(0.0002)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        phases.append(killed_in(directory, before))
+        problems = check(directory)
+        seen = versions_seen(directory)
+        failures += bool(problems) or seen not in ({"old"}, {"new"})
+    record = {"trials": TRIALS, "failures": failures, "phases": dict(Counter(phases))}
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "crash-test.json").write_text(json.dumps(record, indent=2) + "\n")
+    assert failures == 0, record
+    assert set(PHASES) <= set(phases), record  # the kills landed in every phase of the run
+    # The next run cleans up whatever the dead writers left, and works.
+    assert start_writer(tmp_path / "old", directory).wait() == 0
+    assert not [p for p in (directory / "generations").iterdir() if p.name.startswith(".staging-")]
+    assert check(directory) == [] and versions_seen(directory) == {"old"}
+
+
+def test_readers_see_one_complete_version_while_rebuilds_run(tmp_path: Path) -> None:
+    write_articles(tmp_path / "old", "old", 300)
+    write_articles(tmp_path / "new", "new", 300)
+    directory = tmp_path / "index"
+    index_paths([tmp_path / "old"], directory, embedder=FakeEmbedder())
+    done = threading.Event()
+    errors: list[str] = []
+    rebuilds = 0
+
+    def write() -> None:
+        nonlocal rebuilds
+        while not done.is_set():
+            writer = start_writer(tmp_path / ("new" if rebuilds % 2 == 0 else "old"), directory)
+            _, stderr = writer.communicate()
+            if writer.returncode != 0:
+                errors.append(stderr.decode())
+            rebuilds += 1
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    seen: list[frozenset[str]] = []
+    try:
+        while len(seen) < 200 or rebuilds < 2:
+            try:
+                seen.append(frozenset(versions_seen(directory)))
+            except Exception as error:  # any failure at all is a failed search
+                errors.append(repr(error))
+                seen.append(frozenset())
+    finally:
+        done.set()
+        thread.join()
+    assert errors == []
+    assert set(seen) <= {frozenset({"old"}), frozenset({"new"})}
+    assert set(seen) == {frozenset({"old"}), frozenset({"new"})}  # the switches happened under the readers
+    assert rebuilds >= 2 and len(seen) >= 200
+
+
+def test_a_second_writer_fails_clearly_while_one_runs(tmp_path: Path) -> None:
+    write_articles(tmp_path / "new", "new", 300)
+    directory = tmp_path / "index"
+    index_paths([tmp_path / "new"], directory, embedder=FakeEmbedder())
+    first = start_writer(tmp_path / "new", directory)
+    deadline = time.perf_counter() + 20
+    while not any(p.name.startswith(".staging-") for p in (directory / "generations").iterdir()):
+        assert time.perf_counter() < deadline and first.poll() is None
+        time.sleep(0.01)
+    second = start_writer(tmp_path / "new", directory)
+    _, stderr = second.communicate()
+    assert second.returncode != 0 and b"being written by another" in stderr
+    assert first.wait() == 0 and check(directory) == []
+    assert np.isfinite(len(os.listdir(directory / "generations")))

@@ -1,0 +1,107 @@
+"""Lexical search: tokens that keep codes whole, language detection, and BM25 that knows languages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.language import detect, passage_language
+from indexer.lexical import LexicalIndex
+from indexer.tokens import grams, names_and_codes, tokenize
+
+CODES = ["mq-9", "f-16", "covid-19", "55mila", "2023", "1.200"]
+
+
+def test_codes_and_numbers_stay_whole() -> None:
+    tokens = tokenize("Il drone MQ-9, gli F-16 e il COVID-19: 55mila casi nel 2023, 1.200 morti.", "it")
+    assert all(code in tokens for code in CODES)
+    assert "mq" not in tokens and "9" not in tokens and "16" not in tokens
+
+
+def test_words_are_stemmed_in_their_language_and_stopwords_dropped() -> None:
+    assert tokenize("soldati soldato", "it") == ["sold", "sold"]
+    assert tokenize("the soldiers were fighting", "en") == ["soldier", "fight"]
+    assert tokenize("dell'esercito", "it") == ["eserc"]  # split at the apostrophe; "dell" is a stopword
+    assert tokenize("città", "it") == tokenize("citta", "it")  # accents folded after stemming
+    assert tokenize("anglo-sassone", "it") == ["anglo", "sasson"]  # hyphenated words without digits split
+    assert tokenize("Ciao mondo", None) == ["ciao", "mondo"]  # unknown language: lowercased only
+
+
+def test_names_and_codes_cross_languages() -> None:
+    tokens = names_and_codes("What happened to the MQ-9 drone over the Black Sea in 2023?", "en", "it")
+    assert tokens == ["mq-9", tokenize("Black", "it")[0], tokenize("Sea", "it")[0], "2023"]
+    assert "what" not in tokens and "drone" not in tokens  # question words and ordinary words do not translate
+
+
+def test_grams_mark_word_edges_and_meet_across_languages() -> None:
+    assert grams("Parlamento", "it")[:2] == ["<par", "parl"]
+    shared = set(grams("parliament", "en")) & set(grams("parlamento", "it"))
+    assert {"<par", "parl", "amen", "ment"} <= shared
+    assert grams("the of", "en") == []
+
+
+def test_language_detection() -> None:
+    assert detect("Quanti soldati ucraini sono stati uccisi in combattimento?") == "it"
+    assert detect("What happened to the MQ-9 drone?") == "en"
+    assert detect("Was ist mit der Drohne passiert?") == "de"
+    assert detect("MQ-9") is None  # too few letters to tell
+    assert passage_language("Sì.", "it") == "it"  # short: the article's
+    long_english = "The drone was lost over the Black Sea after two Russian jets intercepted it in March. " * 2
+    assert passage_language(long_english, "it") == "en"
+
+
+ROWS = [
+    (10, "Il drone MQ-9 Breacher è precipitato nel Mar Nero dopo l'incontro con due caccia russi.", "it"),
+    (11, "I soldati ucraini hanno difeso la città per tre mesi.", "it"),
+    (12, "Il parlamento ha approvato la legge sul bilancio.", "it"),
+    (20, "The parliament passed the budget law after a long debate.", "en"),
+    (21, "Russian jets intercepted an American drone near Crimea.", "en"),
+]
+
+
+@pytest.fixture
+def lexical(tmp_path: Path) -> LexicalIndex:
+    built = LexicalIndex.build(ROWS)
+    built.save(tmp_path / "lexical")
+    return LexicalIndex.load(tmp_path / "lexical")  # every test goes through a save and a load
+
+
+def test_a_code_finds_only_its_passage(lexical: LexicalIndex) -> None:
+    hits = lexical.search("MQ-9", None, k=5)
+    assert [passage_id for passage_id, _ in hits] == [10]
+
+
+def test_same_language_uses_every_word(lexical: LexicalIndex) -> None:
+    hits = lexical.search("soldati ucraini", "it", k=5)
+    assert hits[0][0] == 11
+
+
+def test_other_languages_match_only_names_codes_and_cognates(lexical: LexicalIndex) -> None:
+    # "drone" is an ordinary English word: it ranks the English passage above the Italian one that also says it.
+    hits = dict(lexical.search("Which drone did the jets hit?", "en", k=5))
+    assert hits[21] > hits.get(10, 0)
+    # A name and a code reach across: the Italian MQ-9 passage ranks first for an English question about it.
+    assert lexical.search("What happened to the MQ-9 Breacher?", "en", k=5)[0][0] == 10
+    # Cognates meet through 4-grams: "parliament" finds "parlamento".
+    assert 12 in dict(lexical.search("parliament", "en", k=5))
+
+
+def test_allowed_ids_restrict_the_search(lexical: LexicalIndex) -> None:
+    assert lexical.search("parliament budget", "en", k=5, allowed=np.array([12]))[0][0] == 12
+    assert lexical.search("MQ-9", None, k=5, allowed=np.array([11, 12])) == []
+
+
+def test_scores_are_ordered_and_nothing_matches_nothing(lexical: LexicalIndex) -> None:
+    hits = lexical.search("drone jets Crimea", "en", k=5)
+    scores = [score for _, score in hits]
+    assert scores == sorted(scores, reverse=True) and all(score > 0 for score in scores)
+    assert lexical.search("zzzz qqqq", "en", k=5) == []
+
+
+def test_an_empty_index_finds_nothing(tmp_path: Path) -> None:
+    empty = LexicalIndex.build([])
+    empty.save(tmp_path / "empty")
+    assert len(LexicalIndex.load(tmp_path / "empty")) == 0
+    assert LexicalIndex.load(tmp_path / "empty").search("anything", "en", k=3) == []
