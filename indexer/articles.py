@@ -16,6 +16,8 @@ from .errors import InputProblem
 SUFFIXES = (".txt", ".md", ".jsonl")
 METADATA_KEYS = ("id", "title", "source", "url", "published", "language")
 # A heading is a short line that does not end like a sentence.
+# No news article comes near this; a bigger file is a book, a dump or a mistake, and would take hours to embed.
+MAX_ARTICLE_BYTES = 5_000_000
 _HEADING_MAX_CHARS = 100
 _SENTENCE_END = tuple(".!?;:,…\"»”’'")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
@@ -48,6 +50,7 @@ class Article:
     url: str | None = None
     published: datetime | None = None
     language: str | None = None
+    line: int | None = None  # its line in a JSONL file
     content_hash: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,14 +96,20 @@ def read_articles(paths: Iterable[Path]) -> Iterator[Article | InputProblem]:
                     article = InputProblem(
                         article.path,
                         f"duplicate article id {article.article_id!r} (first in {seen[article.article_id]})",
+                        article.line,
                     )
                 else:
-                    seen[article.article_id] = article.path
+                    seen[article.article_id] = f"{article.path}:{article.line}" if article.line else article.path
             yield article
 
 
 def _read_file(path: Path) -> Iterator[Article | InputProblem]:
+    jsonl = path.suffix.lower() == ".jsonl"
     try:
+        size = path.stat().st_size
+        if size > MAX_ARTICLE_BYTES and not jsonl:
+            yield InputProblem(str(path), f"{_too_large(size)}; split it into articles")
+            return
         raw = path.read_bytes()
     except OSError as error:
         yield InputProblem(str(path), f"cannot read: {error.strerror or error}")
@@ -118,12 +127,16 @@ def _read_file(path: Path) -> Iterator[Article | InputProblem]:
         yield InputProblem(str(path), "empty file")
         return
     try:
-        if path.suffix.lower() == ".jsonl":
+        if jsonl:
             yield from _read_jsonl(path, text)
         else:
             yield _read_document(path, text)
     except InputProblem as problem:
         yield problem
+
+
+def _too_large(size: int) -> str:
+    return f"too large for one article ({size / 1e6:.1f} MB; the limit is {MAX_ARTICLE_BYTES / 1e6:.0f} MB)"
 
 
 def _read_document(path: Path, text: str) -> Article:
@@ -145,6 +158,9 @@ def _read_document(path: Path, text: str) -> Article:
 def _read_jsonl(path: Path, text: str) -> Iterator[Article | InputProblem]:
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
+            continue
+        if len(line) > MAX_ARTICLE_BYTES:  # characters, at least as many bytes
+            yield InputProblem(str(path), _too_large(len(line.encode())), number)
             continue
         try:
             record = json.loads(line)
@@ -196,6 +212,7 @@ def _article(
         url=_optional_str(meta.get("url")),
         published=parse_published(meta.get("published"), str(path), line),
         language=_optional_str(meta.get("language")),
+        line=line,
     )
 
 

@@ -19,10 +19,14 @@ SAMPLED_VECTORS = 1000  # stored vectors compared between DuckDB and FAISS, spre
 def check(directory: Path) -> list[str]:
     """Everything wrong with the index in ``directory``, in words; an empty list means it is sound."""
     try:
-        generation = layout.require_current(directory)
-        manifest = Manifest.load(generation)
+        return check_generation(layout.require_current(directory))
     except NewsarchiveError as error:
         return [str(error)]
+
+
+def check_generation(generation: Path) -> list[str]:
+    """:func:`check` for one generation's directory."""
+    manifest = Manifest.load(generation)
     missing = [name for name in (DATABASE, VECTORS, LEXICAL) if not (generation / name).exists()]
     if missing:
         return [f"{generation / name} is missing" for name in missing]

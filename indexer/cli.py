@@ -294,9 +294,15 @@ def ask(
 @click.argument("query")
 @click.option("--json", "fmt", flag_value="json", help="Rows as a JSON array of objects.")
 @click.option("--csv", "fmt", flag_value="csv", help="Rows as CSV with a header line.")
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Allow changes (say, to metadata). They go into a new version of the index, published only if it passes "
+    "`check`.",
+)
 @index_dir_option
-def sql(query: str, fmt: str | None, index_dir: Path) -> None:
-    """Run a read-only SQL QUERY on the archive's DuckDB file and print the rows.
+def sql(query: str, fmt: str | None, write: bool, index_dir: Path) -> None:
+    """Run a SQL QUERY on the archive's DuckDB file and print the rows; read-only unless --write.
 
     The tables are articles and passages; the README's "Query with SQL" section documents their columns.
     embed(text) gives a question's vector, to compare with passages.embedding; semantic_search(query, k)
@@ -306,7 +312,15 @@ def sql(query: str, fmt: str | None, index_dir: Path) -> None:
     \b
     Example:
         newsarchive sql "SELECT article_id, count(*) AS passages FROM passages GROUP BY article_id"
+        newsarchive sql --write "UPDATE articles SET source = 'Reuters' WHERE article_id = 'wire-1'"
     """
+    if write:
+        from .ingest import write_sql
+
+        columns, rows = write_sql(index_dir, query)
+        _print_rows(columns, rows, fmt or "csv")
+        click.echo(f"{index_dir}/ updated.", err=True)
+        return
     import duckdb
 
     from . import layout
@@ -332,6 +346,12 @@ def sql(query: str, fmt: str | None, index_dir: Path) -> None:
             columns, rows = relation.columns, relation.fetchall()
         except duckdb.Error as error:
             raise click.ClickException(str(error).strip().splitlines()[0]) from None
+    _print_rows(columns, rows, fmt)
+
+
+def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
+    if not columns:
+        return
     if fmt == "json":
         click.echo(json.dumps([dict(zip(columns, row)) for row in rows], ensure_ascii=False, indent=2, default=str))
     else:

@@ -17,11 +17,9 @@ from .articles import Article, read_articles
 from .embedder import Embedder, load_embedder, model_name
 from .errors import IndexMismatch, InputProblem, NewsarchiveError
 from .language import detect, passage_language
-from .lexical import LexicalIndex
 from .manifest import DATABASE, LEXICAL, VECTORS, Manifest
 from .passages import DEFAULT_MAX_TOKENS, Passage, embedding_text, split_article
 from .store import Store, connect
-from .vectors import INDEX_TYPE, VectorIndex
 
 
 @dataclass
@@ -144,6 +142,48 @@ def remove_articles(article_ids: Sequence[str], directory: str | Path | None = N
     return report
 
 
+def write_sql(directory: str | Path | None, query: str) -> tuple[list[str], list[tuple]]:
+    """Run a statement that may change the DuckDB tables, in a new generation that replaces the current one.
+
+    The lexical index and the manifest's counts follow the change. If the result fails :func:`check` (say,
+    passages deleted without their vectors), nothing is published.
+
+    Returns:
+        The statement's columns and rows (none for most changes).
+
+    Raises:
+        NewsarchiveError: The statement failed, or would leave the index inconsistent; the index is unchanged.
+    """
+    import duckdb
+
+    from .check import check_generation
+    from .lexical import LexicalIndex
+
+    directory = config.index_dir(directory)
+    with layout.writing(directory):
+        current = layout.require_current(directory)
+        manifest = Manifest.load(current)
+        with layout.staging(directory) as staging:
+            shutil.copy2(current / DATABASE, staging / DATABASE)
+            shutil.copy2(current / VECTORS, staging / VECTORS)
+            with connect(staging / DATABASE, read_only=False) as db:
+                try:
+                    relation = db.sql(query)
+                    columns, rows = (relation.columns, relation.fetchall()) if relation is not None else ([], [])
+                except duckdb.Error as error:
+                    raise NewsarchiveError(str(error).strip().splitlines()[0]) from None
+                store = Store(db)
+                articles, passages = store.counts()
+                LexicalIndex.build(store.lexical_rows()).save(staging / LEXICAL)
+            built_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            dataclasses.replace(manifest, articles=articles, passages=passages, built_at=built_at).save(staging)
+            problems = check_generation(staging)
+            if problems:
+                raise NewsarchiveError(f"not written, it would break the index: {'; '.join(problems)}")
+            layout.publish(directory, staging)
+    return columns, rows
+
+
 def _settings(
     previous: Manifest | None,
     directory: Path,
@@ -206,6 +246,10 @@ def _write_generation(
     report: IndexReport,
 ) -> None:
     """Write the next generation: the previous one minus replaced and removed articles, plus ``to_embed``."""
+    # Imported here: FAISS and bm25s (with scipy) take most of a second, which a run with nothing to do skips.
+    from .lexical import LexicalIndex
+    from .vectors import INDEX_TYPE, VectorIndex
+
     query_prompt, passage_prompt = settings.query_prompt, settings.passage_prompt
     with layout.staging(directory) as staging:
         if previous_dir:

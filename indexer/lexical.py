@@ -94,7 +94,7 @@ class LexicalIndex:
         Scores are the weighted sum of each index's BM25 score divided by its best; passages without a single
         matching token are left out. ``allowed``, when given, limits the search to those passage ids.
         """
-        if not len(self) or self.words is None or self.grams is None:
+        if not len(self):
             return []
         mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
         total = np.zeros(len(self), dtype=np.float32)
@@ -105,15 +105,17 @@ class LexicalIndex:
             same = language is None or passage_language == language
             weights = WEIGHTS["same" if same else "other"]
             word_tokens = tokenize(query, language) if same else names_and_codes(query, language, passage_language)
-            total += weights["words"] * _normalized(self.words, word_tokens, rows)
-            total += weights["grams"] * _normalized(self.grams, grams(query, language), rows)
+            if self.words is not None:
+                total += weights["words"] * _normalized(self.words, word_tokens, rows)
+            if self.grams is not None:
+                total += weights["grams"] * _normalized(self.grams, grams(query, language), rows)
         found = np.flatnonzero(total > 0)
         best = found[np.argsort(-total[found], kind="stable")[:k]]
         return [(int(self.ids[row]), float(total[row])) for row in best]
 
 
 def _bm25(corpus: list[list[str]]) -> bm25s.BM25 | None:
-    if not corpus:
+    if not any(corpus):  # bm25s cannot index a corpus without a single token
         return None
     retriever = bm25s.BM25()
     retriever.index(corpus, show_progress=False)

@@ -46,7 +46,7 @@ def tokenize(text: str, language: str | None) -> list[str]:
     tokens: list[str] = []
     for run in _RUN.findall(text):
         if _DIGIT.search(run):
-            tokens.append(run.lower())
+            tokens.append(_fold(run.lower()))
         else:
             tokens.extend(token for word in _WORD.findall(run) if (token := analyze(word)))
     return tokens
@@ -62,7 +62,7 @@ def names_and_codes(text: str, language: str | None, passage_language: str | Non
     tokens: list[str] = []
     for run in _RUN.findall(text):
         if _DIGIT.search(run):
-            tokens.append(run.lower())
+            tokens.append(_fold(run.lower()))
             continue
         for word in _WORD.findall(run):
             # A lowercase word is an ordinary word of the query's language; so is a capitalized stopword ("What").
@@ -105,7 +105,8 @@ def _analyzer(language: str | None):
 
 
 def _fold(word: str) -> str:
+    """Accents off, compatibility forms to plain ones ("２０２３" to "2023"), lowercase again after that."""
     if word.isascii():
         return word
     decomposed = unicodedata.normalize("NFKD", word)
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).lower()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime
@@ -216,6 +217,30 @@ def test_sql_refuses_writes(runner: CliRunner, tmp_path: Path) -> None:
     assert "read-only" in message
     after = run(runner, "sql", "SELECT count(*) AS n FROM passages", "--json", "-d", directory)
     assert json.loads(after.stdout) == [{"n": 17}]
+
+
+def test_sql_write_changes_metadata_in_a_new_version(runner: CliRunner, tmp_path: Path) -> None:
+    directory = tmp_path / "idx"
+    index_paths([SEEDS], directory, embedder=FakeEmbedder())
+    before = os.path.realpath(directory / "current")
+    update = "UPDATE articles SET source = 'Agenzia Nova' RETURNING article_id"
+    result = run(runner, "sql", "--write", "--json", update, "-d", directory)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{"article_id": SEED.stem}]
+    assert os.path.realpath(directory / "current") != before
+    after = run(runner, "sql", "--json", "SELECT DISTINCT source FROM articles", "-d", directory)
+    assert json.loads(after.stdout) == [{"source": "Agenzia Nova"}]
+
+
+def test_sql_write_refuses_what_would_break_the_index(runner: CliRunner, tmp_path: Path) -> None:
+    directory = tmp_path / "idx"
+    index_paths([SEEDS], directory, embedder=FakeEmbedder())
+    before = os.path.realpath(directory / "current")
+    message = assert_clean_failure(run(runner, "sql", "--write", "DELETE FROM passages WHERE seq > 3", "-d", directory))
+    assert "not written" in message and "only in FAISS" in message
+    assert assert_clean_failure(run(runner, "sql", "--write", "DROP TABLE nope", "-d", directory))
+    assert os.path.realpath(directory / "current") == before
+    assert not [p for p in (directory / "generations").iterdir() if p.name.startswith(".staging")]
 
 
 @pytest.mark.parametrize("query", ["SELEC 1", "SELECT nope FROM passages", "SELECT * FROM missing_table"])

@@ -275,6 +275,16 @@ def test_readers_see_one_complete_version_while_rebuilds_run(tmp_path: Path) -> 
     finally:
         done.set()
         thread.join()
+    record = {
+        "searches": len(seen),
+        "errors": len(errors),
+        "rebuilds": rebuilds,
+        "articles_per_rebuild": 300,
+        "versions_seen": {"old": seen.count(frozenset({"old"})), "new": seen.count(frozenset({"new"}))},
+        "mixed_or_empty": sum(len(versions) != 1 for versions in seen),
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "concurrency-test.json").write_text(json.dumps(record, indent=2) + "\n")
     assert errors == []
     assert set(seen) <= {frozenset({"old"}), frozenset({"new"})}
     assert set(seen) == {frozenset({"old"}), frozenset({"new"})}  # the switches happened under the readers
@@ -295,3 +305,57 @@ def test_a_second_writer_fails_clearly_while_one_runs(tmp_path: Path) -> None:
     assert second.returncode != 0 and b"being written by another" in stderr
     assert first.wait() == 0 and check(directory) == []
     assert np.isfinite(len(os.listdir(directory / "generations")))
+
+
+# bad input
+
+
+def test_every_kind_of_bad_input_is_one_line_and_the_rest_is_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_fake_model: FakeEmbedder
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Harbour strike\n\nDockers stopped the cranes at dawn.\n")
+    directory = tmp_path / "index"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index", str(folder), "-d", str(directory)]).exit_code == 0
+    bad = {
+        "empty.txt": (b"", "empty file"),
+        "binary.txt": (b"Title\n\x00\x01\x02", "binary file"),
+        "latin1.txt": ("Titolo\nPerché sì.\n".encode("latin-1"), "not valid UTF-8 (byte 12)"),
+        "huge.txt": (b"Huge\n\n" + b"word " * 10_000_000, "too large for one article (50.0 MB"),
+        "feed.jsonl": (
+            b'{"id": "f1", "title": "Fine", "text": "A fine line."}\nnot json\n{"id": "f3", "title": "No text"}\n'
+            b'{"id": "../etc", "text": "x"}\n{"id": "f1", "text": "Same id as line 1"}\n',
+            None,
+        ),
+        "locked.txt": (b"Locked\n\nCannot be read.\n", "cannot read: Permission denied"),
+    }
+    for name, (content, _) in bad.items():
+        (folder / name).write_bytes(content)
+    locked = folder / "locked.txt"
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:  # chmod 000 does not stop root, who may run the tests
+        if path == locked:
+            raise PermissionError(13, "Permission denied")
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = runner.invoke(cli, ["index", str(folder), "-d", str(directory)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("Embedding")]  # progress
+    expected = [f"skipped {folder / name}: {reason}" for name, (_, reason) in bad.items() if reason]
+    expected += [
+        f"skipped {folder / 'feed.jsonl'}:2: not JSON",
+        f'skipped {folder / "feed.jsonl"}:3: no "text"',
+        f"skipped {folder / 'feed.jsonl'}:4: article id '../etc' must be non-empty, without slashes",
+        f"skipped {folder / 'feed.jsonl'}:5: duplicate article id 'f1' (first in {folder / 'feed.jsonl'}:1)",
+    ]
+    for line in expected:
+        assert any(actual.startswith(line) for actual in lines), (line, lines)
+    assert len(lines) == len(expected) + 1 and lines[-1] == "Error: 9 inputs skipped (listed above)"
+    assert "1 article added, 0 updated, 1 unchanged" in result.stdout  # f1 added, good.txt kept
+    assert check(directory) == []
+    with Archive(directory, embedder=use_fake_model) as archive:
+        assert {hit.article_id for hit in search(archive, "dockers cranes fine line", k=5)} == {"good", "f1"}

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer.language import detect, passage_language
 from indexer.lexical import LexicalIndex
@@ -105,3 +107,18 @@ def test_an_empty_index_finds_nothing(tmp_path: Path) -> None:
     empty.save(tmp_path / "empty")
     assert len(LexicalIndex.load(tmp_path / "empty")) == 0
     assert LexicalIndex.load(tmp_path / "empty").search("anything", "en", k=3) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.sampled_from(["it", "en", "de", None]))
+def test_tokenizers_take_any_text(text: str, language: str | None) -> None:
+    for tokens in (tokenize(text, language), grams(text, language), names_and_codes(text, language, "it")):
+        assert all(token and token == token.lower() and not any(c.isspace() for c in token) for token in tokens)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(min_size=1), min_size=1, max_size=5), st.text())
+def test_lexical_search_takes_any_text(texts: list[str], query: str) -> None:
+    index = LexicalIndex.build([(i, text, detect(text)) for i, text in enumerate(texts)])
+    hits = index.search(query, detect(query), k=3)
+    assert len(hits) <= 3 and all(0 <= passage_id < len(texts) and score > 0 for passage_id, score in hits)
