@@ -65,6 +65,14 @@ def start_writer(source: Path, directory: Path, rebuild: bool = True) -> subproc
     )
 
 
+def indexed_old_with_new_beside(tmp_path: Path, count: int) -> Path:
+    """``old/`` indexed into ``index/``, and ``new/`` written beside it for the writers to swap in."""
+    write_articles(tmp_path / "old", "old", count)
+    write_articles(tmp_path / "new", "new", count)
+    index_paths([tmp_path / "old"], tmp_path / "index", embedder=FakeEmbedder())
+    return tmp_path / "index"
+
+
 def versions_seen(directory: Path) -> set[str]:
     """Open the index as a new reader would and tell which version each of its hits belongs to."""
     with Archive(directory, embedder=FakeEmbedder()) as archive:
@@ -208,10 +216,7 @@ def killed_in(directory: Path, before: str) -> str:
 
 def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path: Path) -> None:
     """Kill writers at random moments of every phase; after each kill the index is sound and answers."""
-    write_articles(tmp_path / "old", "old", 200)
-    write_articles(tmp_path / "new", "new", 200)
-    directory = tmp_path / "index"
-    index_paths([tmp_path / "old"], directory, embedder=FakeEmbedder())
+    directory = indexed_old_with_new_beside(tmp_path, 200)
     started = time.perf_counter()
     assert start_writer(tmp_path / "new", directory).wait() == 0  # one whole run, to time it
     duration = time.perf_counter() - started
@@ -245,10 +250,7 @@ def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path: Path) -> None
 
 
 def test_readers_see_one_complete_version_while_rebuilds_run(tmp_path: Path) -> None:
-    write_articles(tmp_path / "old", "old", 300)
-    write_articles(tmp_path / "new", "new", 300)
-    directory = tmp_path / "index"
-    index_paths([tmp_path / "old"], directory, embedder=FakeEmbedder())
+    directory = indexed_old_with_new_beside(tmp_path, 300)
     done = threading.Event()
     errors: list[str] = []
     rebuilds = 0
