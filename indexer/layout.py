@@ -101,7 +101,7 @@ def publish(directory: Path, staged: Path) -> Path:
     for name in PUBLISHED:
         _stable_link(directory, name)
     _fsync_directory(directory)
-    _remove_old_generations(generations, keep=final.name)
+    _remove_old_generations(generations)
     return final
 
 
@@ -118,11 +118,10 @@ def _stable_link(directory: Path, name: str) -> None:
     path.symlink_to(target)
 
 
-def _remove_old_generations(generations: Path, keep: str) -> None:
+def _remove_old_generations(generations: Path) -> None:
     numbered = sorted((p for p in generations.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     for old in numbered[:-KEEP]:
-        if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove_leftovers(directory: Path) -> None:

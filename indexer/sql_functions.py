@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from .embedder import load_embedder
 from .manifest import Manifest
 
 SEMANTIC_SEARCH = """
@@ -41,8 +42,9 @@ def register(db: duckdb.DuckDBPyConnection, generation: Path) -> None:
     manifest = Manifest.load(generation)
     archive = functools.cache(lambda: Archive(generation))
 
-    def embed(text: str) -> list[float]:
-        return embed_query(archive(), text).tolist()
+    def embed(text: str) -> list[float]:  # the model alone: semantic_search needs neither FAISS nor BM25
+        model = load_embedder(manifest.model, manifest.query_prompt, manifest.passage_prompt, manifest.precision)
+        return model.embed_queries([text])[0].tolist()
 
     def search_passages(query: str, k: int, mode: str) -> list[dict[str, float]]:
         vector = embed_query(archive(), query) if mode != "lexical" else None

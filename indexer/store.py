@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from .articles import Article
-from .passages import Passage
+from .passages import Passage, embedding_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -178,11 +178,12 @@ class Store:
             self.db.unregister("_batch")
 
     def lexical_rows(self) -> list[tuple[int, str, str | None]]:
-        """(passage_id, title + heading + text, language) of every passage, for the lexical index."""
-        return self.db.execute(
-            """SELECT p.passage_id, concat_ws(chr(10), a.title, p.heading, p.text), p.language
+        """(passage_id, text as the model read it, language) of every passage, for the lexical index."""
+        rows = self.db.execute(
+            """SELECT p.passage_id, a.title, p.heading, p.text, p.language
                FROM passages p JOIN articles a USING (article_id) ORDER BY p.passage_id"""
         ).fetchall()
+        return [(i, embedding_text(title, heading, text), language) for i, title, heading, text, language in rows]
 
     def counts(self) -> tuple[int, int]:
         """(articles, passages)."""

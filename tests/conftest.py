@@ -67,6 +67,7 @@ def use_fake_model(monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder)
 
     monkeypatch.setattr("indexer.ingest.load_embedder", load)
     monkeypatch.setattr("indexer.archive.load_embedder", load)
+    monkeypatch.setattr("indexer.sql_functions.load_embedder", load)
     return fake_embedder
 
 
