@@ -1,4 +1,4 @@
-"""Lexical search over passages (BM25, with bm25s), knowing which language each passage and the query are in.
+"""Lexical search over passages (BM25), knowing which language each passage and the query are in.
 
 Two BM25 indexes share the passages' row order:
 
@@ -9,26 +9,133 @@ Two BM25 indexes share the passages' row order:
 
 Each one's scores are divided by their best and weighted by :data:`WEIGHTS`, so that a lexical score of 1 is a
 modest nudge beside a cosine similarity: the dense ranking decides, lexical evidence breaks near-ties.
+
+The indexes keep term counts (not scores) by term, in NumPy files that searches memory-map, so an update adds and
+drops passages without reading the others' text again, and a search reads only its terms' postings. (bm25s, which
+this replaced, builds from Python token lists -- tens of GB for a million passages -- and cannot update.)
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import bm25s
 import numpy as np
+from scipy import sparse
 
 from .tokens import grams, names_and_codes, tokenize
 
 # Weight of each index's normalized score, for passages in the query's language and in another one. Measured on
 # SQuAD-it (Italian passages, Italian and English questions) with multilingual-e5-small: see bench/retrieval.py.
 WEIGHTS = {"same": {"words": 0.04, "grams": 0.03}, "other": {"words": 0.01, "grams": 0.03}}
+K1, B = 1.5, 0.75  # BM25's usual term-frequency saturation and length normalization (Lucene's defaults)
 ROWS = "rows.json"
+KINDS = {"words": tokenize, "grams": grams}
+PARTS = ("indptr", "indices", "data", "lengths")
+CHUNK = 5_000  # passages per sparse block of term counts
 
-logging.getLogger("bm25s").setLevel(logging.WARNING)
+Row = tuple[int, str, str | None]  # (passage_id, text, language)
+
+
+class Bm25:
+    """BM25 (Lucene's variant) over one kind of token: term counts by term, scored when a query comes.
+
+    Args:
+        vocabulary: Token -> term number.
+        indptr, indices, data: Term counts as a compressed sparse column matrix (one column per term, one row per
+            passage); memory-mapped when loaded.
+        lengths: Each passage's token count.
+    """
+
+    def __init__(
+        self, vocabulary: dict[str, int], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, lengths: np.ndarray
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.indptr, self.indices, self.data, self.lengths = indptr, indices, data, lengths
+        average = float(lengths.mean()) if len(lengths) and lengths.any() else 1.0
+        # The length part of BM25's denominator, per passage: computed once, not per query.
+        self._norms = (K1 * (1 - B + B * lengths / average)).astype(np.float32)
+
+    @classmethod
+    def _of(cls, vocabulary: dict[str, int], counts: sparse.csr_matrix) -> Bm25:
+        lengths = np.asarray(counts.sum(axis=1), dtype=np.float32).reshape(-1)
+        columns = counts.tocsc()
+        columns.sort_indices()
+        return cls(vocabulary, columns.indptr.astype(np.int64), columns.indices.astype(np.int32), columns.data, lengths)
+
+    @classmethod
+    def build(cls, token_lists: Iterable[list[str]]) -> Bm25:
+        vocabulary: dict[str, int] = {}
+        return cls._of(vocabulary, _counts(token_lists, vocabulary))
+
+    def updated(self, keep: np.ndarray, token_lists: Iterable[list[str]]) -> Bm25:
+        """This index without the rows left out of ``keep`` (a mask), plus rows for new passages, in that order."""
+        vocabulary = dict(self.vocabulary)
+        added = _counts(token_lists, vocabulary)
+        shape = (len(self.lengths), len(self.vocabulary))
+        kept = sparse.csc_matrix((self.data, self.indices, self.indptr), shape=shape).tocsr()[keep]
+        kept.resize(kept.shape[0], len(vocabulary))
+        return Bm25._of(vocabulary, sparse.vstack([kept, added], format="csr"))
+
+    def save(self, directory: Path, name: str) -> None:
+        (directory / f"{name}.vocabulary.json").write_text(json.dumps(list(self.vocabulary)), encoding="utf-8")
+        for part in PARTS:
+            np.save(directory / f"{name}.{part}.npy", getattr(self, part))
+
+    @classmethod
+    def load(cls, directory: Path, name: str) -> Bm25:
+        tokens = json.loads((directory / f"{name}.vocabulary.json").read_text(encoding="utf-8"))
+        parts = {part: np.load(directory / f"{name}.{part}.npy", mmap_mode="r") for part in PARTS}
+        parts["lengths"] = np.asarray(parts["lengths"])
+        return cls({token: number for number, token in enumerate(tokens)}, **parts)
+
+    def scores(self, tokens: Sequence[str]) -> np.ndarray:
+        """Every passage's BM25 score for ``tokens`` (a token given twice counts twice)."""
+        passages = len(self.lengths)
+        rows, parts = [], []
+        for token in tokens:
+            term = self.vocabulary.get(token)
+            if term is None:
+                continue
+            start, end = self.indptr[term], self.indptr[term + 1]
+            if start == end:  # a term whose passages were all removed
+                continue
+            idf = np.log1p((passages - (end - start) + 0.5) / (end - start + 0.5))
+            row, count = self.indices[start:end], self.data[start:end]
+            rows.append(row)
+            parts.append(idf * count / (count + self._norms[row]))
+        if not rows:
+            return np.zeros(passages, dtype=np.float32)
+        return np.bincount(np.concatenate(rows), np.concatenate(parts), minlength=passages).astype(np.float32)
+
+
+def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
+    """Term counts, one row per token list; tokens new to ``vocabulary`` are added to it."""
+    blocks: list[sparse.csr_matrix] = []
+    indptr, terms = [0], array("i")  # 4 bytes a token: a block of token lists stays small
+    for tokens in token_lists:
+        terms.extend(vocabulary.setdefault(token, len(vocabulary)) for token in tokens)
+        indptr.append(len(terms))
+        if len(indptr) > CHUNK:
+            blocks.append(_block(indptr, terms, len(vocabulary)))
+            indptr, terms = [0], array("i")
+    if len(indptr) > 1 or not blocks:
+        blocks.append(_block(indptr, terms, len(vocabulary)))
+    for block in blocks:
+        block.resize(block.shape[0], len(vocabulary))
+    return sparse.vstack(blocks, format="csr")
+
+
+def _block(indptr: list[int], terms: array, vocabulary_size: int) -> sparse.csr_matrix:
+    columns = np.frombuffer(terms, dtype=np.int32) if len(terms) else np.zeros(0, np.int32)
+    block = sparse.csr_matrix(
+        (np.ones(len(columns), np.float32), columns, np.asarray(indptr, np.int64)),
+        shape=(len(indptr) - 1, vocabulary_size),
+    )
+    block.sum_duplicates()  # a token repeated in a passage becomes one count, before blocks pile up
+    return block
 
 
 class LexicalIndex:
@@ -37,51 +144,48 @@ class LexicalIndex:
     Args:
         ids: Passage ids, in row order.
         languages: Each passage's language (ISO 639-1) or None.
-        words: The BM25 index of :func:`tokenize` tokens.
-        grams: The BM25 index of :func:`grams` tokens.
+        indexes: A :class:`Bm25` per kind of token in :data:`KINDS`.
     """
 
-    def __init__(
-        self, ids: np.ndarray, languages: list[str | None], words: bm25s.BM25 | None, grams: bm25s.BM25 | None
-    ) -> None:
+    def __init__(self, ids: np.ndarray, languages: list[str | None], indexes: dict[str, Bm25]) -> None:
         self.ids = ids
         self.languages = list(languages)
         # Rows per language, computed once: a query scores each language's passages in its own way.
         codes = np.asarray([language or "" for language in languages], dtype=object)
         self._rows_by_language = {language or None: codes == (language or "") for language in set(languages)}
-        self.words = words
-        self.grams = grams
+        self.indexes = indexes
 
     @classmethod
-    def build(cls, rows: Iterable[tuple[int, str, str | None]]) -> LexicalIndex:
+    def build(cls, rows: Sequence[Row]) -> LexicalIndex:
         """Index ``(passage_id, text, language)`` rows; the text should carry the title, as embeddings do."""
-        ids, languages, word_tokens, gram_tokens = [], [], [], []
-        for passage_id, text, language in rows:
-            ids.append(passage_id)
-            languages.append(language)
-            word_tokens.append(tokenize(text, language))
-            gram_tokens.append(grams(text, language))
-        return cls(np.asarray(ids, dtype=np.int64), languages, _bm25(word_tokens), _bm25(gram_tokens))
+        indexes = {
+            kind: Bm25.build(tokens(text, language) for _, text, language in rows) for kind, tokens in KINDS.items()
+        }
+        return cls(np.asarray([row[0] for row in rows], dtype=np.int64), [row[2] for row in rows], indexes)
+
+    def updated(self, removed: Sequence[int], added: Sequence[Row]) -> LexicalIndex:
+        """This index without the ``removed`` passage ids, plus ``added`` rows: only the new text is tokenized."""
+        keep = ~np.isin(self.ids, np.asarray(removed, dtype=np.int64))
+        indexes = {
+            kind: self.indexes[kind].updated(keep, (tokens(text, language) for _, text, language in added))
+            for kind, tokens in KINDS.items()
+        }
+        ids = np.concatenate([self.ids[keep], np.asarray([row[0] for row in added], dtype=np.int64)])
+        languages = [language for language, kept in zip(self.languages, keep) if kept] + [row[2] for row in added]
+        return LexicalIndex(ids, languages, indexes)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         rows = {"ids": self.ids.tolist(), "languages": self.languages}
         (directory / ROWS).write_text(json.dumps(rows), encoding="utf-8")
-        for name in ("words", "grams"):
-            retriever = getattr(self, name)
-            if retriever is not None:
-                retriever.save(str(directory / name), show_progress=False)
+        for kind, index in self.indexes.items():
+            index.save(directory, kind)
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
         rows = json.loads((directory / ROWS).read_text(encoding="utf-8"))
-        retrievers = {
-            name: bm25s.BM25.load(str(directory / name), mmap=True, show_progress=False, verbosity=0)
-            if (directory / name).exists()
-            else None
-            for name in ("words", "grams")
-        }
-        return cls(np.asarray(rows["ids"], dtype=np.int64), rows["languages"], **retrievers)
+        indexes = {kind: Bm25.load(directory, kind) for kind in KINDS}
+        return cls(np.asarray(rows["ids"], dtype=np.int64), rows["languages"], indexes)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -97,6 +201,7 @@ class LexicalIndex:
         if not len(self):
             return []
         mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
+        gram_scores = self.indexes["grams"].scores(grams(query, language))
         total = np.zeros(len(self), dtype=np.float32)
         for passage_language, in_language in self._rows_by_language.items():
             rows = mask & in_language
@@ -105,28 +210,15 @@ class LexicalIndex:
             same = language is None or passage_language == language
             weights = WEIGHTS["same" if same else "other"]
             word_tokens = tokenize(query, language) if same else names_and_codes(query, language, passage_language)
-            if self.words is not None:
-                total += weights["words"] * _normalized(self.words, word_tokens, rows)
-            if self.grams is not None:
-                total += weights["grams"] * _normalized(self.grams, grams(query, language), rows)
+            total += weights["words"] * _normalized(self.indexes["words"].scores(word_tokens), rows)
+            total += weights["grams"] * _normalized(gram_scores, rows)
         found = np.flatnonzero(total > 0)
         best = found[np.argsort(-total[found], kind="stable")[:k]]
         return [(int(self.ids[row]), float(total[row])) for row in best]
 
 
-def _bm25(corpus: list[list[str]]) -> bm25s.BM25 | None:
-    if not any(corpus):  # bm25s cannot index a corpus without a single token
-        return None
-    retriever = bm25s.BM25()
-    retriever.index(corpus, show_progress=False)
-    return retriever
-
-
-def _normalized(retriever: bm25s.BM25, tokens: list[str], rows: np.ndarray) -> np.ndarray:
-    """BM25 scores of ``tokens`` on ``rows`` (zero elsewhere), divided by the best among them."""
-    token_ids = retriever.get_tokens_ids(tokens)
-    if not token_ids:
-        return np.zeros(len(rows), dtype=np.float32)
-    scores = np.where(rows, retriever.get_scores_from_ids(token_ids), 0).astype(np.float32)
+def _normalized(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``scores`` on ``rows`` (zero elsewhere), divided by the best among them."""
+    scores = np.where(rows, scores, 0).astype(np.float32)
     best = scores.max()
     return scores / best if best > 0 else scores

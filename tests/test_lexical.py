@@ -122,3 +122,30 @@ def test_lexical_search_takes_any_text(texts: list[str], query: str) -> None:
     index = LexicalIndex.build([(i, text, detect(text)) for i, text in enumerate(texts)])
     hits = index.search(query, detect(query), k=3)
     assert len(hits) <= 3 and all(0 <= passage_id < len(texts) and score > 0 for passage_id, score in hits)
+
+
+def test_an_update_equals_a_rebuild(tmp_path: Path) -> None:
+    """Adding and removing passages tokenizes only the new ones, and scores as if built from scratch."""
+    stale = (99, "Un testo che verrà tolto, con parole sue: zibaldone MQ-9.", "it")
+    LexicalIndex.build([*ROWS[:3], stale]).save(tmp_path / "old")
+    updated = LexicalIndex.load(tmp_path / "old").updated([99], ROWS[3:])
+    updated.save(tmp_path / "new")
+    reloaded, rebuilt = LexicalIndex.load(tmp_path / "new"), LexicalIndex.build(ROWS)
+    assert sorted(reloaded.ids.tolist()) == sorted(row[0] for row in ROWS)
+    queries = [("MQ-9", None), ("parliament budget", "en"), ("soldati ucraini", "it"), ("zibaldone", "it")]
+    for query, language in queries:
+        ours, theirs = reloaded.search(query, language, k=5), rebuilt.search(query, language, k=5)
+        assert [i for i, _ in ours] == [i for i, _ in theirs] and ours
+        assert [s for _, s in ours] == pytest.approx([s for _, s in theirs])
+
+
+def test_bm25_scores_follow_lucenes_formula() -> None:
+    """One document of three holding a term once: idf x tf / (tf + k1 (1 - b + b len / avg len))."""
+    from indexer.lexical import K1, B, Bm25
+
+    index = Bm25.build([["drone", "mare"], ["mare"], ["mare", "nero", "mare", "nero"]])
+    average = (2 + 1 + 4) / 3
+    idf = np.log(1 + (3 - 1 + 0.5) / (1 + 0.5))
+    expected = idf * 1 / (1 + K1 * (1 - B + B * 2 / average))
+    assert index.scores(["drone"]) == pytest.approx([expected, 0, 0])
+    assert index.scores(["unknown"]).tolist() == [0, 0, 0]
