@@ -16,7 +16,7 @@ MIN_LETTERS = 3
 
 def detect(text: str) -> str | None:
     """The language of ``text``, or None when it has too few letters to tell."""
-    if sum(char.isalpha() for char in text[:1000]) < MIN_LETTERS:
+    if _letters(text) < MIN_LETTERS:
         return None
     language, _ = _identifier().classify(text[:5000])
     return str(language)
@@ -33,6 +33,11 @@ def _identifier():
 
 def passage_language(text: str, article_language: str | None, min_letters: int = 100) -> str | None:
     """A passage's language: detected from the passage if it is long enough to tell, else its article's."""
-    if sum(char.isalpha() for char in text[:1000]) < min_letters:
+    if _letters(text) < min_letters:
         return article_language
     return detect(text)
+
+
+def _letters(text: str) -> int:
+    """Letters among the first thousand characters."""
+    return sum(map(str.isalpha, text[:1000]))
