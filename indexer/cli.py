@@ -115,6 +115,12 @@ def cli() -> None:
     type=click.IntRange(16, 500),
     help="Longest passage in model tokens (default 256, or the index's). Longer paragraphs are cut at sentences.",
 )
+@click.option(
+    "--vector-index",
+    metavar="FACTORY",
+    help="FAISS index factory string for the vectors, e.g. HNSW32 or IVF4096,SQ8 (default: the index's, or auto: "
+    "exact search up to 100,000 passages, IVF with 8-bit vectors beyond). Changing it re-embeds nothing.",
+)
 @click.option("--query-prompt", help="Text put before each query (default: the model's own query prompt).")
 @click.option("--passage-prompt", help="Text put before each passage (default: the model's own passage prompt).")
 def index(
@@ -124,6 +130,7 @@ def index(
     rebuild: bool,
     prune: bool,
     precision: str | None,
+    vector_index: str | None,
     max_tokens: int | None,
     query_prompt: str | None,
     passage_prompt: str | None,
@@ -146,7 +153,7 @@ def index(
     def progress(stage: str, done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = click.progressbar(length=total, label="Embedding passages", file=sys.stderr)
+            bar = click.progressbar(length=total, label="Embedding articles", file=sys.stderr)
             bar.__enter__()
         bar.update(done - bar.pos)
 
@@ -158,6 +165,7 @@ def index(
             rebuild=rebuild,
             prune=prune,
             precision=precision,
+            vector_index=vector_index,
             max_tokens=max_tokens,
             query_prompt=query_prompt,
             passage_prompt=passage_prompt,
@@ -428,7 +436,10 @@ def evaluate(
 @click.option("--json", "as_json", is_flag=True, help="Print the details as one JSON object.")
 @index_dir_option
 def info(as_json: bool, index_dir: Path) -> None:
-    """Show the index's model, size and build time.
+    """Show the index's model, size, vector index kind and build time.
+
+    vector_index_bytes is what a search holds in memory for the vectors (the model and DuckDB's cache come on
+    top); lexical_bytes is memory-mapped, so a search reads only its words' part.
 
     \b
     Example:
@@ -437,17 +448,20 @@ def info(as_json: bool, index_dir: Path) -> None:
     from dataclasses import asdict
 
     from . import layout
-    from .manifest import Manifest, index_size
+    from .manifest import LEXICAL, VECTORS, Manifest, index_size
 
     generation = layout.require_current(index_dir)
     manifest = Manifest.load(generation)
     details = {"index_dir": str(index_dir), **asdict(manifest)}
     details["size_bytes"] = index_size(generation)
+    details["vector_index_bytes"] = (generation / VECTORS).stat().st_size
+    details["lexical_bytes"] = index_size(generation / LEXICAL)
     if as_json:
         click.echo(json.dumps(details, ensure_ascii=False, indent=2))
         return
-    details["size_bytes"] = f"{details['size_bytes'] / 1e6:.1f} MB"
     for key, value in details.items():
+        if key.endswith("_bytes"):
+            key, value = key.removesuffix("_bytes"), f"{value / 1e6:.1f} MB"
         # Prompts often end in a space that matters: show them quoted.
         click.echo(f"{key + ':':<16}{value!r}" if key.endswith("_prompt") else f"{key + ':':<16}{value}")
 

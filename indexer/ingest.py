@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,9 +18,12 @@ from .articles import Article, read_articles
 from .embedder import Embedder, load_embedder, model_name, precision_for
 from .errors import IndexMismatch, InputProblem, NewsarchiveError
 from .language import detect, passage_language
-from .manifest import DATABASE, LEXICAL, VECTORS, Manifest
+from .manifest import AUTO, DATABASE, LEXICAL, VECTORS, Manifest
 from .passages import DEFAULT_MAX_TOKENS, Passage, embedding_text, split_article
 from .store import Store, connect
+
+if TYPE_CHECKING:
+    from .vectors import VectorIndex
 
 
 @dataclass
@@ -38,7 +42,8 @@ class IndexReport:
 
 
 Progress = Callable[[str, int, int], None]
-"""Called as ``progress(stage, done, total)`` while passages are embedded."""
+"""Called as ``progress(stage, done, total)`` while articles are embedded."""
+ARTICLES_PER_BATCH = 1000  # split, embedded and stored together, so memory stays flat however many there are
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class _Settings:
     query_prompt: str | None
     passage_prompt: str | None
     precision: str
+    vector_index: str
 
 
 def index_paths(
@@ -58,6 +64,7 @@ def index_paths(
     rebuild: bool = False,
     prune: bool = False,
     precision: str | None = None,
+    vector_index: str | None = None,
     max_tokens: int | None = None,
     query_prompt: str | None = None,
     passage_prompt: str | None = None,
@@ -80,6 +87,8 @@ def index_paths(
         prune: Also remove articles whose file is gone, and articles no longer in a file that was read whole.
         precision: ``int8``, ``fp32`` or ``auto`` (:func:`indexer.embedder.precision_for`); ``None`` keeps the
             index's, or takes ``$NEWSARCHIVE_PRECISION`` or ``auto`` for a new index.
+        vector_index: ``auto`` (exact search for small archives, approximate for large ones) or a FAISS index
+            factory string; ``None`` keeps the index's. Changing it rebuilds the vectors' index, not the embeddings.
         max_tokens: Passage budget in model tokens; ``None`` keeps the index's (or the default).
         query_prompt: Text put before queries; ``None`` keeps the index's (or the model's own ``query`` prompt).
         passage_prompt: Text put before passages; ``None`` keeps the index's (or the model's own).
@@ -105,14 +114,16 @@ def index_paths(
     with layout.writing(directory):
         previous_dir = None if rebuild else layout.current(directory)
         previous = Manifest.load(previous_dir) if previous_dir else None
-        settings = _settings(previous, directory, embedder, model, precision, max_tokens, query_prompt, passage_prompt)
+        settings = _settings(
+            previous, directory, embedder, model, precision, vector_index, max_tokens, query_prompt, passage_prompt
+        )
         known = _known_articles(previous_dir) if previous_dir else {}
         changed = [a for a in articles if a.article_id in known and known[a.article_id][0] != a.content_hash]
         new = [a for a in articles if a.article_id not in known]
         gone = _gone(known, articles, report.problems) if prune else []
         report.added, report.updated, report.removed = len(new), len(changed), len(gone)
         report.unchanged = len(articles) - len(new) - len(changed)
-        if not (changed or new or gone):
+        if not (changed or new or gone or (previous and previous.vector_index != settings.vector_index)):
             # Nothing to change -- or nothing could be read, in which case even a rebuild keeps what there is.
             _count(report, layout.current(directory))
         else:
@@ -140,7 +151,12 @@ def remove_articles(article_ids: Sequence[str], directory: str | Path | None = N
         if unknown:
             raise NewsarchiveError(f"not in {directory}/: {', '.join(map(repr, unknown))}; nothing removed")
         settings = _Settings(
-            manifest.model, manifest.max_tokens, manifest.query_prompt, manifest.passage_prompt, manifest.precision
+            manifest.model,
+            manifest.max_tokens,
+            manifest.query_prompt,
+            manifest.passage_prompt,
+            manifest.precision,
+            manifest.vector_index,
         )
         report.removed = len(set(article_ids))
         _write_generation(directory, current, settings, [], [], sorted(set(article_ids)), None, None, report)
@@ -196,6 +212,7 @@ def _settings(
     embedder: Embedder | None,
     model: str | None,
     precision: str | None,
+    vector_index: str | None,
     max_tokens: int | None,
     query_prompt: str | None,
     passage_prompt: str | None,
@@ -219,7 +236,8 @@ def _settings(
             passage_prompt=passage_prompt,
         )
         query_prompt, passage_prompt, precision = previous.query_prompt, previous.passage_prompt, previous.precision
-    return _Settings(model, max_tokens, query_prompt, passage_prompt, precision)
+    vector_index = vector_index or (previous.vector_index if previous else AUTO)
+    return _Settings(model, max_tokens, query_prompt, passage_prompt, precision, vector_index)
 
 
 def _known_articles(generation: Path) -> dict[str, tuple[str, str]]:
@@ -257,35 +275,43 @@ def _write_generation(
     report: IndexReport,
 ) -> None:
     """Write the next generation: the previous one minus replaced and removed articles, plus ``to_embed``."""
-    # Imported here: FAISS and bm25s (with scipy) take most of a second, which a run with nothing to do skips.
+    # Imported here: FAISS and SciPy take most of a second, which a run with nothing to do skips.
     from .lexical import LexicalIndex
-    from .vectors import INDEX_TYPE, VectorIndex
 
     query_prompt, passage_prompt = settings.query_prompt, settings.passage_prompt
     with layout.staging(directory) as staging:
         if previous_dir:
             shutil.copy2(previous_dir / DATABASE, staging / DATABASE)
-            shutil.copy2(previous_dir / VECTORS, staging / VECTORS)
-            vectors = VectorIndex.load(staging / VECTORS)
+            store = Store(connect(staging / DATABASE, read_only=False))
         else:
             # A new index needs the model's dimension for its tables, whatever there is to embed.
             embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt, settings.precision)
-            vectors = VectorIndex.create(embedder.dimension)
-        store = Store.create(staging / DATABASE, vectors.dimension)
+            store = Store.create(staging / DATABASE, embedder.dimension)
         try:
-            dropped = [a.article_id for a in replaced] + removed
-            vectors.remove(store.passage_ids(dropped))
-            store.delete_articles(dropped)
+            dropped = store.passage_ids([a.article_id for a in replaced] + removed)
+            store.delete_articles([a.article_id for a in replaced] + removed)
+            if settings.vector_index != AUTO:
+                from .vectors import check_factory
+
+                check_factory(settings.vector_index, store.dimension)
+            ids: list[int] = []
+            matrices = []
             if to_embed:
                 embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt, settings.precision)
-                languages = [a.language or detect(f"{a.title}\n{a.text}") for a in to_embed]
-                by_id = dict(zip((a.article_id for a in to_embed), languages))
-                passages, matrix = _embed(to_embed, by_id, embedder, settings.max_tokens, progress)
-                ids = store.insert(to_embed, languages, passages, matrix)
-                vectors.add(np.asarray(ids), matrix)
-                report.embedded = len(passages)
+            for start in range(0, len(to_embed), ARTICLES_PER_BATCH):
+                batch = to_embed[start : start + ARTICLES_PER_BATCH]
+                languages = [a.language or detect(f"{a.title}\n{a.text}") for a in batch]
+                passages, matrix = _embed(batch, languages, embedder, settings.max_tokens, progress, start, to_embed)
+                ids += store.insert(batch, languages, passages, matrix)
+                matrices.append(matrix)
+                report.embedded += len(passages)
+            matrix = np.concatenate(matrices) if matrices else None
             report.articles, report.passages = store.counts()
-            lexical = LexicalIndex.build(store.lexical_rows())
+            vectors = _vectors(previous_dir, settings.vector_index, store, dropped, ids, matrix)
+            if previous_dir:
+                lexical = LexicalIndex.load(previous_dir / LEXICAL).updated(dropped, store.lexical_rows(ids))
+            else:
+                lexical = LexicalIndex.build(store.lexical_rows())
             if embedder is not None:  # None only when an existing index needed no model: it keeps its prompts
                 query_prompt, passage_prompt = embedder.query_prompt, embedder.passage_prompt
         finally:
@@ -301,10 +327,42 @@ def _write_generation(
             articles=report.articles,
             passages=report.passages,
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            index_type=INDEX_TYPE,
+            index_type=_factory(settings.vector_index, report.passages),
             precision=settings.precision,
+            vector_index=settings.vector_index,
         ).save(staging)
         layout.publish(directory, staging)
+
+
+def _factory(vector_index: str, passages: int) -> str:
+    from .vectors import factory_for
+
+    return factory_for(passages) if vector_index == AUTO else vector_index
+
+
+def _vectors(
+    previous_dir: Path | None,
+    vector_index: str,
+    store: Store,
+    dropped: list[int],
+    ids: list[int],
+    matrix: np.ndarray | None,
+) -> VectorIndex:
+    """The next generation's vector index: the previous one updated, or a new one when the kind changes."""
+    from .vectors import VectorIndex
+
+    factory = _factory(vector_index, store.counts()[1])
+    if previous_dir and Manifest.load(previous_dir).index_type == factory:
+        vectors = VectorIndex.load(previous_dir / VECTORS)
+        try:
+            vectors.remove(dropped)
+            if matrix is not None:
+                vectors.add(np.asarray(ids), matrix)
+            return vectors
+        except RuntimeError:
+            pass  # a kind that cannot remove vectors (HNSW) is built again
+    all_ids, all_vectors = store.vectors_of()
+    return VectorIndex.build(factory, all_vectors.shape[1], all_ids, all_vectors)
 
 
 def _refuse_changed_settings(previous: Manifest, directory: Path, **asked: object) -> None:
@@ -320,25 +378,31 @@ def _refuse_changed_settings(previous: Manifest, directory: Path, **asked: objec
 
 def _embed(
     articles: list[Article],
-    languages: dict[str, str | None],
+    languages: list[str | None],
     embedder: Embedder,
     max_tokens: int,
     progress: Progress | None,
+    done: int,
+    total: list[Article],
 ) -> tuple[list[Passage], np.ndarray]:
-    """Split every article into passages, tell each one's language, and embed them with title and heading."""
+    """Split articles into passages, tell each one's language, and embed them with title and heading.
+
+    ``progress`` hears of articles: ``done`` of ``total`` before these, and a share of these as passages finish.
+    """
+    by_id = dict(zip((a.article_id for a in articles), languages))
     passages = [
-        dataclasses.replace(p, language=passage_language(p.text, languages[article.article_id]))
+        dataclasses.replace(p, language=passage_language(p.text, by_id[article.article_id]))
         for article in articles
         for p in split_article(article, embedder.count_tokens, max_tokens)
     ]
     titles = {a.article_id: a.title for a in articles}
     texts = [embedding_text(titles[p.article_id], p.heading, p.text) for p in passages]
-    done = 0
+    embedded = 0
 
     def advance(count: int) -> None:
-        nonlocal done
-        done += count
+        nonlocal embedded
+        embedded += count
         if progress:
-            progress("embedding", done, len(texts))
+            progress("embedding", done + len(articles) * embedded // len(texts), len(total))
 
     return passages, embedder.embed_passages(texts, progress=advance)

@@ -15,6 +15,7 @@ MANIFEST = "manifest.json"
 DATABASE = "archive.duckdb"
 VECTORS = "vectors.faiss"
 LEXICAL = "lexical"
+AUTO = "auto"  # vector_index: let the archive's size choose (indexer.vectors.factory_for)
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,11 @@ class Manifest:
         articles: Number of articles.
         passages: Number of passages (and vectors).
         built_at: When the index was last written, ISO 8601 in UTC.
-        index_type: The FAISS index kind.
+        index_type: The FAISS index kind built, as an index factory string (``Flat`` is exact search).
         schema_version: The DuckDB schema and directory layout version.
         precision: How the model ran: ``int8`` (ONNX) or ``fp32``; queries are embedded the same way.
+        vector_index: The FAISS index kind asked for: ``auto`` (chosen by size, see :mod:`indexer.vectors`) or a
+            factory string.
     """
 
     model: str
@@ -46,6 +49,7 @@ class Manifest:
     index_type: str
     schema_version: int = SCHEMA_VERSION
     precision: str = "fp32"
+    vector_index: str = AUTO
 
     def save(self, directory: Path) -> None:
         """Write ``manifest.json`` through a temporary file and an atomic rename."""

@@ -5,6 +5,7 @@ The README's "Query with SQL" section documents :func:`schema`; change it only w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -113,6 +114,14 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @property
+    def dimension(self) -> int:
+        """The embeddings' size, from their column's type (``FLOAT[384]``)."""
+        column_type = self.db.execute(
+            "SELECT data_type FROM duckdb_columns() WHERE table_name = 'passages' AND column_name = 'embedding'"
+        ).fetchall()[0][0]
+        return int(re.search(r"\[(\d+)\]", column_type).group(1))
+
     def article_sources(self) -> dict[str, tuple[str, str]]:
         """article_id -> (content_hash, path) of every article."""
         rows = self.db.execute("SELECT article_id, content_hash, path FROM articles").fetchall()
@@ -177,11 +186,13 @@ class Store:
         finally:
             self.db.unregister("_batch")
 
-    def lexical_rows(self) -> list[tuple[int, str, str | None]]:
-        """(passage_id, text as the model read it, language) of every passage, for the lexical index."""
+    def lexical_rows(self, passage_ids: Sequence[int] | None = None) -> list[tuple[int, str, str | None]]:
+        """(passage_id, text as the model read it, language) of these passages (or all), for the lexical index."""
+        where = "WHERE p.passage_id IN (SELECT unnest(?))" if passage_ids is not None else ""
         rows = self.db.execute(
-            """SELECT p.passage_id, a.title, p.heading, p.text, p.language
-               FROM passages p JOIN articles a USING (article_id) ORDER BY p.passage_id"""
+            f"""SELECT p.passage_id, a.title, p.heading, p.text, p.language
+                FROM passages p JOIN articles a USING (article_id) {where} ORDER BY p.passage_id""",
+            [list(passage_ids)] if passage_ids is not None else [],
         ).fetchall()
         return [(i, embedding_text(title, heading, text), language) for i, title, heading, text, language in rows]
 
@@ -245,23 +256,37 @@ class Store:
                 "SELECT heading, char_start, char_end FROM passages WHERE article_id = ? ORDER BY seq", [article_id]
             ).fetchall()
 
-    def vectors_of(self, passage_ids: Sequence[int]) -> np.ndarray:
-        """The stored embeddings of these passages, one row each, in passage id order."""
+    def vectors_of(self, passage_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The stored embeddings of these passages (or all), in passage id order: (ids, one row each)."""
+        where = "WHERE passage_id IN (SELECT unnest(?))" if passage_ids is not None else ""
         with self.db.cursor() as cursor:
             table = cursor.sql(
-                "SELECT embedding FROM passages WHERE passage_id IN (SELECT unnest(?)) ORDER BY passage_id",
-                params=[list(passage_ids)],
+                f"SELECT passage_id, embedding FROM passages {where} ORDER BY passage_id",
+                params=[list(passage_ids)] if passage_ids is not None else None,
             ).to_arrow_table()
         flat = table.column("embedding").combine_chunks().flatten().to_numpy()
-        return flat.reshape(table.num_rows, -1).astype(np.float32, copy=False)
+        ids = table.column("passage_id").to_numpy().astype(np.int64)
+        dimension = table.schema.field("embedding").type.list_size
+        return ids, flat.reshape(table.num_rows, dimension).astype(np.float32, copy=False)
 
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """The passages with these ids, joined with their articles, keyed by passage id."""
-        columns = ", ".join(("p." if c in _PASSAGE_COLUMNS else "a.") + c for c in HIT_COLUMNS)
+        """The passages with these ids, with their articles' fields, keyed by passage id."""
+        # Two lookups, not a join: DuckDB would hash-join every article, which grows with the archive.
+        own = [c for c in HIT_COLUMNS if c in _PASSAGE_COLUMNS]
+        borrowed = [c for c in HIT_COLUMNS if c not in _PASSAGE_COLUMNS]
         with self.db.cursor() as cursor:  # a cursor per call: the app shares one store between threads
-            rows = cursor.execute(
-                f"""SELECT {columns} FROM passages p JOIN articles a USING (article_id)
-                    WHERE p.passage_id IN (SELECT unnest(?))""",
-                [list(passage_ids)],
+            passages = cursor.execute(
+                f"SELECT {', '.join(own)} FROM passages WHERE passage_id IN (SELECT unnest(?))", [list(passage_ids)]
             ).fetchall()
-        return {row[0]: dict(zip(HIT_COLUMNS, row)) for row in rows}
+            article_ids = list({row[own.index("article_id")] for row in passages})
+            articles = cursor.execute(
+                f"SELECT article_id, {', '.join(borrowed)} FROM articles WHERE article_id IN (SELECT unnest(?))",
+                [article_ids],
+            ).fetchall()
+        by_article = {row[0]: dict(zip(borrowed, row[1:])) for row in articles}
+        hits = {}
+        for row in passages:
+            hit = dict(zip(own, row))
+            hit.update(by_article[hit["article_id"]])
+            hits[hit["passage_id"]] = {column: hit[column] for column in HIT_COLUMNS}
+        return hits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -269,6 +270,9 @@ def test_info_json(runner: CliRunner, seed_index: Path) -> None:
     assert {"model", "dimension", "articles", "passages", "built_at", "size_bytes"} <= set(info)
     assert (info["model"], info["dimension"], info["articles"], info["passages"]) == ("fake-hash", 64, 1, 17)
     assert info["size_bytes"] == index_size(seed_index / "current") > 0
+    assert (info["index_type"], info["vector_index"]) == ("Flat", "auto")
+    assert info["vector_index_bytes"] == (seed_index / "current" / "vectors.faiss").stat().st_size
+    assert 0 < info["lexical_bytes"] < info["size_bytes"]
     assert datetime.fromisoformat(info["built_at"]).tzinfo is not None
 
 
@@ -276,6 +280,15 @@ def test_info_text(runner: CliRunner, seed_index: Path) -> None:
     result = run(runner, "info", "-d", seed_index)
     assert result.exit_code == 0, result.output
     assert "fake-hash" in result.stdout and "query_prompt:   'q: '" in result.stdout
+    assert "index_type:     Flat" in result.stdout and re.search(r"vector_index:\s+[\d.]+ MB", result.stdout)
+
+
+def test_index_with_a_vector_index_faiss_cannot_parse(
+    runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path
+) -> None:
+    message = assert_clean_failure(run(runner, "index", SEED, "-d", tmp_path / "x", "--vector-index", "Flat99x"))
+    assert "Flat99x" in message and "could not parse" in message
+    assert use_fake_model.batches == []  # refused before anything was embedded
 
 
 def test_info_without_index(runner: CliRunner, tmp_path: Path) -> None:

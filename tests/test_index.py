@@ -460,3 +460,52 @@ def test_an_index_of_the_old_flat_layout_asks_for_a_rebuild(tmp_path: Path, seed
         index_paths([seeds_copy], old, embedder=FakeEmbedder())
     index_paths([seeds_copy], old, embedder=FakeEmbedder(), rebuild=True)
     assert (old / DATABASE).is_symlink() and snapshot(old, FakeEmbedder()).manifest.articles == 1
+
+
+def _after_edit_and_check(seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder) -> Snapshot:
+    """Edit the seed, update the index, and check it: the drone paragraph is found under its new words."""
+    from indexer.check import check
+
+    edit(seeds_copy / SEED.name, "MQ-9 Breacher", "MQ-9 Reaper")
+    report = index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    assert report.embedded == 17
+    assert check(index_dir) == []
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        assert search(archive, DRONE_QUERY.replace("Breacher", "Reaper"), k=1)[0].paragraph == DRONE_PARAGRAPH
+    return snapshot(index_dir, fake_embedder)
+
+
+def test_a_large_archive_gets_an_approximate_index_that_updates_in_place(
+    seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("indexer.vectors.EXACT_UP_TO", 10)  # the seed's 17 passages count as "large"
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    assert Manifest.load(index_dir / "current").index_type == "IVF16,SQ8"
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        assert not archive.vectors.exact
+        assert search(archive, DRONE_QUERY, k=1)[0].paragraph == DRONE_PARAGRAPH
+    after = _after_edit_and_check(seeds_copy, index_dir, fake_embedder)
+    assert after.manifest.index_type == "IVF16,SQ8" and len(after.faiss_ids) == 17
+
+
+def test_a_vector_index_asked_for_is_kept_and_changing_it_embeds_nothing(
+    built: Snapshot, seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder
+) -> None:
+    batches = len(fake_embedder.batches)
+    report = index_paths([seeds_copy], index_dir, embedder=fake_embedder, vector_index="HNSW8")
+    assert (report.embedded, len(fake_embedder.batches)) == (0, batches)  # rebuilt from passages.embedding
+    manifest = Manifest.load(index_dir / "current")
+    assert (manifest.vector_index, manifest.index_type) == ("HNSW8", "HNSW8")
+    # HNSW cannot remove vectors: an edit rebuilds it from DuckDB, and the setting stays.
+    after = _after_edit_and_check(seeds_copy, index_dir, fake_embedder)
+    assert after.manifest.index_type == "HNSW8" and sorted(after.faiss_ids) == sorted(after.passages)
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder, vector_index="auto")
+    assert Manifest.load(index_dir / "current").index_type == "Flat"
+
+
+def test_a_vector_index_faiss_cannot_build_is_refused_and_the_index_kept(
+    built: Snapshot, seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder
+) -> None:
+    with pytest.raises(NewsarchiveError, match="needs at least 1,024 passages"):
+        index_paths([seeds_copy], index_dir, embedder=fake_embedder, vector_index="IVF1024,SQ8")
+    assert snapshot(index_dir, fake_embedder).manifest.index_type == "Flat"
