@@ -91,9 +91,15 @@ class Bm25:
         parts["lengths"] = np.asarray(parts["lengths"])
         return cls({token: number for number, token in enumerate(tokens)}, **parts)
 
-    def scores(self, tokens: Sequence[str]) -> np.ndarray:
-        """Every passage's BM25 score for ``tokens`` (a token given twice counts twice)."""
+    def scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """Every passage's BM25 score for ``tokens`` (a token given twice counts twice).
+
+        With ``rows`` (sorted row numbers), only those passages are scored, the others left at zero: each term's
+        postings are then searched, not read, which keeps a common term cheap in a large archive.
+        """
         passages = len(self.lengths)
+        if rows is not None:
+            return self._scores_at(tokens, rows)
         rows, parts = [], []
         for token in tokens:
             term = self.vocabulary.get(token)
@@ -109,6 +115,24 @@ class Bm25:
         if not rows:
             return np.zeros(passages, dtype=np.float32)
         return np.bincount(np.concatenate(rows), np.concatenate(parts), minlength=passages).astype(np.float32)
+
+    def _scores_at(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        passages = len(self.lengths)
+        scores = np.zeros(passages, dtype=np.float32)
+        for token in tokens:
+            term = self.vocabulary.get(token)
+            if term is None or self.indptr[term] == self.indptr[term + 1]:
+                continue
+            start, end = self.indptr[term], self.indptr[term + 1]
+            postings = self.indices[start:end]  # sorted row numbers
+            places = np.searchsorted(postings, rows)
+            inside = places < len(postings)
+            found = inside.copy()
+            found[inside] = postings[places[inside]] == rows[inside]
+            row, count = rows[found], self.data[start + places[found]]
+            idf = np.log1p((passages - (end - start) + 0.5) / (end - start + 0.5))
+            scores[row] += idf * count / (count + self._norms[row])
+        return scores
 
 
 def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
@@ -191,30 +215,59 @@ class LexicalIndex:
         return len(self.ids)
 
     def search(
-        self, query: str, language: str | None, k: int, allowed: np.ndarray | None = None
+        self,
+        query: str,
+        language: str | None,
+        k: int,
+        allowed: np.ndarray | None = None,
+        among: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` passages with the most lexical evidence for ``query`` (in ``language``), best first.
 
         Scores are the weighted sum of each index's BM25 score divided by its best; passages without a single
         matching token are left out. ``allowed``, when given, limits the search to those passage ids.
+
+        ``among`` (passage ids) makes the 4-gram evidence, which reads far more postings than words do, count only
+        for those passages and for the ``k`` best by words: hybrid search passes its dense candidates, since
+        lexical evidence only breaks near-ties among them.
         """
         if not len(self):
             return []
         mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
-        gram_scores = self.indexes["grams"].scores(grams(query, language))
+        groups = [(lang, mask & rows) for lang, rows in self._rows_by_language.items() if (mask & rows).any()]
         total = np.zeros(len(self), dtype=np.float32)
-        for passage_language, in_language in self._rows_by_language.items():
-            rows = mask & in_language
-            if not rows.any():
-                continue
+        for passage_language, rows in groups:
             same = language is None or passage_language == language
-            weights = WEIGHTS["same" if same else "other"]
             word_tokens = tokenize(query, language) if same else names_and_codes(query, language, passage_language)
-            total += weights["words"] * _normalized(self.indexes["words"].scores(word_tokens), rows)
-            total += weights["grams"] * _normalized(gram_scores, rows)
-        found = np.flatnonzero(total > 0)
-        best = found[np.argsort(-total[found], kind="stable")[:k]]
-        return [(int(self.ids[row]), float(total[row])) for row in best]
+            weight = WEIGHTS["same" if same else "other"]["words"]
+            total += weight * _normalized(self.indexes["words"].scores(word_tokens), rows)
+        scored = None
+        if among is not None:
+            scored = np.union1d(self._rows_of(among), _best(total, k))
+        gram_scores = self.indexes["grams"].scores(grams(query, language), scored)
+        for passage_language, rows in groups:
+            same = language is None or passage_language == language
+            total += WEIGHTS["same" if same else "other"]["grams"] * _normalized(gram_scores, rows)
+        return [(int(self.ids[row]), float(total[row])) for row in _best(total, k)]
+
+    def _rows_of(self, passage_ids: np.ndarray) -> np.ndarray:
+        """The rows of these passage ids (sorted): ids only grow, so rows are in id order, and searched."""
+        ids = np.asarray(passage_ids, dtype=np.int64)
+        places = np.searchsorted(self.ids, ids)
+        inside = places < len(self.ids)
+        places, ids = places[inside], ids[inside]
+        return np.unique(places[self.ids[places] == ids])
+
+
+def _best(scores: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the ``k`` best positive scores, best first (ties in row order), without sorting them all."""
+    found = np.flatnonzero(scores > 0)
+    if len(found) > k:
+        values = scores[found]
+        kth = -np.partition(-values, k - 1)[k - 1]  # the k-th best score
+        better = found[values > kth]
+        found = np.concatenate([better, found[values == kth][: k - len(better)]])
+    return found[np.argsort(-scores[found], kind="stable")]
 
 
 def _normalized(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -149,3 +149,12 @@ def test_bm25_scores_follow_lucenes_formula() -> None:
     expected = idf * 1 / (1 + K1 * (1 - B + B * 2 / average))
     assert index.scores(["drone"]) == pytest.approx([expected, 0, 0])
     assert index.scores(["unknown"]).tolist() == [0, 0, 0]
+
+
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5]), max_size=60), st.integers(1, 20))
+def test_best_rows_equal_a_full_stable_sort(scores: list[float], k: int) -> None:
+    from indexer.lexical import _best
+
+    array = np.asarray(scores, dtype=np.float32)
+    expected = [row for row in np.argsort(-array, kind="stable") if array[row] > 0][:k]
+    assert _best(array, k).tolist() == expected
