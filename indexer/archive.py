@@ -12,6 +12,10 @@ from .manifest import DATABASE, LEXICAL, VECTORS, Manifest
 from .store import Store, connect
 from .vectors import VectorIndex
 
+# DuckDB's block cache in a search process: enough for the passages a search fetches and for SQL over a large
+# archive (DuckDB spills what does not fit), not the 80% of the machine it takes by default.
+SEARCH_CACHE = "512MB"
+
 
 class Archive:
     """A read-only view of one index directory.
@@ -47,7 +51,7 @@ class Archive:
                 f"--model, or rebuild it with `newsarchive index --rebuild --model {expected} ...`"
             )
         self._embedder = embedder
-        self.store = Store(connect(self.generation / DATABASE, read_only=True))
+        self.store = Store(connect(self.generation / DATABASE, read_only=True, memory_limit=SEARCH_CACHE))
         self.vectors = VectorIndex.load(self.generation / VECTORS)
         self.lexical = LexicalIndex.load(self.generation / LEXICAL)
 

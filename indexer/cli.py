@@ -107,8 +107,9 @@ def cli() -> None:
     "--precision",
     type=click.Choice(["auto", "int8", "fp32"]),
     envvar=config.PRECISION_ENV,
-    help="How the model runs (or $NEWSARCHIVE_PRECISION). int8: ONNX, default model only, about twice as fast "
-    "and about a point of recall worse; auto and fp32: PyTorch fp32. Default: the index's, or fp32.",
+    help="How the model runs (or $NEWSARCHIVE_PRECISION). auto and fp32: full precision (the default model on "
+    "onnxruntime, the same vectors as PyTorch); int8: default model only, about twice as fast again and about a "
+    "point of recall worse. Default: the index's, or fp32.",
 )
 @click.option(
     "--max-tokens",
@@ -438,8 +439,8 @@ def evaluate(
 def info(as_json: bool, index_dir: Path) -> None:
     """Show the index's model, size, vector index kind and build time.
 
-    vector_index_bytes is what a search holds in memory for the vectors (the model and DuckDB's cache come on
-    top); lexical_bytes is memory-mapped, so a search reads only its words' part.
+    vectors_bytes is what a search holds in memory for the vectors (the model and DuckDB's cache come on top);
+    lexical_bytes is memory-mapped, so a search reads only its words' part.
 
     \b
     Example:
@@ -454,7 +455,7 @@ def info(as_json: bool, index_dir: Path) -> None:
     manifest = Manifest.load(generation)
     details = {"index_dir": str(index_dir), **asdict(manifest)}
     details["size_bytes"] = index_size(generation)
-    details["vector_index_bytes"] = (generation / VECTORS).stat().st_size
+    details["vectors_bytes"] = (generation / VECTORS).stat().st_size
     details["lexical_bytes"] = index_size(generation / LEXICAL)
     if as_json:
         click.echo(json.dumps(details, ensure_ascii=False, indent=2))

@@ -305,9 +305,8 @@ def _write_generation(
                 ids += store.insert(batch, languages, passages, matrix)
                 matrices.append(matrix)
                 report.embedded += len(passages)
-            matrix = np.concatenate(matrices) if matrices else None
             report.articles, report.passages = store.counts()
-            vectors = _vectors(previous_dir, settings.vector_index, store, dropped, ids, matrix)
+            vectors = _vectors(previous_dir, settings.vector_index, store, dropped, ids, matrices)
             if previous_dir:
                 lexical = LexicalIndex.load(previous_dir / LEXICAL).updated(dropped, store.lexical_rows(ids))
             else:
@@ -346,7 +345,7 @@ def _vectors(
     store: Store,
     dropped: list[int],
     ids: list[int],
-    matrix: np.ndarray | None,
+    matrices: list[np.ndarray],
 ) -> VectorIndex:
     """The next generation's vector index: the previous one updated, or a new one when the kind changes."""
     from .vectors import VectorIndex
@@ -356,11 +355,12 @@ def _vectors(
         vectors = VectorIndex.load(previous_dir / VECTORS)
         try:
             vectors.remove(dropped)
-            if matrix is not None:
-                vectors.add(np.asarray(ids), matrix)
+            if matrices:
+                vectors.add(np.asarray(ids), np.concatenate(matrices))
             return vectors
         except RuntimeError:
             pass  # a kind that cannot remove vectors (HNSW) is built again
+    matrices.clear()  # DuckDB has them too: do not hold a second copy of a large archive's vectors
     all_ids, all_vectors = store.vectors_of()
     return VectorIndex.build(factory, all_vectors.shape[1], all_ids, all_vectors)
 

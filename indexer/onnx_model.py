@@ -133,9 +133,9 @@ class OnnxSession:
         meta = json.loads((directory / "newsarchive.json").read_text())
         self.dimension = int(meta["dimension"])
         self.prompts: dict[str, str] = meta["prompts"]
+        # One tokenizer, untruncated (it counts long texts in full); ids are cut to the model's limit here, since
+        # each copy of its 250k-word vocabulary takes about 300 MB.
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        self.counter = Tokenizer.from_file(str(directory / "tokenizer.json"))  # counts long texts in full
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         options.log_severity_level = 3
@@ -145,28 +145,33 @@ class OnnxSession:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts in batches of similar length, each at most :data:`BATCH_TOKENS` tokens with its padding."""
-        encodings = self.tokenizer.encode_batch(texts)
+        encodings = [_truncated(encoding.ids) for encoding in self.tokenizer.encode_batch(texts)]
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i]))
         start = 0
         while start < len(order):
-            width = len(encodings[order[start]].ids)  # the longest of this batch
+            width = len(encodings[order[start]])  # the longest of this batch
             size = max(1, BATCH_TOKENS // width)
             rows = order[start : start + size]
             vectors[rows] = self._run([encodings[i] for i in rows], width)
             start += size
         return vectors
 
-    def _run(self, encodings: list, width: int) -> np.ndarray:
+    def _run(self, encodings: list[list[int]], width: int) -> np.ndarray:
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
         for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
+            ids[row, : len(encoding)] = encoding
+            mask[row, : len(encoding)] = 1
         hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        encodings = self.counter.encode_batch(texts, add_special_tokens=False)
+        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=False)
         return [len(encoding.ids) for encoding in encodings]
+
+
+def _truncated(ids: list[int]) -> list[int]:
+    """Token ids cut to :data:`MAX_TOKENS` as the tokenizer's own truncation does: the end marker kept."""
+    return ids if len(ids) <= MAX_TOKENS else ids[: MAX_TOKENS - 1] + ids[-1:]

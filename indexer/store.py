@@ -94,9 +94,16 @@ HIT_COLUMNS = (
 )
 
 
-def connect(path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open the archive's DuckDB file; readers open it read-only."""
-    return duckdb.connect(str(path), read_only=read_only)
+def connect(path: Path, read_only: bool = True, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the archive's DuckDB file; readers open it read-only.
+
+    ``memory_limit`` caps DuckDB's cache of the file's blocks (by default 80% of the machine's memory, which a
+    long-running search process would fill with the blocks of every passage it ever fetched).
+    """
+    connection = duckdb.connect(str(path), read_only=read_only)
+    if memory_limit:  # set, not passed as config: connections to one file in a process must share their config
+        connection.execute("SET memory_limit = ?", [memory_limit])
+    return connection
 
 
 class Store:

@@ -21,7 +21,7 @@ from .errors import NewsarchiveError
 
 EXACT = "Flat"
 EXACT_UP_TO = 100_000  # passages; an exact search over 100k takes ~10 ms on 2 cores (bench/search.py)
-PROBED = 1 / 32  # share of an IVF index's cells a search scans: recall@10 >= 0.98 of exact (bench/search.py)
+PROBED = 1 / 8  # share of an IVF index's cells a search scans (with re-ranking, recall@10 0.98: bench/search.py)
 TRAINING_PER_LIST = 40  # k-means points per cell that IVF training samples (FAISS warns below 39)
 
 
@@ -175,7 +175,14 @@ class VectorIndex:
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=self._ivf.nprobe)
             else:
                 params = faiss.SearchParameters(sel=selector)
-        scores, ids = self.index.search(vector, min(k, len(self)), params=params)
+        threads = faiss.omp_get_max_threads()
+        # One thread for one query: onnxruntime's threads, still spinning after embedding the query, hold the other
+        # core, and sharing it made an exact search of 10k vectors take 6 ms instead of 0.5 (set per thread).
+        faiss.omp_set_num_threads(1)
+        try:
+            scores, ids = self.index.search(vector, min(k, len(self)), params=params)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
 

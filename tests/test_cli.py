@@ -271,7 +271,7 @@ def test_info_json(runner: CliRunner, seed_index: Path) -> None:
     assert (info["model"], info["dimension"], info["articles"], info["passages"]) == ("fake-hash", 64, 1, 17)
     assert info["size_bytes"] == index_size(seed_index / "current") > 0
     assert (info["index_type"], info["vector_index"]) == ("Flat", "auto")
-    assert info["vector_index_bytes"] == (seed_index / "current" / "vectors.faiss").stat().st_size
+    assert info["vectors_bytes"] == (seed_index / "current" / "vectors.faiss").stat().st_size
     assert 0 < info["lexical_bytes"] < info["size_bytes"]
     assert datetime.fromisoformat(info["built_at"]).tzinfo is not None
 
@@ -280,7 +280,7 @@ def test_info_text(runner: CliRunner, seed_index: Path) -> None:
     result = run(runner, "info", "-d", seed_index)
     assert result.exit_code == 0, result.output
     assert "fake-hash" in result.stdout and "query_prompt:   'q: '" in result.stdout
-    assert "index_type:     Flat" in result.stdout and re.search(r"vector_index:\s+[\d.]+ MB", result.stdout)
+    assert "index_type:     Flat" in result.stdout and re.search(r"vectors:\s+[\d.]+ MB", result.stdout)
 
 
 def test_index_with_a_vector_index_faiss_cannot_parse(

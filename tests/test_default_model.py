@@ -98,13 +98,15 @@ def test_onnx_models_agree_with_pytorch_and_count_the_same_tokens(
     embedder = request.getfixturevalue(model)
     passages = _seed_lines() + _eval_texts("passages.jsonl", 100)
     questions = _eval_texts("queries_en.jsonl", 50) + _eval_texts("queries_it.jsonl", 50)
-    ours = np.concatenate([embedder.embed_passages(passages), embedder.embed_queries(questions)])
-    reference = np.concatenate([torch_model.embed_passages(passages), torch_model.embed_queries(questions)])
+    long_text = " ".join(passages)  # longer than the model reads: embedded from its start, counted in full
+    ours = np.concatenate([embedder.embed_passages([*passages, long_text]), embedder.embed_queries(questions)])
+    reference = np.concatenate(
+        [torch_model.embed_passages([*passages, long_text]), torch_model.embed_queries(questions)]
+    )
     cosines = (ours * reference).sum(axis=1)
     # fp32 on onnxruntime is the same computation; int8 agrees less on short queries than on passages.
     assert cosines.mean() >= mean and cosines.min() >= least, (cosines.mean(), cosines.min())
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
-    long_text = " ".join(passages)  # longer than the model reads: counted in full, not truncated
     texts = [*passages, *questions, long_text]
     assert embedder.count_tokens(texts) == torch_model.count_tokens(texts)
     assert embedder.count_tokens([long_text])[0] > 512

@@ -488,6 +488,39 @@ def test_a_large_archive_gets_an_approximate_index_that_updates_in_place(
     assert after.manifest.index_type == "IVF16,SQ8" and len(after.faiss_ids) == 17
 
 
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_an_approximate_index_ranks_by_exact_similarity(
+    seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    import faiss
+    import numpy as np
+
+    monkeypatch.setattr("indexer.vectors.EXACT_UP_TO", 10)
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        ids, vectors = archive.store.vectors_of()
+        query = fake_embedder.embed_queries([DRONE_QUERY])[0]
+        exact = dict(zip(ids.tolist(), (vectors @ query).tolist()))
+        # The index's 8-bit vectors give other cosines; a search reports the stored vectors' ones.
+        decoded = archive.vectors.vectors(ids) @ query
+        assert np.abs(decoded - vectors @ query).max() > 1e-4
+        threads = faiss.omp_get_max_threads()
+        hits = search(archive, DRONE_QUERY, k=5, mode=mode)
+        assert faiss.omp_get_max_threads() == threads  # a search leaves FAISS's thread count as it was
+        assert [hit.similarity for hit in hits] == pytest.approx([exact[hit.passage_id] for hit in hits], abs=1e-6)
+        if mode == "dense":  # ordered by exact similarity (16 cells for 17 passages: a search finds only a few)
+            assert [hit.similarity for hit in hits] == sorted((hit.similarity for hit in hits), reverse=True)
+            assert hits[0].passage_id == max(exact, key=exact.get)
+
+
+def test_a_search_process_caps_duckdbs_block_cache(
+    built: Snapshot, index_dir: Path, fake_embedder: FakeEmbedder
+) -> None:
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        limit = archive.store.db.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit.endswith("MiB") and float(limit.split()[0]) * 2**20 < 600e6, limit
+
+
 def test_a_vector_index_asked_for_is_kept_and_changing_it_embeds_nothing(
     built: Snapshot, seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder
 ) -> None:
