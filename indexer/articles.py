@@ -1,4 +1,4 @@
-"""Reading articles from ``.txt``, ``.md`` and ``.jsonl`` files, with their metadata and paragraph structure."""
+"""Reading articles from files and URLs (text, Markdown, JSONL, HTML, feeds), with metadata and paragraphs."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import web
 from .errors import InputProblem
 
-SUFFIXES = (".txt", ".md", ".jsonl")
+SUFFIXES = (".txt", ".md", ".jsonl", *web.HTML_SUFFIXES, ".rss", ".atom")
+# .xml is read as a feed when named, not when a folder is walked: folders hold other XML too.
+NAMED_SUFFIXES = (*SUFFIXES, ".xml")
 METADATA_KEYS = ("id", "title", "source", "url", "published", "language")
 # A heading is a short line that does not end like a sentence.
 # No news article comes near this; a bigger file is a book, a dump or a mistake, and would take hours to embed.
@@ -60,28 +63,32 @@ class Article:
         object.__setattr__(self, "content_hash", digest)
 
 
-def find_files(paths: Iterable[Path]) -> Iterator[Path | InputProblem]:
-    """Expand files and folders into article files, in a stable order.
+def find_files(paths: Iterable[str | Path]) -> Iterator[Path | str | InputProblem]:
+    """Expand files and folders into article files, in a stable order; URLs (``http(s)://``) pass through.
 
     Folders are walked recursively for the known suffixes; hidden files and ``*.meta.json`` sidecars are skipped.
     """
-    for path in paths:
+    for given in paths:
+        if isinstance(given, str) and web.is_url(given):
+            yield given
+            continue
+        path = Path(given)
         if path.is_dir():
             for found in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
                 if found.is_file() and found.suffix.lower() in SUFFIXES and not hidden:
                     yield found
         elif path.is_file():
-            if path.suffix.lower() in SUFFIXES:
+            if path.suffix.lower() in NAMED_SUFFIXES:
                 yield path
             else:
-                yield InputProblem(str(path), f"unsupported file type; expected one of {', '.join(SUFFIXES)}")
+                yield InputProblem(str(path), f"unsupported file type; expected one of {', '.join(NAMED_SUFFIXES)}")
         else:
             yield InputProblem(str(path), "no such file or folder")
 
 
-def read_articles(paths: Iterable[Path]) -> Iterator[Article | InputProblem]:
-    """Read every article below ``paths``; what cannot be read comes back as an :class:`InputProblem`.
+def read_articles(paths: Iterable[str | Path]) -> Iterator[Article | InputProblem]:
+    """Read every article below ``paths`` and at the URLs among them; what cannot be read is an :class:`InputProblem`.
 
     An article id met a second time in the same run is a problem too: the first article keeps it.
     """
@@ -90,7 +97,7 @@ def read_articles(paths: Iterable[Path]) -> Iterator[Article | InputProblem]:
         if isinstance(item, InputProblem):
             yield item
             continue
-        for article in _read_file(item):
+        for article in web.read_url(item) if isinstance(item, str) else _read_file(item):
             if isinstance(article, Article):
                 if article.article_id in seen:
                     article = InputProblem(
@@ -116,6 +123,13 @@ def _read_file(path: Path) -> Iterator[Article | InputProblem]:
         return
     if b"\x00" in raw[:8192]:
         yield InputProblem(str(path), "binary file, not text")
+        return
+    suffix = path.suffix.lower()
+    if suffix in web.HTML_SUFFIXES or suffix in web.FEED_SUFFIXES:  # bytes: they declare their own encoding
+        try:
+            yield from web.read_feed(str(path), raw) if suffix in web.FEED_SUFFIXES else [web.read_page(str(path), raw)]
+        except InputProblem as problem:
+            yield problem
         return
     try:
         text = raw.decode("utf-8-sig")
@@ -186,8 +200,16 @@ def _read_jsonl(path: Path, text: str) -> Iterator[Article | InputProblem]:
             yield problem
 
 
+def make_article(where: str, fields: dict[str, Any], article_id: str, line: int | None = None) -> Article:
+    """An article from extracted ``fields``: ``text``, and ``title`` and :data:`METADATA_KEYS` where known."""
+    body = fields["text"].replace("\r\n", "\n").strip()
+    title = fields.get("title") or _first_line(body)
+    meta = {key: fields[key] for key in METADATA_KEYS if fields.get(key) is not None}
+    return _article(where, meta, article_id, str(title), body, plain_paragraphs(body), line)
+
+
 def _article(
-    path: Path,
+    path: str | Path,
     meta: dict[str, Any],
     article_id: str,
     title: str,

@@ -96,7 +96,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
 @index_dir_option
 @model_option
 @click.option("--rebuild", is_flag=True, help="Start from an empty index instead of updating the existing one.")
@@ -125,7 +125,7 @@ def cli() -> None:
 @click.option("--query-prompt", help="Text put before each query (default: the model's own query prompt).")
 @click.option("--passage-prompt", help="Text put before each passage (default: the model's own passage prompt).")
 def index(
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
     index_dir: Path,
     model: str | None,
     rebuild: bool,
@@ -136,16 +136,19 @@ def index(
     query_prompt: str | None,
     passage_prompt: str | None,
 ) -> None:
-    """Build or update the index from article files and folders.
+    """Build or update the index from article files, folders and URLs.
 
     Reads .txt (first line is the title), .md and .jsonl files (one article per line: id, title, text, and
-    optionally source, url, published, language). New and changed articles are embedded; unchanged ones are
-    skipped. A file that cannot be read is reported and skipped (what was indexed from it stays), and the exit
-    code is then 1. Readers keep seeing the previous version until the new one is complete.
+    optionally source, url, published, language), saved web pages (.html, .htm: the main text and the page's
+    title, date, site and canonical URL), and RSS or Atom feeds (.rss, .atom, .xml: one article per entry, with
+    the page's text when the entry holds only a summary). PATHS may also be http(s) URLs of pages or feeds,
+    fetched with a timeout. New and changed articles are embedded; unchanged ones are skipped. A file or URL that
+    cannot be read is reported and skipped (what was indexed from it stays), and the exit code is then 1. Readers
+    keep seeing the previous version until the new one is complete.
 
     \b
     Example:
-        newsarchive index seeds/ ~/saved-articles/
+        newsarchive index seeds/ ~/saved-articles/ https://example.com/news/feed.xml
     """
     from .ingest import index_paths
 

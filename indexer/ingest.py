@@ -21,6 +21,7 @@ from .language import detect, passage_language
 from .manifest import AUTO, DATABASE, LEXICAL, VECTORS, Manifest
 from .passages import DEFAULT_MAX_TOKENS, Passage, embedding_text, split_article
 from .store import Store, connect
+from .web import is_url
 
 if TYPE_CHECKING:
     from .vectors import VectorIndex
@@ -103,7 +104,7 @@ def index_paths(
     directory = config.index_dir(directory)
     report = IndexReport()
     articles: list[Article] = []
-    for item in read_articles(Path(p) for p in paths):
+    for item in read_articles(paths):
         if isinstance(item, InputProblem):
             report.problems.append(item)
         else:
@@ -247,13 +248,16 @@ def _known_articles(generation: Path) -> dict[str, tuple[str, str]]:
 
 
 def _gone(known: dict[str, tuple[str, str]], articles: list[Article], problems: list[InputProblem]) -> list[str]:
-    """Indexed articles whose file is gone, or whose file was read whole this time without them."""
+    """Indexed articles whose file is gone, or whose file was read whole this time without them.
+
+    Articles read from a URL are kept: a page may be gone for a while, and a feed drops its old entries.
+    """
     read = {article.article_id for article in articles}
     whole = {article.path for article in articles} - {problem.path for problem in problems}
     return sorted(
         article_id
         for article_id, (_, path) in known.items()
-        if article_id not in read and (path in whole or not Path(path).exists())
+        if article_id not in read and not is_url(path) and (path in whole or not Path(path).exists())
     )
 
 

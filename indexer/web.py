@@ -1,0 +1,222 @@
+"""Articles from the web: saved HTML pages, RSS and Atom feeds, and URLs.
+
+trafilatura finds a page's main text (without navigation, ads or comments) and its metadata; feedparser reads
+feeds, one article per entry. A feed entry that carries only a summary gets its page's main text when the page can
+be fetched. Fetching has a timeout, and a URL that fails is one :class:`InputProblem`: the rest is still read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import InputProblem
+
+HTML_SUFFIXES = (".html", ".htm")
+FEED_SUFFIXES = (".rss", ".atom", ".xml")
+TIMEOUT = 15  # seconds a fetch may take
+MAX_BYTES = 5_000_000  # what a fetch reads at most: no news page comes near it
+USER_AGENT = "newsarchive/0.1 (+https://github.com/newsarchive)"
+MIN_TEXT_CHARS = 30  # less main text than this is a page of links ("Home"), not an article
+SUMMARY_CHARS = 600  # a feed entry's text shorter than this is a summary, and its page is fetched
+_FEED_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(rss|feed|rdf:RDF)\b", re.S)
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def url_id(url: str) -> str:
+    """A stable article id for a URL: its host and path, slashes made dashes (ids cannot hold slashes)."""
+    parts = urlsplit(url)
+    name = parts.netloc.removeprefix("www.") + parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
+    name = re.sub(r"[/\\\s\x00-\x1f]+", "-", name).strip("-")
+    if len(name) > 150:  # long ids are unwieldy in SQL; the hash keeps them apart
+        name = f"{name[:140]}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
+    return name
+
+
+def fetch(url: str) -> tuple[bytes, str]:
+    """The body of ``url`` and its content type.
+
+    Raises:
+        InputProblem: The server answered with an error, did not answer within :data:`TIMEOUT`, or is unknown.
+    """
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.read(MAX_BYTES + 1)[:MAX_BYTES], response.headers.get_content_type()
+    except urllib.error.HTTPError as error:
+        raise InputProblem(url, f"the server answered HTTP {error.code} ({error.reason})") from None
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, TimeoutError):
+            raise InputProblem(url, f"no answer within {TIMEOUT} s") from None
+        raise InputProblem(url, f"cannot fetch: {_reason(error.reason)}") from None
+    except TimeoutError:
+        raise InputProblem(url, f"no answer within {TIMEOUT} s") from None
+    except OSError as error:
+        raise InputProblem(url, f"cannot fetch: {_reason(error)}") from None
+
+
+def read_url(url: str) -> Iterator[Any]:
+    """The article at ``url``, or every entry of the feed there; a failure is one :class:`InputProblem`."""
+    try:
+        body, content_type = fetch(url)
+    except InputProblem as problem:
+        yield problem
+        return
+    if "rss" in content_type or "atom" in content_type or _FEED_START.match(body[:2000]):
+        yield from read_feed(url, body)
+    else:
+        try:
+            yield read_page(url, body, url)
+        except InputProblem as problem:
+            yield problem
+
+
+def page_fields(html: bytes | str, url: str | None = None) -> dict[str, Any] | None:
+    """A page's main text and metadata (``title``, ``text``, ``published``, ``source``, ``url``, ``language``).
+
+    ``None`` when trafilatura finds no main text.
+    """
+    import trafilatura
+
+    document = trafilatura.bare_extraction(
+        html,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=False,
+        date_extraction_params={"original_date": True},
+    )
+    if document is None or len((document.text or "").strip()) < MIN_TEXT_CHARS:
+        return None
+    stated = page_metadata(html)
+    return {
+        "title": document.title,
+        "text": document.text,
+        "source": document.sitename or document.hostname,
+        "url": document.url or url,
+        "language": stated["language"],
+        "published": stated["published"] or document.date,
+    }
+
+
+def page_metadata(html: bytes | str) -> dict[str, str | None]:
+    """What a page's own markup states: the language (``<html lang>``, else content-language, as a two-letter
+    code) and the publication time (``article:published_time`` and kin, else JSON-LD ``datePublished``), which
+    keeps the time of day and zone that trafilatura's date drops."""
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        root = lxml_html.document_fromstring(html)
+    except (etree.ParserError, ValueError):
+        return {"language": None, "published": None}
+    language = root.get("lang")
+    published = None
+    for meta in root.iter("meta"):
+        key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
+        if key == "content-language" or (meta.get("http-equiv") or "").lower() == "content-language":
+            language = language or meta.get("content")
+        elif key in _PUBLISHED_KEYS and meta.get("content") and published is None:
+            published = meta.get("content").strip()
+    if published is None:
+        for script in root.iter("script"):
+            match = re.search(r'"datePublished"\s*:\s*"([^"]+)"', script.text or "")
+            if script.get("type") == "application/ld+json" and match:
+                published = match.group(1)
+                break
+    code = re.match(r"[A-Za-z]{2,3}\b", (language or "").strip())
+    return {"language": code.group(0).lower() if code else None, "published": published}
+
+
+_PUBLISHED_KEYS = {"article:published_time", "og:article:published_time", "datepublished", "pubdate", "publishdate"}
+
+
+def read_page(where: str, html: bytes | str, url: str | None = None, article_id: str | None = None) -> Any:
+    """One HTML page as an article; its id is ``article_id``, else its URL's, else the file's name.
+
+    Raises:
+        InputProblem: The page holds no article text.
+    """
+    from .articles import make_article
+
+    fields = page_fields(html, url)
+    if fields is None:
+        raise InputProblem(where, "no article text found in this page")
+    if article_id is None:
+        article_id = url_id(fields["url"]) if is_url(where) and fields["url"] else _stem(where)
+    return make_article(where, fields, article_id)
+
+
+def read_feed(where: str, content: bytes, fetch_pages: bool = True) -> Iterator[Any]:
+    """Every entry of an RSS or Atom feed as an article, with the entry's date, link and the feed's title as source.
+
+    An entry whose text is only a summary gets its page's main text when ``fetch_pages`` and the page answers.
+    """
+    import feedparser
+
+    from .articles import make_article
+
+    feed = feedparser.parse(content)
+    if not feed.entries:
+        reason = getattr(feed, "bozo_exception", None)
+        yield InputProblem(where, f"not a feed, or a feed without entries{f' ({reason})' if reason else ''}")
+        return
+    source = feed.feed.get("title")
+    for number, entry in enumerate(feed.entries, start=1):
+        link = entry.get("link")
+        contents = [c.get("value", "") for c in entry.get("content", [])]
+        text = _html_text(max(contents, key=len) if contents else entry.get("summary", ""))
+        fields = {
+            "title": entry.get("title"),
+            "text": text,
+            "published": entry.get("published") or entry.get("updated"),
+            "source": source,
+            "url": link,
+            "language": (entry.get("language") or feed.feed.get("language") or "")[:2] or None,
+        }
+        if fetch_pages and link and is_url(link) and len(text) < SUMMARY_CHARS:
+            try:
+                page = page_fields(fetch(link)[0], link)
+            except InputProblem:
+                page = None  # the summary is indexed instead
+            if page is not None:
+                fields = {**page, **{k: v for k, v in fields.items() if v and k != "text"}, "text": page["text"]}
+        article_id = url_id(link) if link and is_url(link) else str(entry.get("id") or f"{_stem(where)}-{number}")
+        try:
+            if not (fields["text"] or "").strip():
+                raise InputProblem(where, f"feed entry {number} has no text", number)
+            yield make_article(where, fields, article_id, number)
+        except InputProblem as problem:
+            yield problem
+
+
+def _html_text(html: str) -> str:
+    """The text of an HTML fragment (a feed entry's content), a paragraph a line."""
+    if "<" not in html:
+        return html.strip()
+    from lxml import html as lxml_html
+
+    try:
+        root = lxml_html.fragment_fromstring(html, create_parent="div")
+    except Exception:  # noqa: BLE001 -- lxml raises several kinds on broken markup; the raw text will do
+        return re.sub(r"<[^>]+>", " ", html).strip()
+    for block in root.iter("p", "br", "div", "li", "h1", "h2", "h3", "h4"):
+        block.tail = "\n" + (block.tail or "")
+    return "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())
+
+
+def _stem(where: str) -> str:
+    name = where.rstrip("/").rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _reason(reason: Any) -> str:
+    return str(getattr(reason, "strerror", None) or reason)
