@@ -24,6 +24,7 @@ MAX_BYTES = 5_000_000  # what a fetch reads at most: no news page comes near it
 USER_AGENT = "newsarchive/0.1 (+https://github.com/newsarchive)"
 MIN_TEXT_CHARS = 30  # less main text than this is a page of links ("Home"), not an article
 SUMMARY_CHARS = 600  # a feed entry's text shorter than this is a summary, and its page is fetched
+_PUBLISHED_KEYS = {"article:published_time", "og:article:published_time", "datepublished", "pubdate", "publishdate"}
 _FEED_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(rss|feed|rdf:RDF)\b", re.S)
 
 
@@ -103,14 +104,17 @@ def page_fields(html: bytes | str, url: str | None = None) -> dict[str, Any] | N
         "source": document.sitename or document.hostname,
         "url": document.url or url,
         "language": stated["language"],
-        "published": stated["published"] or document.date,
+        "published": first_date(stated["published"], document.date),
     }
 
 
 def page_metadata(html: bytes | str) -> dict[str, str | None]:
-    """What a page's own markup states: the language (``<html lang>``, else content-language, as a two-letter
-    code) and the publication time (``article:published_time`` and kin, else JSON-LD ``datePublished``), which
-    keeps the time of day and zone that trafilatura's date drops."""
+    """The language and publication time a page's markup states.
+
+    The language is ``<html lang>`` (else content-language) as a two-letter code; the time is
+    ``article:published_time`` and kin, else JSON-LD ``datePublished``, which keep the time of day and the zone
+    that trafilatura's date drops.
+    """
     from lxml import etree
     from lxml import html as lxml_html
 
@@ -134,9 +138,6 @@ def page_metadata(html: bytes | str) -> dict[str, str | None]:
                 break
     code = re.match(r"[A-Za-z]{2,3}\b", (language or "").strip())
     return {"language": code.group(0).lower() if code else None, "published": published}
-
-
-_PUBLISHED_KEYS = {"article:published_time", "og:article:published_time", "datepublished", "pubdate", "publishdate"}
 
 
 def read_page(where: str, html: bytes | str, url: str | None = None, article_id: str | None = None) -> Any:
@@ -177,7 +178,8 @@ def read_feed(where: str, content: bytes, fetch_pages: bool = True) -> Iterator[
         fields = {
             "title": entry.get("title"),
             "text": text,
-            "published": entry.get("published") or entry.get("updated"),
+            # "updated" only when needed: feedparser warns when it is asked for and only "published" exists.
+            "published": first_date(entry.get("published")) or first_date(entry.get("updated")),
             "source": source,
             "url": link,
             "language": (entry.get("language") or feed.feed.get("language") or "")[:2] or None,
@@ -196,6 +198,19 @@ def read_feed(where: str, content: bytes, fetch_pages: bool = True) -> Iterator[
             yield make_article(where, fields, article_id, number)
         except InputProblem as problem:
             yield problem
+
+
+def first_date(*candidates: str | None) -> str | None:
+    """The first of these dates that can be read: a page's or feed's unreadable date is left out, not an error."""
+    from .articles import parse_published
+
+    for candidate in candidates:
+        try:
+            if candidate and parse_published(candidate):
+                return candidate
+        except InputProblem:
+            continue
+    return None
 
 
 def _html_text(html: str) -> str:

@@ -108,6 +108,15 @@ def test_page_metadata_lands_in_duckdb(tmp_path: Path, fake_embedder: FakeEmbedd
     ]
 
 
+def test_an_unreadable_date_in_a_page_is_left_out_not_an_error(tmp_path: Path) -> None:
+    page = tmp_path / "odd-date.html"
+    html = ENGLISH_PAGE.read_text(encoding="utf-8").replace("2023-03-14T16:05:00Z", "sometime in spring")
+    page.write_text(html, encoding="utf-8")
+    (article,), problems = _read(page)
+    assert not problems and "Su-27" in article.text
+    assert article.published is None or article.published.year == 2023  # trafilatura's own date, if it finds one
+
+
 def test_a_page_without_article_text_is_reported(tmp_path: Path) -> None:
     empty = tmp_path / "empty.html"
     empty.write_text("<html><body><nav><a href='/'>Home</a></nav></body></html>", encoding="utf-8")
