@@ -81,7 +81,7 @@ def index_paths(
     may write at a time.
 
     Args:
-        paths: Files and folders of ``.txt``, ``.md`` and ``.jsonl`` articles.
+        paths: Files and folders of articles (:data:`indexer.articles.SUFFIXES`), and http(s) URLs of pages or feeds.
         directory: The index directory; ``None`` means ``$NEWSARCHIVE_INDEX_DIR`` or ``./archive``.
         model: Model name or path; ``None`` keeps the index's model (or the default, for a new index).
         rebuild: Start from an empty index instead of updating the existing one.
