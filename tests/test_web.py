@@ -36,7 +36,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 -- http.server's name
         if self.path == "/slow":
-            time.sleep(2)
+            time.sleep(2)  # past the client's timeout: it has hung up, so nothing is written
+            return
         name = self.path.lstrip("/")
         if name in {"feed.rss", "corriere-drone.html", "harbour-times-drone.html"}:
             body = (FIXTURES / name).read_bytes().replace(b"{BASE}", self.base.encode())
