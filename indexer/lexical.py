@@ -98,9 +98,7 @@ class Bm25:
         postings are then searched, not read, which keeps a common term cheap in a large archive.
         """
         passages = len(self.lengths)
-        if rows is not None:
-            return self._scores_at(tokens, rows)
-        rows, parts = [], []
+        matched, parts = [], []
         for token in tokens:
             term = self.vocabulary.get(token)
             if term is None:
@@ -109,30 +107,23 @@ class Bm25:
             if start == end:  # a term whose passages were all removed
                 continue
             idf = np.log1p((passages - (end - start) + 0.5) / (end - start + 0.5))
-            row, count = self.indices[start:end], self.data[start:end]
-            rows.append(row)
+            row, count = self._postings(start, end, rows)
+            matched.append(row)
             parts.append(idf * count / (count + self._norms[row]))
-        if not rows:
+        if not matched:
             return np.zeros(passages, dtype=np.float32)
-        return np.bincount(np.concatenate(rows), np.concatenate(parts), minlength=passages).astype(np.float32)
+        return np.bincount(np.concatenate(matched), np.concatenate(parts), minlength=passages).astype(np.float32)
 
-    def _scores_at(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
-        passages = len(self.lengths)
-        scores = np.zeros(passages, dtype=np.float32)
-        for token in tokens:
-            term = self.vocabulary.get(token)
-            if term is None or self.indptr[term] == self.indptr[term + 1]:
-                continue
-            start, end = self.indptr[term], self.indptr[term + 1]
-            postings = self.indices[start:end]  # sorted row numbers
-            places = np.searchsorted(postings, rows)
-            inside = places < len(postings)
-            found = inside.copy()
-            found[inside] = postings[places[inside]] == rows[inside]
-            row, count = rows[found], self.data[start + places[found]]
-            idf = np.log1p((passages - (end - start) + 0.5) / (end - start + 0.5))
-            scores[row] += idf * count / (count + self._norms[row])
-        return scores
+    def _postings(self, start: int, end: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One term's (row numbers, counts): all of them, or those among ``rows``, found by binary search."""
+        postings = self.indices[start:end]  # sorted row numbers
+        if rows is None:
+            return postings, self.data[start:end]
+        places = np.searchsorted(postings, rows)
+        inside = places < len(postings)
+        found = inside.copy()
+        found[inside] = postings[places[inside]] == rows[inside]
+        return rows[found], self.data[start + places[found]]
 
 
 def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
@@ -234,20 +225,22 @@ class LexicalIndex:
         if not len(self):
             return []
         mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
-        groups = [(lang, mask & rows) for lang, rows in self._rows_by_language.items() if (mask & rows).any()]
+        groups = []  # (rows, weights, word tokens) per passage language
+        for passage_language, in_language in self._rows_by_language.items():
+            rows = mask & in_language
+            if rows.any():
+                same = language is None or passage_language == language
+                words = tokenize(query, language) if same else names_and_codes(query, language, passage_language)
+                groups.append((rows, WEIGHTS["same" if same else "other"], words))
         total = np.zeros(len(self), dtype=np.float32)
-        for passage_language, rows in groups:
-            same = language is None or passage_language == language
-            word_tokens = tokenize(query, language) if same else names_and_codes(query, language, passage_language)
-            weight = WEIGHTS["same" if same else "other"]["words"]
-            total += weight * _normalized(self.indexes["words"].scores(word_tokens), rows)
+        for rows, weights, words in groups:
+            total += weights["words"] * _normalized(self.indexes["words"].scores(words), rows)
         scored = None
         if among is not None:
             scored = np.union1d(self._rows_of(among), _best(total, k))
         gram_scores = self.indexes["grams"].scores(grams(query, language), scored)
-        for passage_language, rows in groups:
-            same = language is None or passage_language == language
-            total += WEIGHTS["same" if same else "other"]["grams"] * _normalized(gram_scores, rows)
+        for rows, weights, _ in groups:
+            total += weights["grams"] * _normalized(gram_scores, rows)
         return [(int(self.ids[row]), float(total[row])) for row in _best(total, k)]
 
     def _rows_of(self, passage_ids: np.ndarray) -> np.ndarray:
