@@ -115,9 +115,8 @@ def search_embedded(
     ranked, similarities = _rank(archive, query, vector, k, filters, mode)
     ids = [passage_id for passage_id, _ in ranked]
     rows = archive.store.hits(ids)
-    missing = [passage_id for passage_id in ids if passage_id not in similarities]
-    if vector is not None and missing:
-        similarities.update(_similarities(archive, vector, missing))
+    if vector is not None:
+        similarities = _similarities(archive, vector, ids, similarities)
     return [
         Hit(rank=rank, score=score, similarity=similarities.get(passage_id), **rows[passage_id])
         for rank, (passage_id, score) in enumerate(ranked, start=1)
@@ -151,27 +150,34 @@ def _rank(
     if mode == "lexical":
         return archive.lexical.search(query, detect(query), k, allowed), {}
     wide = mode == "hybrid" or not archive.vectors.exact
-    candidates = [
-        passage_id for passage_id, _ in archive.vectors.search(vector, max(k, CANDIDATES) if wide else k, allowed)
-    ]
+    found = archive.vectors.search(vector, max(k, CANDIDATES) if wide else k, allowed)
+    candidates = [passage_id for passage_id, _ in found]
     lexical = []
     if mode == "hybrid":
         lexical = archive.lexical.search(query, detect(query), max(k, CANDIDATES), allowed, np.asarray(candidates))
         seen = set(candidates)
         candidates += [passage_id for passage_id, _ in lexical if passage_id not in seen]
-    similarities = _similarities(archive, vector, candidates)
+    similarities = _similarities(archive, vector, candidates, dict(found) if archive.vectors.exact else {})
     scores = dict(similarities)
     for passage_id, evidence in lexical:
         scores[passage_id] += evidence
     return sorted(scores.items(), key=lambda item: -item[1])[:k], similarities
 
 
-def _similarities(archive: Archive, vector: np.ndarray, passage_ids: list[int]) -> dict[int, float]:
-    """Exact cosine similarities: from the index when it holds vectors unchanged, else from DuckDB."""
+def _similarities(
+    archive: Archive, vector: np.ndarray, passage_ids: list[int], known: dict[int, float]
+) -> dict[int, float]:
+    """Exact cosine similarities of ``passage_ids``, by id, beside those already ``known``.
+
+    The missing ones come from the index when it holds vectors unchanged, else from DuckDB.
+    """
+    missing = [passage_id for passage_id in passage_ids if passage_id not in known]
+    if not missing:
+        return known
     if archive.vectors.exact:
-        return dict(zip(passage_ids, (archive.vectors.vectors(passage_ids) @ vector).tolist()))
-    ids, vectors = archive.store.vectors_of(passage_ids)
-    return dict(zip(ids.tolist(), (vectors @ vector).tolist()))
+        return known | dict(zip(missing, (archive.vectors.vectors(missing) @ vector).tolist()))
+    ids, vectors = archive.store.vectors_of(missing)
+    return known | dict(zip(ids.tolist(), (vectors @ vector).tolist()))
 
 
 def _clean(query: str) -> str:
