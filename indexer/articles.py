@@ -126,10 +126,7 @@ def _read_file(path: Path) -> Iterator[Article | InputProblem]:
         return
     suffix = path.suffix.lower()
     if suffix in web.HTML_SUFFIXES or suffix in web.FEED_SUFFIXES:  # bytes: they declare their own encoding
-        try:
-            yield from web.read_feed(str(path), raw) if suffix in web.FEED_SUFFIXES else [web.read_page(str(path), raw)]
-        except InputProblem as problem:
-            yield problem
+        yield from web.read_document(str(path), raw, feed=suffix in web.FEED_SUFFIXES)
         return
     try:
         text = raw.decode("utf-8-sig")

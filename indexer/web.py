@@ -12,6 +12,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,7 +52,7 @@ def fetch(url: str) -> tuple[bytes, str]:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.read(MAX_BYTES + 1)[:MAX_BYTES], response.headers.get_content_type()
+            return response.read(MAX_BYTES), response.headers.get_content_type()
     except urllib.error.HTTPError as error:
         raise InputProblem(url, f"the server answered HTTP {error.code} ({error.reason})") from None
     except urllib.error.URLError as error:
@@ -71,13 +72,22 @@ def read_url(url: str) -> Iterator[Any]:
     except InputProblem as problem:
         yield problem
         return
-    if "rss" in content_type or "atom" in content_type or _FEED_START.match(body[:2000]):
-        yield from read_feed(url, body)
-    else:
-        try:
-            yield read_page(url, body, url)
-        except InputProblem as problem:
-            yield problem
+    feed = "rss" in content_type or "atom" in content_type or bool(_FEED_START.match(body[:2000]))
+    yield from read_document(url, body, feed)
+
+
+def read_document(where: str, body: bytes, feed: bool) -> Iterator[Any]:
+    """The entries of a feed, or the one article of a page, from a file or a URL (``where``).
+
+    What cannot be read is an :class:`InputProblem`, never raised.
+    """
+    if feed:
+        yield from read_feed(where, body)
+        return
+    try:
+        yield read_page(where, body)
+    except InputProblem as problem:
+        yield problem
 
 
 def page_fields(html: bytes | str, url: str | None = None) -> dict[str, Any] | None:
@@ -140,26 +150,25 @@ def page_metadata(html: bytes | str) -> dict[str, str | None]:
     return {"language": code.group(0).lower() if code else None, "published": published}
 
 
-def read_page(where: str, html: bytes | str, url: str | None = None, article_id: str | None = None) -> Any:
-    """One HTML page as an article; its id is ``article_id``, else its URL's, else the file's name.
+def read_page(where: str, html: bytes | str) -> Any:
+    """One HTML page (from a file or a URL) as an article; its id is from its canonical URL, else the file's name.
 
     Raises:
         InputProblem: The page holds no article text.
     """
     from .articles import make_article
 
-    fields = page_fields(html, url)
+    fields = page_fields(html, where if is_url(where) else None)
     if fields is None:
         raise InputProblem(where, "no article text found in this page")
-    if article_id is None:
-        article_id = url_id(fields["url"]) if is_url(where) and fields["url"] else _stem(where)
+    article_id = url_id(fields["url"]) if is_url(where) and fields["url"] else Path(where).stem
     return make_article(where, fields, article_id)
 
 
-def read_feed(where: str, content: bytes, fetch_pages: bool = True) -> Iterator[Any]:
+def read_feed(where: str, content: bytes) -> Iterator[Any]:
     """Every entry of an RSS or Atom feed as an article, with the entry's date, link and the feed's title as source.
 
-    An entry whose text is only a summary gets its page's main text when ``fetch_pages`` and the page answers.
+    An entry whose text is only a summary gets its page's main text when the page answers.
     """
     import feedparser
 
@@ -184,14 +193,14 @@ def read_feed(where: str, content: bytes, fetch_pages: bool = True) -> Iterator[
             "url": link,
             "language": (entry.get("language") or feed.feed.get("language") or "")[:2] or None,
         }
-        if fetch_pages and link and is_url(link) and len(text) < SUMMARY_CHARS:
+        if link and is_url(link) and len(text) < SUMMARY_CHARS:
             try:
                 page = page_fields(fetch(link)[0], link)
             except InputProblem:
                 page = None  # the summary is indexed instead
             if page is not None:
                 fields = {**page, **{k: v for k, v in fields.items() if v and k != "text"}, "text": page["text"]}
-        article_id = url_id(link) if link and is_url(link) else str(entry.get("id") or f"{_stem(where)}-{number}")
+        article_id = url_id(link) if link and is_url(link) else str(entry.get("id") or f"{Path(where).stem}-{number}")
         try:
             if not (fields["text"] or "").strip():
                 raise InputProblem(where, f"feed entry {number} has no text", number)
@@ -226,11 +235,6 @@ def _html_text(html: str) -> str:
     for block in root.iter("p", "br", "div", "li", "h1", "h2", "h3", "h4"):
         block.tail = "\n" + (block.tail or "")
     return "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())
-
-
-def _stem(where: str) -> str:
-    name = where.rstrip("/").rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[0] if "." in name else name
 
 
 def _reason(reason: Any) -> str:
