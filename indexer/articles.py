@@ -17,7 +17,7 @@ from .errors import InputProblem
 SUFFIXES = (".txt", ".md", ".jsonl", *web.HTML_SUFFIXES, ".rss", ".atom")
 # .xml is read as a feed when named, not when a folder is walked: folders hold other XML too.
 NAMED_SUFFIXES = (*SUFFIXES, ".xml")
-METADATA_KEYS = ("id", "title", "source", "url", "published", "language")
+METADATA_KEYS = ("id", "title", "source", "url", "published", "language", "author")
 # A heading is a short line that does not end like a sentence.
 # No news article comes near this; a bigger file is a book, a dump or a mistake, and would take hours to embed.
 MAX_ARTICLE_BYTES = 5_000_000
@@ -53,12 +53,13 @@ class Article:
     url: str | None = None
     published: datetime | None = None
     language: str | None = None
+    author: str | None = None
     line: int | None = None  # its line in a JSONL file
     content_hash: str = field(init=False)
 
     def __post_init__(self) -> None:
         published = self.published.isoformat() if self.published else None
-        content = [self.title, self.text, self.source, self.url, published, self.language]
+        content = [self.title, self.text, self.source, self.url, published, self.language, self.author]
         digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
         object.__setattr__(self, "content_hash", digest)
 
@@ -201,6 +202,9 @@ def make_article(where: str, fields: dict[str, Any], article_id: str, line: int 
     """An article from extracted ``fields``: ``text``, and ``title`` and :data:`METADATA_KEYS` where known."""
     body = fields["text"].replace("\r\n", "\n").strip()
     title = fields.get("title") or _first_line(body)
+    first, _, rest = body.partition("\n")
+    if " ".join(first.split()) == " ".join(str(title).split()) and rest.strip():
+        body = rest.strip()  # pages repeat their headline above the text: it is the title, not a paragraph
     meta = {key: fields[key] for key in METADATA_KEYS if fields.get(key) is not None}
     return _article(where, meta, article_id, str(title), body, plain_paragraphs(body), line)
 
@@ -231,6 +235,7 @@ def _article(
         url=_optional_str(meta.get("url")),
         published=parse_published(meta.get("published"), str(path), line),
         language=_optional_str(meta.get("language")),
+        author=_optional_str(meta.get("author")),
         line=line,
     )
 

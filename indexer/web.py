@@ -91,7 +91,8 @@ def read_document(where: str, body: bytes, feed: bool) -> Iterator[Any]:
 
 
 def page_fields(html: bytes | str, url: str | None = None) -> dict[str, Any] | None:
-    """A page's main text and metadata (``title``, ``text``, ``published``, ``source``, ``url``, ``language``).
+    """A page's main text and metadata (``title``, ``text``, ``published``, ``source``, ``url``, ``language``,
+    ``author``).
 
     ``None`` when trafilatura finds no main text.
     """
@@ -115,6 +116,7 @@ def page_fields(html: bytes | str, url: str | None = None) -> dict[str, Any] | N
         "url": document.url or url,
         "language": stated["language"],
         "published": first_date(stated["published"], document.date),
+        "author": document.author,
     }
 
 
@@ -192,6 +194,7 @@ def read_feed(where: str, content: bytes) -> Iterator[Any]:
             "source": source,
             "url": link,
             "language": (entry.get("language") or feed.feed.get("language") or "")[:2] or None,
+            "author": entry.get("author"),
         }
         if link and is_url(link) and len(text) < SUMMARY_CHARS:
             try:

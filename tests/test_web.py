@@ -85,6 +85,8 @@ def test_a_saved_page_gives_its_metadata() -> None:
     assert article.url == "https://www.corrieredelporto.example/esteri/2023/03/14/drone-mq9-mar-nero"
     assert article.published == datetime(2023, 3, 14, 17, 42, tzinfo=timezone.utc)
     assert article.language == "it"
+    assert article.author == "Giulia Ferraris"
+    assert not article.text.startswith(article.title)  # the headline above the text is the title, not a paragraph
     (english,), _ = _read(ENGLISH_PAGE)
     assert (english.language, english.source) == ("en", "The Harbour Times")
     assert english.published == datetime(2023, 3, 14, 16, 5, tzinfo=timezone.utc)
@@ -99,13 +101,13 @@ def test_page_metadata_lands_in_duckdb(tmp_path: Path, fake_embedder: FakeEmbedd
     assert (report.added, report.problems) == (2, [])
     with duckdb.connect(str(tmp_path / "index" / "current" / "archive.duckdb"), read_only=True) as db:
         rows = db.execute(
-            "SELECT article_id, source, url, language, epoch(published)::BIGINT FROM articles ORDER BY 1"
+            "SELECT article_id, source, url, language, epoch(published)::BIGINT, author FROM articles ORDER BY 1"
         ).fetchall()
     italian_url = "https://www.corrieredelporto.example/esteri/2023/03/14/drone-mq9-mar-nero"
     english_url = "https://harbourtimes.example/world/us-drone-black-sea"
     assert rows == [
-        ("corriere-drone", "Corriere del Porto", italian_url, "it", 1678815720),
-        ("harbour-times-drone", "The Harbour Times", english_url, "en", 1678809900),
+        ("corriere-drone", "Corriere del Porto", italian_url, "it", 1678815720, "Giulia Ferraris"),
+        ("harbour-times-drone", "The Harbour Times", english_url, "en", 1678809900, None),
     ]
 
 
