@@ -270,6 +270,7 @@ def search(
     width = min(shutil.get_terminal_size().columns, 100)
     for hit in hits:
         click.echo(click.style(f"{hit.rank}. [{hit.score:.3f}] ", bold=True) + " · ".join(hit.place()))
+        _echo_also_in(hit, "   ", width)
         click.echo(textwrap.fill(hit.text, width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
 
 
@@ -308,7 +309,15 @@ def ask(
     click.echo(textwrap.fill(answer.text(), width=width) + "\n")
     for source in answer.sources:
         click.echo(click.style(f"[{source.number}] ", bold=True) + " · ".join(source.hit.place()))
+        _echo_also_in(source.hit, "    ", width)
         click.echo(textwrap.fill(source.hit.text, width=width, initial_indent="    ", subsequent_indent="    ") + "\n")
+
+
+def _echo_also_in(hit: Any, indent: str, width: int) -> None:
+    """The other outlets and languages that ran the hit's story."""
+    if hit.also_in:
+        line = "also in: " + "; ".join(hit.elsewhere())
+        click.echo(textwrap.fill(line, width=width, initial_indent=indent, subsequent_indent=indent + "  "))
 
 
 @cli.command()

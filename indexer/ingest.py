@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import config, layout
+from . import config, duplicates, layout
 from .articles import Article, read_articles
 from .embedder import Embedder, load_embedder, model_name, precision_for
 from .errors import IndexMismatch, InputProblem, NewsarchiveError
@@ -196,6 +196,7 @@ def write_sql(directory: str | Path | None, query: str) -> tuple[list[str], list
                 except duckdb.Error as error:
                     raise NewsarchiveError(str(error).strip().splitlines()[0]) from None
                 store = Store(db)
+                duplicates.regroup(store)  # the statement may have removed articles or changed their dates
                 articles, passages = store.counts()
                 LexicalIndex.build(store.lexical_rows()).save(staging / LEXICAL)
             built_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -311,6 +312,7 @@ def _write_generation(
                 report.embedded += len(passages)
             report.articles, report.passages = store.counts()
             vectors = _vectors(previous_dir, settings.vector_index, store, dropped, ids, matrices)
+            duplicates.update(store, vectors, ids)
             if previous_dir:
                 lexical = LexicalIndex.load(previous_dir / LEXICAL).updated(dropped, store.lexical_rows(ids))
             else:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import IndexMismatch, IndexNotFound
 
-SCHEMA_VERSION = 3  # 2: passages.embedding; 3: passages.language, lexical/, generations
+SCHEMA_VERSION = 4  # 2: passages.embedding; 3: passages.language, lexical/, generations; 4: author, stories
 MANIFEST = "manifest.json"
 DATABASE = "archive.duckdb"
 VECTORS = "vectors.faiss"

@@ -17,13 +17,26 @@ CANDIDATES = 100  # hybrid search fuses the best this many passages of each kind
 
 
 @dataclass(frozen=True)
+class Duplicate:
+    """Another article of a hit's story: the same report in another outlet or language."""
+
+    article_id: str
+    title: str
+    source: str | None
+    url: str | None
+    published: datetime | None
+    language: str | None
+
+
+@dataclass(frozen=True)
 class Hit:
     """One retrieved passage with what a citation needs.
 
     ``score`` ranks the hits: in ``dense`` mode the cosine similarity, in ``lexical`` mode the weighted BM25
     evidence (:mod:`indexer.lexical`), in ``hybrid`` mode the sum of both. ``similarity`` is the cosine similarity
     to the query whenever the query was embedded (``None`` in lexical search). ``char_start``/``char_end`` locate
-    ``text`` in the article's body (``articles.body`` in DuckDB).
+    ``text`` in the article's body (``articles.body`` in DuckDB). Of a story run by several outlets, only the
+    article that ranks best gives hits; ``also_in`` lists the story's other articles (``articles.story_id``).
     """
 
     rank: int
@@ -41,17 +54,28 @@ class Hit:
     published: datetime | None
     url: str | None
     language: str | None
+    story_id: str
+    also_in: tuple[Duplicate, ...] = ()
 
     def place(self, title_chars: int = 80) -> list[str]:
         """Where the passage comes from, for a citation line: title (shortened), section, ¶ n, source, date."""
         title = self.title if len(self.title) <= title_chars else self.title[: title_chars - 1] + "…"
-        published = self.published.date().isoformat() if self.published else None
-        return [part for part in (title, self.heading, f"¶ {self.paragraph}", self.source, published) if part]
+        return [
+            part for part in (title, self.heading, f"¶ {self.paragraph}", self.source, _day(self.published)) if part
+        ]
+
+    def elsewhere(self) -> list[str]:
+        """The story's other articles for an "also in" line: source (else title), language, date."""
+        return [
+            " ".join(filter(None, (d.source or d.title, f"({d.language})" if d.language else None, _day(d.published))))
+            for d in self.also_in
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; the date becomes an ISO 8601 string."""
+        """A JSON-ready dict; dates become ISO 8601 strings."""
         data = asdict(self)
-        data["published"] = self.published.isoformat() if self.published else None
+        for item in (data, *data["also_in"]):
+            item["published"] = item["published"].isoformat() if item["published"] else None
         return data
 
 
@@ -79,7 +103,7 @@ def search(
     Args:
         archive: An opened index.
         query: The question or keywords.
-        k: How many passages to return at most.
+        k: How many passages to return at most (a story run by several outlets is read in one of them).
         filters: Restrict the hits to some sources, languages or dates.
         mode: ``hybrid`` (meaning and words, the default), ``dense`` (meaning only) or ``lexical`` (words only).
 
@@ -112,16 +136,47 @@ def search_embedded(
         raise NewsarchiveError(f"k must be at least 1, not {k}")
     if _check_mode(mode) != "lexical" and vector is None:
         raise NewsarchiveError(f"{mode} search needs the query's vector")
-    ranked, similarities = _rank(archive, query, vector, k, filters, mode)
-    ids = [passage_id for passage_id, _ in ranked]
-    rows = archive.store.hits(ids)
+    ranked, similarities = _rank(archive, query, vector, max(k, CANDIDATES), filters, mode)
+    rows = _one_article_per_story(archive, ranked, k)
+    ids = list(rows)
     if vector is not None:
         similarities = _similarities(archive, vector, ids, similarities)
+    members = archive.store.story_members({row["story_id"] for row in rows.values()})
+    scores = dict(ranked)
     return [
-        Hit(rank=rank, score=score, similarity=similarities.get(passage_id), **rows[passage_id])
-        for rank, (passage_id, score) in enumerate(ranked, start=1)
-        if passage_id in rows
+        Hit(
+            rank=rank,
+            score=scores[passage_id],
+            similarity=similarities.get(passage_id),
+            **row,
+            also_in=tuple(
+                Duplicate(**m) for m in members.get(row["story_id"], ()) if m["article_id"] != row["article_id"]
+            ),
+        )
+        for rank, (passage_id, row) in enumerate(rows.items(), start=1)
     ]
+
+
+def _one_article_per_story(archive: Archive, ranked: list[tuple[int, float]], k: int) -> dict[int, dict[str, Any]]:
+    """The rows of the best ``k`` passages, in rank order, skipping those of a story's other articles.
+
+    A story's article that ranks first speaks for it; its other passages stay. Rows are fetched ``k`` at a time:
+    without duplicates among them, one fetch is all it takes.
+    """
+    chosen: dict[int, dict[str, Any]] = {}
+    speaker: dict[str, str] = {}  # story_id -> the article that speaks for it
+    start = 0
+    while len(chosen) < k and start < len(ranked):
+        batch = [passage_id for passage_id, _ in ranked[start : start + k]]
+        start += len(batch)
+        rows = archive.store.hits(batch)
+        for passage_id in batch:
+            row = rows.get(passage_id)
+            if row is not None and speaker.setdefault(row["story_id"], row["article_id"]) == row["article_id"]:
+                chosen[passage_id] = row
+                if len(chosen) == k:
+                    break
+    return chosen
 
 
 def rank(
@@ -178,6 +233,10 @@ def _similarities(
         return known | dict(zip(missing, (archive.vectors.vectors(missing) @ vector).tolist()))
     ids, vectors = archive.store.vectors_of(missing)
     return known | dict(zip(ids.tolist(), (vectors @ vector).tolist()))
+
+
+def _day(moment: datetime | None) -> str | None:
+    return moment.date().isoformat() if moment else None
 
 
 def _clean(query: str) -> str:

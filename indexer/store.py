@@ -6,7 +6,7 @@ The README's "Query with SQL" section documents :func:`schema`; change it only w
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,19 @@ CREATE TABLE IF NOT EXISTS articles (
     url          VARCHAR,
     published    TIMESTAMPTZ,
     language     VARCHAR,
-    path         VARCHAR NOT NULL,      -- the file it was read from
+    author       VARCHAR,
+    path         VARCHAR NOT NULL,      -- the file or URL it was read from
     content_hash VARCHAR NOT NULL,      -- sha256 of title, body and metadata: unchanged articles are not re-embedded
-    indexed_at   TIMESTAMPTZ NOT NULL
+    indexed_at   TIMESTAMPTZ NOT NULL,
+    story_id     VARCHAR NOT NULL       -- article_id of its story's earliest article (its own, if it has no duplicates)
+);
+-- Pairs of articles that are one story (indexer/duplicates.py); each pair once, the smaller id first.
+CREATE TABLE IF NOT EXISTS duplicates (
+    article_id   VARCHAR NOT NULL,      -- articles.article_id
+    duplicate_id VARCHAR NOT NULL,      -- articles.article_id, greater than article_id
+    kind         VARCHAR NOT NULL,      -- 'exact', 'near' (same language, edited) or 'translation'
+    similarity   DOUBLE NOT NULL,       -- exact: 1; near: word-shingle Jaccard; translation: passage alignment
+    PRIMARY KEY (article_id, duplicate_id)
 );
 -- Passage ids are never reused, even after their article is replaced or removed: a cited id stays meaningful.
 CREATE SEQUENCE IF NOT EXISTS passage_ids;
@@ -54,6 +64,7 @@ def schema(dimension: int) -> str:
     return _SCHEMA.format(dimension=dimension)
 
 
+_STORIES = pa.schema([("article_id", pa.string()), ("story_id", pa.string())])
 _ARTICLE_COLUMNS = (
     "article_id",
     "title",
@@ -62,9 +73,11 @@ _ARTICLE_COLUMNS = (
     "url",
     "published",
     "language",
+    "author",
     "path",
     "content_hash",
     "indexed_at",
+    "story_id",
 )
 _PASSAGE_COLUMNS: tuple[str, ...] = (
     "passage_id",
@@ -91,7 +104,9 @@ HIT_COLUMNS = (
     "published",
     "url",
     "language",
+    "story_id",
 )
+MEMBER_COLUMNS = ("article_id", "title", "source", "url", "published", "language")
 
 
 def connect(path: Path, read_only: bool = True, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -145,6 +160,10 @@ class Store:
             ids = [list(article_ids)]
             # fetchall() finishes each statement: DuckDB refuses new work while a result is pending.
             self.db.execute("DELETE FROM passages WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
+            self.db.execute(
+                "DELETE FROM duplicates WHERE article_id IN (SELECT unnest(?)) OR duplicate_id IN (SELECT unnest(?))",
+                ids * 2,
+            ).fetchall()
             self.db.execute("DELETE FROM articles WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
 
     def insert(
@@ -167,9 +186,11 @@ class Store:
             "url": [a.url for a in articles],
             "published": pa.array([a.published for a in articles], pa.timestamp("us", tz="UTC")),
             "language": list(languages),
+            "author": [a.author for a in articles],
             "path": [a.path for a in articles],
             "content_hash": [a.content_hash for a in articles],
             "indexed_at": pa.array([now] * len(articles), pa.timestamp("us", tz="UTC")),
+            "story_id": [a.article_id for a in articles],  # until duplicates.update finds its story
         }
         ids = [
             row[0] for row in self.db.execute("SELECT nextval('passage_ids') FROM range(?)", [len(passages)]).fetchall()
@@ -275,6 +296,84 @@ class Store:
         ids = table.column("passage_id").to_numpy().astype(np.int64)
         dimension = table.schema.field("embedding").type.list_size
         return ids, flat.reshape(table.num_rows, dimension).astype(np.float32, copy=False)
+
+    def article_ids_of(self, passage_ids: Iterable[int]) -> dict[int, str]:
+        """passage_id -> article_id of these passages."""
+        with self.db.cursor() as cursor:
+            rows = cursor.execute(
+                "SELECT passage_id, article_id FROM passages WHERE passage_id IN (SELECT unnest(?))",
+                [list(passage_ids)],
+            ).fetchall()
+        return dict(rows)
+
+    def article_texts(self, article_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """article_id -> (body, language) of these articles."""
+        rows = self.db.execute(
+            "SELECT article_id, body, language FROM articles WHERE article_id IN (SELECT unnest(?))",
+            [list(article_ids)],
+        ).fetchall()
+        return {article_id: (body, language) for article_id, body, language in rows}
+
+    def article_vectors(self, article_id: str) -> np.ndarray:
+        """The stored embeddings of an article's passages, one row each, in passage order."""
+        with self.db.cursor() as cursor:
+            ids = [
+                row[0]
+                for row in cursor.execute(
+                    "SELECT passage_id FROM passages WHERE article_id = ? ORDER BY seq", [article_id]
+                ).fetchall()
+            ]
+        return self.vectors_of(ids)[1]
+
+    def add_duplicates(self, pairs: Sequence[tuple[str, str, str, float]]) -> None:
+        """Store (article_id, duplicate_id, kind, similarity) pairs, the smaller id first; a known pair is kept."""
+        if pairs:
+            self.db.executemany("INSERT OR IGNORE INTO duplicates VALUES (?, ?, ?, ?)", [list(pair) for pair in pairs])
+
+    def duplicate_pairs(self) -> list[tuple[str, str]]:
+        """Every stored pair whose two articles are both still there (the others are deleted)."""
+        self.db.execute(
+            """DELETE FROM duplicates WHERE article_id NOT IN (SELECT article_id FROM articles)
+                                         OR duplicate_id NOT IN (SELECT article_id FROM articles)"""
+        ).fetchall()
+        return self.db.execute("SELECT article_id, duplicate_id FROM duplicates").fetchall()
+
+    def published(self, article_ids: Iterable[str]) -> dict[str, datetime | None]:
+        rows = self.db.execute(
+            "SELECT article_id, published FROM articles WHERE article_id IN (SELECT unnest(?))", [list(article_ids)]
+        ).fetchall()
+        return dict(rows)
+
+    def set_stories(self, stories: dict[str, str]) -> None:
+        """Set ``story_id`` of the articles in ``stories`` (article_id -> story_id), and of the others to their id."""
+        batch = pa.table({"article_id": list(stories), "story_id": list(stories.values())}, schema=_STORIES)
+        self.db.register("_stories", batch)
+        try:
+            self.db.execute(
+                """UPDATE articles SET story_id = article_id
+                   WHERE story_id <> article_id AND article_id NOT IN (SELECT article_id FROM _stories)"""
+            ).fetchall()
+            self.db.execute(
+                """UPDATE articles SET story_id = s.story_id FROM _stories s
+                   WHERE articles.article_id = s.article_id AND articles.story_id <> s.story_id"""
+            ).fetchall()
+        finally:
+            self.db.unregister("_stories")
+
+    def story_members(self, story_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """story_id -> its articles (:data:`MEMBER_COLUMNS`), earliest first, for the stories with more than one."""
+        with self.db.cursor() as cursor:
+            rows = cursor.execute(
+                f"""SELECT story_id, {", ".join(MEMBER_COLUMNS)} FROM articles
+                    WHERE story_id IN (SELECT unnest(?)) AND article_id IN (SELECT duplicate_id FROM duplicates
+                                                                            UNION SELECT article_id FROM duplicates)
+                    ORDER BY published NULLS LAST, article_id""",
+                [list(story_ids)],
+            ).fetchall()
+        members: dict[str, list[dict[str, Any]]] = {}
+        for story_id, *row in rows:
+            members.setdefault(story_id, []).append(dict(zip(MEMBER_COLUMNS, row)))
+        return members
 
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The passages with these ids, with their articles' fields, keyed by passage id."""

@@ -21,6 +21,7 @@ from .errors import NewsarchiveError
 
 EXACT = "Flat"
 EXACT_UP_TO = 100_000  # passages; an exact search over 100k takes ~10 ms on 2 cores (bench/search.py)
+NEAR_PROBED = 8  # cells of an IVF index that a near-copy lookup scans: a vector's near-copies share its nearest cells
 PROBED = 1 / 8  # share of an IVF index's cells a search scans (with re-ranking, recall@10 0.98: bench/search.py)
 TRAINING_PER_LIST = 40  # k-means points per cell that IVF training samples (FAISS warns below 39)
 
@@ -184,6 +185,19 @@ class VectorIndex:
         finally:
             faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+    def neighbours(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest passages of each query, for finding near-copies: (ids, similarities), a row per query.
+
+        Ids are -1 where there are fewer than ``k``. An approximate index scans only the few cells nearest each
+        query, where vectors with a cosine near 1 lie; farther neighbours may be missed.
+        """
+        if not len(self) or not len(queries):
+            return np.full((len(queries), 0), -1, dtype=np.int64), np.zeros((len(queries), 0), dtype=np.float32)
+        params = faiss.SearchParametersIVF(nprobe=min(NEAR_PROBED, self._ivf.nlist)) if self._ivf is not None else None
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        scores, ids = self.index.search(queries, min(k, len(self)), params=params)
+        return ids, scores
 
 
 def _reason(error: RuntimeError) -> str:

@@ -30,6 +30,8 @@ STYLE = """
 .na-answer sup, .na-card sup { font-weight: 700; color: #a16207; }
 .na-meta { font-size: 0.85rem; color: rgba(120, 120, 120, 1); margin-bottom: 0.35rem; }
 .na-meta b { color: inherit; }
+.na-also { margin-top: -0.2rem; }
+.na-day { font-weight: 600; margin: 0.75rem 0 0.25rem; border-bottom: 1px solid rgba(128, 128, 128, 0.3); }
 .na-passage { line-height: 1.6; }
 .na-passage mark, .na-article mark { background: rgba(250, 204, 21, 0.45); padding: 0 0.1em; border-radius: 0.2em; }
 .na-article p { margin: 0 0 0.7rem; }
@@ -64,7 +66,20 @@ def meta_line(number: int | None, hit: Hit) -> str:
     if hit.url and hit.url.startswith(("http://", "https://")):
         parts.append(f'<a href="{html.escape(hit.url, quote=True)}" target="_blank" rel="noopener">link</a>')
     prefix = f"<sup>[{number}]</sup> " if number else ""
-    return f'<div class="na-meta">{prefix}{" · ".join(parts)}</div>'
+    return f'<div class="na-meta">{prefix}{" · ".join(parts)}</div>' + also_in_line(hit)
+
+
+def also_in_line(hit: Hit) -> str:
+    """The story's other articles -- the same report in other outlets or languages -- linked where they have a URL."""
+    if not hit.also_in:
+        return ""
+    items = []
+    for duplicate, label in zip(hit.also_in, hit.elsewhere()):
+        text = html.escape(label)
+        if duplicate.url and duplicate.url.startswith(("http://", "https://")):
+            text = f'<a href="{html.escape(duplicate.url, quote=True)}" target="_blank" rel="noopener">{text}</a>'
+        items.append(f'<span title="{html.escape(duplicate.title, quote=True)}">{text}</span>')
+    return f'<div class="na-meta na-also">Also in: {"; ".join(items)}</div>'
 
 
 def article_html(archive: Archive, hit: Hit, highlights: tuple[tuple[int, int], ...]) -> str:
@@ -94,9 +109,14 @@ def show_answer(archive: Archive, answer: Answer) -> None:
     else:
         sentences = " ".join(f"{html.escape(s.text)} <sup>[{s.source}]</sup>" for s in answer.sentences)
         st.html(f'<div class="na-answer">{sentences}</div>')
-        st.markdown("**Sources**")
-        for source in answer.sources:
-            show_source(archive, source)
+        heading, order = st.columns([1, 1], vertical_alignment="bottom")
+        heading.markdown("**Sources**")
+        timeline = order.toggle("On a timeline", key="timeline", help="Order the sources by publication date.")
+        if timeline:
+            show_timeline(archive, answer.sources)
+        else:
+            for source in answer.sources:
+                show_source(archive, source)
     cited = {source.hit.passage_id for source in answer.sources}
     others = [hit for hit in answer.retrieved if hit.passage_id not in cited]
     if others:
@@ -110,6 +130,19 @@ def show_answer(archive: Archive, answer: Answer) -> None:
         f"Retrieved in {timings.get('retrieve', 0) * 1000:.0f} ms · "
         f"answered in {timings.get('answer', 0) * 1000:.0f} ms"
     )
+
+
+def show_timeline(archive: Archive, sources: tuple[Source, ...]) -> None:
+    """The sources by publication date, earliest first, under a heading per day; undated ones last."""
+    ordered = sorted(sources, key=lambda s: (s.hit.published is None, s.hit.published or 0, s.number))
+    day = None
+    for source in ordered:
+        published = source.hit.published
+        label = published.strftime("%A %-d %B %Y") if published else "Undated"
+        if label != day:
+            st.html(f'<div class="na-day">{html.escape(label)}</div>')
+            day = label
+        show_source(archive, source)
 
 
 def show_source(archive: Archive, source: Source) -> None:

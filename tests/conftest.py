@@ -117,3 +117,21 @@ def real_seed_index(tmp_path_factory: pytest.TempPathFactory, real_model) -> Pat
     report = index_paths([SEEDS], directory, embedder=real_model)
     assert (report.articles, report.passages, report.problems) == (1, 17, [])
     return directory
+
+
+@pytest.fixture(scope="session")
+def real_stories_index(tmp_path_factory: pytest.TempPathFactory, real_model) -> Path:
+    """The duplicate-story fixtures, both web pages and the seed article, indexed with the real default model."""
+    import shutil
+
+    from indexer.ingest import index_paths
+
+    folder = tmp_path_factory.mktemp("stories")
+    shutil.copytree(ROOT / "tests" / "fixtures" / "stories", folder, dirs_exist_ok=True)
+    for page in ("corriere-drone.html", "harbour-times-drone.html"):
+        shutil.copy(ROOT / "tests" / "fixtures" / "web" / page, folder)
+    shutil.copy(SEED, folder)
+    directory = tmp_path_factory.mktemp("stories-archive")
+    report = index_paths([folder], directory, embedder=real_model)
+    assert (report.articles, report.problems) == (10, [])
+    return directory

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,33 @@ def test_article_text_is_never_html(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert "&lt;script&gt;alert(&quot;xss&quot;)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<script>alert" not in page and "<img src=x" not in page
+
+
+def test_sources_show_their_story_elsewhere_and_go_on_a_timeline(
+    monkeypatch: pytest.MonkeyPatch, real_stories_index: Path
+) -> None:
+    app = run_app(monkeypatch, real_stories_index, "What did the Pentagon release after the drone crash?")
+
+    def cards() -> list[str]:
+        return [
+            element.proto.body
+            for element in app.html
+            if "<sup>[" in element.proto.body and "na-meta" in element.proto.body
+        ]
+
+    assert len(cards()) >= 2
+    assert any("Also in: " in card and "Corriere del Porto (it) 2023-03-16" in card for card in cards())
+
+    def published() -> list[str]:  # each card's own date, not its story's other articles'
+        return [re.search(r"2023-03-\d\d", card.split("na-also")[0]).group(0) for card in cards()]
+
+    dates = published()
+    assert dates != sorted(dates)  # by citation, the 16 March report comes first
+    app.toggle(key="timeline").set_value(True).run()
+    assert not app.exception, app.exception
+    assert published() == sorted(dates)
+    days = [element.proto.body for element in app.html if 'class="na-day"' in element.proto.body]
+    assert days == [
+        '<div class="na-day">Tuesday 14 March 2023</div>',
+        '<div class="na-day">Thursday 16 March 2023</div>',
+    ]

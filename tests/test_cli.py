@@ -35,6 +35,8 @@ HIT_KEYS = {
     "url",
     "paragraph",
     "language",
+    "story_id",
+    "also_in",
 }
 
 

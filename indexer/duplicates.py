@@ -1,0 +1,158 @@
+"""Duplicate stories: one report run by several outlets -- copied, lightly edited, or translated.
+
+Candidates come from the vector index: a copy's or a translation's passages lie next to the original's, so each
+new article's passages look up their nearest neighbours there. The index does the work MinHash-LSH buckets would,
+without a second index to keep, and finds translations, which share no shingles. Each candidate pair is then
+checked on the text:
+
+- ``exact``: the same words, case, punctuation and spacing aside;
+- ``near``: at least ``NEAR`` of their word 3-shingles in common (Jaccard), as wire copy edited by an outlet has,
+  and the same numbers (see below): templated reports -- markets, weather, results -- differ in little else;
+- ``translation``: in two languages, each passage of the shorter article has a counterpart in the other (mean best
+  cosine at least ``ALIGNED``), and the numbers of both -- dates, figures, "MQ-9", which translation keeps --
+  mostly agree. Articles on one event by different reporters share the topic and some numbers, but not both this
+  closely.
+
+Numbers agree when the Jaccard similarity of the two articles' numbers, counted with repeats, is at least
+``NUMBERS`` (or neither has any).
+
+Pairs are stored in the ``duplicates`` table; pairs that connect make one story, whose id (``articles.story_id``)
+is the article_id of its earliest article.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .store import Store
+
+if TYPE_CHECKING:
+    from .vectors import VectorIndex
+
+NEIGHBOURS = 20  # per passage: a translation's passages rank below same-language articles on the same event
+CANDIDATE = 0.88  # cosine of a passage to its copy or translation (multilingual-e5-small: translations 0.9+)
+NEAR = 0.5
+ALIGNED = 0.865  # translations 0.88-0.91, other-language reports of the same event up to 0.85 (tests/fixtures/stories)
+NUMBERS = 0.6
+MIN_WORDS = 20  # less text than this (a headline, a caption) is too little to call two articles one
+BATCH = 4096  # passages looked up at once
+_WORD = re.compile(r"\w+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+@dataclass(frozen=True)
+class Match:
+    """Why two articles are one story: ``kind`` (exact, near, translation) and its measure (see the module)."""
+
+    kind: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What comparing an article takes: its words, their 3-shingles, its numbers and its language."""
+
+    article_id: str
+    words: tuple[str, ...]
+    shingles: frozenset[int]
+    numbers: Counter[str]
+    language: str | None
+
+    @classmethod
+    def of(cls, article_id: str, body: str, language: str | None) -> Fingerprint:
+        words = tuple(_WORD.findall(body.casefold()))
+        shingles = frozenset(hash(words[i : i + 3]) for i in range(max(1, len(words) - 2)))
+        numbers = Counter(re.sub(r"[.,]", "", number) for number in _NUMBER.findall(body))
+        return cls(article_id, words, shingles, numbers, language)
+
+
+def update(store: Store, vectors: VectorIndex, passage_ids: Sequence[int]) -> None:
+    """Find the duplicates of the articles these new passages belong to, store them, and regroup the stories."""
+    pairs: set[tuple[str, str]] = set()
+    for start in range(0, len(passage_ids), BATCH):
+        ids, matrix = store.vectors_of(passage_ids[start : start + BATCH])
+        found, similarities = vectors.neighbours(matrix, NEIGHBOURS)
+        close = [(int(i), int(j)) for i, row, scores in zip(ids, found, similarities) for j in row[scores >= CANDIDATE]]
+        owner = store.article_ids_of({i for pair in close for i in pair if i >= 0})
+        pairs |= {tuple(sorted((owner[i], owner[j]))) for i, j in close if j >= 0 and owner[i] != owner[j]}
+    texts = store.article_texts({article_id for pair in pairs for article_id in pair})
+    fingerprints = {article_id: Fingerprint.of(article_id, *text) for article_id, text in texts.items()}
+
+    @functools.cache
+    def article_vectors(article_id: str) -> np.ndarray:
+        return store.article_vectors(article_id)
+
+    matches = [(a, b, compare(fingerprints[a], fingerprints[b], article_vectors)) for a, b in sorted(pairs)]
+    store.add_duplicates([(a, b, m.kind, m.similarity) for a, b, m in matches if m is not None])
+    regroup(store)
+
+
+def compare(a: Fingerprint, b: Fingerprint, vectors: Callable[[str], np.ndarray]) -> Match | None:
+    """Whether two articles are one story, and how; ``vectors`` gives an article's passage vectors."""
+    if min(len(a.words), len(b.words)) < MIN_WORDS:
+        return None
+    if a.words == b.words:
+        return Match("exact", 1.0)
+    numbers_agree = _jaccard(a.numbers, b.numbers) >= NUMBERS if a.numbers or b.numbers else True
+    if not numbers_agree:
+        return None
+    shared = _jaccard(a.shingles, b.shingles)
+    if shared >= NEAR:
+        return Match("near", shared)
+    if a.language and b.language and a.language != b.language and a.numbers:
+        similarities = vectors(a.article_id) @ vectors(b.article_id).T
+        alignment = float(max(similarities.max(axis=1).mean(), similarities.max(axis=0).mean()))
+        if alignment >= ALIGNED:
+            return Match("translation", alignment)
+    return None
+
+
+def _jaccard(a: frozenset | Counter, b: frozenset | Counter) -> float:
+    """|a ∩ b| / |a ∪ b|, of sets or of multisets (Counters)."""
+    union = a | b
+    return _size(a & b) / _size(union) if union else 0.0
+
+
+def _size(items: frozenset | Counter) -> int:
+    return items.total() if isinstance(items, Counter) else len(items)
+
+
+def regroup(store: Store) -> None:
+    """Forget pairs whose articles are gone, and name each article's story after its earliest article."""
+    pairs = store.duplicate_pairs()
+    stories = {}
+    for component in _components(pairs):
+        published = store.published(component)
+        first = min(component, key=lambda article_id: _order(published.get(article_id), article_id))
+        stories.update(dict.fromkeys(component, first))
+    store.set_stories(stories)
+
+
+def _order(published: datetime | None, article_id: str) -> tuple:
+    return (published is None, published or datetime.min, article_id)
+
+
+def _components(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """The connected groups of articles that ``pairs`` link (union-find)."""
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    groups: dict[str, list[str]] = {}
+    for node in parent:
+        groups.setdefault(root(node), []).append(node)
+    return list(groups.values())

@@ -1,0 +1,163 @@
+"""Duplicate stories: exact copies, edited wire copy and translations group; other reports of the same event do not.
+
+The fixtures (tests/fixtures/stories, and the two pages of tests/fixtures/web) were written for these tests: one
+story in five articles (an Italian page, an exact copy, an edited copy, an English translation and an edited English
+copy), a second story in Italian and English, and three reports that share their events, names and numbers but not
+their text (the seed article among them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import numpy as np
+from click.testing import CliRunner
+
+from indexer.archive import Archive
+from indexer.cli import cli
+from indexer.duplicates import Fingerprint, _components, compare
+from indexer.ingest import index_paths, remove_articles, write_sql
+from indexer.search import search
+from tests.conftest import SEED, FakeEmbedder
+
+ROOT = Path(__file__).parent
+FIRST_STORY = ("corriere-drone", "eco-drone", "gazzetta-drone", "harbour-times-drone", "wire-drone-en")
+SECOND_STORY = ("corriere-video", "harbour-video")
+EXPECTED_PAIRS = {*itertools.combinations(FIRST_STORY, 2), SECOND_STORY}
+WIRE = (
+    "A US MQ-9 Reaper drone crashed into the Black Sea on Tuesday morning after it was intercepted by two Russian "
+    "Su-27 fighter jets, the US military's European Command said. Russia denied any contact."
+)
+ITALIAN_WIRE = (
+    "Un drone statunitense MQ-9 Reaper è precipitato martedì mattina nel Mar Nero dopo essere stato intercettato da "
+    "due caccia russi Su-27, ha detto il comando europeo delle forze armate americane. La Russia nega ogni contatto."
+)
+
+
+def _pairs(directory: Path) -> dict[tuple[str, str], str]:
+    with duckdb.connect(str(directory / "archive.duckdb"), read_only=True) as db:
+        rows = db.execute("SELECT article_id, duplicate_id, kind FROM duplicates").fetchall()
+    return {(a, b): kind for a, b, kind in rows}
+
+
+def _stories(directory: Path) -> dict[str, str]:
+    with duckdb.connect(str(directory / "archive.duckdb"), read_only=True) as db:
+        return dict(db.execute("SELECT article_id, story_id FROM articles").fetchall())
+
+
+def _fingerprint(article_id: str, text: str, language: str | None = "en") -> Fingerprint:
+    return Fingerprint.of(article_id, text, language)
+
+
+def _no_vectors(article_id: str) -> np.ndarray:
+    raise AssertionError("same-language pairs are decided on their text")
+
+
+def test_exact_copies_match_whatever_their_case_and_spacing() -> None:
+    match = compare(_fingerprint("a", WIRE), _fingerprint("b", "  " + WIRE.upper().replace(" ", "\n")), _no_vectors)
+    assert (match.kind, match.similarity) == ("exact", 1.0)
+
+
+def test_edited_copy_matches_as_near() -> None:
+    edited = WIRE.replace("the US military's European Command said", "according to European Command")
+    match = compare(_fingerprint("a", WIRE), _fingerprint("b", edited + " Washington protested."), _no_vectors)
+    assert match.kind == "near" and 0.5 <= match.similarity < 1
+
+
+def test_templated_reports_with_other_numbers_do_not_match() -> None:
+    report = "The FTSE 100 closed {} points higher at {}, with miners leading and banks lagging behind the market."
+    first, second = report.format(12, 7410) * 2, report.format(35, 7432) * 2
+    assert compare(_fingerprint("monday", first), _fingerprint("tuesday", second), _no_vectors) is None
+
+
+def test_too_short_texts_never_match() -> None:
+    assert compare(_fingerprint("a", "Drone down."), _fingerprint("b", "Drone down."), _no_vectors) is None
+
+
+def test_a_translation_needs_aligned_passages_and_the_same_numbers() -> None:
+    italian = _fingerprint("it", ITALIAN_WIRE, "it")
+    english = _fingerprint("en", WIRE, "en")
+    aligned = {"it": np.array([[1.0, 0.0], [0.6, 0.8]]), "en": np.array([[0.96, 0.28]])}
+    unaligned = {"it": np.array([[1.0, 0.0]]), "en": np.array([[0.8, 0.6]])}
+    assert compare(italian, english, aligned.__getitem__).kind == "translation"
+    assert compare(italian, english, unaligned.__getitem__) is None
+    other_numbers = _fingerprint("en2", WIRE.replace("MQ-9", "MQ-1").replace("Su-27", "Su-35"), "en")
+    assert compare(italian, other_numbers, {**aligned, "en2": aligned["en"]}.__getitem__) is None
+
+
+def test_pairs_that_connect_make_one_story() -> None:
+    groups = _components([("a", "b"), ("c", "d"), ("b", "e")])
+    assert sorted(sorted(group) for group in groups) == [["a", "b", "e"], ["c", "d"]]
+
+
+def test_fixtures_group_into_their_stories_and_nothing_else(real_stories_index: Path) -> None:
+    pairs = _pairs(real_stories_index)
+    found = set(pairs)
+    precision = len(found & EXPECTED_PAIRS) / len(found)
+    recall = len(found & EXPECTED_PAIRS) / len(EXPECTED_PAIRS)
+    assert (precision, recall) == (1.0, 1.0), sorted(found ^ EXPECTED_PAIRS)
+    kinds = Counter(pairs.values())
+    assert pairs[("corriere-drone", "eco-drone")] == "exact"
+    assert pairs[("corriere-drone", "gazzetta-drone")] == pairs[("harbour-times-drone", "wire-drone-en")] == "near"
+    assert pairs[SECOND_STORY] == pairs[("corriere-drone", "harbour-times-drone")] == "translation"
+    assert kinds == {"exact": 1, "near": 3, "translation": 7}
+    story_of = _stories(real_stories_index)
+    # A story is named after its earliest article: the English page (16:05 UTC), the English video report.
+    assert {story_of[a] for a in FIRST_STORY} == {"harbour-times-drone"}
+    assert {story_of[a] for a in SECOND_STORY} == {"harbour-video"}
+    alone = set(story_of) - set(FIRST_STORY) - set(SECOND_STORY)
+    assert alone == {"corriere-rottami", "grano-odessa", SEED.stem} and all(story_of[a] == a for a in alone)
+
+
+def test_search_reads_a_story_in_one_article_and_lists_the_others(real_stories_index: Path, real_model) -> None:
+    with Archive(real_stories_index, embedder=real_model) as archive:
+        hits = search(archive, "what happened to the MQ-9 drone", k=8)
+    first = [hit for hit in hits if hit.article_id in FIRST_STORY]
+    assert first and {hit.article_id for hit in first} == {first[0].article_id}  # one article speaks for the story
+    also = {d.article_id for d in first[0].also_in}
+    assert also == set(FIRST_STORY) - {first[0].article_id}
+    assert [d.published for d in first[0].also_in] == sorted(d.published for d in first[0].also_in)
+    assert "Corriere del Porto (it) 2023-03-14" in first[0].elsewhere()
+    assert len({hit.story_id for hit in hits}) >= 4  # the other reports still come through
+    alone = [hit for hit in hits if hit.article_id == "corriere-rottami"]
+    assert alone and not alone[0].also_in
+
+
+def test_a_translation_added_later_joins_the_story_and_leaves_it_when_removed(tmp_path: Path, real_model) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(ROOT / "fixtures" / "web" / "corriere-drone.html", folder)
+    shutil.copy(ROOT / "fixtures" / "stories" / "corriere-rottami.md", folder)
+    index_paths([folder], tmp_path / "index", embedder=real_model)
+    assert _pairs(tmp_path / "index") == {}
+    shutil.copy(ROOT / "fixtures" / "web" / "harbour-times-drone.html", folder)
+    report = index_paths([folder], tmp_path / "index", embedder=real_model)
+    assert (report.added, report.unchanged) == (1, 2)
+    assert _pairs(tmp_path / "index") == {("corriere-drone", "harbour-times-drone"): "translation"}
+    assert _stories(tmp_path / "index")["corriere-drone"] == "harbour-times-drone"
+    remove_articles(["harbour-times-drone"], tmp_path / "index")
+    assert _pairs(tmp_path / "index") == {}
+    assert _stories(tmp_path / "index")["corriere-drone"] == "corriere-drone"
+
+
+def test_stories_can_be_merged_and_split_in_sql(tmp_path: Path, use_fake_model: FakeEmbedder) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "one.md").write_text(f"# One\n\n{WIRE}\n", encoding="utf-8")
+    (folder / "two.md").write_text(f"# Two\n\n{WIRE}\n", encoding="utf-8")
+    (folder / "three.md").write_text("# Three\n\nSomething else entirely, about the harbour and its ships.\n")
+    index_paths([folder], tmp_path / "index", embedder=use_fake_model)
+    assert _pairs(tmp_path / "index") == {("one", "two"): "exact"}
+    write_sql(tmp_path / "index", "INSERT INTO duplicates VALUES ('three', 'two', 'by hand', 1)")
+    assert set(_stories(tmp_path / "index").values()) == {"one"}
+    write_sql(tmp_path / "index", "DELETE FROM duplicates WHERE article_id = 'one'")
+    assert _stories(tmp_path / "index") == {"one": "one", "two": "three", "three": "three"}
+    result = CliRunner().invoke(cli, ["search", "--json", "-d", str(tmp_path / "index"), "Reaper drone"])
+    hits = {hit["article_id"]: hit for hit in json.loads(result.output)["hits"]}
+    assert hits["one"]["also_in"] == [] and "three" not in hits
+    assert [(d["article_id"], d["title"]) for d in hits["two"]["also_in"]] == [("three", "Three")]
