@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from . import config, layout
@@ -54,6 +55,11 @@ class Archive:
         self.store = Store(connect(self.generation / DATABASE, read_only=True, memory_limit=SEARCH_CACHE))
         self.vectors = VectorIndex.load(self.generation / VECTORS)
         self.lexical = LexicalIndex.load(self.generation / LEXICAL)
+
+    @functools.cached_property
+    def stories(self) -> dict[str, tuple[str, ...]]:
+        """story_id -> article ids of the stories told by several articles, read once: searches look them up."""
+        return self.store.stories()
 
     @property
     def embedder(self) -> Embedder:

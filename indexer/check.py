@@ -39,6 +39,11 @@ def check_generation(generation: Path) -> list[str]:
         orphans = db.execute(
             "SELECT count(*) FROM passages WHERE article_id NOT IN (SELECT article_id FROM articles)"
         ).fetchall()[0][0]
+        strays = db.execute(
+            """SELECT (SELECT count(*) FROM duplicates WHERE article_id NOT IN (SELECT article_id FROM articles)
+                                                      OR duplicate_id NOT IN (SELECT article_id FROM articles)),
+                      (SELECT count(*) FROM articles WHERE story_id NOT IN (SELECT article_id FROM articles))"""
+        ).fetchall()[0]
         sample = passage_ids[:: max(1, len(passage_ids) // SAMPLED_VECTORS)]
         _, stored = store.vectors_of(sample.tolist())
     vectors = VectorIndex.load(generation / VECTORS)
@@ -64,6 +69,10 @@ def check_generation(generation: Path) -> list[str]:
         problems.append("the lexical index's passage ids differ from DuckDB's")
     if orphans:
         problems.append(f"{orphans} passages belong to no article")
+    if strays[0]:
+        problems.append(f"{strays[0]} duplicate pairs name an article that is not indexed")
+    if strays[1]:
+        problems.append(f"{strays[1]} articles have a story_id that is no article's id")
     return problems
 
 

@@ -139,10 +139,11 @@ def index(
     """Build or update the index from article files, folders and URLs.
 
     Reads .txt (first line is the title), .md and .jsonl files (one article per line: id, title, text, and
-    optionally source, url, published, language), saved web pages (.html, .htm: the main text and the page's
-    title, date, site and canonical URL), and RSS or Atom feeds (.rss, .atom, .xml: one article per entry, with
-    the page's text when the entry holds only a summary). PATHS may also be http(s) URLs of pages or feeds,
-    fetched with a timeout. New and changed articles are embedded; unchanged ones are skipped. A file or URL that
+    optionally source, url, published, language, author), saved web pages (.html, .htm: the main text and the
+    page's title, date, author, site and canonical URL), and RSS or Atom feeds (.rss, .atom, .xml: one article per
+    entry, with the page's text when the entry holds only a summary). PATHS may also be http(s) URLs of pages or
+    feeds, fetched with a timeout. New and changed articles are embedded, and grouped with their copies and
+    translations into stories (articles.story_id); unchanged ones are skipped. A file or URL that
     cannot be read is reported and skipped (what was indexed from it stays), and the exit code is then 1. Readers
     keep seeing the previous version until the new one is complete.
 
@@ -245,7 +246,8 @@ def search(
     """Find the passages that best match QUERY, in any language.
 
     Hybrid search ranks by meaning and adds evidence from matching words: all of them in passages in the query's
-    language, and names, numbers and codes (MQ-9, COVID-19) in passages in other languages.
+    language, and names, numbers and codes (MQ-9, COVID-19) in passages in other languages. A story that several
+    outlets ran (copied, edited or translated) is shown in one article, with "also in:" naming the others.
 
     \b
     Example:
@@ -451,8 +453,9 @@ def evaluate(
 def info(as_json: bool, index_dir: Path) -> None:
     """Show the index's model, size, vector index kind and build time.
 
-    vectors_bytes is what a search holds in memory for the vectors (the model and DuckDB's cache come on top);
-    lexical_bytes is memory-mapped, so a search reads only its words' part.
+    stories counts an article with its copies and translations as one; duplicates counts the pairs in the
+    duplicates table. vectors_bytes is what a search holds in memory for the vectors (the model and DuckDB's
+    cache come on top); lexical_bytes is memory-mapped, so a search reads only its words' part.
 
     \b
     Example:
@@ -461,11 +464,15 @@ def info(as_json: bool, index_dir: Path) -> None:
     from dataclasses import asdict
 
     from . import layout
-    from .manifest import LEXICAL, VECTORS, Manifest, index_size
+    from .manifest import DATABASE, LEXICAL, VECTORS, Manifest, index_size
+    from .store import connect
 
     generation = layout.require_current(index_dir)
     manifest = Manifest.load(generation)
     details = {"index_dir": str(index_dir), **asdict(manifest)}
+    with connect(generation / DATABASE) as db:
+        query = "SELECT (SELECT count(DISTINCT story_id) FROM articles), (SELECT count(*) FROM duplicates)"
+        details["stories"], details["duplicates"] = db.execute(query).fetchall()[0]
     details["size_bytes"] = index_size(generation)
     details["vectors_bytes"] = (generation / VECTORS).stat().st_size
     details["lexical_bytes"] = index_size(generation / LEXICAL)

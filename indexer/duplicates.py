@@ -58,53 +58,61 @@ class Match:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What comparing an article takes: its words, their 3-shingles, its numbers and its language."""
+    """What comparing an article takes: its words (counted, and hashed whole), their 3-shingles, its numbers.
+
+    Shingles are hashed and kept in a sorted array: a build keeps every candidate article's, and a set of Python
+    ints would take eight times the memory.
+    """
 
     article_id: str
-    words: tuple[str, ...]
-    shingles: frozenset[int]
+    words: int
+    digest: int
+    shingles: np.ndarray
     numbers: Counter[str]
     language: str | None
 
     @classmethod
     def of(cls, article_id: str, body: str, language: str | None) -> Fingerprint:
         words = tuple(_WORD.findall(body.casefold()))
-        shingles = frozenset(hash(words[i : i + 3]) for i in range(max(1, len(words) - 2)))
+        shingles = np.unique(np.fromiter((hash(words[i : i + 3]) for i in range(max(1, len(words) - 2))), np.int64))
         numbers = Counter(re.sub(r"[.,]", "", number) for number in _NUMBER.findall(body))
-        return cls(article_id, words, shingles, numbers, language)
+        return cls(article_id, len(words), hash(words), shingles, numbers, language)
 
 
 def update(store: Store, vectors: VectorIndex, passage_ids: Sequence[int]) -> None:
     """Find the duplicates of the articles these new passages belong to, store them, and regroup the stories."""
-    pairs: set[tuple[str, str]] = set()
+    fingerprints: dict[str, Fingerprint] = {}
     for start in range(0, len(passage_ids), BATCH):
-        ids, matrix = store.vectors_of(passage_ids[start : start + BATCH])
-        found, similarities = vectors.neighbours(matrix, NEIGHBOURS)
-        close = [(int(i), int(j)) for i, row, scores in zip(ids, found, similarities) for j in row[scores >= CANDIDATE]]
-        owner = store.article_ids_of({i for pair in close for i in pair if i >= 0})
-        pairs |= {tuple(sorted((owner[i], owner[j]))) for i, j in close if j >= 0 and owner[i] != owner[j]}
-    texts = store.article_texts({article_id for pair in pairs for article_id in pair})
-    fingerprints = {article_id: Fingerprint.of(article_id, *text) for article_id, text in texts.items()}
-
-    @functools.cache
-    def article_vectors(article_id: str) -> np.ndarray:
-        return store.article_vectors(article_id)
-
-    matches = [(a, b, compare(fingerprints[a], fingerprints[b], article_vectors)) for a, b in sorted(pairs)]
-    store.add_duplicates([(a, b, m.kind, m.similarity) for a, b, m in matches if m is not None])
+        # A pair met again in a later batch is checked again: cheaper than remembering every pair of a large build.
+        pairs = _candidates(store, vectors, passage_ids[start : start + BATCH])
+        texts = store.article_texts({article_id for pair in pairs for article_id in pair} - fingerprints.keys())
+        fingerprints.update((article_id, Fingerprint.of(article_id, *text)) for article_id, text in texts.items())
+        article_vectors = functools.cache(store.article_vectors)
+        matches = [(a, b, compare(fingerprints[a], fingerprints[b], article_vectors)) for a, b in sorted(pairs)]
+        store.add_duplicates([(a, b, m.kind, m.similarity) for a, b, m in matches if m is not None])
     regroup(store)
+
+
+def _candidates(store: Store, vectors: VectorIndex, passage_ids: Sequence[int]) -> set[tuple[str, str]]:
+    """Pairs of articles (smaller id first) in which one of these passages has a close neighbour."""
+    ids, matrix = store.vectors_of(passage_ids)
+    found, similarities = vectors.neighbours(matrix, NEIGHBOURS)
+    close = [(int(i), int(j)) for i, row, scores in zip(ids, found, similarities) for j in row[scores >= CANDIDATE]]
+    owner = store.article_ids_of({passage_id for pair in close for passage_id in pair if passage_id >= 0})
+    return {tuple(sorted((owner[i], owner[j]))) for i, j in close if j >= 0 and owner[i] != owner[j]}
 
 
 def compare(a: Fingerprint, b: Fingerprint, vectors: Callable[[str], np.ndarray]) -> Match | None:
     """Whether two articles are one story, and how; ``vectors`` gives an article's passage vectors."""
-    if min(len(a.words), len(b.words)) < MIN_WORDS:
+    if min(a.words, b.words) < MIN_WORDS:
         return None
-    if a.words == b.words:
+    if (a.words, a.digest) == (b.words, b.digest):
         return Match("exact", 1.0)
     numbers_agree = _jaccard(a.numbers, b.numbers) >= NUMBERS if a.numbers or b.numbers else True
     if not numbers_agree:
         return None
-    shared = _jaccard(a.shingles, b.shingles)
+    common = len(np.intersect1d(a.shingles, b.shingles, assume_unique=True))
+    shared = common / (len(a.shingles) + len(b.shingles) - common)
     if shared >= NEAR:
         return Match("near", shared)
     if a.language and b.language and a.language != b.language and a.numbers:
@@ -115,14 +123,10 @@ def compare(a: Fingerprint, b: Fingerprint, vectors: Callable[[str], np.ndarray]
     return None
 
 
-def _jaccard(a: frozenset | Counter, b: frozenset | Counter) -> float:
-    """|a ∩ b| / |a ∪ b|, of sets or of multisets (Counters)."""
-    union = a | b
-    return _size(a & b) / _size(union) if union else 0.0
-
-
-def _size(items: frozenset | Counter) -> int:
-    return items.total() if isinstance(items, Counter) else len(items)
+def _jaccard(a: Counter, b: Counter) -> float:
+    """|a ∩ b| / |a ∪ b| of two multisets."""
+    union = (a | b).total()
+    return (a & b).total() / union if union else 0.0
 
 
 def regroup(store: Store) -> None:

@@ -141,7 +141,9 @@ def search_embedded(
     ids = list(rows)
     if vector is not None:
         similarities = _similarities(archive, vector, ids, similarities)
-    members = archive.store.story_members({row["story_id"] for row in rows.values()})
+    # Most hits belong to no story of several articles: the lookup costs a query only when some do.
+    stories = {row["story_id"]: archive.stories.get(row["story_id"], ()) for row in rows.values()}
+    members = archive.store.articles({a for story in stories.values() for a in story}) if any(stories.values()) else {}
     scores = dict(ranked)
     return [
         Hit(
@@ -149,9 +151,7 @@ def search_embedded(
             score=scores[passage_id],
             similarity=similarities.get(passage_id),
             **row,
-            also_in=tuple(
-                Duplicate(**m) for m in members.get(row["story_id"], ()) if m["article_id"] != row["article_id"]
-            ),
+            also_in=tuple(Duplicate(**members[a]) for a in stories[row["story_id"]] if a != row["article_id"]),
         )
         for rank, (passage_id, row) in enumerate(rows.items(), start=1)
     ]

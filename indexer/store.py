@@ -360,20 +360,27 @@ class Store:
         finally:
             self.db.unregister("_stories")
 
-    def story_members(self, story_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-        """story_id -> its articles (:data:`MEMBER_COLUMNS`), earliest first, for the stories with more than one."""
+    def stories(self) -> dict[str, tuple[str, ...]]:
+        """story_id -> its articles' ids, earliest first, of every story with more than one article."""
         with self.db.cursor() as cursor:
             rows = cursor.execute(
-                f"""SELECT story_id, {", ".join(MEMBER_COLUMNS)} FROM articles
-                    WHERE story_id IN (SELECT unnest(?)) AND article_id IN (SELECT duplicate_id FROM duplicates
-                                                                            UNION SELECT article_id FROM duplicates)
-                    ORDER BY published NULLS LAST, article_id""",
-                [list(story_ids)],
+                """SELECT story_id, article_id FROM articles
+                   WHERE article_id IN (SELECT article_id FROM duplicates UNION SELECT duplicate_id FROM duplicates)
+                   ORDER BY published NULLS LAST, article_id"""
             ).fetchall()
-        members: dict[str, list[dict[str, Any]]] = {}
-        for story_id, *row in rows:
-            members.setdefault(story_id, []).append(dict(zip(MEMBER_COLUMNS, row)))
-        return members
+        stories: dict[str, list[str]] = {}
+        for story_id, article_id in rows:
+            stories.setdefault(story_id, []).append(article_id)
+        return {story_id: tuple(members) for story_id, members in stories.items() if len(members) > 1}
+
+    def articles(self, article_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """article_id -> :data:`MEMBER_COLUMNS` of these articles."""
+        with self.db.cursor() as cursor:
+            rows = cursor.execute(
+                f"SELECT {', '.join(MEMBER_COLUMNS)} FROM articles WHERE article_id IN (SELECT unnest(?))",
+                [list(article_ids)],
+            ).fetchall()
+        return {row[0]: dict(zip(MEMBER_COLUMNS, row)) for row in rows}
 
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The passages with these ids, with their articles' fields, keyed by passage id."""

@@ -275,6 +275,7 @@ def test_info_json(runner: CliRunner, seed_index: Path) -> None:
     assert (info["index_type"], info["vector_index"]) == ("Flat", "auto")
     assert info["vectors_bytes"] == (seed_index / "current" / "vectors.faiss").stat().st_size
     assert 0 < info["lexical_bytes"] < info["size_bytes"]
+    assert (info["stories"], info["duplicates"]) == (1, 0)
     assert datetime.fromisoformat(info["built_at"]).tzinfo is not None
 
 

@@ -114,6 +114,18 @@ def test_fixtures_group_into_their_stories_and_nothing_else(real_stories_index: 
     assert alone == {"corriere-rottami", "grano-odessa", SEED.stem} and all(story_of[a] == a for a in alone)
 
 
+def test_held_out_fixtures_group_the_same_way(tmp_path: Path, real_model) -> None:
+    """Fixtures written after the thresholds were set: a strike report in Italian, its English and Spanish
+    translations and an edited English copy, beside a follow-up and a comment that share its numbers."""
+    report = index_paths([ROOT / "fixtures" / "stories-heldout"], tmp_path / "index", embedder=real_model)
+    assert (report.articles, report.problems) == (6, [])
+    story = ("genoa-strike", "genova-huelga", "genova-sciopero", "harbour-genoa-strike")
+    pairs = _pairs(tmp_path / "index")
+    assert set(pairs) == set(itertools.combinations(story, 2)), pairs
+    assert pairs[("genoa-strike", "harbour-genoa-strike")] == "near"
+    assert pairs[("genova-huelga", "genova-sciopero")] == "translation"
+
+
 def test_search_reads_a_story_in_one_article_and_lists_the_others(real_stories_index: Path, real_model) -> None:
     with Archive(real_stories_index, embedder=real_model) as archive:
         hits = search(archive, "what happened to the MQ-9 drone", k=8)

@@ -164,10 +164,14 @@ def test_check_finds_a_missing_vector(sound: Path) -> None:
 
 def test_check_finds_orphans_and_wrong_counts(sound: Path) -> None:
     with duckdb.connect(str(sound / DATABASE)) as db:
+        db.execute("INSERT INTO duplicates VALUES ('a0', 'a1', 'near', 0.9)").fetchall()
+        db.execute("UPDATE articles SET story_id = 'a0' WHERE article_id = 'a1'").fetchall()
         db.execute("DELETE FROM articles WHERE article_id = 'a0'").fetchall()
     problems = check(sound)
     assert any("belong to no article" in problem for problem in problems)
     assert any("the manifest counts 5 articles" in problem for problem in problems)
+    assert "1 duplicate pairs name an article that is not indexed" in problems
+    assert "1 articles have a story_id that is no article's id" in problems
 
 
 def test_check_finds_changed_vectors(sound: Path) -> None:

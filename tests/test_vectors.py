@@ -55,6 +55,20 @@ def test_ivf_recall_against_exact_search() -> None:
     assert recall >= 0.9, recall
 
 
+@pytest.mark.parametrize("factory", [EXACT, "IVF128,SQ8"])
+def test_near_copies_are_each_others_neighbours(factory: str) -> None:
+    """The duplicate finder's lookup: a slightly changed copy of each vector is among its neighbours, in one batch."""
+    rng = np.random.default_rng(3)
+    originals = unit_vectors(10_000, 64, seed=4)
+    copies = originals[:50] + 0.02 * rng.standard_normal((50, 64)).astype(np.float32)
+    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
+    index = VectorIndex.build(factory, 64, np.arange(10_000), originals)
+    ids, similarities = index.neighbours(copies, 5)
+    assert ids.shape == similarities.shape == (50, 5)
+    assert (ids[:, 0] == np.arange(50)).all() and (similarities[:, 0] > 0.97).all()
+    assert index.neighbours(copies[:0], 5)[0].shape == (0, 0)
+
+
 def test_removal_where_the_kind_allows_it() -> None:
     vectors, ids = unit_vectors(500), np.arange(500)
     for factory in (EXACT, "IVF8,SQ8"):
