@@ -10,8 +10,8 @@ checked on the text:
   and the same numbers (see below): templated reports -- markets, weather, results -- differ in little else;
 - ``translation``: in two languages, each passage of the shorter article has a counterpart in the other (mean best
   cosine at least ``ALIGNED``), and the numbers of both -- dates, figures, "MQ-9", which translation keeps --
-  mostly agree. Articles on one event by different reporters share the topic and some numbers, but not both this
-  closely.
+  mostly agree. Reports of one event by other reporters can align nearly as closely as a translation (the model
+  sees the same topic); their numbers tell them apart.
 
 Numbers agree when the Jaccard similarity of the two articles' numbers, counted with repeats, is at least
 ``NUMBERS`` (or neither has any).
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 NEIGHBOURS = 20  # per passage: a translation's passages rank below same-language articles on the same event
 CANDIDATE = 0.88  # cosine of a passage to its copy or translation (multilingual-e5-small: translations 0.9+)
 NEAR = 0.5
-ALIGNED = 0.865  # translations 0.88-0.91, other-language reports of the same event up to 0.85 (tests/fixtures/stories)
-NUMBERS = 0.6
+ALIGNED = 0.865  # translations 0.867-0.907 on tests/fixtures/stories*; other reports of the event up to 0.879
+NUMBERS = 0.6  # copies and translations keep all their numbers; other reports of the event shared at most half
 MIN_WORDS = 20  # less text than this (a headline, a caption) is too little to call two articles one
 BATCH = 4096  # passages looked up at once
 _WORD = re.compile(r"\w+")
@@ -131,11 +131,11 @@ def _jaccard(a: Counter, b: Counter) -> float:
 
 def regroup(store: Store) -> None:
     """Forget pairs whose articles are gone, and name each article's story after its earliest article."""
-    pairs = store.duplicate_pairs()
+    components = _components(store.duplicate_pairs())
+    articles = store.articles({article_id for component in components for article_id in component})
     stories = {}
-    for component in _components(pairs):
-        published = store.published(component)
-        first = min(component, key=lambda article_id: _order(published.get(article_id), article_id))
+    for component in components:
+        first = min(component, key=lambda article_id: _order(articles[article_id]["published"], article_id))
         stories.update(dict.fromkeys(component, first))
     store.set_stories(stories)
 

@@ -160,7 +160,7 @@ class Store:
             ids = [list(article_ids)]
             # fetchall() finishes each statement: DuckDB refuses new work while a result is pending.
             self.db.execute("DELETE FROM passages WHERE article_id IN (SELECT unnest(?))", ids).fetchall()
-            self.db.execute(
+            self.db.execute(  # a replaced article is matched afresh
                 "DELETE FROM duplicates WHERE article_id IN (SELECT unnest(?)) OR duplicate_id IN (SELECT unnest(?))",
                 ids * 2,
             ).fetchall()
@@ -337,12 +337,6 @@ class Store:
                                          OR duplicate_id NOT IN (SELECT article_id FROM articles)"""
         ).fetchall()
         return self.db.execute("SELECT article_id, duplicate_id FROM duplicates").fetchall()
-
-    def published(self, article_ids: Iterable[str]) -> dict[str, datetime | None]:
-        rows = self.db.execute(
-            "SELECT article_id, published FROM articles WHERE article_id IN (SELECT unnest(?))", [list(article_ids)]
-        ).fetchall()
-        return dict(rows)
 
     def set_stories(self, stories: dict[str, str]) -> None:
         """Set ``story_id`` of the articles in ``stories`` (article_id -> story_id), and of the others to their id."""

@@ -136,9 +136,11 @@ def test_a_feed_gives_an_article_per_entry_and_fetches_pages_for_summaries(serve
     # Full text in the entry: indexed as it is, with the entry's link, date and language.
     assert "centomila tonnellate" in grain.text and grain.url == f"{server}/esteri/accordo-grano"
     assert grain.published == datetime(2023, 3, 20, 8, 15, tzinfo=timezone.utc) and grain.language == "it"
+    assert grain.author == "Luca Serra"
     # A summary whose page answers: the page's main text, without its boilerplate.
     assert "Le ricerche dei rottami" in drone.text and "Marco75" not in drone.text
     assert drone.title == "Drone MQ-9 precipitato nel Mar Nero" and drone.url == f"{server}/corriere-drone.html"
+    assert drone.author == "Giulia Ferraris"  # the page's, as the entry names none
     # A summary whose page is gone: the summary.
     assert finland.text.startswith("Il partito di coalizione nazionale")
     assert len({a.article_id for a in (grain, drone, finland)}) == 3
