@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -50,8 +51,8 @@ def _wait_healthy(url: str, server: subprocess.Popen, seconds: float = 120) -> N
     raise AssertionError("streamlit did not become healthy")
 
 
-@pytest.fixture(scope="module")
-def app_url(real_seed_index: Path):
+def _serve(index: Path):
+    """The app on a free port over ``index``, until the generator is closed."""
     if not CHROMIUM:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
@@ -73,7 +74,7 @@ def app_url(real_seed_index: Path):
             "--browser.gatherUsageStats",
             "false",
         ],
-        env={**os.environ, "NEWSARCHIVE_INDEX_DIR": str(real_seed_index)},
+        env={**os.environ, "NEWSARCHIVE_INDEX_DIR": str(index)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -86,17 +87,35 @@ def app_url(real_seed_index: Path):
         server.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def app_url(real_seed_index: Path):
+    yield from _serve(real_seed_index)
+
+
+@pytest.fixture(scope="module")
+def stories_app_url(real_stories_index: Path):
+    yield from _serve(real_stories_index)
+
+
+def _open(playwright, url: str, question: str):
+    """A browser and a page of the app at ``url`` with ``question`` typed in, ready to ask."""
+    from playwright.sync_api import expect
+
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(url)
+    box = page.get_by_label("Question")
+    expect(box).to_be_visible(timeout=120_000)  # the first load also loads the model
+    box.fill(question)
+    return browser, page
+
+
 def test_question_to_cited_answer_in_the_browser(app_url: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(app_url)
-        question = page.get_by_label("Question")
-        expect(question).to_be_visible(timeout=120_000)  # the first load also loads the model
-        question.fill("what happened to the MQ-9 drone")
+        browser, page = _open(playwright, app_url, "what happened to the MQ-9 drone")
         started = time.perf_counter()
         page.get_by_role("button", name="Ask", exact=True).click()
         answer = page.locator(".na-answer")
@@ -111,3 +130,21 @@ def test_question_to_cited_answer_in_the_browser(app_url: str) -> None:
         browser.close()
     (ARTIFACTS / "app-answer-seconds.txt").write_text(f"{seconds:.2f}\n")
     print(f"question to rendered answer: {seconds:.2f} s; screenshot in {ARTIFACTS / 'app-answer.png'}")
+
+
+def test_a_story_told_elsewhere_and_the_timeline_in_the_browser(stories_app_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser, page = _open(playwright, stories_app_url, "What did the Pentagon release after the drone crash?")
+        page.get_by_role("button", name="Ask", exact=True).click()
+        also = page.locator(".na-also").first
+        expect(also).to_be_visible(timeout=60_000)
+        expect(also).to_contain_text("Also in: Corriere del Porto (it) 2023-03-16")
+        expect(page.locator(".na-also a").first).to_have_attribute("href", re.compile(r"^https://"))
+        page.get_by_text("On a timeline").click()
+        days = page.locator(".na-day")
+        expect(days).to_have_text(["Tuesday 14 March 2023", "Thursday 16 March 2023"], timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "app-timeline.png"), full_page=True)
+        browser.close()
