@@ -7,6 +7,7 @@ HTTP server on 127.0.0.1.
 from __future__ import annotations
 
 import http.server
+import json
 import shutil
 import threading
 import time
@@ -181,3 +182,20 @@ def test_index_takes_urls_and_indexes_the_rest_when_one_fails(
     result = CliRunner().invoke(cli, ["index", str(ITALIAN_PAGE), "--prune", "-d", str(index)])
     assert result.exit_code == 0, result.output
     assert "2 articles" in result.stdout.splitlines()[-1]
+
+
+def test_date_filters_keep_the_days_asked_for_inclusive_in_utc(tmp_path: Path, use_fake_model: FakeEmbedder) -> None:
+    stories = Path(__file__).parent / "fixtures" / "stories"
+    index_paths([stories, ITALIAN_PAGE, ENGLISH_PAGE], tmp_path / "index", embedder=use_fake_model)
+    runner = CliRunner()
+
+    def days(*options: str) -> set[str]:
+        args = ["search", "--json", "-k", "50", "-d", str(tmp_path / "index"), *options, "drone Mar Nero Black Sea"]
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        return {hit["published"][:10] for hit in json.loads(result.output)["hits"]}
+
+    assert days() >= {"2023-03-14", "2023-03-16", "2023-03-17"}
+    assert days("--since", "2023-03-16", "--until", "2023-03-17") == {"2023-03-16", "2023-03-17"}
+    assert days("--until", "2023-03-14") == {"2023-03-14"}
+    assert days("--since", "2023-03-18") == {"2023-03-18"}  # dated 11:00+01:00, 10:00 in UTC
