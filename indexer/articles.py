@@ -59,7 +59,9 @@ class Article:
 
     def __post_init__(self) -> None:
         published = self.published.isoformat() if self.published else None
-        content = [self.title, self.text, self.source, self.url, published, self.language, self.author]
+        content = [self.title, self.text, self.source, self.url, published, self.language]
+        if self.author:  # appended only when known: an upgraded index's articles keep their hashes
+            content.append(self.author)
         digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
         object.__setattr__(self, "content_hash", digest)
 

@@ -21,6 +21,7 @@ from .language import detect, passage_language
 from .manifest import AUTO, DATABASE, LEXICAL, VECTORS, Manifest
 from .passages import DEFAULT_MAX_TOKENS, Passage, embedding_text, split_article
 from .store import Store, connect
+from .upgrade import upgrade
 from .web import is_url
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ def index_paths(
         report.seconds = time.perf_counter() - started
         return report  # nothing read and nothing indexed: create nothing
     with layout.writing(directory):
+        if not rebuild:
+            upgrade(directory)
         previous_dir = None if rebuild else layout.current(directory)
         previous = Manifest.load(previous_dir) if previous_dir else None
         settings = _settings(

@@ -11,6 +11,7 @@ from pathlib import Path
 from .errors import IndexMismatch, IndexNotFound
 
 SCHEMA_VERSION = 4  # 2: passages.embedding; 3: passages.language, lexical/, generations; 4: author, stories
+UPGRADABLE_FROM = (3,)  # versions that `index` upgrades in place (indexer/upgrade.py)
 MANIFEST = "manifest.json"
 DATABASE = "archive.duckdb"
 VECTORS = "vectors.faiss"
@@ -72,9 +73,14 @@ class Manifest:
                 f"{path}: unreadable manifest ({error}); rebuild with `newsarchive index --rebuild ...`"
             ) from None
         if manifest.schema_version != SCHEMA_VERSION:
+            how = (
+                "run `newsarchive index` on your articles once to upgrade it (without embedding it all again)"
+                if manifest.schema_version in UPGRADABLE_FROM
+                else "rebuild it with `newsarchive index --rebuild ...`"
+            )
             raise IndexMismatch(
                 f"{directory}/ uses index format {manifest.schema_version}, this newsarchive reads {SCHEMA_VERSION}: "
-                "rebuild it with `newsarchive index --rebuild ...`"
+                + how
             )
         return manifest
 

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from indexer.archive import Archive
 from indexer.check import check
 from indexer.cli import cli
+from indexer.errors import IndexMismatch
 from indexer.ingest import index_paths, remove_articles
 from indexer.manifest import DATABASE, VECTORS
 from indexer.search import search
@@ -380,3 +381,45 @@ def test_every_kind_of_bad_input_is_one_line_and_the_rest_is_indexed(
     assert check(directory) == []
     with Archive(directory, embedder=use_fake_model) as archive:
         assert {hit.article_id for hit in search(archive, "dockers cranes fine line", k=5)} == {"good", "f1"}
+
+
+# upgrade
+
+
+def _downgrade_to_format_3(directory: Path) -> None:
+    """Make the current generation what newsarchive wrote before author, story_id and duplicates existed."""
+    with duckdb.connect(str(directory / DATABASE)) as db:
+        for statement in (
+            "DROP TABLE duplicates",
+            "ALTER TABLE articles DROP COLUMN story_id",
+            "ALTER TABLE articles DROP COLUMN author",
+        ):
+            db.execute(statement).fetchall()
+    manifest = directory / "current" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "schema_version": 3}))
+
+
+def test_an_index_of_the_previous_format_is_upgraded_without_embedding_again(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    wire = " ".join(f"Word{number} of the wire story about the harbour and its cranes." for number in range(5))
+    (folder / "one.md").write_text(f"# One\n\n{wire}\n", encoding="utf-8")
+    (folder / "two.md").write_text(f"# Two\n\n{wire}\n", encoding="utf-8")
+    (folder / "other.md").write_text("# Other\n\nSomething else entirely, about a football match.\n", encoding="utf-8")
+    index_paths([folder], tmp_path / "index", embedder=FakeEmbedder())
+    _downgrade_to_format_3(tmp_path / "index")
+    with pytest.raises(IndexMismatch, match="run `newsarchive index` on your articles once to upgrade it"):
+        Archive(tmp_path / "index", embedder=FakeEmbedder())
+    embedder = FakeEmbedder()
+    report = index_paths([folder], tmp_path / "index", embedder=embedder)
+    assert embedder.batches == [] and (report.unchanged, report.added, report.updated) == (3, 0, 0)
+    assert check(tmp_path / "index") == []
+    with duckdb.connect(str(tmp_path / "index" / DATABASE), read_only=True) as db:
+        assert db.execute("SELECT article_id, duplicate_id, kind FROM duplicates").fetchall() == [
+            ("one", "two", "exact")
+        ]
+        stories = dict(db.execute("SELECT article_id, story_id FROM articles").fetchall())
+    assert stories == {"one": "one", "two": "one", "other": "other"}
+    with Archive(tmp_path / "index", embedder=FakeEmbedder()) as archive:
+        (hit,) = [hit for hit in search(archive, "wire story harbour cranes", k=5) if hit.story_id == "one"][:1]
+        assert [d.article_id for d in hit.also_in] == ["two" if hit.article_id == "one" else "one"]
