@@ -60,18 +60,9 @@ class Manifest:
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:
-        """Read the manifest of the index in ``directory``, or say plainly that there is none."""
-        path = directory / MANIFEST
-        if not path.exists():
-            raise IndexNotFound(f"no index in {directory}/: build one with `newsarchive index seeds/`")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            known = {f.name for f in dataclasses.fields(cls)}
-            manifest = cls(**{key: value for key, value in data.items() if key in known})
-        except (ValueError, TypeError) as error:
-            raise IndexMismatch(
-                f"{path}: unreadable manifest ({error}); rebuild with `newsarchive index --rebuild ...`"
-            ) from None
+        """Read the manifest of the index in ``directory``, or say plainly that there is none, or that it is of
+        another format than this version's."""
+        manifest = cls.read(directory)
         if manifest.schema_version != SCHEMA_VERSION:
             how = (
                 "run `newsarchive index` on your articles once to upgrade it (without embedding it all again)"
@@ -83,6 +74,21 @@ class Manifest:
                 + how
             )
         return manifest
+
+    @classmethod
+    def read(cls, directory: Path) -> Manifest:
+        """:meth:`load` without the format check, for upgrading an index of an earlier format."""
+        path = directory / MANIFEST
+        if not path.exists():
+            raise IndexNotFound(f"no index in {directory}/: build one with `newsarchive index seeds/`")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            known = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{key: value for key, value in data.items() if key in known})
+        except (ValueError, TypeError) as error:
+            raise IndexMismatch(
+                f"{path}: unreadable manifest ({error}); rebuild with `newsarchive index --rebuild ...`"
+            ) from None
 
 
 def index_size(directory: Path) -> int:

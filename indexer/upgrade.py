@@ -7,7 +7,6 @@ from URLs or from feeds that have since dropped them stay, which a rebuild from 
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
@@ -38,8 +37,8 @@ def upgrade(directory: Path) -> bool:
     current = layout.current(directory)
     if current is None or not (current / MANIFEST).exists():
         return False
-    stated = json.loads((current / MANIFEST).read_text(encoding="utf-8"))
-    if stated.get("schema_version") not in UPGRADABLE_FROM:
+    manifest = Manifest.read(current)
+    if manifest.schema_version not in UPGRADABLE_FROM:
         return False
     with layout.staging(directory) as staging:
         shutil.copy2(current / DATABASE, staging / DATABASE)
@@ -52,8 +51,7 @@ def upgrade(directory: Path) -> bool:
             db.execute(schema(store.dimension)).fetchall()  # creates only what is missing: the duplicates table
             passage_ids = [row[0] for row in db.execute("SELECT passage_id FROM passages").fetchall()]
             duplicates.update(store, VectorIndex.load(staging / VECTORS), passage_ids)
-        known = {field.name for field in dataclasses.fields(Manifest)}
-        Manifest(**{**{k: v for k, v in stated.items() if k in known}, "schema_version": SCHEMA_VERSION}).save(staging)
+        dataclasses.replace(manifest, schema_version=SCHEMA_VERSION).save(staging)
         problems = check_generation(staging)
         if problems:
             raise NewsarchiveError(f"cannot upgrade {directory}/: {'; '.join(problems)}; rebuild it with --rebuild")
