@@ -10,7 +10,7 @@ from . import layout
 from .errors import NewsarchiveError
 from .lexical import LexicalIndex
 from .manifest import DATABASE, LEXICAL, VECTORS, Manifest
-from .store import Store, connect
+from .store import STRAY_PAIRS, Store, connect
 from .vectors import VectorIndex
 
 SAMPLED_VECTORS = 1000  # stored vectors compared between DuckDB and FAISS, spread over the index
@@ -40,9 +40,8 @@ def check_generation(generation: Path) -> list[str]:
             "SELECT count(*) FROM passages WHERE article_id NOT IN (SELECT article_id FROM articles)"
         ).fetchall()[0][0]
         strays = db.execute(
-            """SELECT (SELECT count(*) FROM duplicates WHERE article_id NOT IN (SELECT article_id FROM articles)
-                                                      OR duplicate_id NOT IN (SELECT article_id FROM articles)),
-                      (SELECT count(*) FROM articles WHERE story_id NOT IN (SELECT article_id FROM articles))"""
+            f"""SELECT (SELECT count(*) FROM duplicates WHERE {STRAY_PAIRS}),
+                       (SELECT count(*) FROM articles WHERE story_id NOT IN (SELECT article_id FROM articles))"""
         ).fetchall()[0]
         sample = passage_ids[:: max(1, len(passage_ids) // SAMPLED_VECTORS)]
         _, stored = store.vectors_of(sample.tolist())

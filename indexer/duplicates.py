@@ -132,7 +132,7 @@ def _jaccard(a: Counter, b: Counter) -> float:
 def regroup(store: Store) -> None:
     """Forget pairs whose articles are gone, and name each article's story after its earliest article."""
     components = _components(store.duplicate_pairs())
-    articles = store.articles({article_id for component in components for article_id in component})
+    articles = store.articles({article_id for component in components for article_id in component}, ["published"])
     stories = {}
     for component in components:
         first = min(component, key=lambda article_id: _order(articles[article_id]["published"], article_id))

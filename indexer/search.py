@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -26,6 +26,9 @@ class Duplicate:
     url: str | None
     published: datetime | None
     language: str | None
+
+
+_DUPLICATE_FIELDS = [field.name for field in fields(Duplicate)]
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,9 @@ def search_embedded(
         similarities = _similarities(archive, vector, ids, similarities)
     # Most hits belong to no story of several articles: the lookup costs a query only when some do.
     stories = {row["story_id"]: archive.stories.get(row["story_id"], ()) for row in rows.values()}
-    members = archive.store.articles({a for story in stories.values() for a in story}) if any(stories.values()) else {}
+    members = {}
+    if any(stories.values()):
+        members = archive.store.articles({a for story in stories.values() for a in story}, _DUPLICATE_FIELDS)
     scores = dict(ranked)
     return [
         Hit(

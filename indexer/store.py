@@ -106,7 +106,10 @@ HIT_COLUMNS = (
     "language",
     "story_id",
 )
-MEMBER_COLUMNS = ("article_id", "title", "source", "url", "published", "language")
+# Rows of the duplicates table that name an article no longer there.
+STRAY_PAIRS = (
+    "article_id NOT IN (SELECT article_id FROM articles) OR duplicate_id NOT IN (SELECT article_id FROM articles)"
+)
 
 
 def connect(path: Path, read_only: bool = True, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -332,10 +335,7 @@ class Store:
 
     def duplicate_pairs(self) -> list[tuple[str, str]]:
         """Every stored pair whose two articles are both still there (the others are deleted)."""
-        self.db.execute(
-            """DELETE FROM duplicates WHERE article_id NOT IN (SELECT article_id FROM articles)
-                                         OR duplicate_id NOT IN (SELECT article_id FROM articles)"""
-        ).fetchall()
+        self.db.execute(f"DELETE FROM duplicates WHERE {STRAY_PAIRS}").fetchall()
         return self.db.execute("SELECT article_id, duplicate_id FROM duplicates").fetchall()
 
     def set_stories(self, stories: dict[str, str]) -> None:
@@ -367,14 +367,14 @@ class Store:
             stories.setdefault(story_id, []).append(article_id)
         return {story_id: tuple(members) for story_id, members in stories.items() if len(members) > 1}
 
-    def articles(self, article_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """article_id -> :data:`MEMBER_COLUMNS` of these articles."""
+    def articles(self, article_ids: Iterable[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """article_id -> these ``columns`` of these articles."""
         with self.db.cursor() as cursor:
             rows = cursor.execute(
-                f"SELECT {', '.join(MEMBER_COLUMNS)} FROM articles WHERE article_id IN (SELECT unnest(?))",
+                f"SELECT article_id, {', '.join(columns)} FROM articles WHERE article_id IN (SELECT unnest(?))",
                 [list(article_ids)],
             ).fetchall()
-        return {row[0]: dict(zip(MEMBER_COLUMNS, row)) for row in rows}
+        return {row[0]: dict(zip(columns, row[1:])) for row in rows}
 
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The passages with these ids, with their articles' fields, keyed by passage id."""
