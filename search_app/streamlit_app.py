@@ -17,6 +17,7 @@ from indexer.archive import Archive
 from indexer.errors import IndexNotFound, NewsarchiveError
 from indexer.manifest import Manifest
 from indexer.search import Filters, Hit
+from indexer.web import is_url
 
 EXAMPLES = (
     "What happened to the MQ-9 drone?",
@@ -63,7 +64,7 @@ def meta_line(number: int | None, hit: Hit) -> str:
     title, *rest = hit.place(title_chars=90)
     parts = [f'<b title="{html.escape(hit.title, quote=True)}">{html.escape(title)}</b>']
     parts += [html.escape(part) for part in rest]
-    if hit.url and hit.url.startswith(("http://", "https://")):
+    if hit.url and is_url(hit.url):
         parts.append(f'<a href="{html.escape(hit.url, quote=True)}" target="_blank" rel="noopener">link</a>')
     prefix = f"<sup>[{number}]</sup> " if number else ""
     return f'<div class="na-meta">{prefix}{" · ".join(parts)}</div>' + also_in_line(hit)
@@ -76,7 +77,7 @@ def also_in_line(hit: Hit) -> str:
     items = []
     for duplicate, label in zip(hit.also_in, hit.elsewhere()):
         text = html.escape(label)
-        if duplicate.url and duplicate.url.startswith(("http://", "https://")):
+        if duplicate.url and is_url(duplicate.url):
             text = f'<a href="{html.escape(duplicate.url, quote=True)}" target="_blank" rel="noopener">{text}</a>'
         items.append(f'<span title="{html.escape(duplicate.title, quote=True)}">{text}</span>')
     return f'<div class="na-meta na-also">Also in: {"; ".join(items)}</div>'
