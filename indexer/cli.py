@@ -143,9 +143,9 @@ def index(
     page's title, date, author, site and canonical URL), and RSS or Atom feeds (.rss, .atom, .xml: one article per
     entry, with the page's text when the entry holds only a summary). PATHS may also be http(s) URLs of pages or
     feeds, fetched with a timeout. New and changed articles are embedded, and grouped with their copies and
-    translations into stories (articles.story_id); unchanged ones are skipped. A file or URL that
-    cannot be read is reported and skipped (what was indexed from it stays), and the exit code is then 1. Readers
-    keep seeing the previous version until the new one is complete.
+    translations into stories (articles.story_id); unchanged ones are skipped. A file or URL that cannot be read
+    is reported and skipped (what was indexed from it stays), and the exit code is then 1. Readers keep seeing the
+    previous version until the new one is complete.
 
     \b
     Example:
