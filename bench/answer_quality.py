@@ -7,8 +7,8 @@ archive without its gold Wikipedia article (every paragraph of that title left o
 
 Usage (index the passages first; every passage is one article):
 
-    newsarchive index ../shared/eval/squad-it/passages.jsonl -d /tmp/squad-archive
-    python bench/answer_quality.py -d /tmp/squad-archive --out docs/answer_quality.json
+    newsarchive index bench/data/squad-it/passages.jsonl -d /tmp/squad-archive
+    python bench/answer_quality.py -d /tmp/squad-archive --out docs/answer_quality.json --readme README.md
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,8 @@ from indexer import answer as answer_module
 from indexer import relevance
 from indexer.archive import Archive
 
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad-it"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from retrieval import EVAL, machine, replace_table  # noqa: E402
 
 
 def load_queries(path: Path, limit: int | None) -> list[dict]:
@@ -98,7 +99,8 @@ def markdown_table(results: dict) -> str:
     lines.append(
         f"\nSettings: sentence weight {run['sentence_weight']}, sentences from the best {run['sentence_passages']} "
         f"of {results['k']} passages, relevance margin {results['min_margin']}; "
-        f"{min(means):.1f}–{max(means):.1f} sentences per answer on average."
+        f"{min(means):.1f}–{max(means):.1f} sentences per answer on average. "
+        f"Measured {results['date']} on {results['machine']}, with `{results['command']}`."
     )
     return "\n".join(lines)
 
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--sentence-weights", type=float, nargs="+", default=[answer_module.SENTENCE_WEIGHT])
     parser.add_argument("--sentence-passages", type=int, nargs="+", default=[answer_module.SENTENCE_PASSAGES])
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--readme", type=Path, help="rewrite this README's answer-quality table")
     args = parser.parse_args()
 
     min_margin = relevance.MIN_MARGIN
@@ -124,7 +127,8 @@ def main() -> None:
     queries = {lang: load_queries(args.eval / f"queries_{lang}.jsonl", args.limit) for lang in ("it", "en")}
 
     results: dict = {
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}",
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "machine": machine(),
         "model": archive.manifest.model,
         "k": 8,
         "command": "python bench/answer_quality.py " + " ".join(sys.argv[1:]),
@@ -145,6 +149,8 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if args.readme:
+        replace_table(args.readme, markdown_table(results), "answer-quality")
 
 
 if __name__ == "__main__":

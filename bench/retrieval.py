@@ -30,7 +30,8 @@ from indexer.evaluate import Question, evaluate, load_questions
 from indexer.ingest import index_paths
 from indexer.search import MODES
 
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad-it"
+DATA = Path(__file__).resolve().parent / "data"  # the benchmarks, carried in the repo (CC BY-SA 4.0, see their READMEs)
+EVAL = DATA / "squad-it"
 LANGUAGES = {"it": "Italian questions", "en": "English questions, Italian passages"}
 SAMPLE_PASSAGES = 300  # at least: whole Wikipedia articles are drawn until the sample has this many paragraphs
 SAMPLE_QUESTIONS = 200  # Italian questions about them; their English originals come along

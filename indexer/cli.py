@@ -426,8 +426,8 @@ def evaluate(
 
     \b
     Example:
-        newsarchive index ../shared/eval/squad-it/passages.jsonl -d /tmp/squad
-        newsarchive eval ../shared/eval/squad-it/queries_en.jsonl -d /tmp/squad --limit 500 --sample
+        newsarchive index bench/data/squad-it/passages.jsonl -d /tmp/squad
+        newsarchive eval bench/data/squad-it/queries_en.jsonl -d /tmp/squad --limit 500 --sample
     """
     from .archive import Archive
     from .evaluate import evaluate as run_evaluation

@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 SEED = SEEDS / "000_3b61c3f86574234b.txt"
+SQUAD_IT = ROOT / "bench" / "data" / "squad-it"
 
 
 class FakeEmbedder:

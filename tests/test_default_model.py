@@ -18,10 +18,9 @@ from indexer.archive import Archive
 from indexer.cli import cli
 from indexer.search import search
 
-from .conftest import SEED
+from .conftest import SEED, SQUAD_IT
 
 pytestmark = pytest.mark.model
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "squad-it"
 MQ9_QUESTION = "what happened to the MQ-9 drone"
 
 
@@ -61,7 +60,7 @@ def _seed_lines() -> list[str]:
 
 
 def _eval_texts(name: str, count: int) -> list[str]:
-    with (EVAL / name).open(encoding="utf-8") as lines:
+    with (SQUAD_IT / name).open(encoding="utf-8") as lines:
         return [json.loads(line)["text"] for _, line in zip(range(count), lines)]
 
 
