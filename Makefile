@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 INDEX_DIR ?= archive
 
-.PHONY: install test index app lint clean
+.PHONY: install test bare-install index app lint clean
 
 install: $(INSTALLED)
 
@@ -21,6 +21,10 @@ $(INSTALLED): pyproject.toml Makefile
 
 test: install
 	$(BIN)/python -m pytest
+
+# A plain `pip install .` into a venv of its own (no extras) indexes every kind of input and answers a search.
+bare-install:
+	PYTHON=$(PYTHON) TORCH='$(TORCH)' bash .ci/bare-install
 
 index: install
 	$(BIN)/newsarchive index seeds/ --index-dir $(INDEX_DIR)

@@ -32,6 +32,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except NewsarchiveError as error:
             raise click.ClickException(str(error)) from None
+        except ImportError as error:  # a broken or partial install: heavy modules are imported late, inside commands
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else f"no module {error.name}"
+            raise click.ClickException(
+                f"a package newsarchive needs cannot be imported ({reason}); reinstall it: pip install newsarchive"
+            ) from None
 
 
 index_dir_option = click.option(

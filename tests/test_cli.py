@@ -115,6 +115,18 @@ def test_index_with_a_bad_file(runner: CliRunner, use_fake_model: FakeEmbedder, 
     assert hits[0]["article_id"] == "good"
 
 
+def test_a_missing_package_is_one_line(
+    runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "trafilatura", None)  # as if the install left it out
+    result = run(runner, "index", ROOT / "tests" / "fixtures" / "web" / "corriere-drone.html", "-d", tmp_path / "i")
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert "trafilatura" in result.stderr and "pip install newsarchive" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "i" / "manifest.json").exists()
+
+
 def test_index_dir_from_environment(
     runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
