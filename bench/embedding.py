@@ -90,7 +90,7 @@ def whole_processes(passages: Path, tmp: Path) -> dict:
         seconds[label] = round(time.perf_counter() - started, 1)
     base = seconds["sentence-transformers script"]
     return {
-        "passages": sum(1 for _ in passages.open()),
+        "passages": len(passages.read_text(encoding="utf-8").splitlines()),
         "seconds": seconds,
         "speedup": round(base / seconds["newsarchive index"], 2),
     }
