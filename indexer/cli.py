@@ -422,6 +422,12 @@ def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
     multiple=True,
     help="Measure only this mode (repeatable; default: all).",
 )
+@click.option(
+    "--by-language",
+    is_flag=True,
+    help="Also split the figures by question language and the answering article's language (en→ru, ...): the "
+    "question's lang field, else detected.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @index_dir_option
 @model_option
@@ -430,6 +436,7 @@ def evaluate(
     limit: int | None,
     sample: bool,
     modes: tuple[str, ...],
+    by_language: bool,
     as_json: bool,
     index_dir: Path,
     model: str | None,
@@ -437,29 +444,49 @@ def evaluate(
     """Measure retrieval quality with QUERIES, a JSONL file of {"id", "text", "gold": [article ids]} lines.
 
     Reports recall@1/5/10/100, MRR@10, nDCG@10 and queries per second for each search mode. Articles rank by
-    their best passage. Questions are embedded once, in batches, for all modes.
+    their best passage. Questions are embedded once, in batches, for all modes. --by-language also reports them
+    for each pair of question language and answering article's language (en→ru: English questions whose answer
+    is in a Russian article).
 
     \b
     Example:
         newsarchive index bench/data/squad-it/passages.jsonl -d /tmp/squad
         newsarchive eval bench/data/squad-it/queries_en.jsonl -d /tmp/squad --limit 500 --sample
+        newsarchive eval bench/data/squad-it/queries_en.jsonl -d /tmp/squad --by-language --mode dense
     """
     from .archive import Archive
     from .evaluate import evaluate as run_evaluation
-    from .evaluate import load_questions
+    from .evaluate import evaluate_by_language, load_questions
 
     questions = load_questions(queries, limit, sample)
     with Archive(index_dir, model=model) as archive:
-        results = run_evaluation(archive, questions, modes or MODES)
-    figures = {mode: evaluation.to_dict() for mode, evaluation in results.items()}
+        if by_language:
+            results = evaluate_by_language(archive, questions, modes or MODES)
+        else:
+            results = {mode: {"all": e} for mode, e in run_evaluation(archive, questions, modes or MODES).items()}
+    figures = {mode: {pair: e.to_dict() for pair, e in pairs.items()} for mode, pairs in results.items()}
+    overall = {mode: pairs["all"] for mode, pairs in figures.items()}
     if as_json:
-        click.echo(json.dumps({"queries": str(queries), "questions": len(questions), "modes": figures}, indent=2))
+        output = {"queries": str(queries), "questions": len(questions), "modes": overall}
+        if by_language:
+            output["by_language"] = {
+                mode: {p: f for p, f in pairs.items() if p != "all"} for mode, pairs in figures.items()
+            }
+        click.echo(json.dumps(output, ensure_ascii=False, indent=2))
         return
     click.echo(f"{queries}: {_plural(len(questions), 'question')}")
-    names = [name for name in next(iter(figures.values())) if name != "questions"]
+    names = [name for name in next(iter(overall.values())) if name != "questions"]
     click.echo(f"{'mode':<10}" + "".join(f"{name:>20}" for name in names))
-    for mode, values in figures.items():
+    for mode, values in overall.items():
         click.echo(f"{mode:<10}" + "".join(f"{values[name]:>20}" for name in names))
+    if by_language:
+        names = [name for name in names if name != "queries_per_second"]
+        click.echo(f"\n{'mode':<10}{'languages':<14}{'questions':>10}" + "".join(f"{name:>12}" for name in names))
+        for mode, pairs in figures.items():
+            for pair, values in pairs.items():
+                if pair != "all":
+                    cells = "".join(f"{values[name]:>12}" for name in names)
+                    click.echo(f"{mode:<10}{pair:<14}{values['questions']:>10}" + cells)
 
 
 @cli.command()

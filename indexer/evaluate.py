@@ -1,10 +1,13 @@
 """Retrieval quality on a set of questions with known answers: recall@k, MRR@10, nDCG@10 and queries per second.
 
-Ranking is by article: passages are retrieved, and each article counts at the rank of its best passage.
+Ranking is by article: passages are retrieved, and each article counts at the rank of its best passage. The
+figures can also be split by question language and the language of the article that answers it
+(:func:`evaluate_by_language`), which is where a multilingual archive's weaknesses show.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -17,6 +20,7 @@ import numpy as np
 
 from .archive import Archive
 from .errors import InputProblem
+from .language import detect
 from .search import MODES, rank
 
 CUTOFFS = (1, 5, 10, 100)
@@ -26,11 +30,12 @@ _DEPTH = 200
 
 @dataclass(frozen=True)
 class Question:
-    """A question and the ids of the articles that answer it."""
+    """A question, the ids of the articles that answer it, and its language (``lang``, else detected)."""
 
     id: str
     text: str
     gold: frozenset[str]
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Evaluation:
 
 
 def load_questions(path: Path, limit: int | None = None, sample: bool = False, seed: int = 0) -> list[Question]:
-    """Read ``{"id", "text", "gold": [article ids]}`` lines.
+    """Read ``{"id", "text", "gold": [article ids]}`` lines, with an optional ``"lang"`` (ISO 639-1).
 
     ``limit`` keeps the first N questions, or N drawn at random (with a fixed ``seed``) when ``sample`` is set.
     """
@@ -68,7 +73,8 @@ def load_questions(path: Path, limit: int | None = None, sample: bool = False, s
             continue
         try:
             record = json.loads(line)
-            questions.append(Question(str(record["id"]), str(record["text"]), frozenset(map(str, record["gold"]))))
+            gold = frozenset(map(str, record["gold"]))
+            questions.append(Question(str(record["id"]), str(record["text"]), gold, record.get("lang")))
         except (ValueError, KeyError, TypeError):
             raise InputProblem(str(path), 'expected {"id", "text", "gold": [article ids]}', number) from None
     if limit is not None and limit < len(questions):
@@ -82,6 +88,47 @@ def evaluate(archive: Archive, questions: list[Question], modes: Sequence[str] =
     The questions are embedded once, in batches, and every mode reuses the vectors; each mode's queries per
     second count the embedding time too, except in lexical mode, which needs none.
     """
+    return {
+        mode: _score(questions, rankings, seconds)
+        for mode, (rankings, seconds) in _rank(archive, questions, modes).items()
+    }
+
+
+def evaluate_by_language(
+    archive: Archive, questions: list[Question], modes: Sequence[str] = MODES
+) -> dict[str, dict[str, Evaluation]]:
+    """:func:`evaluate` for all questions (``"all"``) and split by language pair: ``{mode: {"all": ..., "en→ru":
+    Evaluation, ...}}``.
+
+    A pair is the question's language (its ``lang``, else detected from its text) and the language of the
+    article that answers it (``articles.language``; ``mixed`` when its gold articles differ). Queries per second
+    are those of all questions.
+    """
+    ranked = _rank(archive, questions, modes)
+    language_of = dict(archive.store.db.execute("SELECT article_id, language FROM articles").fetchall())
+    groups: dict[str, list[int]] = {"all": list(range(len(questions)))}
+    for index, question in enumerate(questions):
+        asked = question.language or detect(question.text) or "unknown"
+        answered = {language_of.get(article) or "unknown" for article in question.gold}
+        pair = f"{asked}→{answered.pop() if len(answered) == 1 else 'mixed'}"
+        groups.setdefault(pair, []).append(index)
+    groups = {"all": groups.pop("all"), **dict(sorted(groups.items()))}
+    results: dict[str, dict[str, Evaluation]] = {}
+    for mode, (rankings, seconds) in ranked.items():
+        rate = len(questions) / seconds
+        results[mode] = {
+            pair: dataclasses.replace(
+                _score([questions[i] for i in members], [rankings[i] for i in members], 1.0), queries_per_second=rate
+            )
+            for pair, members in groups.items()
+        }
+    return results
+
+
+def _rank(
+    archive: Archive, questions: list[Question], modes: Sequence[str]
+) -> dict[str, tuple[list[list[str]], float]]:
+    """Each mode's article ranking for every question, and the seconds it took (embedding included)."""
     if not questions:
         raise InputProblem("questions", "no questions to evaluate")
     vectors: np.ndarray | None = None
@@ -91,16 +138,15 @@ def evaluate(archive: Archive, questions: list[Question], modes: Sequence[str] =
         vectors = archive.embedder.embed_queries([question.text for question in questions])
         embedding_seconds = time.perf_counter() - started
     article_of = dict(archive.store.db.execute("SELECT passage_id, article_id FROM passages").fetchall())
-    results = {}
+    ranked = {}
     for mode in modes:
         started = time.perf_counter()
         rankings = [
             [article_of[passage_id] for passage_id, _ in rank(archive, q.text, vector, _DEPTH, mode=mode)]
             for q, vector in zip(questions, vectors if vectors is not None else [None] * len(questions))
         ]
-        seconds = time.perf_counter() - started + (embedding_seconds if mode != "lexical" else 0.0)
-        results[mode] = _score(questions, rankings, seconds)
-    return results
+        ranked[mode] = (rankings, time.perf_counter() - started + (embedding_seconds if mode != "lexical" else 0.0))
+    return ranked
 
 
 def _score(questions: list[Question], rankings: list[list[str]], seconds: float) -> Evaluation:

@@ -80,3 +80,36 @@ def test_eval_command_on_a_small_archive(tmp_path: Path, use_fake_model) -> None
     queries.write_text("not json\n")
     bad = runner.invoke(cli, ["eval", str(queries), "-d", str(tmp_path / "a")])
     assert bad.exit_code == 1 and "queries.jsonl:1" in bad.output and "Traceback" not in bad.output
+
+
+def test_eval_by_language_splits_by_question_and_answer_language(tmp_path: Path, use_fake_model) -> None:
+    articles = tmp_path / "articles.jsonl"
+    rows = [
+        {"id": "harbour", "title": "Harbour", "text": "ships cargo harbour cranes dock", "language": "en"},
+        {"id": "orchard", "title": "Frutteto", "text": "mele pere frutteto raccolta alberi", "language": "it"},
+    ]
+    articles.write_text("\n".join(json.dumps(row) for row in rows))
+    queries = tmp_path / "queries.jsonl"
+    questions = [
+        {"id": "1", "text": "cargo cranes", "gold": ["harbour"], "lang": "en"},  # found by its words
+        {"id": "2", "text": "mele raccolta", "gold": ["orchard"], "lang": "it"},  # found
+        {"id": "3", "text": "apples harvest", "gold": ["orchard"], "lang": "en"},  # no word in common
+        {"id": "4", "text": "apples harvest trees", "gold": ["orchard"]},  # no lang: detected as English
+    ]
+    queries.write_text("\n".join(json.dumps(q) for q in questions))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index", str(articles), "-d", str(tmp_path / "a")]).exit_code == 0
+    command = ["eval", str(queries), "-d", str(tmp_path / "a"), "--mode", "lexical", "--by-language"]
+    figures = json.loads(runner.invoke(cli, [*command, "--json"]).output)
+    pairs = figures["by_language"]["lexical"]
+    assert {pair: f["questions"] for pair, f in pairs.items()} == {"en→en": 1, "en→it": 2, "it→it": 1}
+    assert pairs["en→en"]["recall@1"] == pairs["it→it"]["recall@1"] == 1.0
+    assert pairs["en→it"]["mrr@10"] < 1.0
+    assert figures["modes"]["lexical"]["questions"] == 4
+    table = runner.invoke(cli, command).output
+    assert "languages" in table and "en→it" in table and "it→it" in table
+    plain = json.loads(runner.invoke(cli, command[:-1] + ["--json"]).output)
+    assert "by_language" not in plain
+    assert {k: v for k, v in plain["modes"]["lexical"].items() if k != "queries_per_second"} == {
+        k: v for k, v in figures["modes"]["lexical"].items() if k != "queries_per_second"
+    }
