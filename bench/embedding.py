@@ -77,14 +77,13 @@ def measure(label: str, texts: list[str], out: Path) -> dict:
 
 def whole_processes(passages: Path, tmp: Path) -> dict:
     """Wall seconds of ``newsarchive index`` of ``passages`` and of a plain sentence-transformers script."""
+    newsarchive = str(Path(sys.executable).with_name("newsarchive"))
     commands = {
-        "newsarchive index": [str(Path(sys.executable).with_name("newsarchive")), "index", str(passages), "-d"],
+        "newsarchive index": [newsarchive, "index", str(passages), "-d", str(tmp / "archive")],
         "sentence-transformers script": [sys.executable, "-c", PLAIN_SCRIPT, str(passages)],
     }
     seconds = {}
     for label, command in commands.items():
-        if label == "newsarchive index":
-            command = [*command, str(tmp / "archive")]
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         seconds[label] = round(time.perf_counter() - started, 1)

@@ -10,6 +10,7 @@ cached per CPU in the model cache. ``--backend`` or ``$NEWSARCHIVE_BACKEND`` ove
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -191,9 +192,14 @@ def agrees(mean_cosine: float, worst_cosine: float) -> bool:
 
 def cpu_name() -> str:
     """The CPU's model name, as the kernel gives it."""
-    cpuinfo = Path("/proc/cpuinfo")
-    found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text()) if cpuinfo.exists() else None
+    found = re.search(r"model name\s*:\s*(.+)", _cpuinfo())
     return found.group(1).strip() if found else platform.processor() or platform.machine()
+
+
+@functools.cache
+def _cpuinfo() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.read_text() if cpuinfo.exists() else ""
 
 
 def _choice_file(cache_dir: Path, model: str) -> Path:
@@ -202,8 +208,7 @@ def _choice_file(cache_dir: Path, model: str) -> Path:
 
 def _machine_key() -> str:
     """A short name for this CPU, its features and the runtimes' versions: a choice holds only for the same."""
-    cpuinfo = Path("/proc/cpuinfo")
-    flags = re.search(r"^flags\s*:\s*(.+)$", cpuinfo.read_text(), re.M) if cpuinfo.exists() else None
+    flags = re.search(r"^flags\s*:\s*(.+)$", _cpuinfo(), re.M)
     versions = []
     for package in ("onnxruntime", "openvino"):
         try:

