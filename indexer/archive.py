@@ -1,25 +1,19 @@
-"""An index opened for reading: its manifest, DuckDB file, FAISS and lexical indexes, and the model that built it."""
+"""An index opened for reading: one commit's snapshot, and the model that built it."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
-from . import config, layout
+from . import config
 from .embedder import Embedder, load_embedder
-from .errors import IndexMismatch, IndexNotFound
-from .lexical import LexicalIndex
-from .manifest import DATABASE, LEXICAL, VECTORS, Manifest
-from .store import Store, connect
-from .vectors import VectorIndex
+from .errors import IndexMismatch
+from .storage import Manifest, Snapshot
 
-# DuckDB's block cache in a search process: enough for the passages a search fetches and for SQL over a large
-# archive (DuckDB spills what does not fit), not the 80% of the machine it takes by default.
-SEARCH_CACHE = "512MB"
+_MODEL_FIELDS = ("model", "query_prompt", "passage_prompt", "precision")  # a rebuild may change them
 
 
-class Archive:
-    """A read-only view of one index directory.
+class Archive(Snapshot):
+    """A read-only view of one commit of an index directory (:class:`indexer.storage.Snapshot`), with its model.
 
     The model is loaded on first use, so opening an archive to run SQL or show ``info`` stays fast.
 
@@ -36,15 +30,7 @@ class Archive:
     def __init__(
         self, directory: str | Path | None = None, *, model: str | None = None, embedder: Embedder | None = None
     ):
-        self.directory = config.index_dir(directory)
-        # Resolved once: every file below comes from this one generation, whatever a writer publishes meanwhile.
-        self.generation = layout.require_current(self.directory)
-        self.manifest = Manifest.load(self.generation)
-        for name in (DATABASE, VECTORS, LEXICAL):
-            if not (self.generation / name).exists():
-                raise IndexNotFound(
-                    f"{self.directory / name} is missing: rebuild with `newsarchive index --rebuild ...`"
-                )
+        super().__init__(config.index_dir(directory))
         expected = embedder.name if embedder else model
         if expected and expected != self.manifest.model:
             raise IndexMismatch(
@@ -52,14 +38,6 @@ class Archive:
                 f"--model, or rebuild it with `newsarchive index --rebuild --model {expected} ...`"
             )
         self._embedder = embedder
-        self.store = Store(connect(self.generation / DATABASE, read_only=True, memory_limit=SEARCH_CACHE))
-        self.vectors = VectorIndex.load(self.generation / VECTORS)
-        self.lexical = LexicalIndex.load(self.generation / LEXICAL)
-
-    @functools.cached_property
-    def stories(self) -> dict[str, tuple[str, ...]]:
-        """story_id -> article ids of the stories told by several articles, read once: searches look them up."""
-        return self.store.stories()
 
     @property
     def embedder(self) -> Embedder:
@@ -69,11 +47,16 @@ class Archive:
             self._embedder = load_embedder(m.model, m.query_prompt, m.passage_prompt, m.precision)
         return self._embedder
 
-    def close(self) -> None:
-        self.store.close()
+    def latest(self) -> Archive:
+        """This archive if it is still the current commit, else the current one, with the same model loaded.
+
+        Segments both commits share are not loaded again, so following a growing archive costs little.
+        """
+        current = Manifest.load(self.directory)
+        if current.commit == self.manifest.commit:
+            return self
+        same_model = all(getattr(current, f) == getattr(self.manifest, f) for f in _MODEL_FIELDS)
+        return Archive(self.directory, embedder=self._embedder if same_model else None)
 
     def __enter__(self) -> Archive:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

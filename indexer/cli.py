@@ -227,18 +227,42 @@ def remove(article_ids: tuple[str, ...], index_dir: Path) -> None:
     _summary(remove_articles(article_ids, index_dir), index_dir)
 
 
+@cli.command()
+@index_dir_option
+def optimize(index_dir: Path) -> None:
+    """Merge every segment of the index into one, dropping removed and replaced rows.
+
+    Nothing is embedded again: the merge reads the segments' rows, vectors and term counts. It is a commit like
+    any other: searches and the app go on meanwhile, on the commit before until it is done. Small segments are
+    merged after each commit anyway; run this after large deletions, or to make searches of a large archive a
+    little faster.
+
+    \b
+    Example:
+        newsarchive optimize --index-dir archive
+    """
+    from .ingest import optimize as run_optimize
+
+    manifest = run_optimize(index_dir)
+    click.echo(
+        f"{index_dir}/ now holds {_plural(manifest.articles, 'article')} in {_plural(manifest.passages, 'passage')}, "
+        f"in {_plural(len(manifest.segments), 'segment')}."
+    )
+
+
 @cli.command("check")
 @index_dir_option
 def check_index(index_dir: Path) -> None:
-    """Verify the index: FAISS, DuckDB, the lexical index and the manifest agree.
+    """Verify the index: the commit, and every segment's rows, vectors and lexical index, agree.
 
-    Exits 1 and says what is wrong when they do not.
+    Also checks that passage and article ids are unique across segments, that tombstones point at rows of their
+    segment, and that archive/archive.duckdb shows the current commit. Exits 1 and says what is wrong when not.
 
     \b
     Example:
         newsarchive check --index-dir archive
     """
-    from .check import check
+    from .storage.check import check
 
     problems = check(index_dir)
     for problem in problems:
@@ -345,14 +369,15 @@ def _echo_also_in(hit: Any, indent: str, width: int) -> None:
 @click.option(
     "--write",
     is_flag=True,
-    help="Allow changes (say, to metadata). They go into a new version of the index, published only if it passes "
-    "`check`.",
+    help="Allow changes (say, to metadata). The articles they touch are written again, with their passages and "
+    "vectors, as a new commit; a change that would break the index is refused.",
 )
 @index_dir_option
 def sql(query: str, fmt: str | None, write: bool, index_dir: Path) -> None:
-    """Run a SQL QUERY on the archive's DuckDB file and print the rows; read-only unless --write.
+    """Run a SQL QUERY on the archive's tables and print the rows; read-only unless --write.
 
-    The tables are articles and passages; the README's "Query with SQL" section documents their columns.
+    The tables are articles, passages and duplicates, as of the current commit; the README's "Query with SQL"
+    section documents their columns.
     embed(text) gives a question's vector, to compare with passages.embedding; semantic_search(query, k)
     returns the k passages closest in meaning, and search_passages(query, k, mode) the k best of a hybrid,
     dense or lexical search, as (passage_id, score) rows to join.
@@ -363,7 +388,7 @@ def sql(query: str, fmt: str | None, write: bool, index_dir: Path) -> None:
         newsarchive sql --write "UPDATE articles SET source = 'Reuters' WHERE article_id = 'wire-1'"
     """
     if write:
-        from .ingest import write_sql
+        from .storage.edit import write_sql
 
         columns, rows = write_sql(index_dir, query)
         _print_rows(columns, rows, fmt or "csv")
@@ -371,15 +396,11 @@ def sql(query: str, fmt: str | None, write: bool, index_dir: Path) -> None:
         return
     import duckdb
 
-    from . import layout
-    from .manifest import DATABASE, Manifest
     from .sql_functions import register
-    from .store import connect
+    from .storage import Snapshot, catalog
 
-    generation = layout.require_current(index_dir)
-    Manifest.load(generation)  # a clear message for an index of another format
-    with connect(generation / DATABASE, read_only=True) as db:
-        register(db, generation)
+    with Snapshot(index_dir) as snapshot, catalog.read_only(index_dir, snapshot.manifest) as db:
+        register(db, snapshot)
         try:
             relation = db.sql(query)
             if relation is None:
@@ -393,8 +414,14 @@ def sql(query: str, fmt: str | None, write: bool, index_dir: Path) -> None:
             # DuckDB runs a query lazily: errors can surface here, while the rows are fetched.
             columns, rows = relation.columns, relation.fetchall()
         except duckdb.Error as error:
-            raise click.ClickException(str(error).strip().splitlines()[0]) from None
+            message = str(error).strip().splitlines()[0]
+            if query.split(maxsplit=1)[0].upper() in WRITING:
+                message += "; the archive is read-only here: add --write to change it"
+            raise click.ClickException(message) from None
     _print_rows(columns, rows, fmt)
+
+
+WRITING = {"INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "COPY", "TRUNCATE", "MERGE"}
 
 
 def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
@@ -507,19 +534,24 @@ def info(as_json: bool, index_dir: Path) -> None:
     """
     from dataclasses import asdict
 
-    from . import backends, layout
-    from .manifest import DATABASE, LEXICAL, VECTORS, Manifest, index_size
-    from .store import connect
+    from . import backends
+    from .storage import Snapshot
+    from .storage.layout import size
 
-    generation = layout.require_current(index_dir)
-    manifest = Manifest.load(generation)
-    details = {"index_dir": str(index_dir), **asdict(manifest)}
-    with connect(generation / DATABASE) as db:
+    with Snapshot(index_dir) as snapshot:
+        manifest = snapshot.manifest
+        details = {"index_dir": str(index_dir), **asdict(manifest)}
+        details["segments"] = len(manifest.segments)
+        details["tombstones"] = sum(entry.deleted for entry in manifest.segments)
         query = "SELECT (SELECT count(DISTINCT story_id) FROM articles), (SELECT count(*) FROM duplicates)"
-        details["stories"], details["duplicates"] = db.execute(query).fetchall()[0]
-    details["size_bytes"] = index_size(generation)
-    details["vectors_bytes"] = (generation / VECTORS).stat().st_size
-    details["lexical_bytes"] = index_size(generation / LEXICAL)
+        details["stories"], details["duplicates"] = snapshot.store.db.execute(query).fetchall()[0]
+        details["vector_index_kind"] = snapshot.vectors.describe()
+        paths = list(snapshot.paths.values())
+    details["size_bytes"] = size(index_dir)
+    # A segment with an approximate index holds it in memory; an exact one, its vectors.
+    held = [path / "vectors.faiss" if (path / "vectors.faiss").exists() else path / "vectors.f32" for path in paths]
+    details["vectors_bytes"] = sum(size(path) for path in held)
+    details["lexical_bytes"] = sum(size(path / "lexical") for path in paths)
     details["backend_here"] = backends.describe(manifest.model, manifest.precision, config.cache_dir())
     if as_json:
         click.echo(json.dumps(details, ensure_ascii=False, indent=2))

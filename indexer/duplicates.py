@@ -16,8 +16,8 @@ checked on the text:
 Numbers agree when the Jaccard similarity of the two articles' numbers, counted with repeats, is at least
 ``NUMBERS`` (or neither has any).
 
-Pairs are stored in the ``duplicates`` table; pairs that connect make one story, whose id (``articles.story_id``)
-is the article_id of its earliest article.
+Pairs are stored with the segment of the newer article (the ``duplicates`` view); pairs that connect make one
+story, whose id (``articles.story_id``) is the article_id of its earliest article.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 from .store import Store
 
 if TYPE_CHECKING:
-    from .vectors import VectorIndex
+    from .vectors import SegmentedVectors
 
 NEIGHBOURS = 20  # per passage: a translation's passages rank below same-language articles on the same event
 CANDIDATE = 0.88  # cosine of a passage to its copy or translation (multilingual-e5-small: translations 0.9+)
@@ -79,24 +79,28 @@ class Fingerprint:
         return cls(article_id, len(words), hash(words), shingles, numbers, language)
 
 
-def update(store: Store, vectors: VectorIndex, passage_ids: Sequence[int]) -> None:
-    """Find the duplicates of the articles these new passages belong to, store them, and regroup the stories."""
+def find(store: Store, vectors: SegmentedVectors, passage_ids: Sequence[int]) -> list[tuple[str, str, str, float]]:
+    """The duplicates of the articles these new passages belong to: (article_id, duplicate_id, kind, similarity)
+    pairs, the smaller id first."""
     fingerprints: dict[str, Fingerprint] = {}
+    found: dict[tuple[str, str], tuple[str, str, str, float]] = {}
     for start in range(0, len(passage_ids), BATCH):
         # A pair met again in a later batch is checked again: cheaper than remembering every pair of a large build.
         pairs = _candidates(store, vectors, passage_ids[start : start + BATCH])
         texts = store.article_texts({article_id for pair in pairs for article_id in pair} - fingerprints.keys())
         fingerprints.update((article_id, Fingerprint.of(article_id, *text)) for article_id, text in texts.items())
-        article_vectors = functools.cache(store.article_vectors)
-        matches = [(a, b, compare(fingerprints[a], fingerprints[b], article_vectors)) for a, b in sorted(pairs)]
-        store.add_duplicates([(a, b, m.kind, m.similarity) for a, b, m in matches if m is not None])
-    regroup(store)
+        article_vectors = functools.cache(lambda article_id: vectors.vectors(store.article_passages(article_id)))
+        for a, b in sorted(pairs):
+            match = compare(fingerprints[a], fingerprints[b], article_vectors)
+            if match is not None:
+                found[a, b] = (a, b, match.kind, match.similarity)
+    return list(found.values())
 
 
-def _candidates(store: Store, vectors: VectorIndex, passage_ids: Sequence[int]) -> set[tuple[str, str]]:
+def _candidates(store: Store, vectors: SegmentedVectors, passage_ids: Sequence[int]) -> set[tuple[str, str]]:
     """Pairs of articles (smaller id first) in which one of these passages has a close neighbour."""
-    ids, matrix = store.vectors_of(passage_ids)
-    found, similarities = vectors.neighbours(matrix, NEIGHBOURS)
+    ids = np.asarray(passage_ids, dtype=np.int64)
+    found, similarities = vectors.neighbours(vectors.vectors(ids), NEIGHBOURS)
     close = [(int(i), int(j)) for i, row, scores in zip(ids, found, similarities) for j in row[scores >= CANDIDATE]]
     owner = store.article_ids_of({passage_id for pair in close for passage_id in pair if passage_id >= 0})
     return {tuple(sorted((owner[i], owner[j]))) for i, j in close if j >= 0 and owner[i] != owner[j]}
@@ -129,15 +133,13 @@ def _jaccard(a: Counter, b: Counter) -> float:
     return (a & b).total() / union if union else 0.0
 
 
-def regroup(store: Store) -> None:
-    """Forget pairs whose articles are gone, and name each article's story after its earliest article."""
-    components = _components(store.duplicate_pairs())
-    articles = store.articles({article_id for component in components for article_id in component}, ["published"])
-    stories = {}
-    for component in components:
-        first = min(component, key=lambda article_id: _order(articles[article_id]["published"], article_id))
-        stories.update(dict.fromkeys(component, first))
-    store.set_stories(stories)
+def stories(pairs: Iterable[tuple[str, str]], published: dict[str, datetime | None]) -> dict[str, str]:
+    """article_id -> story_id of every article that ``pairs`` join to another: its story's earliest article."""
+    found = {}
+    for component in _components(pairs):
+        first = min(component, key=lambda article_id: _order(published[article_id], article_id))
+        found.update(dict.fromkeys(component, first))
+    return found
 
 
 def _order(published: datetime | None, article_id: str) -> tuple:

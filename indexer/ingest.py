@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import config, duplicates, layout
+from . import config
 from .articles import Article, read_articles
 from .embedder import Embedder, load_embedder, model_name, precision_for
 from .errors import IndexMismatch, InputProblem, NewsarchiveError
 from .language import detect, passage_language
-from .manifest import AUTO, DATABASE, LEXICAL, VECTORS, Manifest
 from .passages import DEFAULT_MAX_TOKENS, Passage, embedding_text, split_article
-from .store import Store, connect
-from .upgrade import upgrade
+from .storage import AUTO, Manifest, Settings, Writer
+from .storage.manifest import exists
 from .web import is_url
-
-if TYPE_CHECKING:
-    from .vectors import VectorIndex
 
 
 @dataclass
@@ -48,17 +41,6 @@ Progress = Callable[[str, int, int], None]
 ARTICLES_PER_BATCH = 1000  # split, embedded and stored together, so memory stays flat however many there are
 
 
-@dataclass(frozen=True)
-class _Settings:
-    model: str
-    max_tokens: int
-    query_prompt: str | None
-    passage_prompt: str | None
-    precision: str
-    vector_index: str
-    backend: str | None = None  # what runs the model this time (None: $NEWSARCHIVE_BACKEND, else auto); not kept
-
-
 def index_paths(
     paths: Sequence[str | Path],
     directory: str | Path | None = None,
@@ -79,9 +61,9 @@ def index_paths(
 
     New articles are added; articles whose content changed are replaced; unchanged ones (by content hash) are
     not embedded again, and when nothing changed nothing is written. Files that cannot be read are reported in
-    ``IndexReport.problems`` and skipped; what was indexed from them stays. The new index is written as a new
-    generation beside the current one and replaces it in one atomic step (:mod:`indexer.layout`); only one process
-    may write at a time.
+    ``IndexReport.problems`` and skipped; what was indexed from them stays. What is new goes into a new segment,
+    made current by one commit (:mod:`indexer.storage`); nothing already committed is rewritten, and only one
+    process may write at a time.
 
     Args:
         paths: Files and folders of articles (:data:`indexer.articles.SUFFIXES`), and http(s) URLs of pages or feeds.
@@ -115,37 +97,58 @@ def index_paths(
             report.problems.append(item)
         else:
             articles.append(item)
-    if not articles and layout.current(directory) is None:
+    if not articles and not exists(directory):
         report.seconds = time.perf_counter() - started
         return report  # nothing read and nothing indexed: create nothing
-    with layout.writing(directory):
-        if not rebuild:
-            upgrade(directory)
-        previous_dir = None if rebuild else layout.current(directory)
-        previous = Manifest.load(previous_dir) if previous_dir else None
+    if not articles:
+        rebuild = False  # nothing could be read: even a rebuild keeps what there is
+    with Writer(directory, rebuild=rebuild) as writer:
+        previous = writer.base if not writer.rebuild else None
         settings = _settings(
             previous, directory, embedder, model, precision, vector_index, max_tokens, query_prompt, passage_prompt
         )
-        settings = dataclasses.replace(settings, backend=backend)
-        known = _known_articles(previous_dir) if previous_dir else {}
+        known = writer.known()
         changed = [a for a in articles if a.article_id in known and known[a.article_id][0] != a.content_hash]
         new = [a for a in articles if a.article_id not in known]
         gone = _gone(known, articles, report.problems) if prune else []
         report.added, report.updated, report.removed = len(new), len(changed), len(gone)
         report.unchanged = len(articles) - len(new) - len(changed)
-        if not (changed or new or gone or (previous and previous.vector_index != settings.vector_index)):
-            # Nothing to change -- or nothing could be read, in which case even a rebuild keeps what there is.
-            _count(report, layout.current(directory))
-        else:
-            _write_generation(
-                directory, previous_dir, settings, changed + new, changed, gone, embedder, progress, report
-            )
+        reindex = previous is not None and previous.vector_index != settings.vector_index
+        if changed or new or gone or reindex or previous is None:
+            to_embed = changed + new
+            if to_embed or previous is None:  # a new index needs the model's dimension, whatever there is to embed
+                embedder = embedder or load_embedder(
+                    settings.model, settings.query_prompt, settings.passage_prompt, settings.precision, backend
+                )
+                settings = dataclasses.replace(
+                    settings,
+                    dimension=embedder.dimension,
+                    query_prompt=embedder.query_prompt or "",
+                    passage_prompt=embedder.passage_prompt or "",
+                    backend=embedder.backend if to_embed else settings.backend,
+                )
+            if settings.vector_index != AUTO:
+                from .vectors import check_factory
+
+                check_factory(settings.vector_index, settings.dimension)
+            writer.start(settings)
+            writer.delete(gone)
+            for start in range(0, len(to_embed), ARTICLES_PER_BATCH):
+                batch = to_embed[start : start + ARTICLES_PER_BATCH]
+                languages = [a.language or detect(f"{a.title}\n{a.text}") for a in batch]
+                passages, matrix = _embed(batch, languages, embedder, settings.max_tokens, progress, start, to_embed)
+                writer.add(batch, languages, passages, matrix)
+                report.embedded += len(passages)
+            writer.commit()
+            if reindex:
+                writer.optimize(force=True)  # every segment's vector index, of the new kind
+    _count(report, directory)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def remove_articles(article_ids: Sequence[str], directory: str | Path | None = None) -> IndexReport:
-    """Remove articles (and their passages and vectors) by id, in a new generation.
+    """Remove articles (and their passages and vectors) by id: tombstones, in a new commit.
 
     Raises:
         NewsarchiveError: An id is not in the index; nothing is removed then.
@@ -153,68 +156,28 @@ def remove_articles(article_ids: Sequence[str], directory: str | Path | None = N
     started = time.perf_counter()
     directory = config.index_dir(directory)
     report = IndexReport()
-    with layout.writing(directory):
-        current = layout.require_current(directory)
-        manifest = Manifest.load(current)
-        known = _known_articles(current)
+    with Writer(directory) as writer:
+        if writer.base is None:
+            Manifest.load(directory)  # says there is no index
+        known = writer.known()
         unknown = [article_id for article_id in article_ids if article_id not in known]
         if unknown:
             raise NewsarchiveError(f"not in {directory}/: {', '.join(map(repr, unknown))}; nothing removed")
-        settings = _Settings(
-            manifest.model,
-            manifest.max_tokens,
-            manifest.query_prompt,
-            manifest.passage_prompt,
-            manifest.precision,
-            manifest.vector_index,
-        )
+        writer.delete(sorted(set(article_ids)))
         report.removed = len(set(article_ids))
-        _write_generation(directory, current, settings, [], [], sorted(set(article_ids)), None, None, report)
+    _count(report, directory)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def write_sql(directory: str | Path | None, query: str) -> tuple[list[str], list[tuple]]:
-    """Run a statement that may change the DuckDB tables, in a new generation that replaces the current one.
-
-    The lexical index and the manifest's counts follow the change. If the result fails :func:`check` (say,
-    passages deleted without their vectors), nothing is published.
-
-    Returns:
-        The statement's columns and rows (none for most changes).
-
-    Raises:
-        NewsarchiveError: The statement failed, or would leave the index inconsistent; the index is unchanged.
-    """
-    import duckdb
-
-    from .check import check_generation
-    from .lexical import LexicalIndex
-
+def optimize(directory: str | Path | None = None) -> Manifest:
+    """Merge every segment of the index into one, without its tombstoned rows (``newsarchive optimize``)."""
     directory = config.index_dir(directory)
-    with layout.writing(directory):
-        current = layout.require_current(directory)
-        manifest = Manifest.load(current)
-        with layout.staging(directory) as staging:
-            shutil.copy2(current / DATABASE, staging / DATABASE)
-            shutil.copy2(current / VECTORS, staging / VECTORS)
-            with connect(staging / DATABASE, read_only=False) as db:
-                try:
-                    relation = db.sql(query)
-                    columns, rows = (relation.columns, relation.fetchall()) if relation is not None else ([], [])
-                except duckdb.Error as error:
-                    raise NewsarchiveError(str(error).strip().splitlines()[0]) from None
-                store = Store(db)
-                duplicates.regroup(store)  # the statement may have removed articles or changed their dates
-                articles, passages = store.counts()
-                LexicalIndex.build(store.lexical_rows()).save(staging / LEXICAL)
-            built_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            dataclasses.replace(manifest, articles=articles, passages=passages, built_at=built_at).save(staging)
-            problems = check_generation(staging)
-            if problems:
-                raise NewsarchiveError(f"not written, it would break the index: {'; '.join(problems)}")
-            layout.publish(directory, staging)
-    return columns, rows
+    with Writer(directory) as writer:
+        if writer.base is None:
+            Manifest.load(directory)
+        writer.optimize()
+    return Manifest.load(directory)
 
 
 def _settings(
@@ -227,7 +190,7 @@ def _settings(
     max_tokens: int | None,
     query_prompt: str | None,
     passage_prompt: str | None,
-) -> _Settings:
+) -> Settings:
     """The settings this run builds with: the ones asked for, else the index's, else the defaults."""
     if embedder is not None:
         model, query_prompt, passage_prompt = embedder.name, embedder.query_prompt, embedder.passage_prompt
@@ -248,13 +211,9 @@ def _settings(
         )
         query_prompt, passage_prompt, precision = previous.query_prompt, previous.passage_prompt, previous.precision
     vector_index = vector_index or (previous.vector_index if previous else AUTO)
-    return _Settings(model, max_tokens, query_prompt, passage_prompt, precision, vector_index)
-
-
-def _known_articles(generation: Path) -> dict[str, tuple[str, str]]:
-    """article_id -> (content hash, path) of the articles in a generation."""
-    with connect(generation / DATABASE, read_only=True) as db:
-        return Store(db).article_sources()
+    dimension = previous.dimension if previous else 0
+    backend = previous.backend if previous else ""
+    return Settings(model, dimension, query_prompt, passage_prompt, max_tokens, precision, vector_index, backend)
 
 
 def _gone(known: dict[str, tuple[str, str]], articles: list[Article], problems: list[InputProblem]) -> list[str]:
@@ -271,119 +230,10 @@ def _gone(known: dict[str, tuple[str, str]], articles: list[Article], problems: 
     )
 
 
-def _count(report: IndexReport, generation: Path | None) -> None:
-    if generation is not None:
-        manifest = Manifest.load(generation)
+def _count(report: IndexReport, directory: Path) -> None:
+    if exists(directory):
+        manifest = Manifest.load(directory)
         report.articles, report.passages = manifest.articles, manifest.passages
-
-
-def _write_generation(
-    directory: Path,
-    previous_dir: Path | None,
-    settings: _Settings,
-    to_embed: list[Article],
-    replaced: list[Article],
-    removed: list[str],
-    embedder: Embedder | None,
-    progress: Progress | None,
-    report: IndexReport,
-) -> None:
-    """Write the next generation: the previous one minus replaced and removed articles, plus ``to_embed``."""
-    # Imported here: FAISS and SciPy take most of a second, which a run with nothing to do skips.
-    from .lexical import LexicalIndex
-
-    query_prompt, passage_prompt = settings.query_prompt, settings.passage_prompt
-    with layout.staging(directory) as staging:
-        if previous_dir:
-            shutil.copy2(previous_dir / DATABASE, staging / DATABASE)
-            store = Store(connect(staging / DATABASE, read_only=False))
-        else:
-            # A new index needs the model's dimension for its tables, whatever there is to embed.
-            embedder = embedder or load_embedder(
-                settings.model, query_prompt, passage_prompt, settings.precision, settings.backend
-            )
-            store = Store.create(staging / DATABASE, embedder.dimension)
-        try:
-            dropped = store.passage_ids([a.article_id for a in replaced] + removed)
-            store.delete_articles([a.article_id for a in replaced] + removed)
-            if settings.vector_index != AUTO:
-                from .vectors import check_factory
-
-                check_factory(settings.vector_index, store.dimension)
-            ids: list[int] = []
-            matrices = []
-            if to_embed:
-                embedder = embedder or load_embedder(
-                    settings.model, query_prompt, passage_prompt, settings.precision, settings.backend
-                )
-            for start in range(0, len(to_embed), ARTICLES_PER_BATCH):
-                batch = to_embed[start : start + ARTICLES_PER_BATCH]
-                languages = [a.language or detect(f"{a.title}\n{a.text}") for a in batch]
-                passages, matrix = _embed(batch, languages, embedder, settings.max_tokens, progress, start, to_embed)
-                ids += store.insert(batch, languages, passages, matrix)
-                matrices.append(matrix)
-                report.embedded += len(passages)
-            report.articles, report.passages = store.counts()
-            vectors = _vectors(previous_dir, settings.vector_index, store, dropped, ids, matrices)
-            duplicates.update(store, vectors, ids)
-            if previous_dir:
-                lexical = LexicalIndex.load(previous_dir / LEXICAL).updated(dropped, store.lexical_rows(ids))
-            else:
-                lexical = LexicalIndex.build(store.lexical_rows())
-            if embedder is not None:  # None only when an existing index needed no model: it keeps its prompts
-                query_prompt, passage_prompt = embedder.query_prompt, embedder.passage_prompt
-        finally:
-            store.close()
-        vectors.save(staging / VECTORS)
-        lexical.save(staging / LEXICAL)
-        Manifest(
-            model=settings.model,
-            dimension=vectors.dimension,
-            query_prompt=query_prompt or "",
-            passage_prompt=passage_prompt or "",
-            max_tokens=settings.max_tokens,
-            articles=report.articles,
-            passages=report.passages,
-            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            index_type=_factory(settings.vector_index, report.passages),
-            precision=settings.precision,
-            vector_index=settings.vector_index,
-            # No model was needed when nothing was embedded: the passages are the previous write's.
-            backend=embedder.backend if embedder is not None else Manifest.read(previous_dir).backend,
-        ).save(staging)
-        layout.publish(directory, staging)
-
-
-def _factory(vector_index: str, passages: int) -> str:
-    from .vectors import factory_for
-
-    return factory_for(passages) if vector_index == AUTO else vector_index
-
-
-def _vectors(
-    previous_dir: Path | None,
-    vector_index: str,
-    store: Store,
-    dropped: list[int],
-    ids: list[int],
-    matrices: list[np.ndarray],
-) -> VectorIndex:
-    """The next generation's vector index: the previous one updated, or a new one when the kind changes."""
-    from .vectors import VectorIndex
-
-    factory = _factory(vector_index, store.counts()[1])
-    if previous_dir and Manifest.load(previous_dir).index_type == factory:
-        vectors = VectorIndex.load(previous_dir / VECTORS)
-        try:
-            vectors.remove(dropped)
-            if matrices:
-                vectors.add(np.asarray(ids), np.concatenate(matrices))
-            return vectors
-        except RuntimeError:
-            pass  # a kind that cannot remove vectors (HNSW) is built again
-    matrices.clear()  # DuckDB has them too: do not hold a second copy of a large archive's vectors
-    all_ids, all_vectors = store.vectors_of()
-    return VectorIndex.build(factory, all_vectors.shape[1], all_ids, all_vectors)
 
 
 def _refuse_changed_settings(previous: Manifest, directory: Path, **asked: object) -> None:

@@ -10,8 +10,9 @@ Two BM25 indexes share the passages' row order:
 Each one's scores are divided by their best and weighted by :data:`WEIGHTS`, so that a lexical score of 1 is a
 modest nudge beside a cosine similarity: the dense ranking decides, lexical evidence breaks near-ties.
 
-The indexes keep term counts (not scores) by term, in NumPy files that searches memory-map, so an update adds and
-drops passages without reading the others' text again, and a search reads only its terms' postings. (bm25s, which
+The indexes keep term counts (not scores) by term, in NumPy files that searches memory-map, one set per segment: a
+search scores every segment's with the whole archive's statistics (:class:`Bm25Set`), a merge combines segments'
+counts without reading their text again, and a search reads only its terms' postings. (bm25s, which
 this replaced, builds from Python token lists -- tens of GB for a million passages -- and cannot update.)
 """
 
@@ -56,7 +57,12 @@ class Bm25:
         self.indptr, self.indices, self.data, self.lengths = indptr, indices, data, lengths
         average = float(lengths.mean()) if len(lengths) and lengths.any() else 1.0
         # The length part of BM25's denominator, per passage: computed once, not per query.
-        self._norms = (K1 * (1 - B + B * lengths / average)).astype(np.float32)
+        self._norms = norms(lengths, average)
+
+    def frequency(self, token: str) -> int:
+        """How many passages hold ``token``."""
+        term = self.vocabulary.get(token)
+        return 0 if term is None else int(self.indptr[term + 1] - self.indptr[term])
 
     @classmethod
     def _of(cls, vocabulary: dict[str, int], counts: sparse.csr_matrix) -> Bm25:
@@ -70,14 +76,24 @@ class Bm25:
         vocabulary: dict[str, int] = {}
         return cls._of(vocabulary, _counts(token_lists, vocabulary))
 
-    def updated(self, keep: np.ndarray, token_lists: Iterable[list[str]]) -> Bm25:
-        """This index without the rows left out of ``keep`` (a mask), plus rows for new passages, in that order."""
-        vocabulary = dict(self.vocabulary)
-        added = _counts(token_lists, vocabulary)
-        shape = (len(self.lengths), len(self.vocabulary))
-        kept = sparse.csc_matrix((self.data, self.indices, self.indptr), shape=shape).tocsr()[keep]
-        kept.resize(kept.shape[0], len(vocabulary))
-        return Bm25._of(vocabulary, sparse.vstack([kept, added], format="csr"))
+    @classmethod
+    def merged(cls, parts: Sequence[Bm25], keeps: Sequence[np.ndarray]) -> Bm25:
+        """One index of the rows of ``parts`` that their ``keeps`` masks keep, in order, without tokenizing again."""
+        vocabulary: dict[str, int] = {}
+        blocks = []
+        for part, keep in zip(parts, keeps):
+            terms = sorted(part.vocabulary, key=part.vocabulary.__getitem__)
+            numbers = np.fromiter((vocabulary.setdefault(t, len(vocabulary)) for t in terms), np.int32, len(terms))
+            shape = (len(part.lengths), len(part.vocabulary))
+            rows = sparse.csc_matrix((part.data, part.indices, part.indptr), shape=shape).tocsr()[keep]
+            blocks.append(
+                sparse.csr_matrix(
+                    (rows.data, numbers[rows.indices], rows.indptr), shape=(rows.shape[0], len(vocabulary))
+                )
+            )
+        for block in blocks:
+            block.resize(block.shape[0], len(vocabulary))
+        return cls._of(vocabulary, sparse.vstack(blocks, format="csr"))
 
     def save(self, directory: Path, name: str) -> None:
         (directory / f"{name}.vocabulary.json").write_text(json.dumps(list(self.vocabulary)), encoding="utf-8")
@@ -91,25 +107,33 @@ class Bm25:
         parts["lengths"] = np.asarray(parts["lengths"])
         return cls({token: number for number, token in enumerate(tokens)}, **parts)
 
-    def scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+    def scores(
+        self,
+        tokens: Sequence[str],
+        rows: np.ndarray | None = None,
+        idf: dict[str, float] | None = None,
+        norms: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Every passage's BM25 score for ``tokens`` (a token given twice counts twice).
 
         With ``rows`` (sorted row numbers), only those passages are scored, the others left at zero: each term's
-        postings are then searched, not read, which keeps a common term cheap in a large archive.
+        postings are then searched, not read, which keeps a common term cheap in a large archive. ``idf`` and
+        ``norms`` replace this index's own statistics with those of a larger collection (:class:`Bm25Set`).
         """
         passages = len(self.lengths)
+        norms = self._norms if norms is None else norms
         matched, parts = [], []
         for token in tokens:
             term = self.vocabulary.get(token)
-            if term is None:
+            if term is None or (idf is not None and token not in idf):
                 continue
             start, end = self.indptr[term], self.indptr[term + 1]
-            if start == end:  # a term whose passages were all removed
+            if start == end:
                 continue
-            idf = np.log1p((passages - (end - start) + 0.5) / (end - start + 0.5))
+            weight = idf[token] if idf is not None else inverse_frequency(passages, end - start)
             row, count = self._postings(start, end, rows)
             matched.append(row)
-            parts.append(idf * count / (count + self._norms[row]))
+            parts.append(weight * count / (count + norms[row]))
         if not matched:
             return np.zeros(passages, dtype=np.float32)
         return np.bincount(np.concatenate(matched), np.concatenate(parts), minlength=passages).astype(np.float32)
@@ -124,6 +148,47 @@ class Bm25:
         found = inside.copy()
         found[inside] = postings[places[inside]] == rows[inside]
         return rows[found], self.data[start + places[found]]
+
+
+def norms(lengths: np.ndarray, average: float) -> np.ndarray:
+    """The length part of BM25's denominator, per passage."""
+    return (K1 * (1 - B + B * lengths / average)).astype(np.float32)
+
+
+def inverse_frequency(passages: int, frequency: int) -> float:
+    return float(np.log1p((passages - frequency + 0.5) / (frequency + 0.5)))
+
+
+class Bm25Set:
+    """Several segments' :class:`Bm25` indexes scored as one, rows one after the other.
+
+    Document frequencies and the average length are the whole set's, so a passage scores the same whichever
+    segment holds it. Tombstoned passages still count in them until a merge drops them: a small lag, since
+    deletions are few beside an archive.
+    """
+
+    def __init__(self, parts: Sequence[Bm25]) -> None:
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0] + [len(part.lengths) for part in self.parts])
+        total = sum(float(part.lengths.sum()) for part in self.parts)
+        average = total / self.offsets[-1] if self.offsets[-1] and total else 1.0
+        self._norms = [norms(np.asarray(part.lengths), average) for part in self.parts]
+
+    def scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`Bm25.scores` over every segment's rows."""
+        passages = int(self.offsets[-1])
+        idf = {}
+        for token in set(tokens):
+            frequency = sum(part.frequency(token) for part in self.parts)
+            if frequency:
+                idf[token] = inverse_frequency(passages, frequency)
+        total = np.zeros(passages, dtype=np.float32)
+        if not idf:
+            return total
+        for part, part_norms, start, end in zip(self.parts, self._norms, self.offsets[:-1], self.offsets[1:]):
+            part_rows = None if rows is None else rows[(rows >= start) & (rows < end)] - start
+            total[start:end] = part.scores(tokens, part_rows, idf, part_norms)
+        return total
 
 
 def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
@@ -159,16 +224,27 @@ class LexicalIndex:
     Args:
         ids: Passage ids, in row order.
         languages: Each passage's language (ISO 639-1) or None.
-        indexes: A :class:`Bm25` per kind of token in :data:`KINDS`.
+        indexes: Per kind of token in :data:`KINDS`, a :class:`Bm25` (one segment) or a :class:`Bm25Set`.
+        deleted: Passage ids that searches skip (tombstones).
     """
 
-    def __init__(self, ids: np.ndarray, languages: list[str | None], indexes: dict[str, Bm25]) -> None:
+    def __init__(
+        self,
+        ids: np.ndarray,
+        languages: list[str | None],
+        indexes: dict[str, Bm25 | Bm25Set],
+        deleted: np.ndarray | None = None,
+    ) -> None:
         self.ids = ids
         self.languages = list(languages)
         # Rows per language, computed once: a query scores each language's passages in its own way.
         codes = np.asarray([language or "" for language in languages], dtype=object)
         self._rows_by_language = {language or None: codes == (language or "") for language in set(languages)}
         self.indexes = indexes
+        self._alive = ~np.isin(ids, deleted) if deleted is not None and len(deleted) else None
+        # Ids grow with time, so one segment's are in order; several segments' after a merge may not be.
+        self._order = np.arange(len(ids)) if len(ids) < 2 or (ids[1:] > ids[:-1]).all() else np.argsort(ids)
+        self._sorted_ids = ids[self._order]
 
     @classmethod
     def build(cls, rows: Sequence[Row]) -> LexicalIndex:
@@ -178,16 +254,21 @@ class LexicalIndex:
         }
         return cls(np.asarray([row[0] for row in rows], dtype=np.int64), [row[2] for row in rows], indexes)
 
-    def updated(self, removed: Sequence[int], added: Sequence[Row]) -> LexicalIndex:
-        """This index without the ``removed`` passage ids, plus ``added`` rows: only the new text is tokenized."""
-        keep = ~np.isin(self.ids, np.asarray(removed, dtype=np.int64))
-        indexes = {
-            kind: self.indexes[kind].updated(keep, (tokens(text, language) for _, text, language in added))
-            for kind, tokens in KINDS.items()
-        }
-        ids = np.concatenate([self.ids[keep], np.asarray([row[0] for row in added], dtype=np.int64)])
-        languages = [language for language, kept in zip(self.languages, keep) if kept] + [row[2] for row in added]
-        return LexicalIndex(ids, languages, indexes)
+    @classmethod
+    def merged(cls, parts: Sequence[LexicalIndex], keeps: Sequence[np.ndarray]) -> LexicalIndex:
+        """One segment's index of the rows of ``parts`` that ``keeps`` (masks) keep, from their term counts."""
+        indexes = {kind: Bm25.merged([part.indexes[kind] for part in parts], keeps) for kind in KINDS}
+        ids = np.concatenate([part.ids[keep] for part, keep in zip(parts, keeps)] or [np.zeros(0, np.int64)])
+        languages = [lang for part, keep in zip(parts, keeps) for lang, kept in zip(part.languages, keep) if kept]
+        return cls(ids, languages, indexes)
+
+    @classmethod
+    def combined(cls, parts: Sequence[LexicalIndex], deleted: np.ndarray) -> LexicalIndex:
+        """Several segments' indexes searched as one, skipping the ``deleted`` passage ids."""
+        ids = np.concatenate([part.ids for part in parts] or [np.zeros(0, np.int64)])
+        languages = [language for part in parts for language in part.languages]
+        indexes = {kind: Bm25Set([part.indexes[kind] for part in parts]) for kind in KINDS}
+        return cls(ids, languages, indexes, deleted)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -225,6 +306,8 @@ class LexicalIndex:
         if not len(self):
             return []
         mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
+        if self._alive is not None:
+            mask &= self._alive
         groups = []  # (rows, weights, word tokens) per passage language
         for passage_language, in_language in self._rows_by_language.items():
             rows = mask & in_language
@@ -244,12 +327,12 @@ class LexicalIndex:
         return [(int(self.ids[row]), float(total[row])) for row in _best(total, k)]
 
     def _rows_of(self, passage_ids: np.ndarray) -> np.ndarray:
-        """The rows of these passage ids (sorted): ids only grow, so rows are in id order, and searched."""
+        """The rows of these passage ids, sorted; found by binary search over the ids in order."""
         ids = np.asarray(passage_ids, dtype=np.int64)
-        places = np.searchsorted(self.ids, ids)
-        inside = places < len(self.ids)
+        places = np.searchsorted(self._sorted_ids, ids)
+        inside = places < len(self._sorted_ids)
         places, ids = places[inside], ids[inside]
-        return np.unique(places[self.ids[places] == ids])
+        return np.unique(self._order[places[self._sorted_ids[places] == ids]])
 
 
 def _best(scores: np.ndarray, k: int) -> np.ndarray:

@@ -174,7 +174,7 @@ def _one_article_per_story(archive: Archive, ranked: list[tuple[int, float]], k:
     while len(chosen) < k and start < len(ranked):
         batch = [passage_id for passage_id, _ in ranked[start : start + k]]
         start += len(batch)
-        rows = archive.store.hits(batch)
+        rows = archive.hits(batch)
         for passage_id in batch:
             row = rows.get(passage_id)
             if row is not None and speaker.setdefault(row["story_id"], row["article_id"]) == row["article_id"]:
@@ -227,17 +227,12 @@ def _rank(
 def _similarities(
     archive: Archive, vector: np.ndarray, passage_ids: list[int], known: dict[int, float]
 ) -> dict[int, float]:
-    """Exact cosine similarities of ``passage_ids``, by id, beside those already ``known``.
-
-    The missing ones come from the index when it holds vectors unchanged, else from DuckDB.
-    """
+    """Exact cosine similarities of ``passage_ids``, by id, beside those already ``known``: the missing ones from
+    the segments' stored vectors."""
     missing = [passage_id for passage_id in passage_ids if passage_id not in known]
     if not missing:
         return known
-    if archive.vectors.exact:
-        return known | dict(zip(missing, (archive.vectors.vectors(missing) @ vector).tolist()))
-    ids, vectors = archive.store.vectors_of(missing)
-    return known | dict(zip(ids.tolist(), (vectors @ vector).tolist()))
+    return known | dict(zip(missing, (archive.vectors.vectors(missing) @ vector).tolist()))
 
 
 def _day(moment: datetime | None) -> str | None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 import uuid
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from .embedder import load_embedder
-from .manifest import Manifest
+
+if TYPE_CHECKING:
+    from .storage import Snapshot
 
 SEMANTIC_SEARCH = """
 CREATE TEMP MACRO semantic_search(query, k := 10) AS TABLE
@@ -34,13 +36,14 @@ CREATE TEMP MACRO search_passages(query, k := 10, mode := 'hybrid') AS TABLE
 """
 
 
-def register(db: duckdb.DuckDBPyConnection, generation: Path) -> None:
-    """Add ``embed``, ``semantic_search`` and ``search_passages`` to ``db``, a connection to ``generation``'s file."""
+def register(db: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
+    """Add ``embed``, ``semantic_search`` and ``search_passages`` to ``db``, a connection showing ``snapshot``'s
+    commit; searches run on that snapshot."""
     from .archive import Archive
     from .search import embed_query, rank
 
-    manifest = Manifest.load(generation)
-    archive = functools.cache(lambda: Archive(generation))
+    manifest = snapshot.manifest
+    archive = functools.cache(lambda: Archive(snapshot.directory))
 
     def embed(text: str) -> list[float]:  # the model alone: semantic_search needs neither FAISS nor BM25
         model = load_embedder(manifest.model, manifest.query_prompt, manifest.passage_prompt, manifest.precision)

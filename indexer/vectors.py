@@ -1,10 +1,11 @@
-"""The FAISS index: one vector per passage, under the passage's DuckDB ``passage_id``.
+"""The FAISS indexes: one vector per passage, under the passage's ``passage_id``, an index per segment.
 
-Up to :data:`EXACT_UP_TO` passages every search compares the query with every vector (``Flat``): exact, and fast
-enough. Beyond that the index is an inverted file of 8-bit vectors (``IVF<lists>,SQ8``): k-means cells, of which a
-search scans the few nearest the query, holding each vector in a quarter of the memory. Any FAISS index factory
-string can be asked for instead (``newsarchive index --vector-index``). The exact vectors stay in DuckDB
-(``passages.embedding``), so a different index can always be rebuilt from them without embedding again.
+A segment of up to :data:`EXACT_UP_TO` passages is searched by comparing the query with every vector (``Flat``):
+exact, and fast enough. A larger one (a merge makes them) gets an inverted file of 8-bit vectors
+(``IVF<lists>,SQ8``): k-means cells, of which a search scans the few nearest the query, holding each vector in a
+quarter of the memory. Any FAISS index factory string can be asked for instead (``newsarchive index
+--vector-index``). Each segment keeps its exact vectors too (``vectors.f32``, memory-mapped), so candidates are
+scored exactly and a merge builds its index from them without embedding again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -23,12 +26,17 @@ EXACT = "Flat"
 EXACT_UP_TO = 100_000  # passages; an exact search over 100k takes ~10 ms on 2 cores (bench/search.py)
 NEAR_PROBED = 8  # cells of an IVF index that a near-copy lookup scans: a vector's near-copies share its nearest cells
 PROBED = 1 / 8  # share of an IVF index's cells a search scans (with re-ranking, recall@10 0.98: bench/search.py)
+APPROXIMATE_FROM = 50_000  # passages: a segment this large trains 1,024 cells on 41k of them
 TRAINING_PER_LIST = 40  # k-means points per cell that IVF training samples (FAISS warns below 39)
 
 
-def factory_for(passages: int) -> str:
-    """The index kind ``auto`` picks for an archive of this many passages."""
-    if passages <= EXACT_UP_TO:
+def factory_for(passages: int, archive_passages: int | None = None) -> str:
+    """The index kind ``auto`` picks for a segment of this many passages, in an archive of ``archive_passages``.
+
+    Exact while the whole archive is small enough to search exactly; beyond that a segment large enough to train
+    an inverted file gets one, and smaller ones stay exact until merges make them large.
+    """
+    if max(passages, archive_passages or 0) <= EXACT_UP_TO or passages < APPROXIMATE_FROM:
         return EXACT
     return f"IVF{2 ** round(math.log2(4 * math.sqrt(passages)))},SQ8"  # about 4 √n cells, as FAISS advises
 
@@ -89,8 +97,17 @@ class VectorIndex:
         return built
 
     @classmethod
+    def flat(cls, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+        """An exact index of these vectors, built in a moment: a segment's exact vectors are stored anyway."""
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+        built = cls(index)
+        built.add(ids, vectors)
+        return built
+
+    @classmethod
     def load(cls, path: Path) -> VectorIndex:
-        return cls(faiss.read_index(str(path)))
+        """Open a saved index, memory-mapped: a search reads only the cells it scans, and opening costs nothing."""
+        return cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP))
 
     def save(self, path: Path) -> None:
         """Write to ``path`` through a temporary file, so a reader never sees half a file."""
@@ -155,11 +172,14 @@ class VectorIndex:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, excluded: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         """The ``k`` nearest passages to one query vector, as (passage id, cosine similarity), best first.
 
-        ``allowed``, when given, limits the search to those passage ids. An approximate index scores a small
-        allowed set exactly, vector by vector, since its cells near the query may hold none of them.
+        ``allowed``, when given, limits the search to those passage ids, and ``excluded`` leaves those out. An
+        approximate index scores a small allowed set exactly, vector by vector, since its cells near the query may
+        hold none of them.
         """
         if not len(self) or (allowed is not None and not len(allowed)):
             return []
@@ -170,8 +190,15 @@ class VectorIndex:
             best = np.argsort(-scores, kind="stable")[:k]
             return [(int(allowed[i]), float(scores[i])) for i in best]
         params = None
+        selector = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        elif excluded is not None and len(excluded):
+            # FAISS keeps a pointer to the inner selector: it must live as long as the outer one.
+            inner = faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64))
+            selector = faiss.IDSelectorNot(inner)
+            selector.inner = inner
+        if selector is not None:
             if self._ivf is not None:
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=self._ivf.nprobe)
             else:
@@ -186,18 +213,129 @@ class VectorIndex:
             faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
-    def neighbours(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(
+        self, queries: np.ndarray, k: int, excluded: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest passages of each query, for finding near-copies: (ids, similarities), a row per query.
 
-        Ids are -1 where there are fewer than ``k``. An approximate index scans only the few cells nearest each
-        query, where vectors with a cosine near 1 lie; farther neighbours may be missed.
+        Ids are -1 where there are fewer than ``k``; ``excluded`` ids are left out. An approximate index scans only
+        the few cells nearest each query, where vectors with a cosine near 1 lie; farther neighbours may be missed.
         """
         if not len(self) or not len(queries):
             return np.full((len(queries), 0), -1, dtype=np.int64), np.zeros((len(queries), 0), dtype=np.float32)
-        params = faiss.SearchParametersIVF(nprobe=min(NEAR_PROBED, self._ivf.nlist)) if self._ivf is not None else None
+        selector = inner = None
+        if excluded is not None and len(excluded):
+            inner = faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64))
+            selector = faiss.IDSelectorNot(inner)
+        if self._ivf is not None:
+            params = faiss.SearchParametersIVF(nprobe=min(NEAR_PROBED, self._ivf.nlist), sel=selector)
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         scores, ids = self.index.search(queries, min(k, len(self)), params=params)
+        del inner  # only now: the selector pointed at it during the search
         return ids, scores
+
+
+@dataclass(frozen=True)
+class Part:
+    """One segment's vectors.
+
+    Attributes:
+        index: Its FAISS index.
+        ids: Its passage ids, sorted, tombstoned ones included.
+        stored: Its exact vectors, a row per id (memory-mapped).
+        deleted: Its tombstoned passage ids, sorted.
+    """
+
+    index: VectorIndex
+    ids: np.ndarray
+    stored: np.ndarray
+    deleted: np.ndarray
+
+
+class SegmentedVectors:
+    """Search over every live segment's vectors at once, skipping tombstoned passages.
+
+    It answers as one :class:`VectorIndex` does: each segment is searched and the best of all are kept.
+    """
+
+    def __init__(self, parts: Sequence[Part], dimension: int) -> None:
+        self.parts = list(parts)
+        self.dimension = dimension
+
+    @property
+    def exact(self) -> bool:
+        return all(part.index.exact for part in self.parts)
+
+    def describe(self) -> str:
+        kinds = sorted({part.index.describe() for part in self.parts})
+        if len(self.parts) == 1:
+            return kinds[0]
+        return f"{len(self.parts)} segments: {'; '.join(kinds)}"
+
+    def __len__(self) -> int:
+        return sum(len(part.ids) - len(part.deleted) for part in self.parts)
+
+    def ids(self) -> np.ndarray:
+        """Every live passage id."""
+        live = [np.setdiff1d(part.ids, part.deleted, assume_unique=True) for part in self.parts]
+        return np.concatenate(live) if live else np.zeros(0, dtype=np.int64)
+
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The exact stored vectors of these passage ids, a row each.
+
+        Raises:
+            KeyError: An id is in no segment.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        found = np.zeros(len(ids), dtype=bool)
+        out = np.zeros((len(ids), self.dimension), dtype=np.float32)
+        for part in self.parts:
+            places = np.minimum(np.searchsorted(part.ids, ids), max(len(part.ids) - 1, 0))
+            here = (part.ids[places] == ids) if len(part.ids) else np.zeros(len(ids), dtype=bool)
+            out[here] = part.stored[places[here]]
+            found |= here
+        if not found.all():
+            raise KeyError(f"passage ids in no segment: {ids[~found][:5].tolist()}")
+        return out
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """:meth:`VectorIndex.search` over every segment; a small ``allowed`` set is scored exactly."""
+        if allowed is not None:
+            allowed = self._live(np.asarray(allowed, dtype=np.int64))
+            if len(allowed) <= EXACT_UP_TO:
+                scores = self.vectors(allowed) @ np.asarray(query, dtype=np.float32).reshape(-1)
+                best = np.argsort(-scores, kind="stable")[:k]
+                return [(int(allowed[i]), float(scores[i])) for i in best]
+        found: list[tuple[int, float]] = []
+        for part in self.parts:
+            if allowed is None:
+                found += part.index.search(query, k, excluded=part.deleted)
+            else:
+                found += part.index.search(query, k, allowed=np.intersect1d(allowed, part.ids, assume_unique=True))
+        return sorted(found, key=lambda hit: -hit[1])[:k]
+
+    def neighbours(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`VectorIndex.neighbours` over every segment, tombstoned passages left out."""
+        if not self.parts or not len(queries):
+            return np.full((len(queries), 0), -1, dtype=np.int64), np.zeros((len(queries), 0), dtype=np.float32)
+        all_ids, all_scores = [], []
+        for part in self.parts:
+            ids, scores = part.index.neighbours(queries, k, part.deleted)
+            all_ids.append(ids)
+            all_scores.append(np.where(ids == -1, -np.inf, scores).astype(np.float32))
+        ids, scores = np.concatenate(all_ids, axis=1), np.concatenate(all_scores, axis=1)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(ids, best, axis=1), np.take_along_axis(scores, best, axis=1)
+
+    def _live(self, ids: np.ndarray) -> np.ndarray:
+        """These ids, sorted, without the tombstoned and the unknown."""
+        ids = np.unique(ids)
+        keep = np.zeros(len(ids), dtype=bool)
+        for part in self.parts:
+            keep |= np.isin(ids, part.ids, assume_unique=True) & ~np.isin(ids, part.deleted, assume_unique=True)
+        return ids[keep]
 
 
 def _reason(error: RuntimeError) -> str:

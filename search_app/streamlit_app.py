@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+import threading
 
 import streamlit as st
 
@@ -15,7 +16,6 @@ from indexer import config
 from indexer.answer import Answer, Source, ask
 from indexer.archive import Archive
 from indexer.errors import IndexNotFound, NewsarchiveError
-from indexer.manifest import Manifest
 from indexer.search import Filters, Hit
 from indexer.web import is_url
 
@@ -42,12 +42,25 @@ STYLE = """
 """
 
 
+class Served:
+    """The archive this process serves, moved to the index's newest commit when a question comes."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        self._lock = threading.Lock()
+
+    def latest(self) -> Archive:
+        with self._lock:  # sessions run in threads: one of them opens the new commit
+            self.archive = self.archive.latest()
+            return self.archive
+
+
 @st.cache_resource(show_spinner="Loading the index and the model…")
-def open_archive(directory: str, model: str | None, built_at: str) -> Archive:
-    """One archive, and one model, per process; ``built_at`` makes a rebuilt index load afresh."""
+def open_archive(directory: str, model: str | None) -> Served:
+    """One archive, and one model, per process; each question then sees the newest commit, the model kept."""
     archive = Archive(directory, model=model)
     archive.embedder.embed_queries(["warm up"])  # load the model now rather than on the first question
-    return archive
+    return Served(archive)
 
 
 def marked(text: str, spans: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> str:
@@ -204,7 +217,7 @@ def main() -> None:
     directory = str(config.index_dir())
     try:
         model = os.environ.get(config.MODEL_ENV)  # as for the CLI: a different model than the index's is an error
-        archive = open_archive(directory, model, Manifest.load(config.index_dir()).built_at)
+        archive = open_archive(directory, model).latest()
     except IndexNotFound:
         st.error(f"There is no index in `{directory}/` yet. Build it with `make index`, or `newsarchive index seeds/`.")
         st.stop()

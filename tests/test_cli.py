@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,7 +15,8 @@ from click.testing import CliRunner, Result
 from indexer.cli import cli
 from indexer.config import INDEX_DIR_ENV, MODEL_ENV
 from indexer.ingest import index_paths
-from indexer.manifest import index_size
+from indexer.storage import Manifest
+from indexer.storage.layout import size
 from tests.conftest import ROOT, SEED, SEEDS, FakeEmbedder
 
 HIT_KEYS = {
@@ -248,28 +248,37 @@ def test_sql_refuses_writes(runner: CliRunner, tmp_path: Path) -> None:
     assert json.loads(after.stdout) == [{"n": 17}]
 
 
-def test_sql_write_changes_metadata_in_a_new_version(runner: CliRunner, tmp_path: Path) -> None:
+def test_sql_write_changes_metadata_in_a_new_commit(runner: CliRunner, tmp_path: Path) -> None:
+    from indexer.storage.check import check
+
     directory = tmp_path / "idx"
     index_paths([SEEDS], directory, embedder=FakeEmbedder())
-    before = os.path.realpath(directory / "current")
+    before = Manifest.load(directory)
     update = "UPDATE articles SET source = 'Agenzia Nova' RETURNING article_id"
     result = run(runner, "sql", "--write", "--json", update, "-d", directory)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [{"article_id": SEED.stem}]
-    assert os.path.realpath(directory / "current") != before
-    after = run(runner, "sql", "--json", "SELECT DISTINCT source FROM articles", "-d", directory)
-    assert json.loads(after.stdout) == [{"source": "Agenzia Nova"}]
+    after = Manifest.load(directory)
+    assert after.commit == before.commit + 1 and after.passages == before.passages
+    assert after.next_passage_id == before.next_passage_id  # the passages kept their ids: nothing was embedded
+    assert check(directory) == []
+    rows = run(runner, "sql", "--json", "SELECT DISTINCT source FROM articles", "-d", directory)
+    assert json.loads(rows.stdout) == [{"source": "Agenzia Nova"}]
+    # Deleting some of an article's passages writes it again with the others, vectors and all.
+    result = run(runner, "sql", "--write", "DELETE FROM passages WHERE seq > 3", "-d", directory)
+    assert result.exit_code == 0, result.output
+    assert Manifest.load(directory).passages == 4 and check(directory) == []
 
 
 def test_sql_write_refuses_what_would_break_the_index(runner: CliRunner, tmp_path: Path) -> None:
     directory = tmp_path / "idx"
     index_paths([SEEDS], directory, embedder=FakeEmbedder())
-    before = os.path.realpath(directory / "current")
-    message = assert_clean_failure(run(runner, "sql", "--write", "DELETE FROM passages WHERE seq > 3", "-d", directory))
-    assert "not written" in message and "only in FAISS" in message
+    before = Manifest.load(directory)
+    message = assert_clean_failure(run(runner, "sql", "--write", "DELETE FROM articles", "-d", directory))
+    assert "not written" in message and "17 passages belong to no article" in message
     assert assert_clean_failure(run(runner, "sql", "--write", "DROP TABLE nope", "-d", directory))
-    assert os.path.realpath(directory / "current") == before
-    assert not [p for p in (directory / "generations").iterdir() if p.name.startswith(".staging")]
+    assert Manifest.load(directory) == before
+    assert not [p for p in (directory / "segments").iterdir() if p.name.startswith(".staging")]
 
 
 @pytest.mark.parametrize("query", ["SELEC 1", "SELECT nope FROM passages", "SELECT * FROM missing_table"])
@@ -297,9 +306,9 @@ def test_info_json(runner: CliRunner, seed_index: Path) -> None:
     info = json.loads(result.stdout)
     assert {"model", "dimension", "articles", "passages", "built_at", "size_bytes"} <= set(info)
     assert (info["model"], info["dimension"], info["articles"], info["passages"]) == ("fake-hash", 64, 1, 17)
-    assert info["size_bytes"] == index_size(seed_index / "current") > 0
-    assert (info["index_type"], info["vector_index"]) == ("Flat", "auto")
-    assert info["vectors_bytes"] == (seed_index / "current" / "vectors.faiss").stat().st_size
+    assert info["size_bytes"] == size(seed_index) > 0
+    assert (info["index_type"], info["vector_index"], info["segments"]) == ("Flat", "auto", 1)
+    assert info["vectors_bytes"] == 17 * 64 * 4  # an exact segment holds its float32 vectors
     assert 0 < info["lexical_bytes"] < info["size_bytes"]
     assert (info["stories"], info["duplicates"]) == (1, 0)
     assert datetime.fromisoformat(info["built_at"]).tzinfo is not None

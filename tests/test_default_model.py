@@ -144,7 +144,7 @@ def test_the_default_model_searches_without_torch_on_another_backend(
 
 
 def test_the_backend_is_recorded_and_shown(real_seed_index: Path, real_model) -> None:
-    from indexer.manifest import Manifest
+    from indexer.storage import Manifest
 
     assert Manifest.load(real_seed_index).backend == real_model.backend
     details = json.loads(CliRunner().invoke(cli, ["info", "--json", "-d", str(real_seed_index)]).output)

@@ -21,8 +21,9 @@ from click.testing import CliRunner
 from indexer.archive import Archive
 from indexer.cli import cli
 from indexer.duplicates import Fingerprint, _components, compare
-from indexer.ingest import index_paths, remove_articles, write_sql
+from indexer.ingest import index_paths, remove_articles
 from indexer.search import search
+from indexer.storage.edit import write_sql
 from tests.conftest import SEED, FakeEmbedder
 
 ROOT = Path(__file__).parent

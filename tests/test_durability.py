@@ -6,42 +6,49 @@ embedder, so each run takes a second or two instead of minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
-import threading
+import tarfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from indexer.archive import Archive
-from indexer.check import check
 from indexer.cli import cli
 from indexer.errors import IndexMismatch
-from indexer.ingest import index_paths, remove_articles
-from indexer.manifest import DATABASE, VECTORS
+from indexer.ingest import index_paths, optimize, remove_articles
 from indexer.search import search
-from indexer.vectors import VectorIndex
+from indexer.storage import Manifest, segment
+from indexer.storage.check import check
+from indexer.storage.layout import CATALOG as DATABASE
 
 from .conftest import ROOT, FakeEmbedder
 
 WRITER = """
 import sys
+from pathlib import Path
 from tests.conftest import FakeEmbedder
-from indexer.ingest import index_paths
-index_paths([sys.argv[1]], sys.argv[2], embedder=FakeEmbedder(), rebuild=sys.argv[3] == "rebuild")
+from indexer.ingest import index_paths, optimize
+source, directory = Path(sys.argv[1]), sys.argv[2]
+index_paths([source / "articles.jsonl"], directory, embedder=FakeEmbedder(), rebuild=sys.argv[3] == "rebuild")
+if (source / "late.jsonl").exists():  # a second commit, and a merge of the two segments
+    index_paths([source / "late.jsonl"], directory, embedder=FakeEmbedder())
+    optimize(directory)
 """
 
 
-def write_articles(folder: Path, version: str, count: int) -> None:
+def write_articles(folder: Path, version: str, count: int, name: str = "articles.jsonl", first: int = 0) -> None:
     """``count`` articles whose every title and paragraph names ``version``, so a hit tells which version it is."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -52,9 +59,9 @@ def write_articles(folder: Path, version: str, count: int) -> None:
                 "text": "\n\n".join(f"{version} paragraph {p} of story {number} about harbours." for p in range(4)),
             }
         )
-        for number in range(count)
+        for number in range(first, first + count)
     ]
-    (folder / "articles.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def start_writer(source: Path, directory: Path, rebuild: bool = True) -> subprocess.Popen:
@@ -66,11 +73,14 @@ def start_writer(source: Path, directory: Path, rebuild: bool = True) -> subproc
     )
 
 
-def indexed_old_with_new_beside(tmp_path: Path, count: int) -> Path:
-    """``old/`` indexed into ``index/``, and ``new/`` written beside it for the writers to swap in."""
-    write_articles(tmp_path / "old", "old", count)
-    write_articles(tmp_path / "new", "new", count)
-    index_paths([tmp_path / "old"], tmp_path / "index", embedder=FakeEmbedder())
+def indexed_old_with_new_beside(tmp_path: Path, count: int, late: int = 0) -> Path:
+    """``old/`` indexed into ``index/``, and ``new/`` written beside it for the writers to swap in; with ``late``,
+    each folder also has that many more articles, which writers add in a second commit and then merge."""
+    for version in ("old", "new"):
+        write_articles(tmp_path / version, version, count)
+        if late:
+            write_articles(tmp_path / version, version, late, "late.jsonl", first=count)
+    index_paths([tmp_path / "old" / "articles.jsonl"], tmp_path / "index", embedder=FakeEmbedder())
     return tmp_path / "index"
 
 
@@ -88,11 +98,11 @@ def versions_seen(directory: Path) -> set[str]:
 def test_a_no_op_run_writes_nothing(tmp_path: Path) -> None:
     write_articles(tmp_path / "in", "old", 3)
     index_paths([tmp_path / "in"], tmp_path / "index", embedder=FakeEmbedder())
-    before = os.path.realpath(tmp_path / "index" / "current")
+    before = Manifest.load(tmp_path / "index")
     embedder = FakeEmbedder()
     report = index_paths([tmp_path / "in"], tmp_path / "index", embedder=embedder)
     assert (report.added, report.updated, report.unchanged, report.removed) == (0, 0, 3, 0)
-    assert embedder.batches == [] and os.path.realpath(tmp_path / "index" / "current") == before
+    assert embedder.batches == [] and Manifest.load(tmp_path / "index") == before
 
 
 def test_prune_removes_articles_whose_files_or_lines_are_gone(tmp_path: Path) -> None:
@@ -155,30 +165,50 @@ def test_check_passes_a_sound_index(sound: Path) -> None:
     assert result.exit_code == 0 and "is sound" in result.output
 
 
-def test_check_finds_a_missing_vector(sound: Path) -> None:
-    vectors = VectorIndex.load(sound / VECTORS)
-    vectors.remove([int(vectors.ids()[0])])
-    vectors.save(sound / "current" / VECTORS)
+def _segment(directory: Path) -> Path:
+    return directory / "segments" / Manifest.load(directory).segments[0].name
+
+
+def test_check_finds_ids_that_differ(sound: Path) -> None:
+    ids = np.load(_segment(sound) / segment.IDS)
+    np.save(_segment(sound) / segment.IDS, ids[1:])
+    segment._loaded.clear()  # noqa: SLF001 -- as a new process would read it
     result = CliRunner().invoke(cli, ["check", "-d", str(sound)])
-    assert result.exit_code == 1 and "1 only in DuckDB" in result.output and "--rebuild" in result.output
+    assert result.exit_code == 1 and "ids.npy differs from the passages' ids" in result.output
+    assert "--rebuild" in result.output
 
 
-def test_check_finds_orphans_and_wrong_counts(sound: Path) -> None:
-    with duckdb.connect(str(sound / DATABASE)) as db:
-        db.execute("INSERT INTO duplicates VALUES ('a0', 'a1', 'near', 0.9)").fetchall()
-        db.execute("UPDATE articles SET story_id = 'a0' WHERE article_id = 'a1'").fetchall()
-        db.execute("DELETE FROM articles WHERE article_id = 'a0'").fetchall()
+def test_check_finds_orphans_wrong_counts_and_bad_tombstones(sound: Path) -> None:
+    articles = pq.read_table(_segment(sound) / segment.ARTICLES)
+    kept = pc.not_equal(articles.column("article_id"), "a0")
+    pq.write_table(articles.filter(kept), _segment(sound) / segment.ARTICLES)
+    segment.write_tombstones(_segment(sound) / "deleted-000009.parquet", ["a1"], np.array([12345]))
+    manifest = Manifest.load(sound)
+    entry = dataclasses.replace(manifest.segments[0], tombstones="deleted-000009.parquet", deleted=1)
+    (sound / "manifest.json").write_bytes(dataclasses.replace(manifest, segments=(entry,)).to_json())
     problems = check(sound)
-    assert any("belong to no article" in problem for problem in problems)
-    assert any("the manifest counts 5 articles" in problem for problem in problems)
-    assert "1 duplicate pairs name an article that is not indexed" in problems
-    assert "1 articles have a story_id that is no article's id" in problems
+    assert any("belong to no article" in problem for problem in problems), problems
+    assert any("the commit counts 5 articles and 20 passages, its files hold 4" in p for p in problems), problems
+    assert any("the manifest counts 5 articles" in problem for problem in problems), problems
+    assert any("1 tombstones name no passage of the segment" in problem for problem in problems), problems
+
+
+def test_check_finds_a_moved_archive_and_a_write_mends_it(sound: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "moved"
+    sound.rename(moved)
+    assert check(moved) == [f"{moved / DATABASE} shows commit 1 of {sound}/; any write, or `newsarchive optimize`, "
+                            "writes it again"]  # fmt: skip
+    optimize(moved)
+    assert check(moved) == []
+    with duckdb.connect(str(moved / DATABASE), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM articles").fetchall() == [(5,)]
 
 
 def test_check_finds_changed_vectors(sound: Path) -> None:
-    with duckdb.connect(str(sound / DATABASE)) as db:
-        db.execute("UPDATE passages SET embedding = [0.0 for x in range(64)]::FLOAT[64]").fetchall()
-    assert check(sound) == ["FAISS vectors differ from passages.embedding"]
+    stored = _segment(sound) / segment.VECTORS
+    stored.write_bytes(bytes(stored.stat().st_size))
+    segment._loaded.clear()  # noqa: SLF001
+    assert check(sound) == [f"segment {_segment(sound).name}: its vectors differ from passages.embedding"]
 
 
 def test_check_without_an_index(tmp_path: Path) -> None:
@@ -194,42 +224,39 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 
 PHASES = (
-    "creating the generation",
-    "updating DuckDB and embedding",
-    "saving vectors and lexical index",
-    "publishing",
-    "after the switch",
+    "writing a segment",
+    "after the first commit",
+    "writing the second segment",
+    "merging",
+    "after the merge",
 )
 
 
-def killed_in(directory: Path, before: str) -> str:
+def killed_in(directory: Path, before: int) -> str:
     """Which phase a killed writer was in, from what it left behind (also asked of a live one, while polling)."""
     while True:
         try:
             return _phase(directory, before)
-        except FileNotFoundError:
+        except (FileNotFoundError, ValueError):
             continue  # a live writer renamed what was being looked at: look again
 
 
-def _phase(directory: Path, before: str) -> str:
-    if os.path.realpath(directory / "current") != before:
-        return "after the switch"
-    staged = [p for p in (directory / "generations").iterdir() if p.name.startswith(".staging-")]
-    if not staged:
-        return "starting or reading input"
-    names = {p.name for p in staged[0].iterdir()}
-    if "manifest.json" in names:
-        return "publishing"
-    if names & {VECTORS, "lexical"}:
-        return "saving vectors and lexical index"
-    if DATABASE in names:
-        return "updating DuckDB and embedding"
-    return "creating the generation"
+def _phase(directory: Path, before: int) -> str:
+    advanced = Manifest.read(directory).commit - before
+    staging = any(p.name.startswith(".staging-") for p in (directory / "segments").iterdir())
+    if advanced == 0:
+        return "writing a segment" if staging else "starting or reading input"
+    if advanced == 1:
+        return "writing the second segment" if staging else "after the first commit"
+    if advanced == 2:
+        return "merging" if staging else "after the second commit"
+    return "after the merge"
 
 
 def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path: Path) -> None:
-    """Kill writers at random moments of every phase; after each kill the index is sound and answers."""
-    directory = indexed_old_with_new_beside(tmp_path, 200)
+    """Kill writers at random moments of every phase, merges included; after each kill the index is sound and
+    answers, from one version."""
+    directory = indexed_old_with_new_beside(tmp_path, 200, late=20)
     started = time.perf_counter()
     assert start_writer(tmp_path / "new", directory).wait() == 0  # one whole run, to time it
     duration = time.perf_counter() - started
@@ -241,7 +268,7 @@ def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path: Path) -> None
     targets = [PHASES[i % len(PHASES)] for i in range(TRIALS // 2)]
     trial = 0
     while trial < TRIALS or (targets and trial < TRIALS * 2):
-        before = os.path.realpath(directory / "current")
+        before = Manifest.read(directory).commit
         writer = start_writer(tmp_path / ("old" if trial % 2 else "new"), directory)
         target = targets[0] if trial % 2 == 0 and targets else None
         if target is None:
@@ -265,71 +292,75 @@ def test_kill_9_at_random_moments_never_breaks_the_index(tmp_path: Path) -> None
     assert set(PHASES) <= set(phases), record  # the kills landed in every phase of the run
     # The next run cleans up whatever the dead writers left, and works.
     assert start_writer(tmp_path / "old", directory).wait() == 0
-    assert not [p for p in (directory / "generations").iterdir() if p.name.startswith(".staging-")]
+    assert not [p for p in (directory / "segments").iterdir() if p.name.startswith(".staging-")]
     assert check(directory) == [] and versions_seen(directory) == {"old"}
 
 
-def test_readers_see_one_complete_version_while_rebuilds_run(tmp_path: Path) -> None:
-    directory = indexed_old_with_new_beside(tmp_path, 300)
-    done = threading.Event()
-    errors: list[str] = []
-    rebuilds = 0
+MARKED = """
+import json, sys
+from pathlib import Path
+from tests.conftest import FakeEmbedder
+from indexer.ingest import index_paths, optimize
+folder, directory, commits = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for version in range(1, commits + 1):  # each commit replaces the marker and adds one article
+    rows = [{"id": "marker", "title": f"marker version {version}", "text": "The marker of the harbour story."},
+            {"id": f"extra{version}", "title": f"extra {version}", "text": "Another ship came in."}]
+    (folder / "marker.jsonl").write_text("".join(json.dumps(row) + "\\n" for row in rows))
+    index_paths([folder / "marker.jsonl"], directory, embedder=FakeEmbedder())
+optimize(directory)
+"""
 
-    def write() -> None:
-        nonlocal rebuilds
-        while not done.is_set():
-            writer = start_writer(tmp_path / ("new" if rebuilds % 2 == 0 else "old"), directory)
-            _, stderr = writer.communicate()
-            if writer.returncode != 0:
-                errors.append(stderr.decode())
-            rebuilds += 1
 
-    thread = threading.Thread(target=write)
-    thread.start()
-    seen: list[frozenset[str]] = []
-    try:
-        while len(seen) < 200 or rebuilds < 2:
-            try:
-                seen.append(frozenset(versions_seen(directory)))
-            except Exception as error:  # any failure at all is a failed search
-                errors.append(repr(error))
-                seen.append(frozenset())
-    finally:
-        done.set()
-        thread.join()
-    record = {
-        "searches": len(seen),
-        "errors": len(errors),
-        "rebuilds": rebuilds,
-        "articles_per_rebuild": 300,
-        "versions_seen": {"old": seen.count(frozenset({"old"})), "new": seen.count(frozenset({"new"}))},
-        "mixed_or_empty": sum(len(versions) != 1 for versions in seen),
-    }
+def test_readers_see_one_commit_while_small_commits_and_merges_run(tmp_path: Path) -> None:
+    """A reader searches while a writer makes 24 small commits (merging small segments as it goes) and an
+    optimize; every search sees one commit: one marker, of the version that commit's article count implies."""
+    folder, directory = tmp_path / "in", tmp_path / "index"
+    write_articles(folder, "old", 50)
+    (folder / "marker.jsonl").write_text(json.dumps({"id": "marker", "title": "marker version 0", "text": "x"}))
+    index_paths([folder], directory, embedder=FakeEmbedder())
+    commits = 24
+    writer = subprocess.Popen(
+        [sys.executable, "-c", MARKED, str(folder), str(directory), str(commits)], cwd=ROOT, stderr=subprocess.PIPE
+    )
+    errors, seen, commits_seen = [], [], set()
+    archive = Archive(directory, embedder=FakeEmbedder())
+    while writer.poll() is None or len(seen) < 200:
+        try:
+            # As the app does (the newest commit, the model kept), and as a new process would.
+            archive = archive.latest() if len(seen) % 2 else Archive(directory, embedder=FakeEmbedder())
+            hits = search(archive, "marker harbour story version", k=20)
+            markers = [int(hit.title.split()[-1]) for hit in hits if hit.article_id == "marker"]
+            articles = archive.store.counts()[0]
+            seen.append((archive.manifest.commit, markers, articles))
+            commits_seen.add(archive.manifest.commit)
+        except Exception as error:  # any failure at all is a failed search
+            errors.append(repr(error))
+    _, stderr = writer.communicate()
+    assert writer.returncode == 0, stderr.decode()
+    mixed = [(commit, markers, articles) for commit, markers, articles in seen if markers != [articles - 51]]
+    manifest = Manifest.load(directory)
+    record = {"searches": len(seen), "errors": len(errors), "commits_seen": len(commits_seen), "mixed": len(mixed)}
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "concurrency-test.json").write_text(json.dumps(record, indent=2) + "\n")
-    assert errors == []
-    assert set(seen) <= {frozenset({"old"}), frozenset({"new"})}
-    assert set(seen) == {frozenset({"old"}), frozenset({"new"})}  # the switches happened under the readers
-    assert rebuilds >= 2 and len(seen) >= 200
+    assert errors == [] and mixed == [], (record, errors[:3], mixed[:3])
+    assert len(seen) >= 200 and len(commits_seen) >= 5, record  # the commits happened under the readers
+    assert manifest.commit > commits + 2 and len(manifest.segments) == 1  # merges ran, and the final optimize
+    assert check(directory) == []
 
 
 def test_a_second_writer_fails_clearly_while_one_runs(tmp_path: Path) -> None:
-    write_articles(tmp_path / "new", "new", 300)
+    write_articles(tmp_path / "new", "new", 3000)
     directory = tmp_path / "index"
     index_paths([tmp_path / "new"], directory, embedder=FakeEmbedder())
     first = start_writer(tmp_path / "new", directory)
     deadline = time.perf_counter() + 20
-    while not any(p.name.startswith(".staging-") for p in (directory / "generations").iterdir()):
+    while not any(p.name.startswith(".staging-") for p in (directory / "segments").iterdir()):
         assert time.perf_counter() < deadline and first.poll() is None
         time.sleep(0.01)
     second = start_writer(tmp_path / "new", directory)
     _, stderr = second.communicate()
     assert second.returncode != 0 and b"being written by another" in stderr
     assert first.wait() == 0 and check(directory) == []
-    assert np.isfinite(len(os.listdir(directory / "generations")))
-
-
-# bad input
 
 
 def test_every_kind_of_bad_input_is_one_line_and_the_rest_is_indexed(
@@ -386,40 +417,52 @@ def test_every_kind_of_bad_input_is_one_line_and_the_rest_is_indexed(
 # upgrade
 
 
-def _downgrade_to_format_3(directory: Path) -> None:
-    """Make the current generation what newsarchive wrote before author, story_id and duplicates existed."""
-    with duckdb.connect(str(directory / DATABASE)) as db:
-        for statement in (
-            "DROP TABLE duplicates",
-            "ALTER TABLE articles DROP COLUMN story_id",
-            "ALTER TABLE articles DROP COLUMN author",
-        ):
-            db.execute(statement).fetchall()
-    manifest = directory / "current" / "manifest.json"
-    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "schema_version": 3}))
+def _format_4_index(tmp_path: Path, version: int = 4) -> Path:
+    """An index written by newsarchive before segments (tests/fixtures/format4-index.tar.gz, made by its own
+    code): articles one, two (one's exact copy) and other (updated once, so its passage ids are 5 and 6), and
+    one's source set by `sql --write`. Version 3 is the same without author, story_id and duplicates."""
+    with tarfile.open(ROOT / "tests" / "fixtures" / "format4-index.tar.gz") as archive:
+        archive.extractall(tmp_path, filter="data")
+    directory = tmp_path / "index"
+    if version == 3:
+        database = directory / "current" / "archive.duckdb"
+        with duckdb.connect(str(database)) as db:
+            for statement in (
+                "DROP TABLE duplicates",
+                "ALTER TABLE articles DROP COLUMN story_id",
+                "ALTER TABLE articles DROP COLUMN author",
+            ):
+                db.execute(statement).fetchall()
+        manifest = directory / "current" / "manifest.json"
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "schema_version": 3}))
+    return directory
 
 
-def test_an_index_of_the_previous_format_is_upgraded_without_embedding_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [4, 3])
+def test_an_index_of_an_earlier_format_is_upgraded_without_embedding_again(tmp_path: Path, version: int) -> None:
+    directory = _format_4_index(tmp_path, version)
+    with pytest.raises(IndexMismatch, match="run `newsarchive index` on your articles once to upgrade it"):
+        Archive(directory, embedder=FakeEmbedder())
     folder = tmp_path / "in"
     folder.mkdir()
-    wire = " ".join(f"Word{number} of the wire story about the harbour and its cranes." for number in range(5))
-    (folder / "one.md").write_text(f"# One\n\n{wire}\n", encoding="utf-8")
-    (folder / "two.md").write_text(f"# Two\n\n{wire}\n", encoding="utf-8")
-    (folder / "other.md").write_text("# Other\n\nSomething else entirely, about a football match.\n", encoding="utf-8")
-    index_paths([folder], tmp_path / "index", embedder=FakeEmbedder())
-    _downgrade_to_format_3(tmp_path / "index")
-    with pytest.raises(IndexMismatch, match="run `newsarchive index` on your articles once to upgrade it"):
-        Archive(tmp_path / "index", embedder=FakeEmbedder())
     embedder = FakeEmbedder()
-    report = index_paths([folder], tmp_path / "index", embedder=embedder)
-    assert embedder.batches == [] and (report.unchanged, report.added, report.updated) == (3, 0, 0)
-    assert check(tmp_path / "index") == []
-    with duckdb.connect(str(tmp_path / "index" / DATABASE), read_only=True) as db:
+    (folder / "late.md").write_text("# Late\n\nAn article added with the upgrade.\n", encoding="utf-8")
+    report = index_paths([folder], directory, embedder=embedder)
+    assert embedder.batches == [["Late\nAn article added with the upgrade."]] and report.added == 1
+    assert check(directory) == []
+    names = [".lock", DATABASE, "commits", "manifest.json", "segments", "stories"]
+    assert sorted(p.name for p in directory.iterdir()) == names  # the generations are gone
+    with duckdb.connect(str(directory / DATABASE), read_only=True) as db:
+        assert db.execute("SELECT passage_id, article_id FROM passages ORDER BY 1").fetchall() == [
+            (1, "one"), (4, "two"), (5, "other"), (6, "other"), (7, "late")
+        ]  # fmt: skip
         assert db.execute("SELECT article_id, duplicate_id, kind FROM duplicates").fetchall() == [
             ("one", "two", "exact")
         ]
         stories = dict(db.execute("SELECT article_id, story_id FROM articles").fetchall())
-    assert stories == {"one": "one", "two": "one", "other": "other"}
-    with Archive(tmp_path / "index", embedder=FakeEmbedder()) as archive:
+        sources = dict(db.execute("SELECT article_id, source FROM articles").fetchall())
+    assert stories == {"one": "one", "two": "one", "other": "other", "late": "late"}
+    assert sources["one"] == "Wire"
+    with Archive(directory, embedder=FakeEmbedder()) as archive:
         (hit,) = [hit for hit in search(archive, "wire story harbour cranes", k=5) if hit.story_id == "one"][:1]
         assert [d.article_id for d in hit.also_in] == ["two" if hit.article_id == "one" else "one"]

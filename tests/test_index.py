@@ -17,8 +17,9 @@ import pytest
 from indexer.archive import Archive
 from indexer.errors import IndexMismatch, IndexNotFound, NewsarchiveError
 from indexer.ingest import IndexReport, index_paths
-from indexer.manifest import DATABASE, Manifest
 from indexer.search import search
+from indexer.storage import Manifest
+from indexer.storage.layout import CATALOG as DATABASE
 from tests.conftest import SEED, SEEDS, FakeEmbedder
 
 HEADING_1 = "Ripresa delle linee telefoniche militari per allentare tensioni tra Mosca e Washington"
@@ -304,8 +305,11 @@ def test_missing_index(tmp_path: Path) -> None:
 
 
 def test_missing_index_file(built: Snapshot, index_dir: Path) -> None:
-    os.remove(index_dir / "current" / "vectors.faiss")
-    with pytest.raises(IndexNotFound, match="vectors.faiss"):
+    from indexer.storage import segment
+
+    os.remove(index_dir / "segments" / "000001" / "ids.npy")
+    segment._loaded.clear()  # as for a reader in another process  # noqa: SLF001
+    with pytest.raises(IndexNotFound, match="ids.npy"):
         Archive(index_dir)
 
 
@@ -385,42 +389,125 @@ def test_passage_and_article_languages_are_detected(seed_index: Built) -> None:
     assert languages == [("it",)]
 
 
-# generations
+# segments and commits
 
 
-def test_an_update_publishes_a_new_generation_and_keeps_one_before_it(
+def test_each_update_commits_a_new_segment_and_old_readers_keep_theirs(
     built: Snapshot, index_dir: Path, seeds_copy: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    first = os.path.realpath(index_dir / "current")
     reader = Archive(index_dir, embedder=fake_embedder)  # opened before the updates
+    first = reader.manifest
     for number in range(3):
         (seeds_copy / f"extra{number}.txt").write_text(f"Extra {number}\n\nA new paragraph {number}.\n")
         index_paths([seeds_copy], index_dir, embedder=fake_embedder)
-    generations = sorted(p.name for p in (index_dir / "generations").iterdir())
-    assert generations == ["000003", "000004"]  # the current one and the one before it
-    assert os.path.realpath(index_dir / "current") == str(index_dir / "generations" / "000004")
-    assert os.path.realpath(index_dir / DATABASE) == str(index_dir / "generations" / "000004" / DATABASE)
-    # The early reader still answers from the version it opened, whose files were deleted under it.
-    assert str(reader.generation) == first and not Path(first).exists()
+    manifest = Manifest.load(index_dir)
+    assert manifest.commit == first.commit + 3
+    assert [entry.name for entry in manifest.segments] == ["000001", "000002", "000003", "000004"]
+    assert [entry.passages for entry in manifest.segments] == [17, 1, 1, 1]  # nothing committed was rewritten
+    assert sorted(p.name for p in (index_dir / "commits").iterdir()) == [f"{n:06d}.json" for n in range(1, 5)]
+    # The early reader still answers from the commit it opened.
+    assert reader.is_current() is False
     assert search(reader, DRONE_QUERY, k=1)[0].paragraph == DRONE_PARAGRAPH
     assert reader.store.counts() == (1, built.manifest.passages)
+    latest = reader.latest()
+    assert latest.manifest.commit == manifest.commit and latest.embedder is fake_embedder
+    assert latest.store.counts() == (4, built.manifest.passages + 3)
     reader.close()
+    latest.close()
     assert snapshot(index_dir, fake_embedder).manifest.articles == 4
+
+
+def test_old_commits_files_go_once_no_reader_can_hold_them(
+    built: Snapshot, index_dir: Path, seeds_copy: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexer.ingest import optimize
+    from indexer.storage import layout
+
+    edit(seeds_copy / SEED.name, "MQ-9 Breacher", "MQ-9 Reaper")
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder)  # every row of segment 1 is tombstoned
+    assert [entry.name for entry in Manifest.load(index_dir).segments] == ["000002"]
+    assert (index_dir / "segments" / "000001").exists()  # a reader may still hold commit 1
+    monkeypatch.setattr(layout, "RETAIN_SECONDS", -1)
+    monkeypatch.setattr(layout, "RETAIN_COMMITS", 1)
+    optimize(index_dir)  # nothing to merge; the writer cleans
+    assert sorted(p.name for p in (index_dir / "segments").iterdir()) == ["000002"]
+    assert sorted(p.name for p in (index_dir / "commits").iterdir()) == ["000002.json"]
+    assert snapshot(index_dir, fake_embedder).manifest.passages == built.manifest.passages
+
+
+def test_small_segments_are_merged_as_they_pile_up_and_optimize_merges_all(
+    built: Snapshot, index_dir: Path, seeds_copy: Path, fake_embedder: FakeEmbedder
+) -> None:
+    from indexer.ingest import optimize, remove_articles
+    from indexer.storage.check import check
+
+    for number in range(12):  # a feed's small commits: one article each
+        (seeds_copy / f"brief{number}.txt").write_text(f"Brief {number}\n\nShip {number} came in.\n")
+        index_paths([seeds_copy], index_dir, embedder=fake_embedder)
+    manifest = Manifest.load(index_dir)
+    # The seed's segment (17 passages, tier 10-99) and the briefs': ten of one passage each were merged into one.
+    assert [entry.passages for entry in manifest.segments] == [17, 10, 1, 1]
+    assert check(index_dir) == [] and manifest.passages == 29
+    before = snapshot(index_dir, fake_embedder)
+    remove_articles(["brief3"], index_dir)
+    merged = optimize(index_dir)
+    assert len(merged.segments) == 1 and merged.segments[0].deleted == 0 and merged.passages == 28
+    after = snapshot(index_dir, fake_embedder)
+    assert after.passages == {i: row for i, row in before.passages.items() if row["article_id"] != "brief3"}
+    assert check(index_dir) == []
+    with Archive(index_dir, embedder=fake_embedder) as archive:
+        assert search(archive, DRONE_QUERY, k=1)[0].paragraph == DRONE_PARAGRAPH
+
+
+def _written() -> int:
+    lines = Path("/proc/self/io").read_text().splitlines()
+    return next(int(line.split()[1]) for line in lines if line.startswith("write_bytes"))
+
+
+def test_adding_one_article_writes_its_segment_and_the_commit_only(tmp_path: Path, fake_embedder: FakeEmbedder) -> None:
+    """Nothing committed is rewritten: the files of the existing segments stay as they were, and what is written
+    besides the new segment is the commit and the catalog of views, a few kilobytes."""
+    from indexer.storage.layout import size
+
+    folder, directory = tmp_path / "in", tmp_path / "index"
+    folder.mkdir()
+    paragraphs = [f"Paragraph {n} of report {{n}} on the harbour, the cranes and ship {{n}}." for n in range(5)]
+    rows = [{"id": f"r{n}", "title": f"Report {n}", "text": "\n\n".join(paragraphs).format(n=n)} for n in range(600)]
+    (folder / "reports.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    index_paths([folder], directory, embedder=fake_embedder)
+    assert Manifest.load(directory).passages == 3000
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size) for p in directory.rglob("*") if p.is_file()}
+    (folder / "late.txt").write_text("Late report\n\nOne more ship came into the harbour.\n")
+    written = _written()
+    index_paths([folder], directory, embedder=fake_embedder)
+    written = _written() - written
+    manifest = Manifest.load(directory)
+    new_segment = directory / "segments" / manifest.segments[-1].name
+    after = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size) for p in directory.rglob("*") if p.is_file()}
+    changed = sorted(str(p.relative_to(directory)) for p in after if before.get(p) != after[p])
+    outside = [name for name in changed if not name.startswith(f"segments/{new_segment.name}/")]
+    assert outside == ["archive.duckdb", f"commits/{manifest.commit:06d}.json", "manifest.json"]
+    replaced = {directory / "archive.duckdb", directory / "manifest.json"}
+    assert all(before[p] == after[p] for p in before if p not in replaced)  # nothing else there was touched
+    besides = written - size(new_segment)
+    assert 0 < size(new_segment) < 100_000 and besides < 1_000_000, (size(new_segment), besides)
 
 
 def test_a_dead_writers_leftovers_are_cleaned_and_the_index_stays_usable(
     built: Snapshot, index_dir: Path, seeds_copy: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    leftover = index_dir / "generations" / ".staging-dead"
-    (leftover / "lexical").mkdir(parents=True)
-    (leftover / DATABASE).write_bytes(b"half a file")
-    (index_dir / "current.new").symlink_to("generations/.staging-dead")
+    staged = index_dir / "segments" / ".staging-000002"
+    (staged / "lexical").mkdir(parents=True)
+    (staged / "passages.parquet").write_bytes(b"half a file")
+    renamed = index_dir / "segments" / "000009"  # renamed into place, but its commit never written
+    shutil.copytree(index_dir / "segments" / "000001", renamed)
+    (index_dir / "manifest.json.partial").write_text("{half")
     assert snapshot(index_dir, fake_embedder).passages == built.passages  # readers never look there
-    index_paths([seeds_copy], index_dir, embedder=fake_embedder)
-    assert not leftover.exists() and not (index_dir / "current.new").is_symlink()
+    index_paths([seeds_copy], index_dir, embedder=fake_embedder, rebuild=True)
+    assert not staged.exists() and not renamed.exists() and not (index_dir / "manifest.json.partial").exists()
 
 
-def test_a_failed_update_leaves_the_current_generation(
+def test_a_failed_update_leaves_the_current_commit(
     built: Snapshot, index_dir: Path, seeds_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Broken(FakeEmbedder):
@@ -428,9 +515,11 @@ def test_a_failed_update_leaves_the_current_generation(
             raise RuntimeError("the model fell over")
 
     (seeds_copy / "new.txt").write_text("New\n\nSomething happened.\n")
+    before = Manifest.load(index_dir)
     with pytest.raises(RuntimeError):
         index_paths([seeds_copy], index_dir, embedder=Broken())
-    assert [p.name for p in (index_dir / "generations").iterdir()] == ["000001"]  # no staging left behind
+    assert [p.name for p in (index_dir / "segments").iterdir()] == ["000001"]  # no staging left behind
+    assert Manifest.load(index_dir) == before
     assert snapshot(index_dir, FakeEmbedder()).passages == built.passages
 
 
@@ -459,12 +548,14 @@ def test_an_index_of_the_old_flat_layout_asks_for_a_rebuild(tmp_path: Path, seed
     with pytest.raises(IndexMismatch, match="rebuild"):
         index_paths([seeds_copy], old, embedder=FakeEmbedder())
     index_paths([seeds_copy], old, embedder=FakeEmbedder(), rebuild=True)
-    assert (old / DATABASE).is_symlink() and snapshot(old, FakeEmbedder()).manifest.articles == 1
+    assert snapshot(old, FakeEmbedder()).manifest.articles == 1
+    with duckdb.connect(str(old / DATABASE), read_only=True) as db:  # the catalog of views replaced the old file
+        assert db.execute("SELECT count(*) FROM passages").fetchone()[0] == 17
 
 
 def _after_edit_and_check(seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder) -> Snapshot:
     """Edit the seed, update the index, and check it: the drone paragraph is found under its new words."""
-    from indexer.check import check
+    from indexer.storage.check import check
 
     edit(seeds_copy / SEED.name, "MQ-9 Breacher", "MQ-9 Reaper")
     report = index_paths([seeds_copy], index_dir, embedder=fake_embedder)
@@ -479,8 +570,9 @@ def test_a_large_archive_gets_an_approximate_index_that_updates_in_place(
     seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("indexer.vectors.EXACT_UP_TO", 10)  # the seed's 17 passages count as "large"
+    monkeypatch.setattr("indexer.vectors.APPROXIMATE_FROM", 10)
     index_paths([seeds_copy], index_dir, embedder=fake_embedder)
-    assert Manifest.load(index_dir / "current").index_type == "IVF16,SQ8"
+    assert Manifest.load(index_dir).index_type == "IVF16,SQ8"
     with Archive(index_dir, embedder=fake_embedder) as archive:
         assert not archive.vectors.exact
         assert search(archive, DRONE_QUERY, k=1)[0].paragraph == DRONE_PARAGRAPH
@@ -496,13 +588,14 @@ def test_an_approximate_index_ranks_by_exact_similarity(
     import numpy as np
 
     monkeypatch.setattr("indexer.vectors.EXACT_UP_TO", 10)
+    monkeypatch.setattr("indexer.vectors.APPROXIMATE_FROM", 10)
     index_paths([seeds_copy], index_dir, embedder=fake_embedder)
     with Archive(index_dir, embedder=fake_embedder) as archive:
         ids, vectors = archive.store.vectors_of()
         query = fake_embedder.embed_queries([DRONE_QUERY])[0]
         exact = dict(zip(ids.tolist(), (vectors @ query).tolist()))
         # The index's 8-bit vectors give other cosines; a search reports the stored vectors' ones.
-        decoded = archive.vectors.vectors(ids) @ query
+        decoded = archive.vectors.parts[0].index.vectors(ids) @ query
         assert np.abs(decoded - vectors @ query).max() > 1e-4
         threads = faiss.omp_get_max_threads()
         hits = search(archive, DRONE_QUERY, k=5, mode=mode)
@@ -526,14 +619,14 @@ def test_a_vector_index_asked_for_is_kept_and_changing_it_embeds_nothing(
 ) -> None:
     batches = len(fake_embedder.batches)
     report = index_paths([seeds_copy], index_dir, embedder=fake_embedder, vector_index="HNSW8")
-    assert (report.embedded, len(fake_embedder.batches)) == (0, batches)  # rebuilt from passages.embedding
-    manifest = Manifest.load(index_dir / "current")
+    assert (report.embedded, len(fake_embedder.batches)) == (0, batches)  # rebuilt from the stored vectors
+    manifest = Manifest.load(index_dir)
     assert (manifest.vector_index, manifest.index_type) == ("HNSW8", "HNSW8")
-    # HNSW cannot remove vectors: an edit rebuilds it from DuckDB, and the setting stays.
+    # HNSW cannot remove vectors, and need not: an edit tombstones the old passages, and the setting stays.
     after = _after_edit_and_check(seeds_copy, index_dir, fake_embedder)
     assert after.manifest.index_type == "HNSW8" and sorted(after.faiss_ids) == sorted(after.passages)
     index_paths([seeds_copy], index_dir, embedder=fake_embedder, vector_index="auto")
-    assert Manifest.load(index_dir / "current").index_type == "Flat"
+    assert Manifest.load(index_dir).index_type == "Flat"
 
 
 def test_a_vector_index_faiss_cannot_build_is_refused_and_the_index_kept(

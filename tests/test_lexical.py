@@ -124,19 +124,30 @@ def test_lexical_search_takes_any_text(texts: list[str], query: str) -> None:
     assert len(hits) <= 3 and all(0 <= passage_id < len(texts) and score > 0 for passage_id, score in hits)
 
 
-def test_an_update_equals_a_rebuild(tmp_path: Path) -> None:
-    """Adding and removing passages tokenizes only the new ones, and scores as if built from scratch."""
+def test_segments_score_as_one_index_and_merge_into_a_rebuild(tmp_path: Path) -> None:
+    """Segments searched together score as one index of all their rows; a merge without the tombstoned rows equals
+    an index built from the others, without tokenizing anything again."""
     stale = (99, "Un testo che verrà tolto, con parole sue: zibaldone MQ-9.", "it")
-    LexicalIndex.build([*ROWS[:3], stale]).save(tmp_path / "old")
-    updated = LexicalIndex.load(tmp_path / "old").updated([99], ROWS[3:])
-    updated.save(tmp_path / "new")
-    reloaded, rebuilt = LexicalIndex.load(tmp_path / "new"), LexicalIndex.build(ROWS)
-    assert sorted(reloaded.ids.tolist()) == sorted(row[0] for row in ROWS)
+    LexicalIndex.build([*ROWS[:3], stale]).save(tmp_path / "first")
+    LexicalIndex.build(ROWS[3:]).save(tmp_path / "second")
+    parts = [LexicalIndex.load(tmp_path / "first"), LexicalIndex.load(tmp_path / "second")]
     queries = [("MQ-9", None), ("parliament budget", "en"), ("soldati ucraini", "it"), ("zibaldone", "it")]
+    together, whole = LexicalIndex.combined(parts, np.zeros(0, np.int64)), LexicalIndex.build([*ROWS, stale])
     for query, language in queries:
-        ours, theirs = reloaded.search(query, language, k=5), rebuilt.search(query, language, k=5)
+        ours, theirs = together.search(query, language, k=5), whole.search(query, language, k=5)
         assert [i for i, _ in ours] == [i for i, _ in theirs] and ours
         assert [s for _, s in ours] == pytest.approx([s for _, s in theirs])
+    without = LexicalIndex.combined(parts, np.array([99]))
+    assert 99 not in {i for query, language in queries for i, _ in without.search(query, language, k=10)}
+    keeps = [part.ids != 99 for part in parts]
+    LexicalIndex.merged(parts, keeps).save(tmp_path / "merged")
+    merged, rebuilt = LexicalIndex.load(tmp_path / "merged"), LexicalIndex.build(ROWS)
+    assert sorted(merged.ids.tolist()) == sorted(row[0] for row in ROWS)
+    for query, language in queries[:3]:
+        ours, theirs = merged.search(query, language, k=5), rebuilt.search(query, language, k=5)
+        assert [i for i, _ in ours] == [i for i, _ in theirs] and ours
+        assert [s for _, s in ours] == pytest.approx([s for _, s in theirs])
+    assert 99 not in {i for i, _ in merged.search("zibaldone", "it", k=10)}
 
 
 def test_bm25_scores_follow_lucenes_formula() -> None:

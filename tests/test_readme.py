@@ -69,14 +69,15 @@ def test_every_command_is_documented() -> None:
 
 
 def test_schema_columns_are_documented() -> None:
-    import duckdb
+    from indexer.storage import Manifest, catalog
 
-    from indexer.store import schema
-
-    with duckdb.connect() as db:
-        db.execute(schema(8)).fetchall()
-        columns = db.execute("SELECT column_name FROM duckdb_columns() WHERE table_name IN ('articles', 'passages')")
+    empty = Manifest("m", 8, "", "", 256, 0, 0, "now", "Flat")
+    with catalog.connect(Path("/nowhere"), empty) as db:
+        columns = db.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name IN ('articles', 'passages', 'duplicates')"
+        )
         names = [row[0] for row in columns.fetchall()]
+    assert len(names) == 12 + 11 + 4
     for name in names:
         assert f"`{name}`" in README, f"column {name} is not documented in the README"
 
@@ -92,3 +93,6 @@ def test_benchmark_tables_match_their_results_files(name: str) -> None:
     marker = name.replace("_", "-")
     block = re.search(rf"<!-- {marker}:start -->\n(.*?)\n<!-- {marker}:end -->", README, re.S).group(1)
     assert block == bench.markdown_table(results)
+    if name == "search":  # and the comparison with the design before segments
+        block = re.search(r"<!-- segments:start -->\n(.*?)\n<!-- segments:end -->", README, re.S).group(1)
+        assert block == bench.comparison_table(results, results["baseline"])

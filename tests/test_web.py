@@ -100,7 +100,7 @@ def test_page_metadata_lands_in_duckdb(tmp_path: Path, fake_embedder: FakeEmbedd
         shutil.copy(page, pages)
     report = index_paths([pages], tmp_path / "index", embedder=fake_embedder)
     assert (report.added, report.problems) == (2, [])
-    with duckdb.connect(str(tmp_path / "index" / "current" / "archive.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(tmp_path / "index" / "archive.duckdb"), read_only=True) as db:
         rows = db.execute(
             "SELECT article_id, source, url, language, epoch(published)::BIGINT, author FROM articles ORDER BY 1"
         ).fetchall()

@@ -1,0 +1,115 @@
+"""Verifying an index: its commit, and every segment's Parquet rows, vectors and lexical index, agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NewsarchiveError
+from . import catalog, layout, segment
+from .manifest import Manifest
+from .snapshot import Snapshot
+
+SAMPLED_VECTORS = 1000  # stored vectors compared with the Parquet embeddings, spread over each segment
+
+
+def check(directory: Path) -> list[str]:
+    """Everything wrong with the index in ``directory``, in words; an empty list means it is sound."""
+    try:
+        manifest = Manifest.load(directory)
+        with Snapshot(directory, manifest) as snapshot:
+            problems = check_snapshot(snapshot)
+    except NewsarchiveError as error:
+        return [str(error)]
+    # A catalog one commit behind (a writer killed between the two renames) still shows a complete commit.
+    shown = catalog.described(directory)
+    if shown is None or shown[1] != str(directory.resolve()) or shown[0] > manifest.commit:
+        where = "is missing or unreadable" if shown is None else f"shows commit {shown[0]} of {shown[1]}/"
+        problems.append(f"{directory / layout.CATALOG} {where}; any write, or `newsarchive optimize`, writes it again")
+    return problems
+
+
+def check_snapshot(snapshot: Snapshot) -> list[str]:
+    """:func:`check` for one commit."""
+    manifest, db = snapshot.manifest, snapshot.store.db
+    problems = []
+    seen: list[np.ndarray] = []
+    for entry in manifest.segments:
+        where = f"segment {entry.name}"
+        loaded, path = snapshot.loaded[entry.name], snapshot.paths[entry.name]
+        files = f"read_parquet({catalog.quoted(path / segment.PASSAGES)})"
+        rows = db.execute(f"SELECT count(*), count(DISTINCT article_id) FROM {files}").fetchall()[0]
+        ids = np.array(db.execute(f"SELECT passage_id FROM {files} ORDER BY passage_id").fetchall(), np.int64)
+        ids = ids.reshape(-1)
+        article_file = catalog.quoted(path / segment.ARTICLES)
+        articles = db.execute(f"SELECT count(*) FROM read_parquet({article_file})").fetchall()[0][0]
+        if (articles, rows[0]) != (entry.articles, entry.passages):
+            problems.append(
+                f"{where}: the commit counts {entry.articles} articles and {entry.passages} passages, its files hold "
+                f"{articles} and {rows[0]}"
+            )
+        if not np.array_equal(ids, loaded.ids):
+            problems.append(f"{where}: ids.npy differs from the passages' ids")
+        elif len(loaded.stored) != len(ids):
+            problems.append(f"{where}: {len(loaded.stored)} stored vectors for {len(ids)} passages")
+        elif not np.array_equal(np.sort(loaded.vectors.ids()), ids):
+            problems.append(f"{where}: the FAISS index holds other passage ids than the segment")
+        else:
+            sample = ids[:: max(1, len(ids) // SAMPLED_VECTORS)]
+            stored = _embeddings(db, files, sample, manifest.dimension)
+            if not np.allclose(loaded.stored[np.searchsorted(ids, sample)], stored, atol=1e-5):
+                problems.append(f"{where}: its vectors differ from passages.embedding")
+            elif not _same_vectors(loaded.vectors, sample, stored):
+                problems.append(f"{where}: FAISS vectors differ from passages.embedding")
+        if not np.array_equal(np.sort(loaded.lexical.ids), ids):
+            problems.append(f"{where}: the lexical index's passage ids differ from the segment's")
+        dead = snapshot.deleted[entry.name]
+        if len(np.setdiff1d(dead, ids)):
+            problems.append(f"{where}: {len(np.setdiff1d(dead, ids))} tombstones name no passage of the segment")
+        if len(dead) != entry.deleted:
+            problems.append(f"{where}: the commit counts {entry.deleted} tombstones, the file holds {len(dead)}")
+        seen.append(np.setdiff1d(ids, dead))
+    live = np.concatenate(seen) if seen else np.zeros(0, np.int64)
+    if len(np.unique(live)) != len(live):
+        problems.append(f"{len(live) - len(np.unique(live))} passage ids are live in two segments")
+    if len(live) and live.max() >= manifest.next_passage_id:
+        problems.append("a passage id is not below the commit's next_passage_id")
+    counts = db.execute(
+        """SELECT (SELECT count(*) FROM articles), (SELECT count(DISTINCT article_id) FROM articles),
+                  (SELECT count(*) FROM passages),
+                  (SELECT count(*) FROM passages WHERE article_id NOT IN (SELECT article_id FROM articles)),
+                  (SELECT count(*) FROM articles WHERE story_id NOT IN (SELECT article_id FROM articles))"""
+    ).fetchall()[0]
+    if (manifest.articles, manifest.passages) != (counts[0], counts[2]):
+        problems.append(
+            f"the manifest counts {manifest.articles} articles and {manifest.passages} passages, "
+            f"the tables hold {counts[0]} and {counts[2]}"
+        )
+    if counts[0] != counts[1]:
+        problems.append(f"{counts[0] - counts[1]} article ids are live in two segments")
+    if counts[3]:
+        problems.append(f"{counts[3]} passages belong to no article")
+    if counts[4]:
+        problems.append(f"{counts[4]} articles have a story_id that is no article's id")
+    return problems
+
+
+def _embeddings(db, files: str, ids: np.ndarray, dimension: int) -> np.ndarray:
+    table = db.sql(
+        f"SELECT embedding FROM {files} WHERE passage_id IN (SELECT unnest(?)) ORDER BY passage_id",
+        params=[ids.tolist()],
+    ).to_arrow_table()
+    flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return flat.reshape(len(ids), dimension).astype(np.float32)
+
+
+def _same_vectors(vectors, ids: np.ndarray, stored: np.ndarray) -> bool:
+    """Whether FAISS holds each passage's stored embedding: exactly, or compressed but nearest to its own."""
+    held = vectors.vectors(ids)
+    if vectors.exact:
+        return np.allclose(held, stored, atol=1e-5)
+    similarities = held @ stored.T
+    own = similarities.diagonal()
+    # Within a hair of the best, not the best: two passages may have the same text, hence the same vector.
+    return bool((own >= similarities.max(axis=1) - 1e-3).all() and own.min() > 0.9)

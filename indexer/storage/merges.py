@@ -1,0 +1,106 @@
+"""Merging segments: which to merge (a tiered policy) and how (from their stored rows, counts and vectors).
+
+Small commits -- a feed's few articles every few minutes -- make small segments, and each one costs every search a
+little. After a commit, a run of :data:`MERGE_FACTOR` adjacent segments of one size tier (a power of ten of live
+passages) is merged into one, when that merge holds at most :data:`AUTOMATIC_UP_TO` passages (a second or two);
+so segments grow tier by tier, as in Lucene's merge policies, and a search meets a few dozen at most.
+``newsarchive optimize`` merges everything into one segment. Merging drops tombstoned rows, and never embeds
+anything: it reads the segments' Parquet rows, exact vectors and BM25 term counts. Only adjacent segments are
+merged, so segments' passage ids stay in order and never overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import catalog, segment
+from .manifest import SegmentEntry
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
+
+MERGE_FACTOR = 10
+AUTOMATIC_UP_TO = 50_000  # passages in one automatic merge
+REWRITE_DELETED = 0.5  # a small segment with this share of its passages tombstoned is rewritten without them
+CHUNK = 50_000  # vectors copied at a time
+
+
+def tier(entry: SegmentEntry) -> int:
+    return int(math.log10(max(entry.live, 1)))
+
+
+def automatic(segments: tuple[SegmentEntry, ...] | list[SegmentEntry]) -> list[list[SegmentEntry]]:
+    """The merge worth doing now, cheaply: ``[run]`` of adjacent segments, or ``[]``."""
+    segments = list(segments)
+    for level in sorted({tier(entry) for entry in segments}):
+        run: list[SegmentEntry] = []
+        for entry in [*segments, None]:
+            if entry is not None and tier(entry) == level:
+                run.append(entry)
+                continue
+            if len(run) >= MERGE_FACTOR and sum(e.live for e in run[:MERGE_FACTOR]) <= AUTOMATIC_UP_TO:
+                return [run[:MERGE_FACTOR]]
+            run = []
+    for entry in segments:
+        if entry.passages and entry.deleted >= REWRITE_DELETED * entry.passages and entry.passages <= AUTOMATIC_UP_TO:
+            return [[entry]]
+    return []
+
+
+def everything(segments: tuple[SegmentEntry, ...], force: bool = False) -> list[list[SegmentEntry]]:
+    """The merge ``optimize`` does: every segment into one, unless there is one already without tombstones."""
+    if len(segments) > 1 or (segments and (segments[0].deleted_articles or force)):
+        return [list(segments)]
+    return []
+
+
+def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, vector_index: str) -> SegmentEntry:
+    """Write the live rows of ``run`` (adjacent segments of ``snapshot``) as one new segment in ``path``."""
+    db = snapshot.store.db
+    d = snapshot.manifest.dimension
+    selects = [catalog.segment_selects(snapshot.paths[e.name], e.name, e.tombstones, d) for e in run]
+    passages = " UNION ALL ".join(s["passages"] for s in selects)
+    # Segments are in passage id order, and DuckDB keeps a scan's order: the passages stay sorted by id.
+    db.execute(
+        f"COPY ({passages}) TO {catalog.quoted(path / segment.PASSAGES)} "
+        f"(FORMAT parquet, ROW_GROUP_SIZE {segment.PASSAGE_ROWS})"
+    )
+    articles = " UNION ALL ".join(s["articles"] for s in selects)
+    db.execute(
+        f"COPY ({articles} ORDER BY article_id) TO {catalog.quoted(path / segment.ARTICLES)} "
+        f"(FORMAT parquet, ROW_GROUP_SIZE {segment.ARTICLE_ROWS})"
+    )
+    pairs = " UNION ALL ".join(s["pairs"] for s in selects)
+    # The newest record of each pair whose two versions are both still live anywhere in the archive.
+    db.execute(
+        f"""COPY (SELECT * EXCLUDE (segment) FROM (
+                SELECT DISTINCT ON (p.article_id, p.duplicate_id) p.* FROM ({pairs}) p
+                JOIN _articles a ON a.article_id = p.article_id AND a.content_hash = p.article_hash
+                JOIN _articles b ON b.article_id = p.duplicate_id AND b.content_hash = p.duplicate_hash
+                ORDER BY p.article_id, p.duplicate_id, p.segment DESC))
+            TO {catalog.quoted(path / segment.DUPLICATES)} (FORMAT parquet)"""
+    )
+    ids, keeps, lexical_keeps = [], [], []
+    with open(path / segment.VECTORS, "wb") as out:
+        for entry in run:
+            loaded = snapshot.loaded[entry.name]
+            keep = ~np.isin(loaded.ids, snapshot.deleted[entry.name])
+            for start in range(0, len(keep), CHUNK):
+                rows = np.flatnonzero(keep[start : start + CHUNK]) + start
+                out.write(np.ascontiguousarray(loaded.stored[rows], dtype=np.float32).tobytes())
+            ids.append(loaded.ids[keep])
+            keeps.append(loaded.lexical)
+            lexical_keeps.append(~np.isin(loaded.lexical.ids, snapshot.deleted[entry.name]))
+    merged_ids = np.concatenate(ids)
+    np.save(path / segment.IDS, merged_ids)
+    from ..lexical import LexicalIndex
+
+    LexicalIndex.merged(keeps, lexical_keeps).save(path / segment.LEXICAL)
+    segment.write_lookup(path)
+    kind = segment.build_vector_index(path, vector_index, merged_ids, d, snapshot.manifest.passages)
+    articles_count = sum(e.articles - e.deleted_articles for e in run)
+    return SegmentEntry(name, articles_count, len(merged_ids), index_type=kind)

@@ -1,0 +1,266 @@
+"""One segment: the articles and passages of one write (or of a merge), never changed once committed.
+
+::
+
+    segments/000012/
+      articles.parquet         the articles' columns but story_id (stories change; segments do not), by article_id
+      passages.parquet         the passages' columns, embedding included, by passage_id
+      duplicates.parquet       pairs of articles found to be one story when this segment was written
+      ids.npy, vectors.f32     the passage ids in order, and their exact vectors (float32 rows), memory-mapped
+      vectors.faiss            an approximate index, for a segment too large to search exactly (else built at load)
+      lexical/                 BM25 term counts (indexer/lexical.py)
+      lookup/                  the columns a search shows (passages.arrow, articles.arrow), memory-mapped
+      deleted-000007.parquet   (article_id, passage_id) of its tombstoned rows, as of commit 7
+
+A passage id is in exactly one segment; segments' ids do not overlap, and a later segment's are greater.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..articles import Article
+from ..errors import NewsarchiveError
+from ..passages import Passage, embedding_text
+
+ARTICLES = "articles.parquet"
+PASSAGES = "passages.parquet"
+DUPLICATES = "duplicates.parquet"
+IDS = "ids.npy"
+LOOKUP = "lookup"  # Arrow IPC copies of the columns a search shows, memory-mapped: a hit costs a slice, not a scan
+VECTORS = "vectors.f32"
+FAISS = "vectors.faiss"
+LEXICAL = "lexical"
+# Small row groups: a search fetches a few passages by id, and DuckDB reads whole row groups of the columns it needs.
+PASSAGE_ROWS = 2048
+ARTICLE_ROWS = 1024
+
+_TIME = pa.timestamp("us", tz="UTC")
+ARTICLE_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("title", pa.string()),
+        ("body", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("published", _TIME),
+        ("language", pa.string()),
+        ("author", pa.string()),
+        ("path", pa.string()),
+        ("content_hash", pa.string()),
+        ("indexed_at", _TIME),
+    ]
+)
+PASSAGE_COLUMNS = ("passage_id", "article_id", "seq", "paragraph", "heading", "text", "char_start", "char_end")
+PASSAGE_COLUMNS += ("tokens", "language")
+DUPLICATE_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("duplicate_id", pa.string()),
+        ("kind", pa.string()),
+        ("similarity", pa.float64()),
+        ("article_hash", pa.string()),  # the versions paired: a pair dies with either version
+        ("duplicate_hash", pa.string()),
+    ]
+)
+TOMBSTONE_SCHEMA = pa.schema([("article_id", pa.string()), ("passage_id", pa.int64())])
+
+
+def passage_schema(dimension: int) -> pa.Schema:
+    types = {"passage_id": pa.int64(), "seq": pa.int32(), "paragraph": pa.int32()}
+    types |= {"char_start": pa.int32(), "char_end": pa.int32(), "tokens": pa.int32()}
+    fields = [(name, types.get(name, pa.string())) for name in PASSAGE_COLUMNS]
+    return pa.schema([*fields, ("embedding", pa.list_(pa.float32(), dimension))])
+
+
+def article_table(articles: list[Article], languages: list[str | None]) -> pa.Table:
+    now = datetime.now(timezone.utc)
+    columns: dict[str, Any] = {name: [getattr(a, name, None) for a in articles] for name in ARTICLE_SCHEMA.names}
+    columns |= {"article_id": [a.article_id for a in articles], "body": [a.text for a in articles]}
+    columns |= {"language": list(languages), "indexed_at": [now] * len(articles)}
+    return pa.table(columns, schema=ARTICLE_SCHEMA)
+
+
+def passage_table(ids: np.ndarray, passages: list[Passage], vectors: np.ndarray) -> pa.Table:
+    columns: dict[str, Any] = {"passage_id": ids}
+    columns |= {name: [getattr(p, name) for p in passages] for name in PASSAGE_COLUMNS[1:]}
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+    return pa.table(columns, schema=passage_schema(vectors.shape[1]))
+
+
+class SegmentWriter:
+    """Writes one new segment's files into a staging directory, a batch at a time, so memory stays flat."""
+
+    def __init__(self, path: Path, dimension: int) -> None:
+        self.path, self.dimension = path, dimension
+        self._passages = pq.ParquetWriter(path / PASSAGES, passage_schema(dimension))
+        self._vectors = open(path / VECTORS, "wb")  # noqa: SIM115 -- closed by finish()
+        self._articles: list[pa.Table] = []
+        self._ids: list[np.ndarray] = []
+        self.lexical_rows: list[tuple[int, str, str | None]] = []
+        self.articles = 0
+        self.passages = 0
+
+    def add(self, articles: pa.Table, passages: pa.Table, vectors: np.ndarray, titles: dict[str, str]) -> None:
+        """Append articles and their passages (in passage id order, above every id written before)."""
+        self._articles.append(articles)
+        self._passages.write_table(passages, row_group_size=PASSAGE_ROWS)
+        self._vectors.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        ids = passages.column("passage_id").to_numpy()
+        self._ids.append(ids)
+        columns = passages.select(["article_id", "heading", "text", "language"]).to_pydict()
+        self.lexical_rows += [
+            (int(i), embedding_text(titles[a], heading, text), language)
+            for i, a, heading, text, language in zip(ids, *columns.values())
+        ]
+        self.articles += articles.num_rows
+        self.passages += len(ids)
+
+    def finish(self) -> None:
+        """Close the files and build the segment's lexical index (its vector index waits for the commit, which
+        knows how large the archive will be)."""
+        from ..lexical import LexicalIndex
+
+        self._passages.close()
+        self._vectors.close()
+        articles = pa.concat_tables(self._articles) if self._articles else ARTICLE_SCHEMA.empty_table()
+        articles = articles.sort_by("article_id")  # so that a lookup by id reads one row group
+        pq.write_table(articles, self.path / ARTICLES, row_group_size=ARTICLE_ROWS)
+        ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype=np.int64)
+        np.save(self.path / IDS, ids)
+        LexicalIndex.build(self.lexical_rows).save(self.path / LEXICAL)
+        self.lexical_rows = []
+        write_lookup(self.path)
+
+
+HIT_PASSAGE_COLUMNS = ("passage_id", "article_id", "heading", "text", "char_start", "char_end", "paragraph", "language")
+HIT_ARTICLE_COLUMNS = ("article_id", "title", "source", "published", "url")
+
+
+def write_lookup(path: Path) -> None:
+    """Write the segment's lookup files from its Parquet files, a row group at a time."""
+    (path / LOOKUP).mkdir(exist_ok=True)
+    for name, columns in (("passages", HIT_PASSAGE_COLUMNS), ("articles", HIT_ARTICLE_COLUMNS)):
+        source = pq.ParquetFile(path / f"{name}.parquet")
+        schema = source.schema_arrow
+        schema = pa.schema([schema.field(column) for column in columns])
+        with pa.OSFile(str(path / LOOKUP / f"{name}.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
+            for batch in source.iter_batches(columns=list(columns)):
+                out.write_batch(batch.cast(schema) if batch.schema != schema else batch)
+
+
+def build_vector_index(path: Path, vector_index: str, ids: np.ndarray, dimension: int, archive_passages: int) -> str:
+    """Write the segment's approximate index if its size calls for one; returns its kind."""
+    from ..vectors import EXACT, VectorIndex
+
+    factory = _factory(vector_index, len(ids), archive_passages)
+    if factory != EXACT:
+        VectorIndex.build(factory, dimension, ids, stored_vectors(path, dimension)).save(path / FAISS)
+    return factory
+
+
+def _factory(vector_index: str, passages: int, archive_passages: int) -> str:
+    from ..vectors import EXACT, TRAINING_PER_LIST, factory_for
+
+    if vector_index == "auto":
+        return factory_for(passages, archive_passages)
+    # A segment too small to train the kind asked for is searched exactly until merges make it large enough; an
+    # archive too small for it is refused.
+    cells = [int(n) for n in re.findall(r"IVF(\d+)", vector_index)]
+    if cells and archive_passages < cells[0]:
+        raise NewsarchiveError(
+            f"vector index {vector_index!r} needs at least {cells[0]:,} passages to train, this archive has "
+            f"{archive_passages:,}: use --vector-index auto"
+        )
+    return EXACT if cells and passages < cells[0] * TRAINING_PER_LIST // 4 else vector_index
+
+
+def stored_vectors(path: Path, dimension: int) -> np.ndarray:
+    """The segment's exact vectors, memory-mapped: a search reads only the rows it scores."""
+    file = path / VECTORS
+    if not file.stat().st_size:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.memmap(file, dtype=np.float32, mode="r").reshape(-1, dimension)
+
+
+def write_duplicates(path: Path, pairs: list[tuple[str, str, str, float, str, str]]) -> None:
+    columns = list(zip(*pairs)) if pairs else [[] for _ in DUPLICATE_SCHEMA]
+    table = pa.table(dict(zip(DUPLICATE_SCHEMA.names, columns)), schema=DUPLICATE_SCHEMA)
+    pq.write_table(table, path / DUPLICATES)
+
+
+def write_tombstones(path: Path, article_ids: list[str], passage_ids: np.ndarray) -> None:
+    table = pa.table({"article_id": article_ids, "passage_id": passage_ids}, schema=TOMBSTONE_SCHEMA)
+    pq.write_table(table, path)
+
+
+def tombstones(path: Path | None) -> tuple[set[str], np.ndarray]:
+    """(article ids, sorted passage ids) in a tombstone file; none for ``None``."""
+    if path is None:
+        return set(), np.zeros(0, dtype=np.int64)
+    table = pq.read_table(path)
+    articles = set(table.column("article_id").to_pylist())
+    passages = np.unique(table.column("passage_id").to_numpy().astype(np.int64))
+    return articles, passages[passages >= 0]
+
+
+class Loaded:
+    """A committed segment's search structures, each loaded on first use, once per process, and shared by every
+    snapshot: a writer that only adds articles never loads the lexical indexes of the segments already there."""
+
+    def __init__(self, path: Path, dimension: int) -> None:
+        self.path, self.dimension = path, dimension
+        self.ids: np.ndarray = np.load(path / IDS)
+        self.stored = stored_vectors(path, dimension)
+        self._lock = threading.Lock()
+
+    @functools.cached_property
+    def vectors(self) -> Any:  # VectorIndex
+        from ..vectors import VectorIndex
+
+        with self._lock:
+            if (self.path / FAISS).exists():
+                return VectorIndex.load(self.path / FAISS)
+            return VectorIndex.flat(self.ids, self.stored)
+
+    @functools.cached_property
+    def lexical(self) -> Any:  # LexicalIndex
+        from ..lexical import LexicalIndex
+
+        with self._lock:
+            return LexicalIndex.load(self.path / LEXICAL)
+
+    @functools.cached_property
+    def passages(self) -> pa.Table:
+        """The columns a search shows, a row per passage in id order (memory-mapped)."""
+        return pa.ipc.open_file(pa.memory_map(str(self.path / LOOKUP / "passages.arrow"))).read_all()
+
+    @functools.cached_property
+    def articles(self) -> tuple[dict[str, int], pa.Table]:
+        """(article_id -> row, the columns a search shows of each article), memory-mapped."""
+        table = pa.ipc.open_file(pa.memory_map(str(self.path / LOOKUP / "articles.arrow"))).read_all()
+        return {article_id: row for row, article_id in enumerate(table.column("article_id").to_pylist())}, table
+
+
+_lock = threading.Lock()
+_loaded: dict[Path, Loaded] = {}
+
+
+def load(paths: list[Path], dimension: int) -> list[Loaded]:
+    """These segments' :class:`Loaded` structures. A segment is immutable, so they are kept for the next snapshot,
+    which then loads only new segments; those of older snapshots are dropped (their snapshots keep what they use)."""
+    with _lock:
+        loaded = {path: _loaded.get(path) or Loaded(path, dimension) for path in paths}
+        _loaded.clear()
+        _loaded.update(loaded)
+        return [loaded[path] for path in paths]

@@ -1,0 +1,142 @@
+"""A snapshot: one commit of an index, pinned for reading -- its manifest, DuckDB views, vectors and lexical index.
+
+A snapshot never changes under its reader, whatever writers and merges commit meanwhile: the files of a commit stay
+on disk while any reader may still hold it (:data:`layout.RETAIN_SECONDS`). Open a new snapshot to see a newer
+commit; segments already loaded in this process are not loaded again.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from ..errors import IndexNotFound
+from ..lexical import LexicalIndex
+from ..store import HIT_COLUMNS, Store
+from ..vectors import Part, SegmentedVectors
+from . import catalog, layout, segment
+from .manifest import Manifest
+
+# DuckDB's cache in a search process: enough for the passages a search fetches and for SQL over a large archive
+# (DuckDB spills what does not fit), not the 80% of the machine it takes by default.
+SEARCH_CACHE = "512MB"
+
+
+class Snapshot:
+    """One commit of the index in ``directory``, read-only.
+
+    Args:
+        directory: The index directory.
+        manifest: The commit to open; ``None`` means the current one.
+        staged: Where segments of a commit being written are (name -> staging directory); writers only.
+        memory_limit: DuckDB's memory limit for this snapshot's connection.
+
+    Raises:
+        IndexNotFound: There is no index, or the commit's files are gone (a reader held it past the retention).
+        IndexMismatch: The index is of another format.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        manifest: Manifest | None = None,
+        staged: dict[str, Path] | None = None,
+        memory_limit: str = SEARCH_CACHE,
+    ) -> None:
+        self.directory = directory
+        self.manifest = manifest or Manifest.load(directory)
+        staged = staged or {}
+        self.paths = {
+            e.name: staged.get(e.name) or directory / layout.SEGMENTS / e.name for e in self.manifest.segments
+        }
+        try:
+            loaded = segment.load(list(self.paths.values()), self.manifest.dimension)
+            self.deleted = {
+                e.name: segment.tombstones(self.paths[e.name] / e.tombstones if e.tombstones else None)[1]
+                for e in self.manifest.segments
+            }
+        except FileNotFoundError as error:
+            raise IndexNotFound(
+                f"{directory}/: commit {self.manifest.commit} is incomplete ({error.filename} is missing); "
+                "open the index again, or rebuild it with `newsarchive index --rebuild ...`"
+            ) from None
+        self.loaded = dict(zip(self.paths, loaded))
+        self.store = Store(catalog.connect(directory, self.manifest, memory_limit, staged))
+
+    @functools.cached_property
+    def vectors(self) -> SegmentedVectors:
+        """Every live segment's vectors, searched as one index (loaded on first use)."""
+        parts = [Part(item.vectors, item.ids, item.stored, self.deleted[name]) for name, item in self.loaded.items()]
+        return SegmentedVectors(parts, self.manifest.dimension)
+
+    @functools.cached_property
+    def lexical(self) -> LexicalIndex:
+        """Every live segment's BM25 indexes, searched as one (loaded on first use)."""
+        deleted = np.concatenate(list(self.deleted.values())) if self.deleted else np.zeros(0, np.int64)
+        return LexicalIndex.combined([item.lexical for item in self.loaded.values()], deleted)
+
+    @functools.cached_property
+    def story_of(self) -> dict[str, str]:
+        """article_id -> story_id of the articles in a story of several (the others are their own)."""
+        if not self.manifest.stories:
+            return {}
+        table = pq.read_table(self.directory / layout.STORIES / self.manifest.stories)
+        return dict(zip(table.column("article_id").to_pylist(), table.column("story_id").to_pylist()))
+
+    def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The passages with these ids, with their articles' fields (:data:`indexer.store.HIT_COLUMNS`), by id.
+
+        Read from the segments' memory-mapped lookup files: a search's few passages cost a few slices, where a
+        query of the Parquet files would scan row groups of every segment.
+        """
+        wanted = np.asarray(passage_ids, dtype=np.int64)
+        found: dict[int, dict[str, Any]] = {}
+        for name, item in self.loaded.items():
+            places = np.searchsorted(item.ids, wanted)
+            inside = places < len(item.ids)
+            here = np.zeros(len(wanted), dtype=bool)
+            here[inside] = item.ids[places[inside]] == wanted[inside]
+            here &= ~np.isin(wanted, self.deleted[name])
+            if not here.any():
+                continue
+            passages = item.passages.take(places[here]).to_pylist()
+            rows, articles = item.articles
+            article_rows = articles.take([rows[p["article_id"]] for p in passages]).to_pylist()
+            for passage, article in zip(passages, article_rows):
+                hit = {
+                    **article,
+                    **passage,
+                    "story_id": self.story_of.get(passage["article_id"], passage["article_id"]),
+                }
+                found[passage["passage_id"]] = {column: hit[column] for column in HIT_COLUMNS}
+        return found
+
+    @property
+    def commit(self) -> int:
+        return self.manifest.commit
+
+    def is_current(self) -> bool:
+        """Whether this is still the index's current commit."""
+        try:
+            return Manifest.read(self.directory).commit == self.manifest.commit
+        except Exception:  # noqa: BLE001 -- a manifest being replaced or gone: not this commit
+            return False
+
+    @functools.cached_property
+    def stories(self) -> dict[str, tuple[str, ...]]:
+        """story_id -> article ids of the stories told by several articles, read once: searches look them up."""
+        return self.store.stories()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
