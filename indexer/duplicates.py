@@ -32,10 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .store import Store
-
 if TYPE_CHECKING:
-    from .vectors import SegmentedVectors
+    from .storage import Snapshot
 
 NEIGHBOURS = 20  # per passage: a translation's passages rank below same-language articles on the same event
 CANDIDATE = 0.88  # cosine of a passage to its copy or translation (multilingual-e5-small: translations 0.9+)
@@ -79,31 +77,53 @@ class Fingerprint:
         return cls(article_id, len(words), hash(words), shingles, numbers, language)
 
 
-def find(store: Store, vectors: SegmentedVectors, passage_ids: Sequence[int]) -> list[tuple[str, str, str, float]]:
+def find(snapshot: Snapshot, passage_ids: Sequence[int]) -> list[tuple[str, str, str, float]]:
     """The duplicates of the articles these new passages belong to: (article_id, duplicate_id, kind, similarity)
-    pairs, the smaller id first."""
-    fingerprints: dict[str, Fingerprint] = {}
-    found: dict[tuple[str, str], tuple[str, str, str, float]] = {}
+    pairs, the smaller id first.
+
+    Candidates are gathered first, as pairs of article numbers; then every candidate's text is read in one pass
+    (a query per batch would read the bodies of half the archive each time), and each pair is compared once.
+    """
+    numbers: dict[str, int] = {}
+    found = []
     for start in range(0, len(passage_ids), BATCH):
-        # A pair met again in a later batch is checked again: cheaper than remembering every pair of a large build.
-        pairs = _candidates(store, vectors, passage_ids[start : start + BATCH])
-        texts = store.article_texts({article_id for pair in pairs for article_id in pair} - fingerprints.keys())
-        fingerprints.update((article_id, Fingerprint.of(article_id, *text)) for article_id, text in texts.items())
-        article_vectors = functools.cache(lambda article_id: vectors.vectors(store.article_passages(article_id)))
-        for a, b in sorted(pairs):
-            match = compare(fingerprints[a], fingerprints[b], article_vectors)
-            if match is not None:
-                found[a, b] = (a, b, match.kind, match.similarity)
-    return list(found.values())
+        found.append(_candidates(snapshot, passage_ids[start : start + BATCH], numbers))
+    pairs = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+    if not len(pairs):
+        return []
+    names = list(numbers)
+    involved = np.unique(np.concatenate([pairs >> 32, pairs & 0xFFFFFFFF]))
+    fingerprints = {
+        article_id: Fingerprint.of(article_id, body, language)
+        for article_id, body, language in snapshot.store.article_texts_streamed([names[i] for i in involved])
+    }
+    article_vectors = functools.cache(
+        lambda article_id: snapshot.vectors.vectors(snapshot.store.article_passages(article_id))
+    )
+    matches = []
+    for pair in pairs.tolist():
+        a, b = sorted((names[pair >> 32], names[pair & 0xFFFFFFFF]))
+        match = compare(fingerprints[a], fingerprints[b], article_vectors)
+        if match is not None:
+            matches.append((a, b, match.kind, match.similarity))
+    return sorted(matches)
 
 
-def _candidates(store: Store, vectors: SegmentedVectors, passage_ids: Sequence[int]) -> set[tuple[str, str]]:
-    """Pairs of articles (smaller id first) in which one of these passages has a close neighbour."""
+def _candidates(snapshot: Snapshot, passage_ids: Sequence[int], numbers: dict[str, int]) -> np.ndarray:
+    """Pairs of articles in which one of these passages has a close neighbour, as ``(i << 32) | j`` of their
+    numbers in ``numbers`` (which it extends), the smaller number first."""
     ids = np.asarray(passage_ids, dtype=np.int64)
-    found, similarities = vectors.neighbours(vectors.vectors(ids), NEIGHBOURS)
-    close = [(int(i), int(j)) for i, row, scores in zip(ids, found, similarities) for j in row[scores >= CANDIDATE]]
-    owner = store.article_ids_of({passage_id for pair in close for passage_id in pair if passage_id >= 0})
-    return {tuple(sorted((owner[i], owner[j]))) for i, j in close if j >= 0 and owner[i] != owner[j]}
+    neighbours, similarities = snapshot.vectors.neighbours(snapshot.vectors.vectors(ids), NEIGHBOURS)
+    close = (similarities >= CANDIDATE) & (neighbours >= 0)
+    rows, columns = np.nonzero(close)
+    if not len(rows):
+        return np.zeros(0, np.int64)
+    owners = snapshot.article_ids(np.concatenate([ids[rows], neighbours[rows, columns]]))
+    own = np.fromiter((numbers.setdefault(a, len(numbers)) for a in owners), np.int64, len(owners))
+    first, second = own[: len(rows)], own[len(rows) :]
+    differ = first != second
+    low, high = np.minimum(first, second)[differ], np.maximum(first, second)[differ]
+    return np.unique((low << 32) | high)
 
 
 def compare(a: Fingerprint, b: Fingerprint, vectors: Callable[[str], np.ndarray]) -> Match | None:

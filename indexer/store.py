@@ -6,12 +6,13 @@ in the README's "Query with SQL" section. Writing goes through :mod:`indexer.sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from .passages import embedding_text
 
@@ -130,22 +131,16 @@ class Store:
         dimension = table.schema.field("embedding").type.list_size
         return ids, flat.reshape(table.num_rows, dimension).astype(np.float32, copy=False)
 
-    def article_ids_of(self, passage_ids: Iterable[int]) -> dict[int, str]:
-        """passage_id -> article_id of these passages."""
+    def article_texts_streamed(self, article_ids: Iterable[str]) -> Iterator[tuple[str, str, str | None]]:
+        """(article_id, body, language) of these articles, in one pass, a few thousand rows in memory at a time."""
         with self.db.cursor() as cursor:
-            rows = cursor.execute(
-                "SELECT passage_id, article_id FROM passages WHERE passage_id IN (SELECT unnest(?))",
-                [list(passage_ids)],
-            ).fetchall()
-        return dict(rows)
-
-    def article_texts(self, article_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
-        """article_id -> (body, language) of these articles."""
-        rows = self.db.execute(
-            "SELECT article_id, body, language FROM articles WHERE article_id IN (SELECT unnest(?))",
-            [list(article_ids)],
-        ).fetchall()
-        return {article_id: (body, language) for article_id, body, language in rows}
+            wanted = pa.table({"article_id": list(article_ids)})
+            cursor.register("_wanted", wanted)
+            result = cursor.execute(
+                "SELECT a.article_id, a.body, a.language FROM _articles a JOIN _wanted w USING (article_id)"
+            )
+            while rows := result.fetchmany(5000):
+                yield from rows
 
     def article_passages(self, article_id: str) -> list[int]:
         """The ids of an article's passages, in passage order."""

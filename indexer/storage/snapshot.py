@@ -88,6 +88,18 @@ class Snapshot:
         table = pq.read_table(self.directory / layout.STORIES / self.manifest.stories)
         return dict(zip(table.column("article_id").to_pylist(), table.column("story_id").to_pylist()))
 
+    def article_ids(self, passage_ids: np.ndarray) -> list[str]:
+        """The article of each of these passages (every id must be in a segment), from the lookup files."""
+        owners: list[str | None] = [None] * len(passage_ids)
+        for item in self.loaded.values():
+            places = np.minimum(np.searchsorted(item.ids, passage_ids), max(len(item.ids) - 1, 0))
+            here = np.flatnonzero(item.ids[places] == passage_ids) if len(item.ids) else np.zeros(0, np.int64)
+            if len(here):
+                found = item.passages.column("article_id").take(places[here]).to_pylist()
+                for row, article_id in zip(here.tolist(), found):
+                    owners[row] = article_id
+        return owners
+
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The passages with these ids, with their articles' fields (:data:`indexer.store.HIT_COLUMNS`), by id.
 

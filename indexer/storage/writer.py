@@ -380,7 +380,7 @@ class Writer:
             return draft.stories
         working = Snapshot(self.directory, draft, staged, memory_limit=WRITE_CACHE)
         try:
-            pairs = duplicates.find(working.store, working.vectors, new_ids.tolist()) if len(new_ids) else []
+            pairs = duplicates.find(working, new_ids.tolist()) if len(new_ids) else []
             pairs += self._pairs
             hashes = working.store.articles({a for pair in pairs for a in pair[:2]}, ["content_hash"])
             separated = {(a, b) for a, b, kind, _ in pairs if kind == catalog.SEPARATED}
