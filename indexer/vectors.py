@@ -24,7 +24,9 @@ from .errors import NewsarchiveError
 
 EXACT = "Flat"
 EXACT_UP_TO = 100_000  # passages; an exact search over 100k takes ~10 ms on 2 cores (bench/search.py)
-NEAR_PROBED = 8  # cells of an IVF index that a near-copy lookup scans: a vector's near-copies share its nearest cells
+# Share of an IVF index's cells that a near-copy lookup scans (8 of a million passages' 4,096): a vector's near-copies
+# share its nearest cells. A share, not a count, so that ten segments cost what one index of their size would.
+NEAR_PROBED, NEAR_PROBED_AT_LEAST = 1 / 512, 4
 PROBED = 1 / 8  # share of an IVF index's cells a search scans (with re-ranking, recall@10 0.98: bench/search.py)
 APPROXIMATE_FROM = 50_000  # passages: a segment this large trains 1,024 cells on 41k of them
 TRAINING_PER_LIST = 40  # k-means points per cell that IVF training samples (FAISS warns below 39)
@@ -228,7 +230,8 @@ class VectorIndex:
             inner = faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64))
             selector = faiss.IDSelectorNot(inner)
         if self._ivf is not None:
-            params = faiss.SearchParametersIVF(nprobe=min(NEAR_PROBED, self._ivf.nlist), sel=selector)
+            probed = max(NEAR_PROBED_AT_LEAST, round(self._ivf.nlist * NEAR_PROBED))
+            params = faiss.SearchParametersIVF(nprobe=min(self._ivf.nlist, probed), sel=selector)
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
         queries = np.ascontiguousarray(queries, dtype=np.float32)
