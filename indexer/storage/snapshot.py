@@ -95,7 +95,7 @@ class Snapshot:
             places = np.minimum(np.searchsorted(item.ids, passage_ids), max(len(item.ids) - 1, 0))
             here = np.flatnonzero(item.ids[places] == passage_ids) if len(item.ids) else np.zeros(0, np.int64)
             if len(here):
-                found = item.passages.column("article_id").take(places[here]).to_pylist()
+                found = item.passage_articles[places[here]].tolist()
                 for row, article_id in zip(here.tolist(), found):
                     owners[row] = article_id
         return owners
@@ -116,9 +116,9 @@ class Snapshot:
             here &= ~np.isin(wanted, self.deleted[name])
             if not here.any():
                 continue
-            passages = item.passages.take(places[here]).to_pylist()
+            passages = item.passages.take(places[here])
             rows, articles = item.articles
-            article_rows = articles.take([rows[p["article_id"]] for p in passages]).to_pylist()
+            article_rows = articles.take([rows[p["article_id"]] for p in passages])
             for passage, article in zip(passages, article_rows):
                 hit = {
                     **article,
