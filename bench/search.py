@@ -211,7 +211,8 @@ def recall(directory: Path, query_vectors: Path) -> dict:
     from indexer.search import rank
 
     archive = Archive(directory)
-    ids, vectors = archive.store.vectors_of()
+    ids = archive.vectors.ids()  # the segments' exact vectors (check: equal to passages.embedding)
+    vectors = archive.vectors.vectors(ids)
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
     del vectors
