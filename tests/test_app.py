@@ -147,3 +147,27 @@ def test_sources_show_their_story_elsewhere_and_go_on_a_timeline(
         '<div class="na-day">Tuesday 14 March 2023</div>',
         '<div class="na-day">Thursday 16 March 2023</div>',
     ]
+
+
+def test_the_app_answers_from_a_new_commit_without_loading_the_model_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, real_model
+) -> None:
+    import indexer.archive
+
+    loads = []
+    real_load = indexer.archive.load_embedder
+    monkeypatch.setattr(indexer.archive, "load_embedder", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    directory = tmp_path / "archive"
+    index_paths([ROOT / "seeds"], directory, embedder=real_model)
+    app = run_app(monkeypatch, directory, "what happened to the MQ-9 drone")
+    assert "MQ-9" in html_of(app)
+    late = tmp_path / "late.txt"
+    late.write_text("Harbour strike\nDockers in Genoa stopped every crane at dawn over the new port contract.\n")
+    index_paths([late], directory, embedder=real_model)  # a commit while the app runs
+    app.text_input(key="question").input("why did the dockers in Genoa stop the cranes")
+    app.button[0].click().run()
+    assert not app.exception, app.exception
+    assert "Dockers in Genoa" in html_of(app)
+    sidebar = " ".join(markdown.value for markdown in app.sidebar.markdown)
+    assert "**2** articles" in sidebar
+    assert len(loads) == 1  # one model for both commits
