@@ -14,8 +14,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from .passages import embedding_text
-
 HIT_COLUMNS = (
     "passage_id",
     "article_id",
@@ -47,16 +45,6 @@ class Store:
         with self.db.cursor() as cursor:
             rows = cursor.execute("SELECT article_id, content_hash, path FROM articles").fetchall()
         return {article_id: (content_hash, path) for article_id, content_hash, path in rows}
-
-    def lexical_rows(self, passage_ids: Sequence[int] | None = None) -> list[tuple[int, str, str | None]]:
-        """(passage_id, text as the model read it, language) of these passages (or all), for the lexical index."""
-        where = "WHERE p.passage_id IN (SELECT unnest(?))" if passage_ids is not None else ""
-        rows = self.db.execute(
-            f"""SELECT p.passage_id, a.title, p.heading, p.text, p.language
-                FROM passages p JOIN articles a USING (article_id) {where} ORDER BY p.passage_id""",
-            [list(passage_ids)] if passage_ids is not None else [],
-        ).fetchall()
-        return [(i, embedding_text(title, heading, text), language) for i, title, heading, text, language in rows]
 
     def counts(self) -> tuple[int, int]:
         """(articles, passages)."""

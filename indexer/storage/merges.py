@@ -84,7 +84,7 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
                 ORDER BY p.article_id, p.duplicate_id, p.segment DESC))
             TO {catalog.quoted(path / segment.DUPLICATES)} (FORMAT parquet)"""
     )
-    ids, keeps, lexical_keeps = [], [], []
+    ids, lexicals, lexical_keeps = [], [], []
     with open(path / segment.VECTORS, "wb") as out:
         for entry in run:
             loaded = snapshot.loaded[entry.name]
@@ -93,13 +93,13 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
                 rows = np.flatnonzero(keep[start : start + CHUNK]) + start
                 out.write(np.ascontiguousarray(loaded.stored[rows], dtype=np.float32).tobytes())
             ids.append(loaded.ids[keep])
-            keeps.append(loaded.lexical)
+            lexicals.append(loaded.lexical)
             lexical_keeps.append(~np.isin(loaded.lexical.ids, snapshot.deleted[entry.name]))
     merged_ids = np.concatenate(ids)
     np.save(path / segment.IDS, merged_ids)
     from ..lexical import LexicalIndex
 
-    LexicalIndex.merged(keeps, lexical_keeps).save(path / segment.LEXICAL)
+    LexicalIndex.merged(lexicals, lexical_keeps).save(path / segment.LEXICAL)
     segment.write_lookup(path)
     kind = segment.build_vector_index(path, vector_index, merged_ids, d, snapshot.manifest.passages)
     articles_count = sum(e.articles - e.deleted_articles for e in run)
