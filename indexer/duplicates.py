@@ -59,21 +59,24 @@ class Fingerprint:
     """What comparing an article takes: its words (counted, and hashed whole), their 3-shingles, its numbers.
 
     Shingles are hashed and kept in a sorted array: a build keeps every candidate article's, and a set of Python
-    ints would take eight times the memory.
+    ints would take eight times the memory. Numbers are a set of (number, occurrence) pairs, so that sets compare
+    as the multisets they stand for, and a build's many comparisons cost set operations, not new Counters.
     """
 
     article_id: str
     words: int
     digest: int
     shingles: np.ndarray
-    numbers: Counter[str]
+    numbers: frozenset[tuple[str, int]]
     language: str | None
 
     @classmethod
     def of(cls, article_id: str, body: str, language: str | None) -> Fingerprint:
         words = tuple(_WORD.findall(body.casefold()))
-        shingles = np.unique(np.fromiter((hash(words[i : i + 3]) for i in range(max(1, len(words) - 2))), np.int64))
-        numbers = Counter(re.sub(r"[.,]", "", number) for number in _NUMBER.findall(body))
+        hashed = np.fromiter((hash(words[i : i + 3]) for i in range(max(1, len(words) - 2))), np.int64)
+        shingles = np.unique(hashed.astype(np.int32))  # 32 bits: two articles' few hundred shingles rarely collide
+        counted = Counter(re.sub(r"[.,]", "", number) for number in _NUMBER.findall(body))
+        numbers = frozenset((number, n) for number, count in counted.items() for n in range(count))
         return cls(article_id, len(words), hash(words), shingles, numbers, language)
 
 
@@ -85,17 +88,20 @@ def find(snapshot: Snapshot, passage_ids: Sequence[int]) -> list[tuple[str, str,
     (a query per batch would read the bodies of half the archive each time), and each pair is compared once.
     """
     numbers: dict[str, int] = {}
+    segments: dict[str, str] = {}
     found = []
     for start in range(0, len(passage_ids), BATCH):
-        found.append(_candidates(snapshot, passage_ids[start : start + BATCH], numbers))
+        found.append(_candidates(snapshot, passage_ids[start : start + BATCH], numbers, segments))
     pairs = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
     if not len(pairs):
         return []
     names = list(numbers)
-    involved = np.unique(np.concatenate([pairs >> 32, pairs & 0xFFFFFFFF]))
+    by_segment: dict[str, list[str]] = {}
+    for number in np.unique(np.concatenate([pairs >> 32, pairs & 0xFFFFFFFF])).tolist():
+        by_segment.setdefault(segments[names[number]], []).append(names[number])
     fingerprints = {
         article_id: Fingerprint.of(article_id, body, language)
-        for article_id, body, language in snapshot.store.article_texts_streamed([names[i] for i in involved])
+        for article_id, body, language in snapshot.article_texts(by_segment)
     }
     article_vectors = functools.cache(
         lambda article_id: snapshot.vectors.vectors(snapshot.store.article_passages(article_id))
@@ -109,16 +115,20 @@ def find(snapshot: Snapshot, passage_ids: Sequence[int]) -> list[tuple[str, str,
     return sorted(matches)
 
 
-def _candidates(snapshot: Snapshot, passage_ids: Sequence[int], numbers: dict[str, int]) -> np.ndarray:
+def _candidates(
+    snapshot: Snapshot, passage_ids: Sequence[int], numbers: dict[str, int], segments: dict[str, str]
+) -> np.ndarray:
     """Pairs of articles in which one of these passages has a close neighbour, as ``(i << 32) | j`` of their
-    numbers in ``numbers`` (which it extends), the smaller number first."""
+    numbers in ``numbers`` (which it extends, as it does ``segments``: article -> the segment holding it), the
+    smaller number first."""
     ids = np.asarray(passage_ids, dtype=np.int64)
     neighbours, similarities = snapshot.vectors.neighbours(snapshot.vectors.vectors(ids), NEIGHBOURS)
     close = (similarities >= CANDIDATE) & (neighbours >= 0)
     rows, columns = np.nonzero(close)
     if not len(rows):
         return np.zeros(0, np.int64)
-    owners = snapshot.article_ids(np.concatenate([ids[rows], neighbours[rows, columns]]))
+    owners, places = snapshot.owners(np.concatenate([ids[rows], neighbours[rows, columns]]))
+    segments.update(zip(owners, places))
     own = np.fromiter((numbers.setdefault(a, len(numbers)) for a in owners), np.int64, len(owners))
     first, second = own[: len(rows)], own[len(rows) :]
     differ = first != second
@@ -147,10 +157,11 @@ def compare(a: Fingerprint, b: Fingerprint, vectors: Callable[[str], np.ndarray]
     return None
 
 
-def _jaccard(a: Counter, b: Counter) -> float:
-    """|a ∩ b| / |a ∪ b| of two multisets."""
-    union = (a | b).total()
-    return (a & b).total() / union if union else 0.0
+def _jaccard(a: frozenset, b: frozenset) -> float:
+    """|a ∩ b| / |a ∪ b|."""
+    common = len(a & b)
+    union = len(a) + len(b) - common
+    return common / union if union else 0.0
 
 
 def stories(pairs: Iterable[tuple[str, str]], published: dict[str, datetime | None]) -> dict[str, str]:

@@ -6,7 +6,7 @@ in the README's "Query with SQL" section. Writing goes through :mod:`indexer.sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -40,10 +40,16 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def article_sources(self) -> dict[str, tuple[str, str]]:
-        """article_id -> (content_hash, path) of every article."""
+    def article_sources(self, article_ids: Iterable[str] | None = None) -> dict[str, tuple[str, str]]:
+        """article_id -> (content_hash, path) of every article, or of those of these ids that are here."""
         with self.db.cursor() as cursor:
-            rows = cursor.execute("SELECT article_id, content_hash, path FROM articles").fetchall()
+            if article_ids is None:
+                rows = cursor.execute("SELECT article_id, content_hash, path FROM _articles").fetchall()
+            else:
+                cursor.register("_wanted", pa.table({"article_id": pa.array(list(article_ids), pa.string())}))
+                rows = cursor.execute(
+                    "SELECT article_id, content_hash, path FROM _articles JOIN _wanted USING (article_id)"
+                ).fetchall()
         return {article_id: (content_hash, path) for article_id, content_hash, path in rows}
 
     def counts(self) -> tuple[int, int]:
@@ -118,17 +124,6 @@ class Store:
         ids = table.column("passage_id").to_numpy().astype(np.int64)
         dimension = table.schema.field("embedding").type.list_size
         return ids, flat.reshape(table.num_rows, dimension).astype(np.float32, copy=False)
-
-    def article_texts_streamed(self, article_ids: Iterable[str]) -> Iterator[tuple[str, str, str | None]]:
-        """(article_id, body, language) of these articles, in one pass, a few thousand rows in memory at a time."""
-        with self.db.cursor() as cursor:
-            wanted = pa.table({"article_id": list(article_ids)})
-            cursor.register("_wanted", wanted)
-            result = cursor.execute(
-                "SELECT a.article_id, a.body, a.language FROM _articles a JOIN _wanted w USING (article_id)"
-            )
-            while rows := result.fetchmany(5000):
-                yield from rows
 
     def article_passages(self, article_id: str) -> list[int]:
         """The ids of an article's passages, in passage order."""

@@ -69,6 +69,19 @@ def test_near_copies_are_each_others_neighbours(factory: str) -> None:
     assert index.neighbours(copies[:0], 5)[0].shape == (0, 0)
 
 
+def test_a_memory_mapped_index_finds_what_the_one_read_into_memory_does(tmp_path: Path) -> None:
+    """A writer's few near-copy lookups memory-map the segments' indexes instead of reading them whole."""
+    originals = unit_vectors(5_000, 64, seed=5)
+    VectorIndex.build("IVF64,SQ8", 64, np.arange(5_000), originals).save(tmp_path / "vectors.faiss")
+    read, mapped = VectorIndex.load(tmp_path / "vectors.faiss"), VectorIndex.load(tmp_path / "vectors.faiss", True)
+    excluded = np.array([3])
+    for ours, theirs in zip(
+        mapped.neighbours(originals[:20], 5, excluded), read.neighbours(originals[:20], 5, excluded)
+    ):
+        assert np.array_equal(ours, theirs)
+    assert 3 not in mapped.neighbours(originals[:20], 5, excluded)[0]
+
+
 def test_removal_where_the_kind_allows_it() -> None:
     vectors, ids = unit_vectors(500), np.arange(500)
     for factory in (EXACT, "IVF8,SQ8"):

@@ -226,11 +226,19 @@ class Loaded:
 
     @functools.cached_property
     def vectors(self) -> Any:  # VectorIndex
+        return self._vectors(mapped=False)
+
+    @functools.cached_property
+    def mapped_vectors(self) -> Any:  # VectorIndex
+        """The vector index memory-mapped: for a few lookups (:meth:`indexer.vectors.VectorIndex.load`)."""
+        return self._vectors(mapped=True)
+
+    def _vectors(self, mapped: bool) -> Any:
         from ..vectors import VectorIndex
 
         with self._lock:
             if (self.path / FAISS).exists():
-                return VectorIndex.load(self.path / FAISS)
+                return VectorIndex.load(self.path / FAISS, mapped)
             return VectorIndex.flat(self.ids, self.stored)
 
     @functools.cached_property
@@ -241,9 +249,9 @@ class Loaded:
             return LexicalIndex.load(self.path / LEXICAL)
 
     @functools.cached_property
-    def passage_articles(self) -> np.ndarray:
-        """Each passage's article_id, in id order: looked up for every candidate pair when finding duplicates."""
-        return np.asarray(self.passages.column("article_id"), dtype=object)
+    def passage_articles(self) -> pa.ChunkedArray:
+        """Each passage's article_id, in id order (memory-mapped): looked up for candidate pairs of duplicates."""
+        return self.passages.arrow_column("article_id")
 
     @functools.cached_property
     def passages(self) -> Rows:
@@ -274,7 +282,10 @@ class Rows:
         ]
 
     def column(self, name: str) -> list[Any]:
-        return [value for batch in self._batches for value in batch.column(name).to_pylist()]
+        return self.arrow_column(name).to_pylist()
+
+    def arrow_column(self, name: str) -> pa.ChunkedArray:
+        return pa.chunked_array([batch.column(name) for batch in self._batches], self._reader.schema.field(name).type)
 
 
 _lock = threading.Lock()

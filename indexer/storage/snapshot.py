@@ -8,11 +8,12 @@ commit; segments already loaded in this process are not loaded again.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import IndexNotFound
@@ -35,6 +36,7 @@ class Snapshot:
         manifest: The commit to open; ``None`` means the current one.
         staged: Where segments of a commit being written are (name -> staging directory); writers only.
         memory_limit: DuckDB's memory limit for this snapshot's connection.
+        mapped_vectors: Memory-map the approximate vector indexes rather than read them: for a few lookups.
 
     Raises:
         IndexNotFound: There is no index, or the commit's files are gone (a reader held it past the retention).
@@ -47,8 +49,10 @@ class Snapshot:
         manifest: Manifest | None = None,
         staged: dict[str, Path] | None = None,
         memory_limit: str = SEARCH_CACHE,
+        mapped_vectors: bool = False,
     ) -> None:
         self.directory = directory
+        self._mapped = mapped_vectors
         self.manifest = manifest or Manifest.load(directory)
         staged = staged or {}
         self.paths = {
@@ -71,7 +75,10 @@ class Snapshot:
     @functools.cached_property
     def vectors(self) -> SegmentedVectors:
         """Every live segment's vectors, searched as one index (loaded on first use)."""
-        parts = [Part(item.vectors, item.ids, item.stored, self.deleted[name]) for name, item in self.loaded.items()]
+        parts = [
+            Part(item.mapped_vectors if self._mapped else item.vectors, item.ids, item.stored, self.deleted[name])
+            for name, item in self.loaded.items()
+        ]
         return SegmentedVectors(parts, self.manifest.dimension)
 
     @functools.cached_property
@@ -88,17 +95,33 @@ class Snapshot:
         table = pq.read_table(self.directory / layout.STORIES / self.manifest.stories)
         return dict(zip(table.column("article_id").to_pylist(), table.column("story_id").to_pylist()))
 
-    def article_ids(self, passage_ids: np.ndarray) -> list[str]:
-        """The article of each of these passages (every id must be in a segment), from the lookup files."""
-        owners: list[str | None] = [None] * len(passage_ids)
-        for item in self.loaded.values():
+    def owners(self, passage_ids: np.ndarray) -> tuple[list[str], list[str]]:
+        """The article of each of these passages and the segment holding it (every id must be in a segment),
+        from the lookup files."""
+        owners: list[str] = [""] * len(passage_ids)
+        places_of: list[str] = [""] * len(passage_ids)
+        for name, item in self.loaded.items():
             places = np.minimum(np.searchsorted(item.ids, passage_ids), max(len(item.ids) - 1, 0))
             here = np.flatnonzero(item.ids[places] == passage_ids) if len(item.ids) else np.zeros(0, np.int64)
             if len(here):
-                found = item.passage_articles[places[here]].tolist()
+                found = item.passage_articles.take(pa.array(places[here])).to_pylist()
                 for row, article_id in zip(here.tolist(), found):
-                    owners[row] = article_id
-        return owners
+                    owners[row], places_of[row] = article_id, name
+        return owners, places_of
+
+    def article_texts(self, by_segment: dict[str, list[str]]) -> Iterator[tuple[str, str, str | None]]:
+        """(article_id, body, language) of these articles, read from the segments named, a few thousand rows in
+        memory at a time: a lookup of a few articles reads the segments that hold them, not every one."""
+        with self.store.db.cursor() as cursor:
+            for name, article_ids in by_segment.items():
+                cursor.register("_wanted", pa.table({"article_id": pa.array(article_ids, pa.string())}))
+                result = cursor.execute(
+                    f"""SELECT article_id, body, language FROM _wanted
+                        JOIN read_parquet({catalog.quoted(self.paths[name] / segment.ARTICLES)}) USING (article_id)"""
+                )
+                while rows := result.fetchmany(5000):
+                    yield from rows
+                cursor.unregister("_wanted")
 
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The passages with these ids, with their articles' fields (:data:`indexer.store.HIT_COLUMNS`), by id.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +33,7 @@ from .manifest import AUTO, SCHEMA_VERSION, UPGRADABLE_FROM, Manifest, SegmentEn
 from .snapshot import Snapshot
 
 SEGMENT_PASSAGES = 100_000  # a segment being written is closed at this size, so a large build's memory stays flat
+MAPPED_BELOW = 10_000  # new passages: fewer look up their near-copies in memory-mapped vector indexes, unread
 WRITE_CACHE = "1GB"  # DuckDB's memory in a writer: merges sort articles, and spill what does not fit
 STORIES_SCHEMA = pa.schema([("article_id", pa.string()), ("story_id", pa.string())])
 
@@ -109,10 +110,15 @@ class Writer:
             self._snapshot = Snapshot(self.directory, self.base, memory_limit=WRITE_CACHE)
         return self._snapshot
 
-    def known(self) -> dict[str, tuple[str, str]]:
-        """article_id -> (content hash, path) of the articles in the commit this writer started from."""
+    def known(self, article_ids: Iterable[str] | None = None) -> dict[str, tuple[str, str]]:
+        """article_id -> (content hash, path) of the articles in the commit this writer started from: all of
+        them, or those of ``article_ids`` that are there (what a small update asks, whatever the archive's size)."""
+        if self.snapshot is None:
+            return {}
+        if article_ids is not None:
+            return self.snapshot.store.article_sources(article_ids)
         if self._known is None:
-            self._known = self.snapshot.store.article_sources() if self.snapshot else {}
+            self._known = self.snapshot.store.article_sources()
         return self._known
 
     # changes
@@ -159,7 +165,7 @@ class Writer:
         repeated = self._added & {a.article_id for a in articles}
         if repeated:
             raise NewsarchiveError(f"articles given twice in one write: {', '.join(sorted(repeated))}")
-        known = self.known()
+        known = self.known(a.article_id for a in articles)
         self.delete([a.article_id for a in articles if a.article_id in known])
         self._added |= {a.article_id for a in articles}
         ids = np.arange(self._next_passage, self._next_passage + len(passages), dtype=np.int64)
@@ -179,7 +185,7 @@ class Writer:
     def add_rows(self, articles: pa.Table, passages: pa.Table) -> None:
         """Add articles and passages as rows of the public tables (``sql --write``): their passage ids and vectors
         are kept, and the articles' old versions tombstoned. Duplicate stories are not looked for again."""
-        known = self.known()
+        known = self.known(articles.column("article_id").to_pylist())
         self.delete([a for a in articles.column("article_id").to_pylist() if a in known])
         self._close_pending()
         self._new_segment()
@@ -378,7 +384,8 @@ class Writer:
         stories file (the previous one when no story changed)."""
         if not len(new_ids) and not self._tombstones and not self._pairs:
             return draft.stories
-        working = Snapshot(self.directory, draft, staged, memory_limit=WRITE_CACHE)
+        few = len(new_ids) < MAPPED_BELOW
+        working = Snapshot(self.directory, draft, staged, memory_limit=WRITE_CACHE, mapped_vectors=few)
         try:
             pairs = duplicates.find(working, new_ids.tolist()) if len(new_ids) else []
             pairs += self._pairs
