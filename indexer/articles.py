@@ -90,6 +90,22 @@ def find_files(paths: Iterable[str | Path]) -> Iterator[Path | str | InputProble
             yield InputProblem(str(path), "no such file or folder")
 
 
+def count_articles(paths: Iterable[str | Path]) -> int:
+    """About how many articles ``paths`` hold, without reading them: a line of a JSONL file, a file, a URL each
+    (a feed holds more). For progress bars."""
+    count = 0
+    for item in find_files(paths):
+        if isinstance(item, Path) and item.suffix.lower() == ".jsonl":
+            try:
+                with item.open("rb") as file:
+                    count += sum(1 for line in file if line.strip())
+            except OSError:
+                pass  # read_articles reports it
+        elif not isinstance(item, InputProblem):
+            count += 1
+    return count
+
+
 def read_articles(paths: Iterable[str | Path]) -> Iterator[Article | InputProblem]:
     """Read every article below ``paths`` and at the URLs among them; what cannot be read is an :class:`InputProblem`.
 
@@ -114,10 +130,12 @@ def read_articles(paths: Iterable[str | Path]) -> Iterator[Article | InputProble
 
 
 def _read_file(path: Path) -> Iterator[Article | InputProblem]:
-    jsonl = path.suffix.lower() == ".jsonl"
+    if path.suffix.lower() == ".jsonl":
+        yield from _read_jsonl(path)
+        return
     try:
         size = path.stat().st_size
-        if size > MAX_ARTICLE_BYTES and not jsonl:
+        if size > MAX_ARTICLE_BYTES:
             yield InputProblem(str(path), f"{_too_large(size)}; split it into articles")
             return
         raw = path.read_bytes()
@@ -141,10 +159,7 @@ def _read_file(path: Path) -> Iterator[Article | InputProblem]:
         yield InputProblem(str(path), "empty file")
         return
     try:
-        if jsonl:
-            yield from _read_jsonl(path, text)
-        else:
-            yield _read_document(path, text)
+        yield _read_document(path, text)
     except InputProblem as problem:
         yield problem
 
@@ -169,35 +184,56 @@ def _read_document(path: Path, text: str) -> Article:
     return _article(path, meta, str(meta.get("id") or path.stem), title, body, paragraphs)
 
 
-def _read_jsonl(path: Path, text: str) -> Iterator[Article | InputProblem]:
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        if len(line) > MAX_ARTICLE_BYTES:  # characters, at least as many bytes
-            yield InputProblem(str(path), _too_large(len(line.encode())), number)
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield InputProblem(str(path), f"not JSON ({error.msg})", number)
-            continue
-        if not isinstance(record, dict):
-            yield InputProblem(str(path), "not a JSON object", number)
-            continue
-        body = record.get("text")
-        if not isinstance(body, str) or not body.strip():
-            yield InputProblem(str(path), 'no "text" (a non-empty string)', number)
-            continue
-        body = body.replace("\r\n", "\n").strip()
-        paragraphs = plain_paragraphs(body)
-        title = record.get("title") or _first_line(body)
-        meta = {key: record[key] for key in METADATA_KEYS if record.get(key) is not None}
-        try:
-            yield _article(
-                path, meta, str(meta.get("id") or f"{path.stem}-{number}"), str(title), body, paragraphs, number
-            )
-        except InputProblem as problem:
-            yield problem
+def _read_jsonl(path: Path) -> Iterator[Article | InputProblem]:
+    """One article per line, read a line at a time: a dump of millions of articles is never in memory at once."""
+    try:
+        with path.open("rb") as file:
+            if b"\x00" in file.read(8192):
+                yield InputProblem(str(path), "binary file, not text")
+                return
+            file.seek(0)
+            empty = True
+            for number, raw in enumerate(file, start=1):
+                empty = empty and not raw.strip()
+                yield from _read_jsonl_line(path, raw, number)
+    except OSError as error:
+        yield InputProblem(str(path), f"cannot read: {error.strerror or error}")
+        return
+    if empty:
+        yield InputProblem(str(path), "empty file")
+
+
+def _read_jsonl_line(path: Path, raw: bytes, number: int) -> Iterator[Article | InputProblem]:
+    if len(raw) > MAX_ARTICLE_BYTES:
+        yield InputProblem(str(path), _too_large(len(raw)), number)
+        return
+    try:
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as error:
+        yield InputProblem(str(path), f"not valid UTF-8 (byte {error.start} of the line); save it as UTF-8", number)
+        return
+    if not line.strip():
+        return
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        yield InputProblem(str(path), f"not JSON ({error.msg})", number)
+        return
+    if not isinstance(record, dict):
+        yield InputProblem(str(path), "not a JSON object", number)
+        return
+    body = record.get("text")
+    if not isinstance(body, str) or not body.strip():
+        yield InputProblem(str(path), 'no "text" (a non-empty string)', number)
+        return
+    body = body.replace("\r\n", "\n").strip()
+    title = record.get("title") or _first_line(body)
+    meta = {key: record[key] for key in METADATA_KEYS if record.get(key) is not None}
+    try:
+        article_id = str(meta.get("id") or f"{path.stem}-{number}")
+        yield _article(path, meta, article_id, str(title), body, plain_paragraphs(body), number)
+    except InputProblem as problem:
+        yield problem
 
 
 def make_article(where: str, fields: dict[str, Any], article_id: str, line: int | None = None) -> Article:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import config
-from .articles import Article, read_articles
+from . import config, workers
+from .articles import Article, count_articles, read_articles
 from .embedder import Embedder, load_embedder, model_name, precision_for
 from .errors import IndexMismatch, InputProblem, NewsarchiveError
-from .language import detect, passage_language
+from .language import article_languages
 from .passages import DEFAULT_MAX_TOKENS, Passage, embedding_text, split_article
 from .storage import AUTO, Manifest, Settings, Writer
 from .storage.manifest import exists
@@ -37,7 +38,8 @@ class IndexReport:
 
 
 Progress = Callable[[str, int, int], None]
-"""Called as ``progress(stage, done, total)`` while articles are embedded."""
+"""Called as ``progress(stage, done, total)`` while articles are embedded: ``done`` of the ``total`` articles in
+the inputs have been read (and embedded, unless unchanged)."""
 ARTICLES_PER_BATCH = 1000  # split, embedded and stored together, so memory stays flat however many there are
 
 
@@ -91,32 +93,28 @@ def index_paths(
     started = time.perf_counter()
     directory = config.index_dir(directory)
     report = IndexReport()
-    articles: list[Article] = []
-    for item in read_articles(paths):
-        if isinstance(item, InputProblem):
-            report.problems.append(item)
-        else:
-            articles.append(item)
-    if not articles and not exists(directory):
+    articles = _readable(read_articles(paths), report.problems)
+    first = next(articles, None)
+    if first is None and not exists(directory):
         report.seconds = time.perf_counter() - started
         return report  # nothing read and nothing indexed: create nothing
-    if not articles:
+    if first is None:
         rebuild = False  # nothing could be read: even a rebuild keeps what there is
+    total = count_articles(paths) if progress else 0
     with Writer(directory, rebuild=rebuild) as writer:
         previous = writer.base if not writer.rebuild else None
         settings = _settings(
             previous, directory, embedder, model, precision, vector_index, max_tokens, query_prompt, passage_prompt
         )
-        known = writer.known()
-        changed = [a for a in articles if a.article_id in known and known[a.article_id][0] != a.content_hash]
-        new = [a for a in articles if a.article_id not in known]
-        gone = _gone(known, articles, report.problems) if prune else []
-        report.added, report.updated, report.removed = len(new), len(changed), len(gone)
-        report.unchanged = len(articles) - len(new) - len(changed)
         reindex = previous is not None and previous.vector_index != settings.vector_index
-        if changed or new or gone or reindex or previous is None:
-            to_embed = changed + new
-            if to_embed or previous is None:  # a new index needs the model's dimension, whatever there is to embed
+        started_writing = False
+
+        def start(embedding: bool) -> None:
+            """Tell the writer the settings, loading the model first (a new index needs its dimension)."""
+            nonlocal embedder, settings, started_writing
+            if started_writing:
+                return
+            if embedding or previous is None:
                 embedder = embedder or load_embedder(
                     settings.model, settings.query_prompt, settings.passage_prompt, settings.precision, backend
                 )
@@ -125,23 +123,39 @@ def index_paths(
                     dimension=embedder.dimension,
                     query_prompt=embedder.query_prompt or "",
                     passage_prompt=embedder.passage_prompt or "",
-                    backend=embedder.backend if to_embed else settings.backend,
+                    backend=embedder.backend if embedding else settings.backend,
                 )
             if settings.vector_index != AUTO:
                 from .vectors import check_factory
 
                 check_factory(settings.vector_index, settings.dimension)
             writer.start(settings)
-            writer.delete(gone)
-            for start in range(0, len(to_embed), ARTICLES_PER_BATCH):
-                batch = to_embed[start : start + ARTICLES_PER_BATCH]
-                languages = [a.language or detect(f"{a.title}\n{a.text}") for a in batch]
-                passages, matrix = _embed(batch, languages, embedder, settings.max_tokens, progress, start, to_embed)
-                writer.add(batch, languages, passages, matrix)
+            started_writing = True
+
+        read: set[str] = set()  # ids, for --prune
+        paths_read: set[str] = set()
+        for batch in _batches(itertools.chain([first] if first else [], articles), ARTICLES_PER_BATCH):
+            known = writer.known(a.article_id for a in batch)
+            to_embed = [a for a in batch if known.get(a.article_id, ("",))[0] != a.content_hash]
+            report.updated += sum(a.article_id in known for a in to_embed)
+            report.added += sum(a.article_id not in known for a in to_embed)
+            report.unchanged += len(batch) - len(to_embed)
+            if to_embed:
+                start(embedding=True)
+                advance = _progress(progress, len(read), len(batch), total)
+                languages, passages, matrix = _embed(to_embed, embedder, settings.max_tokens, advance)
+                writer.add(to_embed, languages, passages, matrix)
                 report.embedded += len(passages)
-            writer.commit()
-            if reindex:
-                writer.optimize(force=True)  # every segment's vector index, of the new kind
+            read.update(a.article_id for a in batch)
+            paths_read.update(a.path for a in batch)
+        gone = _gone(writer.known(), read, paths_read, report.problems) if prune else []
+        report.removed = len(gone)
+        if gone or reindex or previous is None:
+            start(embedding=False)
+        writer.delete(gone)
+        writer.commit()
+        if reindex:
+            writer.optimize(force=True)  # every segment's vector index, of the new kind
     _count(report, directory)
     report.seconds = time.perf_counter() - started
     return report
@@ -159,7 +173,7 @@ def remove_articles(article_ids: Sequence[str], directory: str | Path | None = N
     with Writer(directory) as writer:
         if writer.base is None:
             Manifest.load(directory)  # says there is no index
-        known = writer.known()
+        known = writer.known(article_ids)
         unknown = [article_id for article_id in article_ids if article_id not in known]
         if unknown:
             raise NewsarchiveError(f"not in {directory}/: {', '.join(map(repr, unknown))}; nothing removed")
@@ -216,18 +230,45 @@ def _settings(
     return Settings(model, dimension, query_prompt, passage_prompt, max_tokens, precision, vector_index, backend)
 
 
-def _gone(known: dict[str, tuple[str, str]], articles: list[Article], problems: list[InputProblem]) -> list[str]:
+def _gone(
+    known: dict[str, tuple[str, str]], read: set[str], paths: set[str], problems: list[InputProblem]
+) -> list[str]:
     """Indexed articles whose file is gone, or whose file was read whole this time without them.
 
     Articles read from a URL are kept: a page may be gone for a while, and a feed drops its old entries.
     """
-    read = {article.article_id for article in articles}
-    whole = {article.path for article in articles} - {problem.path for problem in problems}
+    whole = paths - {problem.path for problem in problems}
     return sorted(
         article_id
         for article_id, (_, path) in known.items()
         if article_id not in read and not is_url(path) and (path in whole or not Path(path).exists())
     )
+
+
+def _readable(items: Iterable[Article | InputProblem], problems: list[InputProblem]) -> Iterator[Article]:
+    """The articles among ``items``, read as they are needed; the problems go to ``problems``."""
+    for item in items:
+        if isinstance(item, InputProblem):
+            problems.append(item)
+        else:
+            yield item
+
+
+def _batches(articles: Iterable[Article], size: int) -> Iterator[list[Article]]:
+    iterator = iter(articles)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _progress(progress: Progress | None, before: int, batch: int, total: int) -> Callable[[float], None]:
+    """What ``_embed`` calls with the share of a batch embedded: ``progress`` hears of articles read."""
+
+    def advance(share: float) -> None:
+        if progress:
+            done = before + round(batch * share)
+            progress("embedding", done, max(total, before + batch))
+
+    return advance
 
 
 def _count(report: IndexReport, directory: Path) -> None:
@@ -248,32 +289,27 @@ def _refuse_changed_settings(previous: Manifest, directory: Path, **asked: objec
 
 
 def _embed(
-    articles: list[Article],
-    languages: list[str | None],
-    embedder: Embedder,
-    max_tokens: int,
-    progress: Progress | None,
-    done: int,
-    total: list[Article],
-) -> tuple[list[Passage], np.ndarray]:
-    """Split articles into passages, tell each one's language, and embed them with title and heading.
-
-    ``progress`` hears of articles: ``done`` of ``total`` before these, and a share of these as passages finish.
-    """
-    by_id = dict(zip((a.article_id for a in articles), languages))
+    articles: list[Article], embedder: Embedder, max_tokens: int, advance: Callable[[float], None]
+) -> tuple[list[str | None], list[Passage], np.ndarray]:
+    """Split articles into passages, tell each article's and passage's language, and embed the passages with
+    title and heading. Returns the articles' languages, the passages and their vectors; ``advance`` hears of the
+    share embedded."""
+    pieces = [split_article(article, embedder.count_tokens, max_tokens) for article in articles]
+    asked = [(f"{a.title}\n{a.text}", [p.text for p in split], a.language) for a, split in zip(articles, pieces)]
+    found = workers.starmap(article_languages, asked, sum(map(len, pieces)))
+    languages = [language for language, _ in found]
     passages = [
-        dataclasses.replace(p, language=passage_language(p.text, by_id[article.article_id]))
-        for article in articles
-        for p in split_article(article, embedder.count_tokens, max_tokens)
+        dataclasses.replace(p, language=language)
+        for split, (_, by_passage) in zip(pieces, found)
+        for p, language in zip(split, by_passage)
     ]
     titles = {a.article_id: a.title for a in articles}
     texts = [embedding_text(titles[p.article_id], p.heading, p.text) for p in passages]
     embedded = 0
 
-    def advance(count: int) -> None:
+    def embedded_some(count: int) -> None:
         nonlocal embedded
         embedded += count
-        if progress:
-            progress("embedding", done + len(articles) * embedded // len(texts), len(total))
+        advance(embedded / len(texts))
 
-    return passages, embedder.embed_passages(texts, progress=advance)
+    return languages, passages, embedder.embed_passages(texts, progress=embedded_some)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from . import workers
 from .tokens import grams, names_and_codes, tokenize
 
 # Weight of each index's normalized score, for passages in the query's language and in another one. Measured on
@@ -79,21 +80,12 @@ class Bm25:
     @classmethod
     def merged(cls, parts: Sequence[Bm25], keeps: Sequence[np.ndarray]) -> Bm25:
         """One index of the rows of ``parts`` that their ``keeps`` masks keep, in order, without tokenizing again."""
-        vocabulary: dict[str, int] = {}
         blocks = []
         for part, keep in zip(parts, keeps):
             terms = sorted(part.vocabulary, key=part.vocabulary.__getitem__)
-            numbers = np.fromiter((vocabulary.setdefault(t, len(vocabulary)) for t in terms), np.int32, len(terms))
             shape = (len(part.lengths), len(part.vocabulary))
-            rows = sparse.csc_matrix((part.data, part.indices, part.indptr), shape=shape).tocsr()[keep]
-            blocks.append(
-                sparse.csr_matrix(
-                    (rows.data, numbers[rows.indices], rows.indptr), shape=(rows.shape[0], len(vocabulary))
-                )
-            )
-        for block in blocks:
-            block.resize(block.shape[0], len(vocabulary))
-        return cls._of(vocabulary, sparse.vstack(blocks, format="csr"))
+            blocks.append((terms, sparse.csc_matrix((part.data, part.indices, part.indptr), shape=shape).tocsr()[keep]))
+        return cls._of(*_stacked(blocks))
 
     def save(self, directory: Path, name: str) -> None:
         (directory / f"{name}.vocabulary.json").write_text(json.dumps(list(self.vocabulary)), encoding="utf-8")
@@ -208,6 +200,32 @@ def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> spa
     return sparse.vstack(blocks, format="csr")
 
 
+def _stacked(blocks: Iterable[tuple[list[str], sparse.csr_matrix]]) -> tuple[dict[str, int], sparse.csr_matrix]:
+    """Blocks of term counts, each with its own terms (column order), as one vocabulary and one matrix."""
+    vocabulary: dict[str, int] = {}
+    renumbered = []
+    for terms, block in blocks:
+        numbers = np.fromiter((vocabulary.setdefault(t, len(vocabulary)) for t in terms), np.int32, len(terms))
+        shape = (block.shape[0], len(vocabulary))
+        renumbered.append(sparse.csr_matrix((block.data, numbers[block.indices], block.indptr), shape=shape))
+    for block in renumbered:
+        block.resize(block.shape[0], len(vocabulary))
+    if not renumbered:
+        return vocabulary, sparse.csr_matrix((0, 0), dtype=np.float32)
+    return vocabulary, sparse.vstack(renumbered, format="csr")
+
+
+def chunk_counts(rows: Sequence[tuple[str, str | None]]) -> dict[str, tuple[list[str], sparse.csr_matrix]]:
+    """Per kind of token, the term counts of these (text, language) rows, with terms of their own (workers run
+    this on a build's chunks of rows)."""
+    counted = {}
+    for kind, tokens in KINDS.items():
+        vocabulary: dict[str, int] = {}
+        counts = _counts((tokens(text, language) for text, language in rows), vocabulary)
+        counted[kind] = (list(vocabulary), counts)
+    return counted
+
+
 def _block(indptr: list[int], terms: array, vocabulary_size: int) -> sparse.csr_matrix:
     columns = np.frombuffer(terms, dtype=np.int32) if len(terms) else np.zeros(0, np.int32)
     block = sparse.csr_matrix(
@@ -249,9 +267,9 @@ class LexicalIndex:
     @classmethod
     def build(cls, rows: Sequence[Row]) -> LexicalIndex:
         """Index ``(passage_id, text, language)`` rows; the text should carry the title, as embeddings do."""
-        indexes = {
-            kind: Bm25.build(tokens(text, language) for _, text, language in rows) for kind, tokens in KINDS.items()
-        }
+        chunks = [[(text, language) for _, text, language in rows[i : i + CHUNK]] for i in range(0, len(rows), CHUNK)]
+        counted = workers.starmap(chunk_counts, [(chunk,) for chunk in chunks], len(rows))
+        indexes = {kind: Bm25._of(*_stacked(chunk[kind] for chunk in counted)) for kind in KINDS}
         return cls(np.asarray([row[0] for row in rows], dtype=np.int64), [row[2] for row in rows], indexes)
 
     @classmethod

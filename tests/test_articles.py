@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.articles import Article, markdown_paragraphs, plain_paragraphs, read_articles
+from indexer.articles import Article, count_articles, markdown_paragraphs, plain_paragraphs, read_articles
 from indexer.errors import InputProblem
 from tests.conftest import SEED
 
@@ -324,6 +324,19 @@ def test_jsonl_bad_lines_are_problems_with_line_numbers(tmp_path: Path) -> None:
     assert all(f"{path}:{line}" in str(problem) for line, problem in problems.items())
     assert [a.article_id for a in articles] == ["ok1", "feed-5"]
     assert articles[1].title == "No id given."
+
+
+def test_a_jsonl_file_is_read_a_line_at_a_time_and_a_bad_line_spoils_only_itself(tmp_path: Path) -> None:
+    path = tmp_path / "dump.jsonl"
+    lines = [json.dumps({"id": f"a{n}", "text": f"Articolo numero {n}."}).encode() for n in range(3)]
+    path.write_bytes(b"\n".join([lines[0], '{"id": "latin", "text": "Perché sì."}'.encode("latin-1"), *lines[1:]]))
+    items = read_articles([path])
+    assert next(items).article_id == "a0"
+    rest = list(items)
+    problems = [item for item in rest if isinstance(item, InputProblem)]
+    assert [(p.line, "not valid UTF-8" in p.reason) for p in problems] == [(2, True)]
+    assert [item.article_id for item in rest if isinstance(item, Article)] == ["a1", "a2"]
+    assert count_articles([path, tmp_path / "missing.txt"]) == 4  # lines, read or not; a problem counts nothing
 
 
 def test_jsonl_id_with_slash_is_a_problem(tmp_path: Path) -> None:

@@ -285,6 +285,39 @@ def test_adding_a_file_embeds_only_its_passages(
     assert (top.article_id, top.text, top.heading) == ("second", "The ferry left at dawn.", None)
 
 
+def test_a_large_input_is_read_as_it_is_embedded_and_progress_counts_its_articles(
+    tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Articles are read a batch ahead of the model, never all at once: a dump of millions fits in memory."""
+    from indexer import ingest
+
+    dump = tmp_path / "dump.jsonl"
+    rows = [{"id": f"a{n}", "text": f"Articolo {n} sul porto e sui traghetti del mattino."} for n in range(250)]
+    dump.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    monkeypatch.setattr(ingest, "ARTICLES_PER_BATCH", 100)
+    read, read_when_embedding = [0], []
+    reading = ingest.read_articles
+
+    def counted(paths):
+        for item in reading(paths):
+            read[0] += 1
+            yield item
+
+    embed = fake_embedder.embed_passages
+    monkeypatch.setattr(ingest, "read_articles", counted)
+    monkeypatch.setattr(
+        fake_embedder,
+        "embed_passages",
+        lambda texts, progress=None: (read_when_embedding.append(read[0]), embed(texts, progress))[1],
+    )
+    heard = []
+    report = index_paths([dump], tmp_path / "index", embedder=fake_embedder, progress=lambda *a: heard.append(a))
+    assert report.added == 250 and read_when_embedding == [100, 200, 250]  # a batch read, then embedded
+    assert heard[-1] == ("embedding", 250, 250)
+    assert all(done <= total == 250 for _, done, total in heard)
+    assert [done for _, done, _ in heard] == sorted(done for _, done, _ in heard)
+
+
 def test_rebuild_with_another_model_or_budget(built: Snapshot, index_dir: Path, seeds_copy: Path) -> None:
     other = FakeEmbedder(name="other", dimension=32)
     report = index_paths([seeds_copy], index_dir, embedder=other, rebuild=True, max_tokens=20)

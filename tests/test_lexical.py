@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.language import detect, passage_language
+from indexer.language import article_languages, detect
 from indexer.lexical import LexicalIndex
 from indexer.tokens import grams, names_and_codes, tokenize
 
@@ -49,9 +49,16 @@ def test_language_detection() -> None:
     assert detect("What happened to the MQ-9 drone?") == "en"
     assert detect("Was ist mit der Drohne passiert?") == "de"
     assert detect("MQ-9") is None  # too few letters to tell
-    assert passage_language("Sì.", "it") == "it"  # short: the article's
-    long_english = "The drone was lost over the Black Sea after two Russian jets intercepted it in March. " * 2
-    assert passage_language(long_english, "it") == "en"
+
+
+def test_an_articles_language_is_its_passages_and_short_passages_take_it() -> None:
+    english = "The drone was lost over the Black Sea after two Russian jets intercepted it in March. " * 2
+    italian = "Il drone è precipitato nel Mar Nero dopo l'incontro con due caccia russi, ha detto il Pentagono. " * 2
+    more_italian = "I soldati ucraini hanno difeso la città per tre mesi, secondo il ministero della difesa. " * 2
+    texts = [italian, "Sì.", english, more_italian]
+    assert article_languages(" ".join(texts), texts) == ("it", ["it", "it", "en", "it"])
+    assert article_languages("Sì.", texts, "de") == ("de", ["it", "de", "en", "it"])  # stated: kept
+    assert article_languages("Das ist der Artikel, auf Deutsch.", ["Sì."]) == ("de", ["de"])  # nothing to tell by
 
 
 ROWS = [
@@ -169,3 +176,26 @@ def test_best_rows_equal_a_full_stable_sort(scores: list[float], k: int) -> None
     array = np.asarray(scores, dtype=np.float32)
     expected = [row for row in np.argsort(-array, kind="stable") if array[row] > 0][:k]
     assert _best(array, k).tolist() == expected
+
+
+def test_a_large_builds_text_work_runs_in_worker_processes_with_the_same_result(monkeypatch) -> None:
+    """Language detection and tokenizing go to worker processes in a large build, and give what one process does."""
+    import os
+
+    from indexer import lexical, workers
+
+    if workers._cores() < 2:  # noqa: SLF001
+        pytest.skip("one core: the work stays in this process")
+    rows = [(number, text, language) for number, (_, text, language) in enumerate(ROWS * 3)]
+    asked = [(text, [text, text[:20]], None) for _, text, _ in rows]
+    alone, languages = LexicalIndex.build(rows), [article_languages(*a) for a in asked]
+    monkeypatch.setattr(workers, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(lexical, "CHUNK", 4)  # several chunks, as a large build's
+    assert set(workers.starmap(os.getpid, [()] * 8, 1)) - {os.getpid()}  # the work really left this process
+    shared = LexicalIndex.build(rows)
+    for kind in lexical.KINDS:
+        ours, theirs = shared.indexes[kind], alone.indexes[kind]
+        assert ours.vocabulary == theirs.vocabulary
+        for part in lexical.PARTS:
+            assert np.array_equal(getattr(ours, part), getattr(theirs, part))
+    assert workers.starmap(article_languages, asked, 1) == languages

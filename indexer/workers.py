@@ -1,0 +1,42 @@
+"""The pure-Python text work of a large build -- language detection, tokenizing -- spread over this machine's cores.
+
+One Python process does such work one item at a time, however many cores there are; the model and FAISS already
+use them all. Small jobs stay in this process: starting the workers costs about a second.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+PARALLEL_FROM = 2_000  # passages: fewer are done here
+Result = TypeVar("Result")
+
+
+def starmap(function: Callable[..., Result], arguments: Sequence[tuple], passages: int) -> list[Result]:
+    """``[function(*a) for a in arguments]``, in worker processes when the job holds ``PARALLEL_FROM`` passages or
+    more and there is more than one core. ``function`` must be importable (a module's top-level function)."""
+    cores = _cores()
+    if cores < 2 or passages < PARALLEL_FROM or len(arguments) < 2:
+        return [function(*a) for a in arguments]
+    chunk = max(1, len(arguments) // (cores * 4))
+    return list(_pool(cores).map(_apply, itertools.repeat(function), arguments, chunksize=chunk))
+
+
+def _apply(function: Callable[..., Result], arguments: tuple) -> Result:
+    return function(*arguments)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@functools.cache
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # Spawned, not forked: a fork copies onnxruntime's and FAISS's thread pools in whatever state they are.
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
