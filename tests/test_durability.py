@@ -348,19 +348,31 @@ def test_readers_see_one_commit_while_small_commits_and_merges_run(tmp_path: Pat
     assert check(directory) == []
 
 
+HOLDER = """
+import sys
+from pathlib import Path
+from indexer.storage import Writer
+with Writer(Path(sys.argv[1])):
+    print("writing", flush=True)
+    sys.stdin.readline()
+"""
+
+
 def test_a_second_writer_fails_clearly_while_one_runs(tmp_path: Path) -> None:
-    write_articles(tmp_path / "new", "new", 3000)
+    """While another process writes the index (here: holds its writer open until told), an index run says so and
+    changes nothing; the first writer then finishes."""
+    write_articles(tmp_path / "new", "new", 30)
     directory = tmp_path / "index"
     index_paths([tmp_path / "new"], directory, embedder=FakeEmbedder())
-    first = start_writer(tmp_path / "new", directory)
-    deadline = time.perf_counter() + 20
-    while not any(p.name.startswith(".staging-") for p in (directory / "segments").iterdir()):
-        assert time.perf_counter() < deadline and first.poll() is None
-        time.sleep(0.01)
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(directory)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert first.stdout.readline() == b"writing\n"
     second = start_writer(tmp_path / "new", directory)
     _, stderr = second.communicate()
     assert second.returncode != 0 and b"being written by another" in stderr
-    assert first.wait() == 0 and check(directory) == []
+    first.communicate(b"\n")
+    assert first.returncode == 0 and check(directory) == []
 
 
 def test_every_kind_of_bad_input_is_one_line_and_the_rest_is_indexed(
