@@ -17,6 +17,7 @@ import pytest
 from indexer.archive import Archive
 from indexer.errors import IndexMismatch, IndexNotFound, NewsarchiveError
 from indexer.ingest import IndexReport, index_paths
+from indexer.language import detect
 from indexer.search import search
 from indexer.storage import Manifest
 from indexer.storage.layout import CATALOG as DATABASE
@@ -511,6 +512,7 @@ def test_adding_one_article_writes_its_segment_and_the_commit_only(tmp_path: Pat
     assert Manifest.load(directory).passages == 3000
     before = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size) for p in directory.rglob("*") if p.is_file()}
     (folder / "late.txt").write_text("Late report\n\nOne more ship came into the harbour.\n")
+    detect("A ship came in.")  # py3langid unpacks its model through a 65 MB temporary file, once per process
     written = _written()
     index_paths([folder], directory, embedder=fake_embedder)
     written = _written() - written
