@@ -65,7 +65,9 @@ def index_paths(
     not embedded again, and when nothing changed nothing is written. Files that cannot be read are reported in
     ``IndexReport.problems`` and skipped; what was indexed from them stays. What is new goes into a new segment,
     made current by one commit (:mod:`indexer.storage`); nothing already committed is rewritten, and only one
-    process may write at a time.
+    process may write at a time. A large input's language detection and tokenizing run in worker processes
+    (:mod:`indexer.workers`), which import the calling script again: call this under ``if __name__ ==
+    "__main__":`` in a script, as :mod:`multiprocessing` asks.
 
     Args:
         paths: Files and folders of articles (:data:`indexer.articles.SUFFIXES`), and http(s) URLs of pages or feeds.

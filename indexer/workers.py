@@ -2,6 +2,10 @@
 
 One Python process does such work one item at a time, however many cores there are; the model and FAISS already
 use them all. Small jobs stay in this process: starting the workers costs about a second.
+
+Workers are spawned, so they import the main module again: a script of one's own that indexes at import time,
+without ``if __name__ == "__main__":``, breaks them -- the work is then done in this process instead, as slowly as
+before, never wrongly.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 PARALLEL_FROM = 2_000  # passages: fewer are done here
@@ -25,7 +30,11 @@ def starmap(function: Callable[..., Result], arguments: Sequence[tuple], passage
     if cores < 2 or passages < PARALLEL_FROM or len(arguments) < 2:
         return [function(*a) for a in arguments]
     chunk = max(1, len(arguments) // (cores * 4))
-    return list(_pool(cores).map(_apply, itertools.repeat(function), arguments, chunksize=chunk))
+    try:
+        return list(_pool(cores).map(_apply, itertools.repeat(function), arguments, chunksize=chunk))
+    except (BrokenProcessPool, OSError):  # workers that died or could not start: the work is done here
+        _pool.cache_clear()
+        return [function(*a) for a in arguments]
 
 
 def _apply(function: Callable[..., Result], arguments: tuple) -> Result:

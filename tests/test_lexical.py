@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +200,20 @@ def test_a_large_builds_text_work_runs_in_worker_processes_with_the_same_result(
         for part in lexical.PARTS:
             assert np.array_equal(getattr(ours, part), getattr(theirs, part))
     assert workers.starmap(article_languages, asked, 1) == languages
+
+
+def test_text_work_is_done_here_when_the_workers_break(monkeypatch) -> None:
+    """A worker that dies (or a script that indexes at import time, which spawned workers import again) leaves
+    the work to this process: slower, never wrong."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from indexer import workers
+
+    class Broken:
+        def map(self, *args, **kwargs):
+            raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(workers, "_cores", lambda: 2)
+    monkeypatch.setattr(workers, "_pool", functools.cache(lambda cores: Broken()))
+    texts = [(text, [text], None) for _, text, _ in ROWS]
+    assert workers.starmap(article_languages, texts, 10**6) == [article_languages(*t) for t in texts]
