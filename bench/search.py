@@ -147,7 +147,7 @@ def index_bytes_written(directory: Path, since: float) -> int:
 
 def build(corpus: Path, directory: Path, sentence_vectors: Path) -> dict:
     started = time.time() - 1  # mtimes are coarse on some file systems
-    report = index_paths([corpus], directory, embedder=SyntheticEmbedder(sentence_vectors))
+    report = index_paths([corpus], directory, embedder=SyntheticEmbedder(sentence_vectors), parallel=True)  # as the CLI
     segments = len(Manifest.load(directory).segments)
     result = {"seconds": round(report.seconds, 1), "passages": report.passages, "peak_memory": peak_memory()}
     # write_bytes is the whole process's, language detection's model unpacking (~65 MB) included.

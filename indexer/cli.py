@@ -191,6 +191,7 @@ def index(
             query_prompt=query_prompt,
             passage_prompt=passage_prompt,
             progress=progress,
+            parallel=True,  # the console script's main module is safe to import again
         )
     finally:
         if bar is not None:

@@ -58,6 +58,7 @@ def index_paths(
     backend: str | None = None,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
+    parallel: bool = False,
 ) -> IndexReport:
     """Add the articles found under ``paths`` to the index in ``directory``, creating it if needed.
 
@@ -65,9 +66,7 @@ def index_paths(
     not embedded again, and when nothing changed nothing is written. Files that cannot be read are reported in
     ``IndexReport.problems`` and skipped; what was indexed from them stays. What is new goes into a new segment,
     made current by one commit (:mod:`indexer.storage`); nothing already committed is rewritten, and only one
-    process may write at a time. A large input's language detection and tokenizing run in worker processes
-    (:mod:`indexer.workers`), which import the calling script again: call this under ``if __name__ ==
-    "__main__":`` in a script, as :mod:`multiprocessing` asks.
+    process may write at a time.
 
     Args:
         paths: Files and folders of articles (:data:`indexer.articles.SUFFIXES`), and http(s) URLs of pages or feeds.
@@ -87,80 +86,84 @@ def index_paths(
             ``auto``. Not an index setting: vectors from every backend agree, so it may change from run to run.
         embedder: A loaded model to use instead of loading ``model`` (tests pass small fakes).
         progress: Receives embedding progress.
+        parallel: Spread a large input's language detection and tokenizing over the cores, in worker processes
+            (:mod:`indexer.workers`); they import the calling program's main module again, so it must allow that
+            (``if __name__ == "__main__":``, as :mod:`multiprocessing` asks). The CLI does.
 
     Raises:
         IndexMismatch: The existing index was built with another model, passage budget or prompts; use ``rebuild``.
         IndexBusy: Another process is writing the index.
     """
-    started = time.perf_counter()
-    directory = config.index_dir(directory)
-    report = IndexReport()
-    articles = _readable(read_articles(paths), report.problems)
-    first = next(articles, None)
-    if first is None and not exists(directory):
+    with workers.enabled(parallel):
+        started = time.perf_counter()
+        directory = config.index_dir(directory)
+        report = IndexReport()
+        articles = _readable(read_articles(paths), report.problems)
+        first = next(articles, None)
+        if first is None and not exists(directory):
+            report.seconds = time.perf_counter() - started
+            return report  # nothing read and nothing indexed: create nothing
+        if first is None:
+            rebuild = False  # nothing could be read: even a rebuild keeps what there is
+        total = count_articles(paths) if progress else 0
+        with Writer(directory, rebuild=rebuild) as writer:
+            previous = writer.base if not writer.rebuild else None
+            settings = _settings(
+                previous, directory, embedder, model, precision, vector_index, max_tokens, query_prompt, passage_prompt
+            )
+            reindex = previous is not None and previous.vector_index != settings.vector_index
+            started_writing = False
+
+            def start(embedding: bool) -> None:
+                """Tell the writer the settings, loading the model first (a new index needs its dimension)."""
+                nonlocal embedder, settings, started_writing
+                if started_writing:
+                    return
+                if embedding or previous is None:
+                    embedder = embedder or load_embedder(
+                        settings.model, settings.query_prompt, settings.passage_prompt, settings.precision, backend
+                    )
+                    settings = dataclasses.replace(
+                        settings,
+                        dimension=embedder.dimension,
+                        query_prompt=embedder.query_prompt or "",
+                        passage_prompt=embedder.passage_prompt or "",
+                        backend=embedder.backend if embedding else settings.backend,
+                    )
+                if settings.vector_index != AUTO:
+                    from .vectors import check_factory
+
+                    check_factory(settings.vector_index, settings.dimension)
+                writer.start(settings)
+                started_writing = True
+
+            read: set[str] = set()  # ids, for --prune
+            paths_read: set[str] = set()
+            for batch in _batches(itertools.chain([first] if first else [], articles), ARTICLES_PER_BATCH):
+                known = writer.known(a.article_id for a in batch)
+                to_embed = [a for a in batch if known.get(a.article_id, ("",))[0] != a.content_hash]
+                report.updated += sum(a.article_id in known for a in to_embed)
+                report.added += sum(a.article_id not in known for a in to_embed)
+                report.unchanged += len(batch) - len(to_embed)
+                if to_embed:
+                    start(embedding=True)
+                    advance = _progress(progress, len(read), len(batch), total)
+                    languages, passages, matrix = _embed(to_embed, embedder, settings.max_tokens, advance)
+                    writer.add(to_embed, languages, passages, matrix)
+                    report.embedded += len(passages)
+                read.update(a.article_id for a in batch)
+                paths_read.update(a.path for a in batch)
+            gone = _gone(writer.known(), read, paths_read, report.problems) if prune else []
+            report.removed = len(gone)
+            if gone or reindex or previous is None:
+                start(embedding=False)
+            writer.delete(gone)
+            writer.commit()
+            if reindex:
+                writer.optimize(force=True)  # every segment's vector index, of the new kind
+        _count(report, directory)
         report.seconds = time.perf_counter() - started
-        return report  # nothing read and nothing indexed: create nothing
-    if first is None:
-        rebuild = False  # nothing could be read: even a rebuild keeps what there is
-    total = count_articles(paths) if progress else 0
-    with Writer(directory, rebuild=rebuild) as writer:
-        previous = writer.base if not writer.rebuild else None
-        settings = _settings(
-            previous, directory, embedder, model, precision, vector_index, max_tokens, query_prompt, passage_prompt
-        )
-        reindex = previous is not None and previous.vector_index != settings.vector_index
-        started_writing = False
-
-        def start(embedding: bool) -> None:
-            """Tell the writer the settings, loading the model first (a new index needs its dimension)."""
-            nonlocal embedder, settings, started_writing
-            if started_writing:
-                return
-            if embedding or previous is None:
-                embedder = embedder or load_embedder(
-                    settings.model, settings.query_prompt, settings.passage_prompt, settings.precision, backend
-                )
-                settings = dataclasses.replace(
-                    settings,
-                    dimension=embedder.dimension,
-                    query_prompt=embedder.query_prompt or "",
-                    passage_prompt=embedder.passage_prompt or "",
-                    backend=embedder.backend if embedding else settings.backend,
-                )
-            if settings.vector_index != AUTO:
-                from .vectors import check_factory
-
-                check_factory(settings.vector_index, settings.dimension)
-            writer.start(settings)
-            started_writing = True
-
-        read: set[str] = set()  # ids, for --prune
-        paths_read: set[str] = set()
-        for batch in _batches(itertools.chain([first] if first else [], articles), ARTICLES_PER_BATCH):
-            known = writer.known(a.article_id for a in batch)
-            to_embed = [a for a in batch if known.get(a.article_id, ("",))[0] != a.content_hash]
-            report.updated += sum(a.article_id in known for a in to_embed)
-            report.added += sum(a.article_id not in known for a in to_embed)
-            report.unchanged += len(batch) - len(to_embed)
-            if to_embed:
-                start(embedding=True)
-                advance = _progress(progress, len(read), len(batch), total)
-                languages, passages, matrix = _embed(to_embed, embedder, settings.max_tokens, advance)
-                writer.add(to_embed, languages, passages, matrix)
-                report.embedded += len(passages)
-            read.update(a.article_id for a in batch)
-            paths_read.update(a.path for a in batch)
-        gone = _gone(writer.known(), read, paths_read, report.problems) if prune else []
-        report.removed = len(gone)
-        if gone or reindex or previous is None:
-            start(embedding=False)
-        writer.delete(gone)
-        writer.commit()
-        if reindex:
-            writer.optimize(force=True)  # every segment's vector index, of the new kind
-    _count(report, directory)
-    report.seconds = time.perf_counter() - started
-    return report
+        return report
 
 
 def remove_articles(article_ids: Sequence[str], directory: str | Path | None = None) -> IndexReport:

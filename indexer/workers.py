@@ -3,18 +3,21 @@
 One Python process does such work one item at a time, however many cores there are; the model and FAISS already
 use them all. Small jobs stay in this process: starting the workers costs about a second.
 
-Workers are spawned, so they import the main module again: a script of one's own that indexes at import time,
-without ``if __name__ == "__main__":``, breaks them -- the work is then done in this process instead, as slowly as
-before, never wrongly.
+Workers are spawned, and a spawned process imports the program's main module again: only a program whose main
+module allows it (``if __name__ == "__main__":``, as :mod:`multiprocessing` asks) turns them on, inside
+:func:`enabled` -- the CLI does, a Streamlit app or a test runner that replaced its main module must not. Workers
+that break anyway leave the work to this process: slower, never wrong.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import itertools
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
@@ -23,11 +26,25 @@ PARALLEL_FROM = 2_000  # passages: fewer are done here
 Result = TypeVar("Result")
 
 
+_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar("workers", default=False)
+
+
+@contextlib.contextmanager
+def enabled(on: bool = True) -> Iterator[None]:
+    """Let :func:`starmap` use worker processes inside this block (see the module docstring)."""
+    token = _enabled.set(on)
+    try:
+        yield
+    finally:
+        _enabled.reset(token)
+
+
 def starmap(function: Callable[..., Result], arguments: Sequence[tuple], passages: int) -> list[Result]:
-    """``[function(*a) for a in arguments]``, in worker processes when the job holds ``PARALLEL_FROM`` passages or
-    more and there is more than one core. ``function`` must be importable (a module's top-level function)."""
+    """``[function(*a) for a in arguments]``, in worker processes when they are :func:`enabled`, the job holds
+    ``PARALLEL_FROM`` passages or more and there is more than one core. ``function`` must be importable (a module's
+    top-level function)."""
     cores = _cores()
-    if cores < 2 or passages < PARALLEL_FROM or len(arguments) < 2:
+    if not _enabled.get() or cores < 2 or passages < PARALLEL_FROM or len(arguments) < 2:
         return [function(*a) for a in arguments]
     chunk = max(1, len(arguments) // (cores * 4))
     try:

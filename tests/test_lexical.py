@@ -179,27 +179,45 @@ def test_best_rows_equal_a_full_stable_sort(scores: list[float], k: int) -> None
     assert _best(array, k).tolist() == expected
 
 
-def test_a_large_builds_text_work_runs_in_worker_processes_with_the_same_result(monkeypatch) -> None:
-    """Language detection and tokenizing go to worker processes in a large build, and give what one process does."""
-    import os
+PARALLEL_CHECK = """
+import json, os
+import numpy as np
+from indexer import lexical, workers
+from indexer.language import article_languages
+from indexer.lexical import LexicalIndex
+from tests.test_lexical import ROWS
+rows = [(number, text, language) for number, (_, text, language) in enumerate(ROWS * 3)]
+asked = [(text, [text, text[:20]], None) for _, text, _ in rows]
+alone, languages = LexicalIndex.build(rows), [article_languages(*a) for a in asked]
+workers.PARALLEL_FROM, lexical.CHUNK = 0, 4  # several chunks, as a large build's
+with workers.enabled():
+    pids = set(workers.starmap(os.getpid, [()] * 8, 1))
+    shared, found = LexicalIndex.build(rows), workers.starmap(article_languages, asked, 1)
+ours, theirs = shared.indexes, alone.indexes
+same = all(
+    ours[kind].vocabulary == theirs[kind].vocabulary
+    and all(np.array_equal(getattr(ours[kind], part), getattr(theirs[kind], part)) for part in lexical.PARTS)
+    for kind in lexical.KINDS
+)
+print(json.dumps({"elsewhere": bool(pids - {os.getpid()}), "same_index": same, "same_languages": found == languages}))
+"""
 
-    from indexer import lexical, workers
+
+def test_a_large_builds_text_work_runs_in_worker_processes_with_the_same_result() -> None:
+    """Language detection and tokenizing go to worker processes in a large build, and give what one process does.
+    Run in a program of its own, as the CLI is: the workers import its main module again."""
+    import json
+    import subprocess
+    import sys
+
+    from indexer import workers
 
     if workers._cores() < 2:  # noqa: SLF001
         pytest.skip("one core: the work stays in this process")
-    rows = [(number, text, language) for number, (_, text, language) in enumerate(ROWS * 3)]
-    asked = [(text, [text, text[:20]], None) for _, text, _ in rows]
-    alone, languages = LexicalIndex.build(rows), [article_languages(*a) for a in asked]
-    monkeypatch.setattr(workers, "PARALLEL_FROM", 0)
-    monkeypatch.setattr(lexical, "CHUNK", 4)  # several chunks, as a large build's
-    assert set(workers.starmap(os.getpid, [()] * 8, 1)) - {os.getpid()}  # the work really left this process
-    shared = LexicalIndex.build(rows)
-    for kind in lexical.KINDS:
-        ours, theirs = shared.indexes[kind], alone.indexes[kind]
-        assert ours.vocabulary == theirs.vocabulary
-        for part in lexical.PARTS:
-            assert np.array_equal(getattr(ours, part), getattr(theirs, part))
-    assert workers.starmap(article_languages, asked, 1) == languages
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", PARALLEL_CHECK], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"elsewhere": True, "same_index": True, "same_languages": True}
 
 
 def test_text_work_is_done_here_when_the_workers_break(monkeypatch) -> None:
@@ -216,4 +234,39 @@ def test_text_work_is_done_here_when_the_workers_break(monkeypatch) -> None:
     monkeypatch.setattr(workers, "_cores", lambda: 2)
     monkeypatch.setattr(workers, "_pool", functools.cache(lambda cores: Broken()))
     texts = [(text, [text], None) for _, text, _ in ROWS]
-    assert workers.starmap(article_languages, texts, 10**6) == [article_languages(*t) for t in texts]
+    with workers.enabled():
+        assert workers.starmap(article_languages, texts, 10**6) == [article_languages(*t) for t in texts]
+
+
+def test_workers_stay_off_unless_the_program_turns_them_on(monkeypatch) -> None:
+    """A library call (the app, a test runner, someone's script) keeps the work in its own process."""
+    import os
+
+    from indexer import workers
+
+    monkeypatch.setattr(workers, "PARALLEL_FROM", 0)
+    assert set(workers.starmap(os.getpid, [()] * 4, 10**6)) == {os.getpid()}
+
+
+def test_language_detection_keeps_its_classifier_unpacked_in_the_cache(tmp_path: Path, monkeypatch) -> None:
+    """py3langid's model is unpacked once per cache, not once per process; a damaged cache file is replaced."""
+    from py3langid.langid import LanguageIdentifier
+
+    from indexer import language
+
+    monkeypatch.setenv("NEWSARCHIVE_CACHE", str(tmp_path))
+    text = "Il drone è precipitato nel Mar Nero dopo l'incontro con due caccia russi."
+    language._identifier.cache_clear()
+    try:
+        unpacked = language._identifier()
+        [cached] = tmp_path.glob("py3langid-*.pickle")
+        language._identifier.cache_clear()
+        with monkeypatch.context() as patched:
+            patched.setattr(LanguageIdentifier, "from_model_file", None)  # unpacking again would fail
+            assert language._identifier().classify(text) == unpacked.classify(text)
+        cached.write_bytes(b"half a file")
+        language._identifier.cache_clear()
+        assert language._identifier().classify(text) == unpacked.classify(text)
+        assert cached.stat().st_size > 1_000_000  # written again whole
+    finally:
+        language._identifier.cache_clear()
