@@ -116,7 +116,13 @@ class Writer:
         if self.snapshot is None:
             return {}
         if article_ids is not None:
-            return self.snapshot.store.article_sources(article_ids)
+            wanted = list(dict.fromkeys(article_ids))
+            if self._known is None:  # asked once: ingest asks before add() does, for the same articles
+                new = [a for a in wanted if a not in self._looked_up]
+                found = self.snapshot.store.article_sources(new) if new else {}
+                self._looked_up.update({a: found.get(a) for a in new})
+                return {a: self._looked_up[a] for a in wanted if self._looked_up[a] is not None}
+            return {a: self._known[a] for a in wanted if a in self._known}
         if self._known is None:
             self._known = self.snapshot.store.article_sources()
         return self._known
@@ -451,6 +457,7 @@ class Writer:
         self._deleted: set[str] = set()
         self._pairs: list[tuple[str, str, str, float]] = []
         self._known: dict[str, tuple[str, str]] | None = None
+        self._looked_up: dict[str, tuple[str, str] | None] = {}
         self._changed = False
         self._next_passage = manifest.next_passage_id if manifest else 1
         self._next_segment = manifest.next_segment if manifest else 1
