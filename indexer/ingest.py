@@ -137,8 +137,9 @@ def index_paths(
                 writer.start(settings)
                 started_writing = True
 
-            read: set[str] = set()  # ids, for --prune
+            read: set[str] = set()  # ids and files read, for --prune only
             paths_read: set[str] = set()
+            articles_read = 0
             for batch in _batches(itertools.chain([first] if first else [], articles), ARTICLES_PER_BATCH):
                 known = writer.known(a.article_id for a in batch)
                 to_embed = [a for a in batch if known.get(a.article_id, ("",))[0] != a.content_hash]
@@ -147,12 +148,14 @@ def index_paths(
                 report.unchanged += len(batch) - len(to_embed)
                 if to_embed:
                     start(embedding=True)
-                    advance = _progress(progress, len(read), len(batch), total)
+                    advance = _progress(progress, articles_read, len(batch), total)
                     languages, passages, matrix = _embed(to_embed, embedder, settings.max_tokens, advance)
                     writer.add(to_embed, languages, passages, matrix)
                     report.embedded += len(passages)
-                read.update(a.article_id for a in batch)
-                paths_read.update(a.path for a in batch)
+                if prune:
+                    read.update(a.article_id for a in batch)
+                    paths_read.update(a.path for a in batch)
+                articles_read += len(batch)
             gone = _gone(writer.known(), read, paths_read, report.problems) if prune else []
             report.removed = len(gone)
             if gone or reindex or previous is None:
