@@ -103,9 +103,7 @@ def find(snapshot: Snapshot, passage_ids: Sequence[int]) -> list[tuple[str, str,
         article_id: Fingerprint.of(article_id, body, language)
         for article_id, body, language in snapshot.article_texts(by_segment)
     }
-    article_vectors = functools.cache(
-        lambda article_id: snapshot.vectors.vectors(snapshot.store.article_passages(article_id))
-    )
+    article_vectors = functools.cache(lambda article_id: snapshot.vectors.vectors(snapshot.locate([article_id])[0][2]))
     matches = []
     for pair in pairs.tolist():
         a, b = sorted((names[pair >> 32], names[pair & 0xFFFFFFFF]))

@@ -12,7 +12,6 @@ from typing import Any
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 HIT_COLUMNS = (
     "passage_id",
@@ -40,16 +39,10 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def article_sources(self, article_ids: Iterable[str] | None = None) -> dict[str, tuple[str, str]]:
-        """article_id -> (content_hash, path) of every article, or of those of these ids that are here."""
+    def article_sources(self) -> dict[str, tuple[str, str]]:
+        """article_id -> (content_hash, path) of every article."""
         with self.db.cursor() as cursor:
-            if article_ids is None:
-                rows = cursor.execute("SELECT article_id, content_hash, path FROM _articles").fetchall()
-            else:
-                cursor.register("_wanted", pa.table({"article_id": pa.array(list(article_ids), pa.string())}))
-                rows = cursor.execute(
-                    "SELECT article_id, content_hash, path FROM _articles JOIN _wanted USING (article_id)"
-                ).fetchall()
+            rows = cursor.execute("SELECT article_id, content_hash, path FROM _articles").fetchall()
         return {article_id: (content_hash, path) for article_id, content_hash, path in rows}
 
     def counts(self) -> tuple[int, int]:
@@ -124,12 +117,6 @@ class Store:
         ids = table.column("passage_id").to_numpy().astype(np.int64)
         dimension = table.schema.field("embedding").type.list_size
         return ids, flat.reshape(table.num_rows, dimension).astype(np.float32, copy=False)
-
-    def article_passages(self, article_id: str) -> list[int]:
-        """The ids of an article's passages, in passage order."""
-        with self.db.cursor() as cursor:
-            rows = cursor.execute("SELECT passage_id FROM passages WHERE article_id = ? ORDER BY seq", [article_id])
-            return [row[0] for row in rows.fetchall()]
 
     def duplicate_pairs(self) -> list[tuple[str, str]]:
         """Every pair of articles found to be one story."""

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from indexer.archive import Archive
@@ -174,3 +176,46 @@ def test_stories_can_be_merged_and_split_in_sql(tmp_path: Path, use_fake_model: 
     hits = {hit["article_id"]: hit for hit in json.loads(result.output)["hits"]}
     assert hits["one"]["also_in"] == [] and "three" not in hits
     assert [(d["article_id"], d["title"]) for d in hits["two"]["also_in"]] == [("three", "Three")]
+
+
+def test_stories_follow_every_kind_of_commit_and_check_agrees(tmp_path: Path, use_fake_model: FakeEmbedder) -> None:
+    """A commit computes again only the stories it touches; after each one they equal a recomputation from the
+    duplicates table (``check``), and a stories file that disagrees is reported."""
+    from indexer.storage import Manifest
+    from indexer.storage.check import check
+
+    folder, index = tmp_path / "in", tmp_path / "index"
+    folder.mkdir()
+    other = "Something else entirely, about the harbour, its ships and the new lighthouse keeper's long night."
+
+    def write(name: str, text: str) -> None:
+        (folder / f"{name}.md").write_text(f"# {name}\n\n{text}\n", encoding="utf-8")
+
+    def stories() -> dict[str, str]:
+        assert check(index) == []
+        return {a: s for a, s in _stories(index).items() if a != s}
+
+    write("one", WIRE), write("two", WIRE), write("lone", other)
+    index_paths([folder], index, embedder=use_fake_model)
+    assert stories() == {"two": "one"}
+    write("three", WIRE)  # joins the story
+    index_paths([folder], index, embedder=use_fake_model)
+    assert stories() == {"two": "one", "three": "one"}
+    write("one", other + " A second line.")  # its first article changes: the others stay one story
+    index_paths([folder], index, embedder=use_fake_model)
+    assert stories() == {"two": "three"}
+    remove_articles(["two"], index)
+    (folder / "two.md").unlink()
+    assert stories() == {}
+    write("one", WIRE)  # back as it was: a story again with three
+    index_paths([folder], index, embedder=use_fake_model)
+    assert stories() == {"three": "one"}
+    write_sql(index, "DELETE FROM duplicates WHERE duplicate_id = 'three'")
+    assert stories() == {}
+    write_sql(index, "INSERT INTO duplicates VALUES ('lone', 'three', 'by hand', 1)")
+    assert stories() == {"three": "lone"}
+
+    stories_file = index / "stories" / Manifest.load(index).stories  # one that says otherwise is found
+    pq.write_table(pa.table({"article_id": ["three"], "story_id": ["one"]}), stories_file)
+    problems = check(index)
+    assert len(problems) == 1 and "story_id disagrees with the duplicates table" in problems[0]

@@ -670,3 +670,31 @@ def test_a_vector_index_faiss_cannot_build_is_refused_and_the_index_kept(
     with pytest.raises(NewsarchiveError, match="needs at least 1,024 passages"):
         index_paths([seeds_copy], index_dir, embedder=fake_embedder, vector_index="IVF1024,SQ8")
     assert snapshot(index_dir, fake_embedder).manifest.index_type == "Flat"
+
+
+def test_articles_are_looked_up_by_id_in_the_row_groups_holding_them(
+    tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A few articles are read from their row groups (bodies from small compressed batches, or from the Parquet
+    file in a segment written before there were body lookups), whatever the groups' and batches' sizes."""
+    from indexer.storage import Snapshot, segment
+
+    monkeypatch.setattr(segment, "ARTICLE_ROWS", 4)
+    monkeypatch.setattr(segment, "GROUPS_READ", 2)
+    monkeypatch.setattr(segment, "BODY_ROWS", 3)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for number in range(23):
+        (folder / f"a{number:02d}.md").write_text(f"# Title {number}\n\nBody number {number} of this test.\n")
+    index_paths([folder], tmp_path / "index", embedder=fake_embedder)
+    wanted = ["a21", "a00", "a07", "a08", "a22", "nowhere"]
+    with Snapshot(tmp_path / "index") as snapshot:
+        rows = {row["article_id"]: row["title"] for row in snapshot.articles(wanted, ["title"])}
+        assert rows == {a: f"Title {int(a[1:])}" for a in wanted[:-1]}
+        (name,) = snapshot.paths
+        texts = {a: body for a, body, _ in snapshot.article_texts({name: wanted})}
+        assert texts == {a: f"Body number {int(a[1:])} of this test." for a in wanted[:-1]}
+        (snapshot.paths[name] / segment.BODIES).unlink()
+        segment._loaded.clear()
+    with Snapshot(tmp_path / "index") as snapshot:
+        assert {a: body for a, body, _ in snapshot.article_texts({name: wanted})} == texts

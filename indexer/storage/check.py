@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import duplicates
 from ..errors import NewsarchiveError
 from . import catalog, layout, segment
 from .manifest import Manifest
@@ -92,6 +93,17 @@ def check_snapshot(snapshot: Snapshot) -> list[str]:
         problems.append(f"{counts[3]} passages belong to no article")
     if counts[4]:
         problems.append(f"{counts[4]} articles have a story_id that is no article's id")
+    pairs = snapshot.store.duplicate_pairs()
+    members = {article_id for pair in pairs for article_id in pair}
+    published = {a: row["published"] for a, row in snapshot.store.articles(members, ["published"]).items()}
+    expected = {a: story for a, story in duplicates.stories(pairs, published).items() if a != story}
+    if expected != snapshot.story_of:
+        stored = snapshot.story_of
+        wrong = sorted(a for a in expected.keys() | stored.keys() if expected.get(a) != stored.get(a))
+        problems.append(
+            f"{len(wrong)} articles' story_id disagrees with the duplicates table (for example {wrong[0]!r}); "
+            "rebuild the index with `newsarchive index --rebuild ...`"
+        )
     return problems
 
 

@@ -9,7 +9,8 @@
       ids.npy, vectors.f32     the passage ids in order, and their exact vectors (float32 rows), memory-mapped
       vectors.faiss            an approximate index, for a segment too large to search exactly (else built at load)
       lexical/                 BM25 term counts (indexer/lexical.py)
-      lookup/                  the columns a search shows (passages.arrow, articles.arrow), memory-mapped
+      lookup/                  the columns a search shows (passages.arrow, articles.arrow), memory-mapped, and
+                               the bodies duplicates are compared on (bodies.arrow, compressed in small batches)
       deleted-000007.parquet   (article_id, passage_id) of its tombstoned rows, as of commit 7
 
 A passage id is in exactly one segment; segments' ids do not overlap, and a later segment's are greater.
@@ -18,14 +19,17 @@ A passage id is in exactly one segment; segments' ids do not overlap, and a late
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..articles import Article
@@ -43,6 +47,7 @@ LEXICAL = "lexical"
 # Small row groups: a search fetches a few passages by id, and DuckDB reads whole row groups of the columns it needs.
 PASSAGE_ROWS = 2048
 ARTICLE_ROWS = 1024
+GROUPS_READ = 8  # row groups of articles read at once, when looking articles up by id
 
 _TIME = pa.timestamp("us", tz="UTC")
 ARTICLE_SCHEMA = pa.schema(
@@ -145,6 +150,11 @@ class SegmentWriter:
 
 HIT_PASSAGE_COLUMNS = ("passage_id", "article_id", "heading", "text", "char_start", "char_end", "paragraph", "language")
 HIT_ARTICLE_COLUMNS = ("article_id", "title", "source", "published", "url")
+# What comparing articles for duplicates reads, in compressed batches of a few rows: a lookup decompresses the few
+# kilobytes around each article, where a Parquet row group of bodies is megabytes.
+BODIES = Path(LOOKUP) / "bodies.arrow"
+BODY_COLUMNS = ("body", "language")
+BODY_ROWS = 32
 
 
 def write_lookup(path: Path) -> None:
@@ -157,6 +167,17 @@ def write_lookup(path: Path) -> None:
         with pa.OSFile(str(path / LOOKUP / f"{name}.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
             for batch in source.iter_batches(columns=list(columns)):
                 out.write_batch(batch.cast(schema) if batch.schema != schema else batch)
+    source = pq.ParquetFile(path / ARTICLES)
+    schema = pa.schema([source.schema_arrow.field(column) for column in BODY_COLUMNS])
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.OSFile(str(path / BODIES), "wb") as sink, pa.ipc.new_file(sink, schema, options=options) as out:
+        left = schema.empty_table()
+        for batch in source.iter_batches(columns=list(BODY_COLUMNS)):
+            left = pa.concat_tables([left, pa.Table.from_batches([batch])])
+            whole = left.num_rows // BODY_ROWS * BODY_ROWS  # every batch but the last holds BODY_ROWS rows
+            out.write_table(left.slice(0, whole), max_chunksize=BODY_ROWS)
+            left = left.slice(whole)
+        out.write_table(left)
 
 
 def build_vector_index(path: Path, vector_index: str, ids: np.ndarray, dimension: int, archive_passages: int) -> str:
@@ -208,7 +229,7 @@ def tombstones(path: Path | None) -> tuple[set[str], np.ndarray]:
     """(article ids, sorted passage ids) in a tombstone file; none for ``None``."""
     if path is None:
         return set(), np.zeros(0, dtype=np.int64)
-    table = pq.read_table(path)
+    table = pq.ParquetFile(path).read()
     articles = set(table.column("article_id").to_pylist())
     passages = np.unique(table.column("passage_id").to_numpy().astype(np.int64))
     return articles, passages[passages >= 0]
@@ -223,6 +244,7 @@ class Loaded:
         self.ids: np.ndarray = np.load(path / IDS)
         self.stored = stored_vectors(path, dimension)
         self._lock = threading.Lock()
+        self._bodies: pa.ipc.RecordBatchFileReader | None = None
 
     @functools.cached_property
     def vectors(self) -> Any:  # VectorIndex
@@ -261,8 +283,47 @@ class Loaded:
     @functools.cached_property
     def articles(self) -> tuple[dict[str, int], Rows]:
         """(article_id -> row, the columns a search shows of each article), memory-mapped."""
-        rows = Rows(self.path / LOOKUP / "articles.arrow")
+        rows = self.article_lookup
         return {article_id: row for row, article_id in enumerate(rows.column("article_id"))}, rows
+
+    @functools.cached_property
+    def article_lookup(self) -> Rows:
+        return Rows(self.path / LOOKUP / "articles.arrow")
+
+    def article_rows(self, article_ids: pa.Array) -> np.ndarray:
+        """The rows of ``articles.parquet`` (and of the lookup file, in the same order) holding these articles."""
+        found = pc.is_in(self.article_lookup.arrow_column("article_id"), value_set=article_ids)
+        return pc.indices_nonzero(found).to_numpy().astype(np.int64)
+
+    def read_articles(self, rows: np.ndarray, columns: list[str]) -> Iterator[pa.Table]:
+        """These rows (ascending) of ``articles.parquet``, read a few row groups at a time (bodies are large)."""
+        if not len(rows):
+            return
+        file = pq.ParquetFile(self.path / ARTICLES)
+        starts = np.cumsum([0] + [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)])
+        groups = np.searchsorted(starts, rows, side="right") - 1
+        numbers = np.unique(groups)
+        for first in range(0, len(numbers), GROUPS_READ):
+            chunk = numbers[first : first + GROUPS_READ]
+            table = file.read_row_groups(chunk.tolist(), columns=columns)
+            offsets = np.cumsum([0] + [file.metadata.row_group(g).num_rows for g in chunk.tolist()])[:-1]
+            mine = np.isin(groups, chunk)
+            places = rows[mine] - starts[groups[mine]] + offsets[np.searchsorted(chunk, groups[mine])]
+            yield table.take(pa.array(places))
+
+    def bodies(self, rows: np.ndarray) -> Iterator[tuple[str, str | None]]:
+        """(body, language) of the articles in these rows (of ``articles.parquet``, in ascending order)."""
+        if not (self.path / BODIES).exists():  # a segment written before there were body lookups
+            for table in self.read_articles(rows, list(BODY_COLUMNS)):
+                yield from zip(*table.to_pydict().values())
+            return
+        with self._lock:
+            if self._bodies is None:
+                self._bodies = pa.ipc.open_file(pa.memory_map(str(self.path / BODIES)))
+        for number, places in itertools.groupby(rows.tolist(), key=lambda row: row // BODY_ROWS):
+            batch = self._bodies.get_batch(number)
+            for row in places:
+                yield tuple(batch.slice(row % BODY_ROWS, 1).to_pylist()[0].values())
 
 
 class Rows:

@@ -8,12 +8,13 @@ commit; segments already loaded in this process are not loaded again.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import IndexNotFound
@@ -60,17 +61,24 @@ class Snapshot:
         }
         try:
             loaded = segment.load(list(self.paths.values()), self.manifest.dimension)
-            self.deleted = {
-                e.name: segment.tombstones(self.paths[e.name] / e.tombstones if e.tombstones else None)[1]
+            dead = {
+                e.name: segment.tombstones(self.paths[e.name] / e.tombstones if e.tombstones else None)
                 for e in self.manifest.segments
             }
+            self.deleted = {name: passages for name, (_, passages) in dead.items()}
+            self.deleted_articles = {name: articles for name, (articles, _) in dead.items()}
         except FileNotFoundError as error:
             raise IndexNotFound(
                 f"{directory}/: commit {self.manifest.commit} is incomplete ({error.filename} is missing); "
                 "open the index again, or rebuild it with `newsarchive index --rebuild ...`"
             ) from None
         self.loaded = dict(zip(self.paths, loaded))
-        self.store = Store(catalog.connect(directory, self.manifest, memory_limit, staged))
+        self._memory_limit, self._staged = memory_limit, staged
+
+    @functools.cached_property
+    def store(self) -> Store:
+        """The commit's tables in DuckDB (connected on first use: a small write looks articles up without it)."""
+        return Store(catalog.connect(self.directory, self.manifest, self._memory_limit, self._staged))
 
     @functools.cached_property
     def vectors(self) -> SegmentedVectors:
@@ -92,7 +100,7 @@ class Snapshot:
         """article_id -> story_id of the articles in a story of several (the others are their own)."""
         if not self.manifest.stories:
             return {}
-        table = pq.read_table(self.directory / layout.STORIES / self.manifest.stories)
+        table = pq.ParquetFile(self.directory / layout.STORIES / self.manifest.stories).read()
         return dict(zip(table.column("article_id").to_pylist(), table.column("story_id").to_pylist()))
 
     def owners(self, passage_ids: np.ndarray) -> tuple[list[str], list[str]]:
@@ -109,19 +117,44 @@ class Snapshot:
                     owners[row], places_of[row] = article_id, name
         return owners, places_of
 
+    def articles(
+        self, article_ids: Iterable[str], columns: Sequence[str], segments: Iterable[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The live articles of these ids, each a dict of ``article_id`` and ``columns``, from the segments named
+        (all by default). Each segment's ids are looked up in its memory-mapped lookup file and only the row groups
+        holding them are read, so a lookup of a few articles costs the same whatever the archive's size."""
+        wanted = pa.array(list(dict.fromkeys(article_ids)), pa.string())
+        for name in (self.paths if segments is None else segments) if len(wanted) else ():
+            item, dead = self.loaded[name], self.deleted_articles[name]
+            for table in item.read_articles(item.article_rows(wanted), ["article_id", *columns]):
+                yield from (row for row in table.to_pylist() if row["article_id"] not in dead)
+
     def article_texts(self, by_segment: dict[str, list[str]]) -> Iterator[tuple[str, str, str | None]]:
-        """(article_id, body, language) of these articles, read from the segments named, a few thousand rows in
-        memory at a time: a lookup of a few articles reads the segments that hold them, not every one."""
-        with self.store.db.cursor() as cursor:
-            for name, article_ids in by_segment.items():
-                cursor.register("_wanted", pa.table({"article_id": pa.array(article_ids, pa.string())}))
-                result = cursor.execute(
-                    f"""SELECT article_id, body, language FROM _wanted
-                        JOIN read_parquet({catalog.quoted(self.paths[name] / segment.ARTICLES)}) USING (article_id)"""
-                )
-                while rows := result.fetchmany(5000):
-                    yield from rows
-                cursor.unregister("_wanted")
+        """(article_id, body, language) of these live articles, read from the segments named: a few kilobytes of
+        compressed bodies around each (:meth:`indexer.storage.segment.Loaded.bodies`)."""
+        for name, article_ids in by_segment.items():
+            item, dead = self.loaded[name], self.deleted_articles[name]
+            rows = item.article_rows(pa.array(article_ids, pa.string()))
+            found = item.article_lookup.arrow_column("article_id").take(pa.array(rows)).to_pylist()
+            for article_id, (body, language) in zip(found, item.bodies(rows)):
+                if article_id not in dead:
+                    yield article_id, body, language
+
+    def locate(self, article_ids: Iterable[str]) -> list[tuple[str, str, np.ndarray]]:
+        """(article_id, segment, its passages' ids in order) of each of these articles that is live here."""
+        wanted = pa.array(list(dict.fromkeys(article_ids)), pa.string())
+        found = []
+        for name, item in self.loaded.items() if len(wanted) else ():
+            rows = item.article_rows(wanted)
+            if not len(rows):
+                continue
+            here = item.article_lookup.arrow_column("article_id").take(pa.array(rows))
+            places = pc.indices_nonzero(pc.is_in(item.passage_articles, value_set=here)).to_numpy()
+            owners = np.array(item.passage_articles.take(pa.array(places)).to_pylist(), dtype=object)
+            for article_id in here.to_pylist():
+                if article_id not in self.deleted_articles[name]:
+                    found.append((article_id, name, item.ids[places[owners == article_id]]))
+        return found
 
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The passages with these ids, with their articles' fields (:data:`indexer.store.HIT_COLUMNS`), by id.
@@ -168,7 +201,8 @@ class Snapshot:
         return self.store.stories()
 
     def close(self) -> None:
-        self.store.close()
+        if "store" in self.__dict__:
+            self.store.close()
 
     def __enter__(self) -> Snapshot:
         return self

@@ -28,7 +28,7 @@ from .. import duplicates
 from ..articles import Article
 from ..errors import NewsarchiveError
 from ..passages import Passage
-from . import catalog, layout, merges, segment
+from . import catalog, layout, merges, segment, stories
 from .manifest import AUTO, SCHEMA_VERSION, UPGRADABLE_FROM, Manifest, SegmentEntry
 from .snapshot import Snapshot
 
@@ -119,13 +119,16 @@ class Writer:
             wanted = list(dict.fromkeys(article_ids))
             if self._known is None:  # asked once: ingest asks before add() does, for the same articles
                 new = [a for a in wanted if a not in self._looked_up]
-                found = self.snapshot.store.article_sources(new) if new else {}
+                found = {row["article_id"]: (row["content_hash"], row["path"]) for row in self._sources(new)}
                 self._looked_up.update({a: found.get(a) for a in new})
                 return {a: self._looked_up[a] for a in wanted if self._looked_up[a] is not None}
             return {a: self._known[a] for a in wanted if a in self._known}
         if self._known is None:
             self._known = self.snapshot.store.article_sources()
         return self._known
+
+    def _sources(self, article_ids: list[str]) -> Iterable[dict]:
+        return self.snapshot.articles(article_ids, ["content_hash", "path"]) if article_ids else ()
 
     # changes
 
@@ -191,8 +194,10 @@ class Writer:
     def add_rows(self, articles: pa.Table, passages: pa.Table) -> None:
         """Add articles and passages as rows of the public tables (``sql --write``): their passage ids and vectors
         are kept, and the articles' old versions tombstoned. Duplicate stories are not looked for again."""
-        known = self.known(articles.column("article_id").to_pylist())
-        self.delete([a for a in articles.column("article_id").to_pylist() if a in known])
+        article_ids = articles.column("article_id").to_pylist()
+        known = self.known(article_ids)
+        self.delete([a for a in article_ids if a in known])
+        self._added |= set(article_ids)
         self._close_pending()
         self._new_segment()
         writer = self._pending[2]
@@ -307,40 +312,16 @@ class Writer:
 
     def _locate(self, article_ids: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
         """(article_id, segment, passage ids) of these articles, where they are live."""
-        if self.snapshot is None:
-            return []
-        wanted = pa.table({"article_id": list(dict.fromkeys(article_ids))})
-        found = []
-        db = self.snapshot.store.db
-        db.register("_wanted", wanted)
-        try:
-            for entry in self.snapshot.manifest.segments:
-                path = self.snapshot.paths[entry.name]
-                rows = db.execute(
-                    f"""SELECT article_id, list(p.passage_id ORDER BY p.passage_id) FILTER (p.passage_id IS NOT NULL)
-                        FROM _wanted w
-                        JOIN read_parquet({catalog.quoted(path / segment.ARTICLES)}) a USING (article_id)
-                        LEFT JOIN read_parquet({catalog.quoted(path / segment.PASSAGES)}) p USING (article_id)
-                        GROUP BY article_id"""
-                ).fetchall()
-                dead_articles = self._dead_in(entry) if rows else set()
-                for article_id, passage_ids in rows:
-                    if article_id not in dead_articles:
-                        found.append((article_id, entry.name, np.asarray(passage_ids or [], dtype=np.int64)))
-        finally:
-            db.unregister("_wanted")
-        return found
-
-    def _dead_in(self, entry: SegmentEntry) -> set[str]:
-        path = self.snapshot.paths[entry.name]
-        return segment.tombstones(path / entry.tombstones if entry.tombstones else None)[0]
+        return self.snapshot.locate(article_ids) if self.snapshot is not None else []
 
     def _with_tombstones(self, entry: SegmentEntry) -> SegmentEntry:
         """``entry`` with this writer's new tombstones for it, written with its old ones to a new file."""
         if entry.name not in self._tombstones:
             return entry
         path = self.directory / layout.SEGMENTS / entry.name
-        old = pq.read_table(path / entry.tombstones) if entry.tombstones else segment.TOMBSTONE_SCHEMA.empty_table()
+        old = segment.TOMBSTONE_SCHEMA.empty_table()
+        if entry.tombstones:
+            old = pq.ParquetFile(path / entry.tombstones).read()
         articles, passages = old.column("article_id").to_pylist(), [old.column("passage_id").to_numpy()]
         for article_id, ids in self._tombstones[entry.name]:
             ids = ids if len(ids) else np.array([-1], dtype=np.int64)  # an article without passages
@@ -395,34 +376,21 @@ class Writer:
         try:
             pairs = duplicates.find(working, new_ids.tolist()) if len(new_ids) else []
             pairs += self._pairs
-            hashes = working.store.articles({a for pair in pairs for a in pair[:2]}, ["content_hash"])
-            separated = {(a, b) for a, b, kind, _ in pairs if kind == catalog.SEPARATED}
-            everything = [pair for pair in working.store.duplicate_pairs() if pair not in separated]
-            everything += [(a, b) for a, b, kind, _ in pairs if kind != catalog.SEPARATED]
-            members = {article_id for pair in everything for article_id in pair}
-            published = {a: row["published"] for a, row in working.store.articles(members, ["published"]).items()}
-            stories = duplicates.stories(everything, published)
+            ends = {a for pair in pairs for a in pair[:2]}
+            hashes = {row["article_id"]: row["content_hash"] for row in working.articles(ends, ["content_hash"])}
+            story_of = stories.updated(working, working.story_of, pairs, self._added | self._deleted)
         finally:
             working.close()
         if pairs:
-            rows = [
-                (a, b, kind, sim, hashes[a]["content_hash"], hashes[b]["content_hash"]) for a, b, kind, sim in pairs
-            ]
+            rows = [(a, b, kind, sim, hashes[a], hashes[b]) for a, b, kind, sim in pairs]
             segment.write_duplicates(self._staged[-1][1], rows)
-        stories = {a: story for a, story in stories.items() if a != story}
-        if stories == self._stories_of(draft):
+        if story_of == working.story_of:
             return draft.stories
         name = f"{draft.commit:06d}.parquet"
         (self.directory / layout.STORIES).mkdir(exist_ok=True)
-        table = pa.table({"article_id": list(stories), "story_id": list(stories.values())}, schema=STORIES_SCHEMA)
+        table = pa.table({"article_id": list(story_of), "story_id": list(story_of.values())}, schema=STORIES_SCHEMA)
         pq.write_table(table, self.directory / layout.STORIES / name)
         return name
-
-    def _stories_of(self, manifest: Manifest) -> dict[str, str]:
-        if not manifest.stories:
-            return {}
-        table = pq.read_table(self.directory / layout.STORIES / manifest.stories)
-        return dict(zip(table.column("article_id").to_pylist(), table.column("story_id").to_pylist()))
 
     def _publish(self, manifest: Manifest, staged: dict[str, Path]) -> Manifest:
         """Make ``manifest`` current: staged segments renamed into place, then one atomic rename of the manifest."""
