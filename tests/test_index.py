@@ -682,6 +682,7 @@ def test_articles_are_looked_up_by_id_in_the_row_groups_holding_them(
     monkeypatch.setattr(segment, "ARTICLE_ROWS", 4)
     monkeypatch.setattr(segment, "GROUPS_READ", 2)
     monkeypatch.setattr(segment, "BODY_ROWS", 3)
+    monkeypatch.setattr(segment, "READ_ROWS", 5)
     folder = tmp_path / "in"
     folder.mkdir()
     for number in range(23):

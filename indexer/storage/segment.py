@@ -155,6 +155,7 @@ HIT_ARTICLE_COLUMNS = ("article_id", "title", "source", "published", "url")
 BODIES = Path(LOOKUP) / "bodies.arrow"
 BODY_COLUMNS = ("body", "language")
 BODY_ROWS = 32
+READ_ROWS = 65_536  # rows read at a time from a Parquet file, writing lookup files
 
 
 def write_lookup(path: Path) -> None:
@@ -172,9 +173,10 @@ def write_lookup(path: Path) -> None:
     options = pa.ipc.IpcWriteOptions(compression="zstd")
     with pa.OSFile(str(path / BODIES), "wb") as sink, pa.ipc.new_file(sink, schema, options=options) as out:
         left = schema.empty_table()
-        for batch in source.iter_batches(columns=list(BODY_COLUMNS)):
-            left = pa.concat_tables([left, pa.Table.from_batches([batch])])
-            whole = left.num_rows // BODY_ROWS * BODY_ROWS  # every batch but the last holds BODY_ROWS rows
+        for batch in source.iter_batches(batch_size=READ_ROWS, columns=list(BODY_COLUMNS)):
+            # One chunk, so that every batch written but the last holds BODY_ROWS rows: row r is in batch r // BODY_ROWS
+            left = pa.concat_tables([left, pa.Table.from_batches([batch])]).combine_chunks()
+            whole = left.num_rows // BODY_ROWS * BODY_ROWS
             out.write_table(left.slice(0, whole), max_chunksize=BODY_ROWS)
             left = left.slice(whole)
         out.write_table(left)
