@@ -320,8 +320,8 @@ class Loaded:
                 yield from zip(*table.to_pydict().values())
             return
         with self._lock:
-            if self._bodies is None:
-                self._bodies = pa.ipc.open_file(pa.memory_map(str(self.path / BODIES)))
+            if self._bodies is None:  # read, not memory-mapped: a build reads most bodies once, and would keep them
+                self._bodies = pa.ipc.open_file(pa.OSFile(str(self.path / BODIES)))
         for number, places in itertools.groupby(rows.tolist(), key=lambda row: row // BODY_ROWS):
             batch = self._bodies.get_batch(number)
             for row in places:
