@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import time
@@ -112,54 +113,17 @@ def index_paths(
                 previous, directory, embedder, model, precision, vector_index, max_tokens, query_prompt, passage_prompt
             )
             reindex = previous is not None and previous.vector_index != settings.vector_index
-            started_writing = False
-
-            def start(embedding: bool) -> None:
-                """Tell the writer the settings, loading the model first (a new index needs its dimension)."""
-                nonlocal embedder, settings, started_writing
-                if started_writing:
-                    return
-                if embedding or previous is None:
-                    embedder = embedder or load_embedder(
-                        settings.model, settings.query_prompt, settings.passage_prompt, settings.precision, backend
-                    )
-                    settings = dataclasses.replace(
-                        settings,
-                        dimension=embedder.dimension,
-                        query_prompt=embedder.query_prompt or "",
-                        passage_prompt=embedder.passage_prompt or "",
-                        backend=embedder.backend if embedding else settings.backend,
-                    )
-                if settings.vector_index != AUTO:
-                    from .vectors import check_factory
-
-                    check_factory(settings.vector_index, settings.dimension)
-                writer.start(settings)
-                started_writing = True
-
+            ingestion = Ingestion(writer, settings, report, embedder, backend)
             read: set[str] = set()  # ids and files read, for --prune only
             paths_read: set[str] = set()
-            articles_read = 0
-            for batch in _batches(itertools.chain([first] if first else [], articles), ARTICLES_PER_BATCH):
-                known = writer.known(a.article_id for a in batch)
-                to_embed = [a for a in batch if known.get(a.article_id, ("",))[0] != a.content_hash]
-                report.updated += sum(a.article_id in known for a in to_embed)
-                report.added += sum(a.article_id not in known for a in to_embed)
-                report.unchanged += len(batch) - len(to_embed)
-                if to_embed:
-                    start(embedding=True)
-                    advance = _progress(progress, articles_read, len(batch), total)
-                    languages, passages, matrix = _embed(to_embed, embedder, settings.max_tokens, advance)
-                    writer.add(to_embed, languages, passages, matrix)
-                    report.embedded += len(passages)
+            for batch in ingestion.add(itertools.chain([first] if first else [], articles), progress, total):
                 if prune:
                     read.update(a.article_id for a in batch)
                     paths_read.update(a.path for a in batch)
-                articles_read += len(batch)
             gone = _gone(writer.known(), read, paths_read, report.problems) if prune else []
             report.removed = len(gone)
             if gone or reindex or previous is None:
-                start(embedding=False)
+                ingestion.start(embedding=False)
             writer.delete(gone)
             writer.commit()
             if reindex:
@@ -167,6 +131,83 @@ def index_paths(
         _count(report, directory)
         report.seconds = time.perf_counter() - started
         return report
+
+
+class Ingestion:
+    """Hands articles to ``writer``: those new or changed (by content hash) are split, their languages told and
+    their passages embedded, a batch at a time; unchanged ones are counted and left. The model is loaded when
+    something is first embedded (or, for a new index, when its settings are first needed)."""
+
+    def __init__(
+        self,
+        writer: Writer,
+        settings: Settings,
+        report: IndexReport,
+        embedder: Embedder | None = None,
+        backend: str | None = None,
+    ) -> None:
+        self.writer, self.settings, self.report = writer, settings, report
+        self.embedder, self.backend = embedder, backend
+        self._started = False
+        self._read = 0
+
+    def add(
+        self, articles: Iterable[Article], progress: Progress | None = None, total: int = 0
+    ) -> Iterator[list[Article]]:
+        """Ingest ``articles``; yields each batch once it is handed over (the caller may note what it read)."""
+        for batch in _batches(articles, ARTICLES_PER_BATCH):
+            known = self.writer.known(a.article_id for a in batch)
+            to_embed = [a for a in batch if known.get(a.article_id, ("",))[0] != a.content_hash]
+            self.report.updated += sum(a.article_id in known for a in to_embed)
+            self.report.added += sum(a.article_id not in known for a in to_embed)
+            self.report.unchanged += len(batch) - len(to_embed)
+            if to_embed:
+                self.start(embedding=True)
+                advance = _progress(progress, self._read, len(batch), total)
+                languages, passages, matrix = _embed(to_embed, self.embedder, self.settings.max_tokens, advance)
+                self.writer.add(to_embed, languages, passages, matrix)
+                self.report.embedded += len(passages)
+            self._read += len(batch)
+            yield batch
+
+    def start(self, embedding: bool) -> None:
+        """Tell the writer the settings, loading the model first (a new index needs its dimension)."""
+        if self._started:
+            return
+        settings = self.settings
+        if embedding or self.writer.base is None or self.writer.rebuild:
+            self.embedder = self.embedder or load_embedder(
+                settings.model, settings.query_prompt, settings.passage_prompt, settings.precision, self.backend
+            )
+            settings = dataclasses.replace(
+                settings,
+                dimension=self.embedder.dimension,
+                query_prompt=self.embedder.query_prompt or "",
+                passage_prompt=self.embedder.passage_prompt or "",
+                backend=self.embedder.backend if embedding else settings.backend,
+            )
+        if settings.vector_index != AUTO:
+            from .vectors import check_factory
+
+            check_factory(settings.vector_index, settings.dimension)
+        self.writer.start(settings)
+        self.settings, self._started = settings, True
+
+
+def settings_of(writer: Writer, directory: Path, embedder: Embedder | None = None) -> Settings:
+    """The settings an update of the index being written keeps (the defaults, for a new index)."""
+    previous = writer.base if not writer.rebuild else None
+    return _settings(previous, directory, embedder, None, None, None, None, None, None)
+
+
+@contextlib.contextmanager
+def open_writer(directory: Path) -> Iterator[Writer]:
+    """The writer of the index in ``directory``, for changes that embed nothing; a new index is started with the
+    default settings (the default model is loaded, for its dimension)."""
+    with Writer(directory) as writer:
+        if writer.base is None:
+            Ingestion(writer, settings_of(writer, directory), IndexReport()).start(embedding=False)
+        yield writer
 
 
 def remove_articles(article_ids: Sequence[str], directory: str | Path | None = None) -> IndexReport:

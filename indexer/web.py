@@ -2,27 +2,23 @@
 
 trafilatura finds a page's main text (without navigation, ads or comments) and its metadata; feedparser reads
 feeds, one article per entry. A feed entry that carries only a summary gets its page's main text when the page can
-be fetched. Fetching has a timeout, and a URL that fails is one :class:`InputProblem`: the rest is still read.
+be fetched (:mod:`indexer.fetching`). A URL that fails is one :class:`InputProblem`: the rest is still read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import fetching
 from .errors import InputProblem
 
 HTML_SUFFIXES = (".html", ".htm")
 FEED_SUFFIXES = (".rss", ".atom", ".xml")
-TIMEOUT = 15  # seconds a fetch may take
-MAX_BYTES = 5_000_000  # what a fetch reads at most: no news page comes near it
-USER_AGENT = "newsarchive/0.1 (+https://github.com/newsarchive)"
 MIN_TEXT_CHARS = 30  # less main text than this is a page of links ("Home"), not an article
 SUMMARY_CHARS = 600  # a feed entry's text shorter than this is a summary, and its page is fetched
 _PUBLISHED_KEYS = {"article:published_time", "og:article:published_time", "datepublished", "pubdate", "publishdate"}
@@ -44,25 +40,13 @@ def url_id(url: str) -> str:
 
 
 def fetch(url: str) -> tuple[bytes, str]:
-    """The body of ``url`` and its content type.
+    """The body of ``url`` and its content type (:func:`indexer.fetching.get`).
 
     Raises:
-        InputProblem: The server answered with an error, did not answer within :data:`TIMEOUT`, or is unknown.
+        InputProblem: The server answered with an error, did not answer in time, or cannot be reached.
     """
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return response.read(MAX_BYTES), response.headers.get_content_type()
-    except urllib.error.HTTPError as error:
-        raise InputProblem(url, f"the server answered HTTP {error.code} ({error.reason})") from None
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, TimeoutError):
-            raise InputProblem(url, f"no answer within {TIMEOUT} s") from None
-        raise InputProblem(url, f"cannot fetch: {_reason(error.reason)}") from None
-    except TimeoutError:
-        raise InputProblem(url, f"no answer within {TIMEOUT} s") from None
-    except OSError as error:
-        raise InputProblem(url, f"cannot fetch: {_reason(error)}") from None
+    response = fetching.get(url)
+    return response.body, response.content_type
 
 
 def read_url(url: str) -> Iterator[Any]:
@@ -172,44 +156,63 @@ def read_feed(where: str, content: bytes) -> Iterator[Any]:
 
     An entry whose text is only a summary gets its page's main text when the page answers.
     """
-    import feedparser
+    parsed = parse_feed(where, content)
+    if isinstance(parsed, InputProblem):
+        yield parsed
+        return
+    for number, entry in enumerate(parsed.entries, start=1):
+        yield entry_article(where, parsed, entry, number)
 
-    from .articles import make_article
+
+def parse_feed(where: str, content: bytes) -> Any:
+    """The feed as feedparser reads it (``.feed``, ``.entries``), or an :class:`InputProblem` saying what is wrong."""
+    import feedparser
 
     feed = feedparser.parse(content)
     if not feed.entries:
         reason = getattr(feed, "bozo_exception", None)
-        yield InputProblem(where, f"not a feed, or a feed without entries{f' ({reason})' if reason else ''}")
-        return
-    source = feed.feed.get("title")
-    for number, entry in enumerate(feed.entries, start=1):
-        link = entry.get("link")
-        contents = [c.get("value", "") for c in entry.get("content", [])]
-        text = _html_text(max(contents, key=len) if contents else entry.get("summary", ""))
-        fields = {
-            "title": entry.get("title"),
-            "text": text,
-            # "updated" only when needed: feedparser warns when it is asked for and only "published" exists.
-            "published": first_date(entry.get("published")) or first_date(entry.get("updated")),
-            "source": source,
-            "url": link,
-            "language": (entry.get("language") or feed.feed.get("language") or "")[:2] or None,
-            "author": entry.get("author"),
-        }
-        if link and is_url(link) and len(text) < SUMMARY_CHARS:
-            try:
-                page = page_fields(fetch(link)[0], link)
-            except InputProblem:
-                page = None  # the summary is indexed instead
-            if page is not None:
-                fields = {**page, **{k: v for k, v in fields.items() if v and k != "text"}, "text": page["text"]}
-        article_id = url_id(link) if link and is_url(link) else str(entry.get("id") or f"{Path(where).stem}-{number}")
+        return InputProblem(where, f"not a feed, or a feed without entries{f' ({reason})' if reason else ''}")
+    return feed
+
+
+def entry_key(entry: Any) -> str | None:
+    """What names an entry from one fetch of its feed to the next: its id, else its link."""
+    return entry.get("id") or entry.get("link") or None
+
+
+def entry_article(where: str, feed: Any, entry: Any, number: int, source: str | None = None) -> Any:
+    """Entry ``number`` of ``feed`` (from :func:`parse_feed`) as an article, or an :class:`InputProblem`; an entry
+    whose text is only a summary gets its page's main text when the page answers. ``source`` replaces the feed's
+    title as the article's source."""
+    from .articles import make_article
+
+    link = entry.get("link")
+    contents = [c.get("value", "") for c in entry.get("content", [])]
+    text = _html_text(max(contents, key=len) if contents else entry.get("summary", ""))
+    fields = {
+        "title": entry.get("title"),
+        "text": text,
+        # "updated" only when needed: feedparser warns when it is asked for and only "published" exists.
+        "published": first_date(entry.get("published")) or first_date(entry.get("updated")),
+        "source": source or feed.feed.get("title"),
+        "url": link,
+        "language": (entry.get("language") or feed.feed.get("language") or "")[:2] or None,
+        "author": entry.get("author"),
+    }
+    if link and is_url(link) and len(text) < SUMMARY_CHARS:
         try:
-            if not (fields["text"] or "").strip():
-                raise InputProblem(where, f"feed entry {number} has no text", number)
-            yield make_article(where, fields, article_id, number)
-        except InputProblem as problem:
-            yield problem
+            page = page_fields(fetch(link)[0], link)
+        except InputProblem:
+            page = None  # the summary is indexed instead
+        if page is not None:
+            fields = {**page, **{k: v for k, v in fields.items() if v and k != "text"}, "text": page["text"]}
+    article_id = url_id(link) if link and is_url(link) else str(entry.get("id") or f"{Path(where).stem}-{number}")
+    try:
+        if not (fields["text"] or "").strip():
+            raise InputProblem(where, f"feed entry {number} has no text", number)
+        return make_article(where, fields, article_id, number)
+    except InputProblem as problem:
+        return problem
 
 
 def first_date(*candidates: str | None) -> str | None:
@@ -238,7 +241,3 @@ def _html_text(html: str) -> str:
     for block in root.iter("p", "br", "div", "li", "h1", "h2", "h3", "h4"):
         block.tail = "\n" + (block.tail or "")
     return "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())
-
-
-def _reason(reason: Any) -> str:
-    return str(getattr(reason, "strerror", None) or reason)

@@ -74,10 +74,11 @@ def test_schema_columns_are_documented() -> None:
     empty = Manifest("m", 8, "", "", 256, 0, 0, "now", "Flat")
     with catalog.connect(Path("/nowhere"), empty) as db:
         columns = db.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name IN ('articles', 'passages', 'duplicates')"
+            "SELECT column_name FROM duckdb_columns() "
+            "WHERE table_name IN ('articles', 'passages', 'duplicates', 'feeds', 'feed_entries')"
         )
         names = [row[0] for row in columns.fetchall()]
-    assert len(names) == 12 + 11 + 4
+    assert len(names) == 12 + 11 + 4 + 14 + 4
     for name in names:
         assert f"`{name}`" in README, f"column {name} is not documented in the README"
 

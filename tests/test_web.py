@@ -19,7 +19,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from indexer import web
+from indexer import fetching
 from indexer.articles import Article, read_articles
 from indexer.cli import cli
 from indexer.errors import InputProblem
@@ -162,7 +162,7 @@ def test_urls_are_fetched_and_each_failure_is_reported(server: str) -> None:
 
 
 def test_a_url_that_does_not_answer_in_time_is_reported(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(web, "TIMEOUT", 0.5)
+    monkeypatch.setattr(fetching, "TIMEOUT", 0.5)
     articles, (problem,) = _read(f"{server}/slow")
     assert not articles and problem.reason == "no answer within 0.5 s"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import layout, segment
+from . import layout, segment, tables
 from .manifest import Manifest
 
 ARTICLE_COLUMNS = (*segment.ARTICLE_SCHEMA.names, "story_id")
@@ -123,6 +123,15 @@ def statements(directory: Path, manifest: Manifest, segments: dict[str, Path] | 
                 ORDER BY p.article_id, p.duplicate_id, p.segment DESC)
             WHERE kind <> '{SEPARATED}'""",
         f"CREATE OR REPLACE VIEW _commit AS SELECT {manifest.commit} AS commit, {quoted(directory)} AS directory",
+        *(
+            f"CREATE OR REPLACE VIEW {name} AS "
+            + (
+                f"SELECT * FROM read_parquet({quoted(tables.path(directory, manifest.tables[name]))})"
+                if name in manifest.tables
+                else tables.empty_select(name)
+            )
+            for name in tables.SCHEMAS
+        ),
     ]
 
 

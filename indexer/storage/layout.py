@@ -7,6 +7,7 @@
       archive.duckdb                     views over the current commit's Parquet files, for any DuckDB client
       commits/000007.json                recent commits, kept for readers that pinned one (RETAIN_SECONDS)
       stories/000007.parquet             article_id -> story_id of articles in a story of several (per commit)
+      tables/feeds-000007.parquet        the archive's state tables, as of commit 7 (indexer/storage/tables.py)
       segments/000012/                   one immutable segment (indexer/storage/segment.py)
       segments/000012/deleted-000007.parquet   the segment's tombstones as of commit 7
       segments/.staging-*/               a segment being written, or left by a run that died
@@ -33,6 +34,7 @@ MANIFEST = "manifest.json"
 CATALOG = "archive.duckdb"
 COMMITS = "commits"
 STORIES = "stories"
+TABLES = "tables"
 SEGMENTS = "segments"
 LOCK = ".lock"
 STAGING_PREFIX = ".staging-"
@@ -113,9 +115,10 @@ def remove_unreferenced(directory: Path, referenced: Iterable[Path], commits: It
         for path in segment.glob("deleted-*.parquet"):
             if path.resolve() not in keep:
                 path.unlink(missing_ok=True)
-    for path in (directory / STORIES).glob("*.parquet") if (directory / STORIES).is_dir() else ():
-        if path.resolve() not in keep:
-            path.unlink(missing_ok=True)
+    for folder in (STORIES, TABLES):
+        for path in (directory / folder).glob("*.parquet") if (directory / folder).is_dir() else ():
+            if path.resolve() not in keep:
+                path.unlink(missing_ok=True)
     for path in directory.glob("*" + PARTIAL):
         path.unlink(missing_ok=True)
     for name in OLD_LAYOUT:

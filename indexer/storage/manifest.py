@@ -66,6 +66,7 @@ class Manifest:
         commit: This commit's number; each commit's is one more than the one before.
         segments: The live segments, oldest first.
         stories: The file under ``stories/`` naming each article's story, or ``""`` when no story has two articles.
+        tables: The file under ``tables/`` of each state table the commit has (:mod:`indexer.storage.tables`).
         next_passage_id: The id the next passage gets: ids are never reused, so a cited passage id stays meaningful.
         next_segment: The number the next segment gets.
     """
@@ -86,6 +87,7 @@ class Manifest:
     commit: int = 0
     segments: tuple[SegmentEntry, ...] = field(default_factory=tuple)
     stories: str = ""
+    tables: dict[str, str] = field(default_factory=dict)
     next_passage_id: int = 1
     next_segment: int = 1
 

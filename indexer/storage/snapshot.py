@@ -21,7 +21,7 @@ from ..errors import IndexNotFound
 from ..lexical import LexicalIndex
 from ..store import HIT_COLUMNS, Store
 from ..vectors import Part, SegmentedVectors
-from . import catalog, layout, segment
+from . import catalog, layout, segment, tables
 from .manifest import Manifest
 
 # DuckDB's cache in a search process: enough for the passages a search fetches and for SQL over a large archive
@@ -102,6 +102,10 @@ class Snapshot:
             return {}
         table = pq.ParquetFile(self.directory / layout.STORIES / self.manifest.stories).read()
         return dict(zip(table.column("article_id").to_pylist(), table.column("story_id").to_pylist()))
+
+    def table(self, name: str) -> pa.Table:
+        """State table ``name`` of this commit (:mod:`indexer.storage.tables`)."""
+        return tables.read(self.directory, self.manifest.tables, name)
 
     def owners(self, passage_ids: np.ndarray) -> tuple[list[str], list[str]]:
         """The article of each of these passages and the segment holding it (every id must be in a segment),

@@ -28,7 +28,7 @@ from .. import duplicates
 from ..articles import Article
 from ..errors import NewsarchiveError
 from ..passages import Passage
-from . import catalog, layout, merges, segment, stories
+from . import catalog, layout, merges, segment, stories, tables
 from .manifest import AUTO, SCHEMA_VERSION, UPGRADABLE_FROM, Manifest, SegmentEntry
 from .snapshot import Snapshot
 
@@ -130,7 +130,18 @@ class Writer:
     def _sources(self, article_ids: list[str]) -> Iterable[dict]:
         return self.snapshot.articles(article_ids, ["content_hash", "path"]) if article_ids else ()
 
+    def table(self, name: str) -> pa.Table:
+        """State table ``name`` (:mod:`indexer.storage.tables`) as this writer will commit it."""
+        if name in self._tables:
+            return self._tables[name]
+        return tables.read(self.directory, self.base.tables if self.base else {}, name)
+
     # changes
+
+    def set_table(self, name: str, table: pa.Table) -> None:
+        """Replace state table ``name`` in the next commit."""
+        self._tables[name] = table.select(tables.SCHEMAS[name].names).cast(tables.SCHEMAS[name])
+        self._changed = True
 
     def start(self, settings: Settings) -> None:
         """Set what a new index (or a rebuild) is built with; an existing index keeps its own but ``backend``."""
@@ -237,7 +248,7 @@ class Writer:
         new_ids = np.concatenate(self._new_ids) if self._new_ids else np.zeros(0, dtype=np.int64)
         draft = self._manifest(entries, self.base.stories if self.base and not self.rebuild else "")
         stories = self._find_duplicates(draft, staged, new_ids)
-        manifest = self._publish(dataclasses.replace(draft, stories=stories), staged)
+        manifest = self._publish(dataclasses.replace(draft, stories=stories, tables=self._write_tables(draft)), staged)
         self._reset(manifest)
         self.merge(merges.automatic(manifest.segments))
         return manifest
@@ -362,6 +373,7 @@ class Writer:
             commit=self._commit_number(),
             segments=tuple(entries),
             stories=stories,
+            tables=dict(self.base.tables) if self.base else {},  # a rebuild keeps them: they are not articles
             next_passage_id=self._next_passage,
             next_segment=self._next_segment,
         )
@@ -392,6 +404,14 @@ class Writer:
         pq.write_table(table, self.directory / layout.STORIES / name)
         return name
 
+    def _write_tables(self, draft: Manifest) -> dict[str, str]:
+        """The state tables' files of the commit: those changed written again, the others kept."""
+        files = dict(self.base.tables) if self.base else {}
+        for name, table in self._tables.items():
+            files[name] = tables.file_name(name, draft.commit)
+            tables.write(self.directory, files[name], name, table)
+        return files
+
     def _publish(self, manifest: Manifest, staged: dict[str, Path]) -> Manifest:
         """Make ``manifest`` current: staged segments renamed into place, then one atomic rename of the manifest."""
         for name, path in staged.items():
@@ -402,6 +422,9 @@ class Writer:
                 layout.sync(self.directory / layout.SEGMENTS / entry.name / entry.tombstones)
         if manifest.stories:
             layout.sync(self.directory / layout.STORIES / manifest.stories)
+        for file in manifest.tables.values():
+            layout.sync(tables.path(self.directory, file))
+        (self.directory / layout.SEGMENTS).mkdir(exist_ok=True)  # a commit of feeds alone has no segment
         layout.sync(self.directory / layout.SEGMENTS)
         commits = self.directory / layout.COMMITS
         commits.mkdir(exist_ok=True)
@@ -424,6 +447,7 @@ class Writer:
         self._added: set[str] = set()
         self._deleted: set[str] = set()
         self._pairs: list[tuple[str, str, str, float]] = []
+        self._tables: dict[str, pa.Table] = {}
         self._known: dict[str, tuple[str, str]] | None = None
         self._looked_up: dict[str, tuple[str, str] | None] = {}
         self._changed = False
@@ -451,6 +475,7 @@ class Writer:
                     referenced.append(folder / entry.tombstones)
             if manifest.stories:
                 referenced.append(self.directory / layout.STORIES / manifest.stories)
+            referenced += [tables.path(self.directory, file) for file in manifest.tables.values()]
         layout.remove_unreferenced(self.directory, referenced, expired)
         if catalog.described(self.directory) != (current.commit, str(self.directory.resolve())):
             catalog.write(self.directory, current)

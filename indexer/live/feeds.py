@@ -1,0 +1,162 @@
+"""Followed feeds: which feeds an archive follows, how often, and how each one fared (the ``feeds`` table).
+
+A feed is added with how often it is fetched (``every``); after each fetch its row records the HTTP status, what
+went wrong if anything, the entries seen and new, and when it is next due. A failing feed is tried again later
+each time -- twice the wait after each failure in a row, up to :data:`BACKOFF_CEILING` -- and at its own pace
+again after one success.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import config
+from ..errors import NewsarchiveError
+from ..storage import Writer
+from ..storage.tables import SCHEMAS
+from ..web import is_url
+
+DEFAULT_EVERY = 15 * 60
+MIN_EVERY = 60  # a feed asked for more often than once a minute is being hammered
+BACKOFF_CEILING = 24 * 3600
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One followed feed, a row of the ``feeds`` table (see :data:`indexer.storage.tables.SCHEMAS`)."""
+
+    url: str
+    every_seconds: int
+    added_at: datetime
+    source: str | None = None
+    location: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetch: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    entries_seen: int | None = None
+    entries_new: int | None = None
+    failures: int = 0
+    next_due: datetime | None = None
+
+    def is_due(self, now: datetime) -> bool:
+        return self.next_due is None or self.next_due <= now
+
+    def fetched(self, now: datetime, **health: object) -> Feed:
+        """This feed after a fetch that went well (``health``: its status, validators, entry counts...)."""
+        return dataclasses.replace(
+            self,
+            last_fetch=now,
+            last_error=None,
+            failures=0,
+            next_due=now + timedelta(seconds=self.every_seconds),
+            **health,
+        )
+
+    def failed(self, now: datetime, error: str, status: int | None) -> Feed:
+        """This feed after a failed fetch: tried again after twice the wait of the failure before."""
+        failures = self.failures + 1
+        wait = min(self.every_seconds * 2**failures, max(BACKOFF_CEILING, self.every_seconds))
+        return dataclasses.replace(
+            self,
+            last_fetch=now,
+            last_status=status,
+            last_error=error,
+            failures=failures,
+            next_due=now + timedelta(seconds=wait),
+        )
+
+
+def every(text: str) -> int:
+    """Seconds in a period written ``90s``, ``15m``, ``2h`` or ``1d`` (a bare number is minutes).
+
+    Raises:
+        NewsarchiveError: It is not such a period, or is shorter than a minute.
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text.lower())
+    if not match:
+        raise NewsarchiveError(f"{text!r} is not a period: write 90s, 15m, 2h or 1d")
+    seconds = int(match.group(1)) * _UNITS[match.group(2) or "m"]
+    if seconds < MIN_EVERY:
+        raise NewsarchiveError(f"every {text}: feeds are fetched at most once a minute")
+    return seconds
+
+
+def to_table(feeds: list[Feed]) -> pa.Table:
+    rows = [dataclasses.asdict(feed) for feed in feeds]
+    return pa.Table.from_pylist(rows, schema=SCHEMAS["feeds"])
+
+
+def from_table(table: pa.Table) -> list[Feed]:
+    return [Feed(**row) for row in table.to_pylist()]
+
+
+def followed(writer: Writer) -> list[Feed]:
+    return from_table(writer.table("feeds"))
+
+
+def add_feed(
+    url: str,
+    directory: str | Path | None = None,
+    every_seconds: int = DEFAULT_EVERY,
+    source: str | None = None,
+    now: datetime | None = None,
+) -> Feed:
+    """Follow the feed at ``url`` (a commit); following one already followed changes its period and source.
+
+    Raises:
+        NewsarchiveError: ``url`` is not an http(s) URL.
+    """
+    if not is_url(url):
+        raise NewsarchiveError(f"{url!r}: a feed is followed by its http:// or https:// URL")
+    from ..ingest import open_writer
+
+    now = now or datetime.now(timezone.utc)
+    with open_writer(config.index_dir(directory)) as writer:
+        feeds = {feed.url: feed for feed in followed(writer)}
+        old = feeds.get(url)
+        feed = dataclasses.replace(old, every_seconds=every_seconds, source=source) if old else None
+        feeds[url] = feed or Feed(url, every_seconds, now, source=source)
+        writer.set_table("feeds", to_table(list(feeds.values())))
+        return feeds[url]
+
+
+def remove_feed(url: str, directory: str | Path | None = None) -> None:
+    """Stop following the feed at ``url``; its articles stay (a commit).
+
+    Raises:
+        NewsarchiveError: It is not followed.
+    """
+    from ..ingest import open_writer
+
+    directory = config.index_dir(directory)
+    with open_writer(directory) as writer:
+        feeds = followed(writer)
+        if url not in {feed.url for feed in feeds}:
+            raise NewsarchiveError(
+                f"{url} is not followed in {directory}/ (`newsarchive feeds list` shows those that are)"
+            )
+        writer.set_table("feeds", to_table([feed for feed in feeds if feed.url != url]))
+        entries = writer.table("feed_entries")
+        writer.set_table("feed_entries", entries.filter(pc.not_equal(entries.column("url"), url)))
+
+
+def listed(directory: str | Path | None = None) -> list[Feed]:
+    """The feeds followed in the current commit (none when there is no archive yet)."""
+    from ..errors import IndexNotFound
+    from ..storage import Snapshot
+
+    try:
+        with Snapshot(config.index_dir(directory)) as snapshot:
+            return from_table(snapshot.table("feeds"))
+    except IndexNotFound:
+        return []
