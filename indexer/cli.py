@@ -199,6 +199,8 @@ def index(
     for problem in report.problems:
         click.echo(f"skipped {problem}", err=True)
     _summary(report, index_dir)
+    for match in report.matches:
+        click.echo(f"alert {match.alert}: {match.title} ({match.url or match.article_id})")
     if report.problems:
         raise click.ClickException(f"{_plural(len(report.problems), 'input')} skipped (listed above)")
 
@@ -656,6 +658,102 @@ def follow_feeds(once: bool, index_dir: Path) -> None:
     failed = [item.feed.url for item in result.fetched if item.feed.last_error]
     if failed:
         raise click.ClickException(f"{_plural(len(failed), 'feed')} failed (listed above)")
+
+
+@cli.group(cls=_Group)
+def alerts() -> None:
+    """Saved searches run on each new article: what they match is kept, shown, and written as an Atom feed."""
+
+
+@alerts.command("add")
+@click.argument("name")
+@click.argument("query", nargs=-1, required=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "lexical"]),
+    default="dense",
+    show_default=True,
+    help="dense: close in meaning, in any language; lexical: a passage holds every word of the query.",
+)
+@click.option("--source", "sources", multiple=True, help="Only articles of this source (repeatable).")
+@click.option("--language", "languages", multiple=True, help="Only articles in this language (repeatable).")
+@click.option("--threshold", type=float, help="dense: the margin over neutral news a match needs (see the README).")
+@index_dir_option
+def alerts_add(
+    name: str,
+    query: tuple[str, ...],
+    mode: str,
+    sources: tuple[str, ...],
+    languages: tuple[str, ...],
+    threshold: float | None,
+    index_dir: Path,
+) -> None:
+    """Save the alert NAME for QUERY: from now on, each article indexed that matches it is recorded once.
+
+    \b
+    Example:
+        newsarchive alerts add drones "drone shot down over the Black Sea" --language en --language it
+    """
+    from .live.alerts import add_alert
+
+    alert = add_alert(name, " ".join(query), index_dir, mode, sources, languages, threshold)
+    click.echo(f"alert {alert.name}: {alert.query!r} ({alert.mode}, threshold {alert.threshold:g})")
+
+
+@alerts.command("list")
+@index_dir_option
+def alerts_list(index_dir: Path) -> None:
+    """The saved alerts, what each matches on, and how many articles it matched."""
+    from .live.alerts import listed
+
+    found = listed(index_dir)
+    if not found:
+        click.echo(f"no alert is saved in {index_dir}/: `newsarchive alerts add NAME QUERY` saves one")
+    for alert, matched in found:
+        filters = "".join(f", source {s}" for s in alert.sources) + "".join(f", language {x}" for x in alert.languages)
+        click.echo(f"{alert.name}: {alert.query!r} ({alert.mode}{filters}); {_plural(matched, 'match')}")
+        if alert.mode == "lexical":
+            click.echo("  an article matches when a passage holds every word of the query")
+        else:
+            click.echo(
+                f"  an article matches when a passage's similarity to the query beats the query's to neutral news "
+                f"by {alert.threshold:g}"
+            )
+
+
+@alerts.command("show")
+@click.argument("name")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only matches found on or after this day.")
+@click.option("--json", "as_json", is_flag=True, help="Print the matches as a JSON array of objects.")
+@index_dir_option
+def alerts_show(name: str, since: Any, as_json: bool, index_dir: Path) -> None:
+    """The articles alert NAME matched, newest first, each with the passage that matched."""
+    import dataclasses
+
+    from .live.alerts import matches_of
+
+    found = matches_of(name, index_dir, since.date() if since else None)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(m) for m in found], default=str, indent=2, ensure_ascii=False))
+        return
+    width = shutil.get_terminal_size((100, 20)).columns
+    for match in found:
+        where = f"{match.source or '?'}, {match.url or match.article_id}"
+        click.echo(f"{match.matched_at:%Y-%m-%d %H:%M}  {match.title}  ({where})")
+        click.echo(textwrap.fill(match.passage, width, initial_indent="    ", subsequent_indent="    "))
+    if not found:
+        click.echo(f"alert {name} has matched nothing yet")
+
+
+@alerts.command("remove")
+@click.argument("name")
+@index_dir_option
+def alerts_remove(name: str, index_dir: Path) -> None:
+    """Remove the alert NAME and what it matched."""
+    from .live.alerts import remove_alert
+
+    remove_alert(name, index_dir)
+    click.echo(f"alert {name} removed")
 
 
 def _period(seconds: int) -> str:

@@ -36,6 +36,7 @@ class IndexReport:
     embedded: int = 0
     seconds: float = 0.0
     problems: list[InputProblem] = field(default_factory=list)
+    matches: list = field(default_factory=list)  # new matches of alerts (indexer.live.alerts.Match)
 
 
 Progress = Callable[[str, int, int], None]
@@ -128,6 +129,10 @@ def index_paths(
             writer.commit()
             if reindex:
                 writer.optimize(force=True)  # every segment's vector index, of the new kind
+        if report.added or report.updated:
+            from .live.alerts import run_alerts
+
+            report.matches = run_alerts(directory, ingestion.embedder)
         _count(report, directory)
         report.seconds = time.perf_counter() - started
         return report

@@ -67,10 +67,14 @@ def _neutral_vectors(embedder: Embedder) -> np.ndarray:
     return embedder.embed_passages(list(NEUTRAL_TEXTS))
 
 
+def neutral_similarity(embedder: Embedder, query_vector: np.ndarray) -> float:
+    """The question's mean similarity to its 5 closest neutral texts: what an unrelated passage scores."""
+    return float(np.sort(_neutral_vectors(embedder) @ query_vector)[-5:].mean())
+
+
 def margin(embedder: Embedder, query_vector: np.ndarray, top_score: float) -> float:
     """How far the best passage's score stands above the question's mean similarity to its 5 closest neutral texts."""
-    neutral = np.sort(_neutral_vectors(embedder) @ query_vector)[-5:]
-    return float(top_score - neutral.mean())
+    return top_score - neutral_similarity(embedder, query_vector)
 
 
 def is_relevant(embedder: Embedder, query_vector: np.ndarray, top_score: float) -> bool:

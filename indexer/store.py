@@ -7,7 +7,7 @@ in the README's "Query with SQL" section. Writing goes through :mod:`indexer.sto
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import duckdb
@@ -56,9 +56,14 @@ class Store:
         languages: Sequence[str] = (),
         since: date | None = None,
         until: date | None = None,
+        indexed_after: datetime | None = None,
     ) -> np.ndarray:
-        """Ids of the passages whose article matches every given condition (dates inclusive, in UTC)."""
+        """Ids of the passages whose article matches every given condition (dates inclusive, in UTC;
+        ``indexed_after``: articles indexed after that moment)."""
         conditions, params = [], []
+        if indexed_after:
+            conditions.append("a.indexed_at > ?")
+            params.append(indexed_after)
         if sources:
             conditions.append("a.source IN (SELECT unnest(?))")
             params.append(list(sources))

@@ -203,9 +203,14 @@ def test_feeds_are_added_listed_and_removed_from_the_command_line(
     added = runner.invoke(cli, ["feeds", "add", f"{server}/news.xml", "--every", "2h", "--source", "HN", "-d", index])
     assert added.exit_code == 0 and "every 2h" in added.output
     assert runner.invoke(cli, ["feeds", "add", f"{server}/error.xml", "-d", index]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["alerts", "add", "council", "harbour council", "--mode", "lexical", "-d", index]).exit_code
+        == 0
+    )
     followed = runner.invoke(cli, ["follow", "--once", "-d", index])
     assert followed.exit_code == 1 and "1 feed failed" in followed.output
     assert "HTTP 500" in followed.output and "3 new articles" in followed.output
+    assert followed.output.count("alert council: Story n") == 3  # each new match, once
     listing = json.loads(runner.invoke(cli, ["feeds", "list", "--json", "-d", index]).output)
     assert [(f["url"].rsplit("/", 1)[1], f["every_seconds"], f["failures"]) for f in listing] == [
         ("news.xml", 7200, 0),

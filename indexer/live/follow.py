@@ -31,6 +31,7 @@ from ..errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveError
 from ..ingest import IndexReport, Ingestion, settings_of
 from ..storage import Snapshot, Writer
 from ..storage.tables import SCHEMAS
+from .alerts import Match, run_alerts
 from .feeds import Feed, followed, from_table, to_table
 
 IDLE_CHECK = 60  # seconds `follow` sleeps at most between rounds, so that a feed added meanwhile is soon fetched
@@ -56,6 +57,7 @@ class Round:
     index: IndexReport
     seconds: float
     embedder: Embedder | None = None  # the model, once loaded: the next round reuses it
+    matches: list[Match] = field(default_factory=list)  # what alerts found among the new articles
 
     def lines(self) -> list[str]:
         """The round in one line, then one line per feed that failed."""
@@ -72,6 +74,7 @@ class Round:
             for feed in failed
         ]
         rest += [f"  {problem}" for item in self.fetched for problem in item.problems if not item.feed.last_error]
+        rest += [f"  alert {m.alert}: {m.title} ({m.url or m.article_id})" for m in self.matches]
         return [first, *rest]
 
 
@@ -109,7 +112,8 @@ def run_round(
             pass
         _record(writer, fetched)
         embedder = ingestion.embedder
-    return Round(now, fetched, report, time.perf_counter() - started, embedder)
+    matches = run_alerts(directory, embedder) if report.added or report.updated else []
+    return Round(now, fetched, report, time.perf_counter() - started, embedder, matches)
 
 
 def follow(

@@ -1,4 +1,5 @@
-"""Small tables of an archive's state beside its articles -- the feeds it follows -- kept whole in each commit.
+"""Small tables of an archive's state beside its articles -- the feeds it follows, its saved searches and what they
+matched -- kept whole in each commit.
 
 They change a little at every round of a feed follower, so they are not segments: a commit that changes one
 writes it again (``tables/<name>-<commit>.parquet``, named in the manifest's ``tables``), and a reader sees the
@@ -44,8 +45,44 @@ SCHEMAS = {
             ("article_id", pa.string()),
         ]
     ),
+    # Saved searches (`alerts add`): each is run on the articles indexed since it last ran.
+    "alerts": pa.schema(
+        [
+            ("name", pa.string()),
+            ("query", pa.string()),
+            ("mode", pa.string()),  # hybrid, dense or lexical, as in search
+            ("sources", pa.list_(pa.string())),  # only articles of these sources (empty: any)
+            ("languages", pa.list_(pa.string())),
+            ("threshold", pa.float64()),  # the margin a match needs (indexer.live.alerts)
+            ("created_at", _TIME),
+            ("checked_until", _TIME),  # articles indexed after this are the next run's
+        ]
+    ),
+    # Each article an alert matched, once, with the passage that matched it as it read then.
+    "alert_matches": pa.schema(
+        [
+            ("alert", pa.string()),
+            ("article_id", pa.string()),
+            ("passage_id", pa.int64()),
+            ("title", pa.string()),
+            ("source", pa.string()),
+            ("url", pa.string()),
+            ("published", _TIME),
+            ("passage", pa.string()),
+            ("score", pa.float64()),
+            ("margin", pa.float64()),
+            ("matched_at", _TIME),
+        ]
+    ),
 }
-_DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int32(): "INTEGER", _TIME: "TIMESTAMPTZ"}
+_DUCKDB_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.float64(): "DOUBLE",
+    pa.list_(pa.string()): "VARCHAR[]",
+    _TIME: "TIMESTAMPTZ",
+}
 
 
 def file_name(name: str, commit: int) -> str:

@@ -1,0 +1,248 @@
+"""Saved searches that watch for new articles: alerts, and the articles each one matched (``alert_matches``).
+
+After a commit that adds or changes articles, each alert is run on the articles indexed since it last ran -- never
+on the whole archive again -- and each article it matches is recorded once, with the passage that matched, however
+often it is updated or a feed repeats it.
+
+What counts as a match, by the alert's mode:
+
+- ``dense`` (the default): a passage of the article is closer in meaning to the query than the query is to
+  everyday news on other subjects, by at least ``threshold`` -- the cosine similarity minus the query's mean
+  similarity to its five closest neutral sentences (:mod:`indexer.relevance`, the rule ``ask`` answers by). It
+  works across languages, as dense search does.
+- ``lexical``: a passage holds every word of the query (stemmed, as the lexical index reads them); ``threshold``
+  is not used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import config
+from ..embedder import Embedder
+from ..errors import NewsarchiveError
+from ..storage import Writer
+from . import atom
+
+MODES = ("dense", "lexical")
+THRESHOLD = 0.03  # the dense margin: calibrated on tests/fixtures/alerts (bench/alerts.py, README "Alerts")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One saved search, a row of the ``alerts`` table (:data:`indexer.storage.tables.SCHEMAS`)."""
+
+    name: str
+    query: str
+    mode: str
+    threshold: float
+    created_at: datetime
+    checked_until: datetime
+    sources: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Match:
+    """An article an alert matched, with the passage that matched (a row of ``alert_matches``)."""
+
+    alert: str
+    article_id: str
+    passage_id: int
+    title: str
+    source: str | None
+    url: str | None
+    published: datetime | None
+    passage: str
+    score: float
+    margin: float
+    matched_at: datetime
+
+
+def to_table(rows: list, name: str) -> pa.Table:
+    """Alerts or matches as their table (``name``)."""
+    from ..storage.tables import SCHEMAS
+
+    return pa.Table.from_pylist([dataclasses.asdict(row) for row in rows], schema=SCHEMAS[name])
+
+
+def saved(writer: Writer) -> list[Alert]:
+    return [Alert(**row) for row in writer.table("alerts").to_pylist()]
+
+
+def add_alert(
+    name: str,
+    query: str,
+    directory: str | Path | None = None,
+    mode: str = "dense",
+    sources: tuple[str, ...] = (),
+    languages: tuple[str, ...] = (),
+    threshold: float | None = None,
+    now: datetime | None = None,
+) -> Alert:
+    """Save an alert (a commit); it watches the articles indexed from now on.
+
+    Raises:
+        NewsarchiveError: The name is taken, the query empty or the mode unknown.
+    """
+    from ..ingest import open_writer
+
+    if mode not in MODES:
+        raise NewsarchiveError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+    if not query.strip() or not name.strip() or "/" in name:
+        raise NewsarchiveError("an alert needs a name (without slashes) and a query")
+    now = now or datetime.now(timezone.utc)
+    with open_writer(config.index_dir(directory)) as writer:
+        alerts = saved(writer)
+        if name in {alert.name for alert in alerts}:
+            raise NewsarchiveError(f"there is an alert named {name!r} already; remove it first to change it")
+        threshold = (THRESHOLD if mode == "dense" else 0.0) if threshold is None else threshold
+        alert = Alert(name, query.strip(), mode, threshold, now, now, list(sources), list(languages))
+        writer.set_table("alerts", to_table([*alerts, alert], "alerts"))
+    atom.write(config.index_dir(directory), alert, [])
+    return alert
+
+
+def remove_alert(name: str, directory: str | Path | None = None) -> None:
+    """Remove an alert and its matches (a commit).
+
+    Raises:
+        NewsarchiveError: There is none of that name.
+    """
+    from ..ingest import open_writer
+
+    directory = config.index_dir(directory)
+    with open_writer(directory) as writer:
+        alerts = saved(writer)
+        if name not in {alert.name for alert in alerts}:
+            raise NewsarchiveError(f"no alert named {name!r} in {directory}/ (`newsarchive alerts list` shows them)")
+        writer.set_table("alerts", to_table([alert for alert in alerts if alert.name != name], "alerts"))
+        matches = writer.table("alert_matches")
+        writer.set_table("alert_matches", matches.filter(pc.not_equal(matches.column("alert"), name)))
+    atom.path(directory, name).unlink(missing_ok=True)
+
+
+def run_alerts(directory: str | Path | None = None, embedder: Embedder | None = None) -> list[Match]:
+    """Run every alert on the articles indexed since it last ran, and record its new matches (a commit when
+    something was run). Returns the new matches."""
+    from ..archive import Archive
+    from ..errors import IndexNotFound
+
+    directory = config.index_dir(directory)
+    try:
+        archive = Archive(directory, embedder=embedder)
+    except IndexNotFound:
+        return []
+    with archive:
+        alerts = [Alert(**row) for row in archive.table("alerts").to_pylist()]
+        if not alerts:
+            return []
+        latest = archive.store.db.execute("SELECT max(indexed_at) FROM articles").fetchall()[0][0]
+        now = datetime.now(timezone.utc)
+        found, ran = [], {}
+        for alert in alerts:
+            if latest is None or latest <= alert.checked_until:
+                continue
+            found += _matches(archive, alert, now)
+            ran[alert.name] = latest
+    if not ran:
+        return []
+    with Writer(directory) as writer:
+        current = saved(writer)  # an alert removed meanwhile loses its matches
+        known = writer.table("alert_matches")
+        matched = set(zip(known.column("alert").to_pylist(), known.column("article_id").to_pylist()))
+        names = {alert.name for alert in current}
+        new = [m for m in found if m.alert in names and (m.alert, m.article_id) not in matched]
+        updated = [dataclasses.replace(a, checked_until=ran.get(a.name, a.checked_until)) for a in current]
+        writer.set_table("alerts", to_table(updated, "alerts"))
+        if new:
+            writer.set_table("alert_matches", pa.concat_tables([known, to_table(new, "alert_matches")]))
+    for alert in updated:
+        if any(match.alert == alert.name for match in new):
+            atom.write(directory, alert, matches_of(alert.name, directory))
+    return new
+
+
+def _matches(archive, alert: Alert, now: datetime) -> list[Match]:  # noqa: ANN001 -- an Archive
+    """The articles indexed after ``alert.checked_until`` that it matches, each with its best passage."""
+    ids = archive.store.passage_ids_where(alert.sources, alert.languages, indexed_after=alert.checked_until)
+    if not len(ids):
+        return []
+    if alert.mode == "lexical":
+        scores = _words_found(archive, alert.query, ids)
+        baseline = 1.0  # every word
+    else:
+        from ..relevance import neutral_similarity
+
+        vector = archive.embedder.embed_queries([alert.query])[0]
+        scores = archive.vectors.vectors(ids) @ vector
+        baseline = neutral_similarity(archive.embedder, vector)
+    owners, _ = archive.owners(ids)
+    best: dict[str, int] = {}
+    for row, article_id in enumerate(owners):
+        if article_id not in best or scores[row] > scores[best[article_id]]:
+            best[article_id] = row
+    chosen = {a: row for a, row in best.items() if scores[row] - baseline >= alert.threshold}
+    rows = archive.hits([int(ids[row]) for row in chosen.values()])
+    found = []
+    for article_id, row in chosen.items():
+        hit = rows[int(ids[row])]
+        score, margin = float(scores[row]), float(scores[row] - baseline)
+        fields = {key: hit[key] for key in ("title", "source", "url", "published")}
+        found.append(Match(alert.name, article_id, int(ids[row]), **fields, passage=hit["text"], score=score,
+                           margin=margin, matched_at=now))  # fmt: skip
+    return sorted(found, key=lambda match: -match.margin)
+
+
+def _words_found(archive, query: str, ids: np.ndarray) -> np.ndarray:  # noqa: ANN001 -- an Archive
+    """The share of the query's words (stemmed, each passage read in its language) in each of these passages."""
+    from ..language import detect
+    from ..tokens import tokenize
+
+    candidates = [passage_id for passage_id, _ in archive.lexical.search(query, detect(query), len(ids), ids)]
+    shares = dict.fromkeys(ids.tolist(), 0.0)
+    for passage_id, hit in archive.hits(candidates).items():
+        wanted = set(tokenize(query, hit["language"]))
+        found = set(tokenize(f"{hit['title']}\n{hit['heading'] or ''}\n{hit['text']}", hit["language"]))
+        shares[passage_id] = len(wanted & found) / len(wanted) if wanted else 0.0
+    return np.array([shares[i] for i in ids.tolist()])
+
+
+def listed(directory: str | Path | None = None) -> list[tuple[Alert, int]]:
+    """The saved alerts, each with how many articles it matched."""
+    from ..errors import IndexNotFound
+    from ..storage import Snapshot
+
+    try:
+        with Snapshot(config.index_dir(directory)) as snapshot:
+            counts = {}
+            for alert in snapshot.table("alert_matches").column("alert").to_pylist():
+                counts[alert] = counts.get(alert, 0) + 1
+            return [(Alert(**row), counts.get(row["name"], 0)) for row in snapshot.table("alerts").to_pylist()]
+    except IndexNotFound:
+        return []
+
+
+def matches_of(name: str, directory: str | Path | None = None, since: date | None = None) -> list[Match]:
+    """What alert ``name`` matched (on or after ``since``), newest first.
+
+    Raises:
+        NewsarchiveError: There is no alert of that name.
+    """
+    from ..storage import Snapshot
+
+    directory = config.index_dir(directory)
+    with Snapshot(directory) as snapshot:
+        if name not in snapshot.table("alerts").column("name").to_pylist():
+            raise NewsarchiveError(f"no alert named {name!r} in {directory}/ (`newsarchive alerts list` shows them)")
+        rows = snapshot.table("alert_matches").to_pylist()
+    found = [Match(**row) for row in rows if row["alert"] == name]
+    found = [m for m in found if since is None or m.matched_at.date() >= since]
+    return sorted(found, key=lambda m: (m.matched_at, m.margin), reverse=True)
