@@ -169,6 +169,7 @@ def show_source(archive: Archive, source: Source) -> None:
             st.html(article_html(archive, source.hit, source.highlights))
 
 
+ALERT_MATCHES = 5  # latest matches shown per alert
 MODE_LABELS = {"hybrid": "Meaning and words", "dense": "Meaning only", "lexical": "Words only"}
 
 
@@ -202,6 +203,28 @@ def sidebar(archive: Archive) -> tuple[Filters, str]:
     return Filters(tuple(sources), tuple(languages), since, until), mode
 
 
+def show_alerts(archive: Archive) -> None:
+    """The saved alerts (``newsarchive alerts add``) in the sidebar, each with its latest matches and their passages."""
+    from indexer.live.alerts import listed, matches_of
+
+    found = listed(archive.directory)
+    if not found:
+        return
+    st.sidebar.header("Alerts")
+    for alert, count in found:
+        with st.sidebar.expander(f"{alert.name} · {count} {'match' if count == 1 else 'matches'}"):
+            st.caption(f"Watching for: {alert.query}")
+            for match in matches_of(alert.name, archive.directory)[:ALERT_MATCHES]:
+                title = html.escape(match.title)
+                link = f"<a href='{html.escape(match.url)}'>{title}</a>" if match.url and is_url(match.url) else title
+                when = f"{match.matched_at:%Y-%m-%d %H:%M}"
+                source = f" · {html.escape(match.source)}" if match.source else ""
+                st.html(
+                    f"<div class='na-meta'><b>{link}</b>{source} · {when}</div>"
+                    f"<div class='na-passage'>{html.escape(match.passage)}</div>"
+                )
+
+
 def use_example() -> None:
     """An example pill fills the question box and asks it; the pill itself does not stay selected."""
     if st.session_state.example:
@@ -225,6 +248,7 @@ def main() -> None:
         st.error(str(error))
         st.stop()
     filters, mode = sidebar(archive)
+    show_alerts(archive)
 
     with st.form("ask", border=False):
         question = st.text_input("Question", key="question", placeholder=EXAMPLES[0])

@@ -101,3 +101,23 @@ def test_alerts_from_the_command_line(archive: Path, use_fake_model: FakeEmbedde
     assert runner.invoke(cli, ["alerts", "remove", "ferries", *d]).exit_code == 0
     missing = runner.invoke(cli, ["alerts", "show", "ferries", *d])
     assert missing.exit_code == 1 and "no alert named 'ferries'" in missing.output
+
+
+def test_the_app_shows_each_alert_with_its_latest_matches(
+    archive: Path, use_fake_model: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    folder = archive.parent / "in"
+    add_alert("ferries", "ferry timetable", archive, mode="lexical")
+    _write(folder, "ferry", FERRY_AGAIN + " <b>Not markup</b>", url="https://harbour.example/ferry")
+    index_paths([folder], archive, embedder=use_fake_model)
+    monkeypatch.setenv("NEWSARCHIVE_INDEX_DIR", str(archive))
+    app = AppTest.from_file(str(ROOT / "search_app" / "streamlit_app.py"), default_timeout=60).run()
+    assert not app.exception, app.exception
+    assert [expander.label for expander in app.sidebar.expander] == ["ferries · 1 match"]
+    shown = "\n".join(element.proto.body for element in app.html)
+    assert "<a href='https://harbour.example/ferry'>Ferry</a>" in shown
+    assert "&lt;b&gt;Not markup&lt;/b&gt;" in shown and "<b>Not markup</b>" not in shown

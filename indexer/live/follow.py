@@ -1,7 +1,8 @@
 """Rounds of following feeds: each due feed is fetched, its new and changed entries indexed, and every feed's health
 recorded, in one commit per round.
 
-A round fetches before it takes the writer's lock, so a slow feed holds up no one. Requests are conditional (the
+A round fetches before it takes the writer's lock, so a slow feed holds up no one, and fetches several feeds at
+once, so a feed that hangs until the timeout holds up no other. Requests are conditional (the
 feed's ``ETag`` and ``Last-Modified``): an unchanged feed answers 304 and costs nothing more. An entry seen in the
 feed's previous fetch, unchanged (by a hash of what the feed says of it), is not read again: its page is not
 fetched and nothing is embedded. A changed or new entry becomes an article as ``newsarchive index URL`` would make
@@ -16,6 +17,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +37,7 @@ from .alerts import Match, run_alerts
 from .feeds import Feed, followed, from_table, to_table
 
 IDLE_CHECK = 60  # seconds `follow` sleeps at most between rounds, so that a feed added meanwhile is soon fetched
+FETCHING_AT_ONCE = 8  # feeds fetched at the same time (each from its own server, mostly)
 
 
 @dataclass
@@ -103,8 +106,9 @@ def run_round(
     due = [feed for feed in feeds if everything or feed.is_due(now)]
     if not due:
         return Round(now, [], IndexReport(), time.perf_counter() - started, embedder)
-    with fetching.new_client() as client:
-        fetched = [_fetch(feed, seen.get(feed.url, {}), now, client) for feed in due]
+    with fetching.new_client() as client, ThreadPoolExecutor(FETCHING_AT_ONCE) as pool:
+        # At once: a feed that hangs until the timeout holds up no other (httpx's client is thread-safe).
+        fetched = list(pool.map(lambda feed: _fetch(feed, seen.get(feed.url, {}), now, client), due))
     report = IndexReport(problems=[problem for item in fetched for problem in item.problems])
     with Writer(directory) as writer:
         ingestion = Ingestion(writer, settings_of(writer, directory, embedder), report, embedder)
