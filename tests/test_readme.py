@@ -75,10 +75,11 @@ def test_schema_columns_are_documented() -> None:
     with catalog.connect(Path("/nowhere"), empty) as db:
         columns = db.execute(
             "SELECT column_name FROM duckdb_columns() "
-            "WHERE table_name IN ('articles', 'passages', 'duplicates', 'feeds', 'feed_entries')"
+            "WHERE table_name IN ('articles', 'passages', 'duplicates', 'feeds', 'feed_entries', 'alerts', "
+            "'alert_matches')"
         )
         names = [row[0] for row in columns.fetchall()]
-    assert len(names) == 12 + 11 + 4 + 14 + 4
+    assert len(names) == 12 + 11 + 4 + 14 + 4 + 8 + 11
     for name in names:
         assert f"`{name}`" in README, f"column {name} is not documented in the README"
 
