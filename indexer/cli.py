@@ -678,6 +678,7 @@ def alerts() -> None:
 @click.option("--source", "sources", multiple=True, help="Only articles of this source (repeatable).")
 @click.option("--language", "languages", multiple=True, help="Only articles in this language (repeatable).")
 @click.option("--threshold", type=float, help="dense: the margin over neutral news a match needs (see the README).")
+@click.option("--webhook", help="POST each round's new matches to this URL, as JSON (retried; failures logged).")
 @index_dir_option
 def alerts_add(
     name: str,
@@ -686,6 +687,7 @@ def alerts_add(
     sources: tuple[str, ...],
     languages: tuple[str, ...],
     threshold: float | None,
+    webhook: str | None,
     index_dir: Path,
 ) -> None:
     """Save the alert NAME for QUERY: from now on, each article indexed that matches it is recorded once.
@@ -696,7 +698,7 @@ def alerts_add(
     """
     from .live.alerts import add_alert
 
-    alert = add_alert(name, " ".join(query), index_dir, mode, sources, languages, threshold)
+    alert = add_alert(name, " ".join(query), index_dir, mode, sources, languages, threshold, webhook)
     click.echo(f"alert {alert.name}: {alert.query!r} ({alert.mode}, threshold {alert.threshold:g})")
 
 

@@ -7,6 +7,7 @@ is an :class:`~indexer.errors.InputProblem` naming the URL and what went wrong, 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -18,6 +19,7 @@ TIMEOUT = 15.0  # seconds to connect, and between bytes of an answer
 MAX_BYTES = 5_000_000  # what a fetch reads at most: no news page or feed comes near it
 MAX_REDIRECTS = 5
 USER_AGENT = "newsarchive/0.1 (+https://github.com/newsarchive)"
+RETRY_WAIT = 1.0  # seconds before a failed POST is tried again; doubled each time
 _PERMANENT = {301, 308}
 
 
@@ -76,6 +78,33 @@ def get(
         raise FetchFailed(url, f"not a URL that can be fetched ({error})") from None
     except httpx.HTTPError as error:
         raise FetchFailed(url, f"cannot fetch: {_reason(error)}") from None
+    finally:
+        if own:
+            client.close()
+
+
+def post_json(url: str, payload: object, attempts: int = 3, client: httpx.Client | None = None) -> None:
+    """POST ``payload`` as JSON, trying again after 1 s, then 2 s... when it fails.
+
+    Raises:
+        FetchFailed: Every attempt failed (the last failure's reason).
+    """
+    own = client is None
+    client = client or new_client()
+    try:
+        for attempt in range(attempts):
+            try:
+                response = client.post(url, json=payload)
+                if response.is_success:
+                    return
+                problem = FetchFailed(url, f"the server answered HTTP {response.status_code}", response.status_code)
+            except httpx.TimeoutException:
+                problem = FetchFailed(url, f"no answer within {TIMEOUT:g} s")
+            except httpx.HTTPError as error:
+                problem = FetchFailed(url, f"cannot post: {_reason(error)}")
+            if attempt + 1 < attempts:
+                time.sleep(RETRY_WAIT * 2**attempt)
+        raise problem
     finally:
         if own:
             client.close()

@@ -121,3 +121,47 @@ def test_the_app_shows_each_alert_with_its_latest_matches(
     shown = "\n".join(element.proto.body for element in app.html)
     assert "<a href='https://harbour.example/ferry'>Ferry</a>" in shown
     assert "&lt;b&gt;Not markup&lt;/b&gt;" in shown and "<b>Not markup</b>" not in shown
+
+
+def test_new_matches_are_posted_to_a_webhook_and_a_dead_one_is_logged(
+    archive: Path, use_fake_model: FakeEmbedder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import http.server
+    import threading
+
+    from indexer import fetching
+
+    received: list[dict] = []
+    calls = {"/hook": 0, "/dead": 0}
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 -- http.server's name
+            calls[self.path] += 1
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            ok = self.path == "/hook" and calls["/hook"] > 1  # the first attempt fails: it is tried again
+            if ok:
+                received.append(body)
+            self.send_response(200 if ok else 500)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(fetching, "RETRY_WAIT", 0.01)
+    add_alert("ferries", "ferry timetable", archive, mode="lexical", webhook=f"{base}/hook")
+    add_alert("dead", "ferry timetable", archive, mode="lexical", webhook=f"{base}/dead")
+    with pytest.raises(Exception, match="webhook"):
+        add_alert("bad", "ferry", archive, webhook="mailto:someone@example.org")
+    folder = archive.parent / "in"
+    _write(folder, "ferry", FERRY_AGAIN)
+    report = index_paths([folder], archive, embedder=use_fake_model)
+    server.shutdown()
+    assert len(report.matches) == 2 and calls == {"/hook": 2, "/dead": 3}
+    ((payload),) = received
+    assert payload["alert"] == "ferries" and [m["article_id"] for m in payload["matches"]] == ["ferry"]
+    assert payload["matches"][0]["passage"] == FERRY_AGAIN
+    assert "alert dead: its webhook failed (1 matches not delivered)" in caplog.text
+    assert [m.article_id for m in matches_of("dead", archive)] == ["ferry"]  # recorded all the same

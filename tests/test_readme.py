@@ -79,7 +79,7 @@ def test_schema_columns_are_documented() -> None:
             "'alert_matches')"
         )
         names = [row[0] for row in columns.fetchall()]
-    assert len(names) == 12 + 11 + 4 + 14 + 4 + 8 + 11
+    assert len(names) == 12 + 11 + 4 + 14 + 4 + 9 + 11
     for name in names:
         assert f"`{name}`" in README, f"column {name} is not documented in the README"
 

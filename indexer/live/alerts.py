@@ -17,6 +17,8 @@ What counts as a match, by the alert's mode:
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -31,6 +33,7 @@ from ..errors import NewsarchiveError
 from ..storage import Writer
 from . import atom
 
+log = logging.getLogger(__name__)
 MODES = ("dense", "lexical")
 THRESHOLD = 0.03  # the dense margin: calibrated on tests/fixtures/alerts (bench/alerts.py, README "Alerts")
 
@@ -47,6 +50,7 @@ class Alert:
     checked_until: datetime
     sources: list[str] = field(default_factory=list)
     languages: list[str] = field(default_factory=list)
+    webhook: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,15 +89,20 @@ def add_alert(
     sources: tuple[str, ...] = (),
     languages: tuple[str, ...] = (),
     threshold: float | None = None,
+    webhook: str | None = None,
     now: datetime | None = None,
 ) -> Alert:
-    """Save an alert (a commit); it watches the articles indexed from now on.
+    """Save an alert (a commit); it watches the articles indexed from now on, and ``webhook`` (an http(s) URL)
+    gets its new matches as a JSON POST.
 
     Raises:
-        NewsarchiveError: The name is taken, the query empty or the mode unknown.
+        NewsarchiveError: The name is taken, the query empty, the mode unknown or the webhook not a URL.
     """
     from ..ingest import open_writer
+    from ..web import is_url
 
+    if webhook is not None and not is_url(webhook):
+        raise NewsarchiveError(f"webhook {webhook!r}: an http:// or https:// URL")
     if mode not in MODES:
         raise NewsarchiveError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
     if not query.strip() or not name.strip() or "/" in name:
@@ -104,7 +113,7 @@ def add_alert(
         if name in {alert.name for alert in alerts}:
             raise NewsarchiveError(f"there is an alert named {name!r} already; remove it first to change it")
         threshold = (THRESHOLD if mode == "dense" else 0.0) if threshold is None else threshold
-        alert = Alert(name, query.strip(), mode, threshold, now, now, list(sources), list(languages))
+        alert = Alert(name, query.strip(), mode, threshold, now, now, list(sources), list(languages), webhook)
         writer.set_table("alerts", to_table([*alerts, alert], "alerts"))
     atom.write(config.index_dir(directory), alert, [])
     return alert
@@ -165,9 +174,23 @@ def run_alerts(directory: str | Path | None = None, embedder: Embedder | None = 
         if new:
             writer.set_table("alert_matches", pa.concat_tables([known, to_table(new, "alert_matches")]))
     for alert in updated:
-        if any(match.alert == alert.name for match in new):
+        mine = [match for match in new if match.alert == alert.name]
+        if mine:
             atom.write(directory, alert, matches_of(alert.name, directory))
+        if mine and alert.webhook:
+            _deliver(alert, mine)
     return new
+
+
+def _deliver(alert: Alert, matches: list[Match]) -> None:
+    """POST an alert's new matches to its webhook; a failure is logged, and what was indexed stays."""
+    from .. import fetching
+
+    payload = {"alert": alert.name, "query": alert.query, "matches": [dataclasses.asdict(m) for m in matches]}
+    try:
+        fetching.post_json(alert.webhook, json.loads(json.dumps(payload, default=str)))
+    except fetching.FetchFailed as problem:
+        log.warning("alert %s: its webhook failed (%s matches not delivered): %s", alert.name, len(matches), problem)
 
 
 def _matches(archive, alert: Alert, now: datetime) -> list[Match]:  # noqa: ANN001 -- an Archive

@@ -56,6 +56,7 @@ SCHEMAS = {
             ("threshold", pa.float64()),  # the margin a match needs (indexer.live.alerts)
             ("created_at", _TIME),
             ("checked_until", _TIME),  # articles indexed after this are the next run's
+            ("webhook", pa.string()),  # where new matches are POSTed as JSON, or NULL
         ]
     ),
     # Each article an alert matched, once, with the passage that matched it as it read then.
