@@ -655,7 +655,7 @@ def follow_feeds(once: bool, index_dir: Path) -> None:
     except KeyboardInterrupt:
         click.echo("stopped")
         return
-    failed = [item.feed.url for item in result.fetched if item.feed.last_error]
+    failed = [item.feed.url for item in result.fetched if item.feed.failures]
     if failed:
         raise click.ClickException(f"{_plural(len(failed), 'feed')} failed (listed above)")
 

@@ -95,6 +95,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(2)  # past the client's timeout
         elif self.path == "/error.xml":
             self._send(500, b"oops", "text/plain")
+        elif self.path == "/malformed.xml":
+            good = f"<item><title>K9</title><link>{FEEDS.base}/page/k9.html</link><description>{_text(9)}</description>"
+            body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>M</title>{good}</item><item><title>x</ti'
+            self._send(200, body.encode(), "application/rss+xml")
         elif self.path == "/broken.xml":
             self._send(200, b"<html><body>Not a feed at all</body></html>", "text/html")
         elif self.path in ("/loop-a.xml", "/loop-b.xml"):
@@ -139,16 +143,16 @@ def test_rounds_index_exactly_what_is_new_and_report_each_broken_feed(
     server: str, tmp_path: Path, use_fake_model: FakeEmbedder
 ) -> None:
     index = tmp_path / "archive"
-    names = ["news", "summaries", "old", "hang", "error", "broken", "loop-a", "huge"]
+    names = ["news", "summaries", "old", "hang", "error", "broken", "loop-a", "huge", "malformed"]
     for name in names:
         add_feed(f"{server}/{name}.xml", index)
     start = datetime.now(timezone.utc)
 
     first = run_round(index, everything=True, embedder=use_fake_model, now=start)
-    assert (first.index.added, first.index.updated) == (6, 0)  # n1-n3, s7, s8, m4
+    assert (first.index.added, first.index.updated) == (7, 0)  # n1-n3, s7, s8, m4, and k9 of the malformed feed
     articles = _articles(index)
     host = server.removeprefix("http://")
-    assert set(articles) == {f"{host}-page-{guid}.html" for guid in ("n1", "n2", "n3", "s7", "s8", "m4")}
+    assert set(articles) == {f"{host}-page-{guid}.html" for guid in ("n1", "n2", "n3", "s7", "s8", "m4", "k9")}
     assert all("Report" in body for body in articles.values())  # the summaries' pages were fetched
     feeds = {feed.url.rsplit("/", 1)[1]: feed for feed in listed(index)}
     assert {name: feeds[name + ".xml"].last_error for name in names if feeds[name + ".xml"].last_error} == {
@@ -157,7 +161,9 @@ def test_rounds_index_exactly_what_is_new_and_report_each_broken_feed(
         "broken": feeds["broken.xml"].last_error,
         "loop-a": f"redirects in a loop ({server}/loop-a.xml -> {server}/loop-b.xml -> {server}/loop-a.xml)",
         "huge": "the answer is 9,011 bytes, more than the 8,000 read",
+        "malformed": "malformed XML (<unknown>:1:" + feeds["malformed.xml"].last_error.split(":1:")[-1],
     }
+    assert feeds["malformed.xml"].failures == 0 and "unclosed token" in feeds["malformed.xml"].last_error
     assert feeds["broken.xml"].last_error.startswith("not a feed, or a feed without entries")
     assert feeds["error.xml"].last_status == 500 and feeds["hang.xml"].last_status is None
     for name in ("hang", "error", "broken", "loop-a", "huge"):
@@ -167,10 +173,10 @@ def test_rounds_index_exactly_what_is_new_and_report_each_broken_feed(
     assert (feeds["news.xml"].entries_seen, feeds["news.xml"].entries_new, feeds["news.xml"].last_status) == (3, 3, 200)
     assert feeds["old.xml"].location == f"{server}/moved.xml"  # a permanent redirect is remembered
     lines = first.lines()
-    assert lines[0].endswith(
-        "8 feeds fetched (0 unchanged, 5 failed); 6 new articles, 0 updated; " + lines[0].split("; ")[-1]
-    )
-    assert len(lines) == 6 and all(f"{server}/{name}.xml" in "\n".join(lines) for name in ("hang", "error", "huge"))
+    assert "round: 9 feeds fetched (0 unchanged, 5 failed); 7 new articles, 0 updated; " in lines[0]
+    named = ("hang", "error", "huge", "malformed")
+    assert len(lines) == 8 and all(f"{server}/{name}.xml" in "\n".join(lines) for name in named)
+    assert lines[-1] == f"  {server}/malformed.xml:2: feed entry 2 has no text"  # the truncated one
 
     pages = sum(count for path, count in FEEDS.requests.items() if path.startswith("/page/"))
     batches = len(use_fake_model.batches)
@@ -187,7 +193,12 @@ def test_rounds_index_exactly_what_is_new_and_report_each_broken_feed(
     FEEDS.news = [("n1", 1), ("n2", 2), ("n3", 1), ("n5", 1)]  # one changed, one new
     later = start + timedelta(minutes=16)  # the news feed is due, the failing ones are not
     third = run_round(index, embedder=use_fake_model, now=later)
-    assert {item.feed.url.rsplit("/", 1)[1] for item in third.fetched} == {"news.xml", "summaries.xml", "old.xml"}
+    assert {item.feed.url.rsplit("/", 1)[1] for item in third.fetched} == {
+        "news.xml",
+        "summaries.xml",
+        "old.xml",
+        "malformed.xml",
+    }
 
     assert (third.index.added, third.index.updated) == (1, 1)
     host = server.removeprefix("http://")

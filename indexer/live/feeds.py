@@ -52,14 +52,11 @@ class Feed:
         return self.next_due is None or self.next_due <= now
 
     def fetched(self, now: datetime, **health: object) -> Feed:
-        """This feed after a fetch that went well (``health``: its status, validators, entry counts...)."""
+        """This feed after a fetch that went well (``health``: its status, validators, entry counts, and what was
+        wrong with a feed read all the same)."""
+        health = {"last_error": None} | health
         return dataclasses.replace(
-            self,
-            last_fetch=now,
-            last_error=None,
-            failures=0,
-            next_due=now + timedelta(seconds=self.every_seconds),
-            **health,
+            self, last_fetch=now, failures=0, next_due=now + timedelta(seconds=self.every_seconds), **health
         )
 
     def failed(self, now: datetime, error: str, status: int | None) -> Feed:

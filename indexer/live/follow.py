@@ -65,7 +65,7 @@ class Round:
     def lines(self) -> list[str]:
         """The round in one line, then one line per feed that failed."""
         feeds = [item.feed for item in self.fetched]
-        failed = [feed for feed in feeds if feed.last_error]
+        failed = [feed for feed in feeds if feed.failures]
         unchanged = sum(feed.last_status == 304 for feed in feeds)
         report = self.index
         first = (
@@ -76,7 +76,7 @@ class Round:
             f"  {feed.url}: {feed.last_error} ({feed.failures} in a row; next try {feed.next_due:%Y-%m-%d %H:%M})"
             for feed in failed
         ]
-        rest += [f"  {problem}" for item in self.fetched for problem in item.problems if not item.feed.last_error]
+        rest += [f"  {problem}" for item in self.fetched for problem in item.problems]
         rest += [f"  alert {m.alert}: {m.title} ({m.url or m.article_id})" for m in self.matches]
         return [first, *rest]
 
@@ -167,6 +167,9 @@ def _fetch(feed: Feed, seen: dict[str, tuple[str, str]], now: datetime, client: 
     if isinstance(parsed, InputProblem):
         return Fetched(feed.failed(now, parsed.reason, response.status))
     result = Fetched(feed, entries=[])
+    malformed = _malformed(parsed)
+    if malformed:
+        result.problems.append(InputProblem(feed.url, f"{malformed}; the entries before it were read"))
     for number, entry in enumerate(parsed.entries, start=1):
         digest = _entry_hash(entry)
         key = web.entry_key(entry) or digest
@@ -179,10 +182,18 @@ def _fetch(feed: Feed, seen: dict[str, tuple[str, str]], now: datetime, client: 
             continue
         result.articles.append(item)
         result.entries.append((key, digest, item.article_id))
-    health |= {"etag": response.etag, "last_modified": response.last_modified}
+    health |= {"etag": response.etag, "last_modified": response.last_modified, "last_error": malformed}
     health |= {"entries_seen": len(parsed.entries), "entries_new": len(result.articles)}
     result.feed = feed.fetched(now, **health)
     return result
+
+
+def _malformed(parsed: Any) -> str | None:
+    """What is wrong with a feed's XML that feedparser read past, if anything (a wrong declared encoding is not)."""
+    import xml.sax
+
+    error = getattr(parsed, "bozo_exception", None)
+    return f"malformed XML ({error})" if isinstance(error, xml.sax.SAXException) else None
 
 
 def _record(writer: Writer, fetched: list[Fetched]) -> None:
