@@ -568,7 +568,13 @@ def info(as_json: bool, index_dir: Path) -> None:
 
 @cli.group(cls=_Group)
 def feeds() -> None:
-    """Feeds the archive follows: `follow` fetches them when due and indexes what is new."""
+    """Feeds the archive follows: `follow` fetches them when due and indexes what is new.
+
+    \b
+    Example:
+      newsarchive feeds add https://example.org/rss.xml --every 15m
+      newsarchive feeds list
+    """
 
 
 @feeds.command("add")
@@ -662,7 +668,13 @@ def follow_feeds(once: bool, index_dir: Path) -> None:
 
 @cli.group(cls=_Group)
 def alerts() -> None:
-    """Saved searches run on each new article: what they match is kept, shown, and written as an Atom feed."""
+    """Saved searches run on each new article: what they match is kept, shown, and written as an Atom feed.
+
+    \b
+    Example:
+      newsarchive alerts add drones "a drone over the Black Sea" --language en
+      newsarchive alerts show drones --since 2026-12-01
+    """
 
 
 @alerts.command("add")
