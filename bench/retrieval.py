@@ -99,10 +99,10 @@ def markdown_table(results: dict) -> str:
 def replace_table(readme: Path, table: str, marker: str = "retrieval") -> None:
     """Put ``table`` between the README's ``<!-- marker:start -->`` and ``<!-- marker:end -->`` lines."""
     text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(\n<!-- {marker}:end -->)", re.S)
+    pattern = re.compile(rf"(<!-- {marker}:start -->\n)(?:.*?\n)?(<!-- {marker}:end -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"{readme}: no <!-- {marker}:start --> ... <!-- {marker}:end --> markers")
-    readme.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text), encoding="utf-8")
+    readme.write_text(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text), encoding="utf-8")
 
 
 def main() -> None:
