@@ -275,32 +275,74 @@ def check_index(index_dir: Path) -> None:
     click.echo(f"{index_dir}/ is sound.")
 
 
+export_options = [
+    click.option("--csv", "as_csv", is_flag=True, help="Print CSV (after one # line saying what produced it)."),
+    click.option(
+        "--parquet",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write Parquet to this file (its metadata says what produced it).",
+    ),
+]
+
+
+def with_export_options(command: Any) -> Any:
+    for option in reversed(export_options):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("query", nargs=-1, required=True)
 @click.option("-k", "--top", "k", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the query and its hits.")
+@click.option("--match", "exact", is_flag=True, help="Every article QUERY matches exactly (the query language above).")
+@click.option(
+    "--sort", type=click.Choice(["date", "relevance"]), default="date", show_default=True, help="--match: the order."
+)
+@with_export_options
 @mode_option
 @filter_options
 @index_dir_option
 @model_option
 def search(
-    query: tuple[str, ...], k: int, as_json: bool, mode: str, index_dir: Path, model: str | None, **filters: Any
+    query: tuple[str, ...],
+    k: int,
+    as_json: bool,
+    exact: bool,
+    sort: str,
+    as_csv: bool,
+    parquet: Path | None,
+    mode: str,
+    index_dir: Path,
+    model: str | None,
+    **filters: Any,
 ) -> None:
-    """Find the passages that best match QUERY, in any language.
+    """Find the passages that best match QUERY, in any language; with --match, every article QUERY matches.
 
     Hybrid search ranks by meaning and adds evidence from matching words: all of them in passages in the query's
     language, and names, numbers and codes (MQ-9, COVID-19) in passages in other languages. A story that several
     outlets ran (copied, edited or translated) is shown in one article, with "also in:" naming the others.
 
+    --match is exact, for counting: words (stemmed in each article's language), "quoted phrases", drone* (any word
+    so beginning), AND (the default between terms), OR, NOT or -word, parentheses, and the fields source:,
+    language:, author:, title: and published:2025-01-01..2025-03-31 (also a day, a month or a year). Each match
+    comes with its cited passage, the one that best holds the query's words. --csv and --parquet export them.
+
     \b
     Example:
         newsarchive search what happened to the MQ-9 drone
         newsarchive search -k 3 --json "scambio di prigionieri"
+        newsarchive search --match '"black sea" drone* -exercise published:2023-03' --csv > matches.csv
     """
+    text = " ".join(query)
+    if exact:
+        _match(text, sort, as_json, as_csv, parquet, index_dir, filters)
+        return
+    if as_csv or parquet:
+        raise click.UsageError("--csv and --parquet export the articles of --match")
     from .archive import Archive
     from .search import search as run_search
 
-    text = " ".join(query)
     with Archive(index_dir, model=model) as archive:
         hits = run_search(archive, text, k=k, filters=_filters(**filters), mode=mode)
     if as_json:
@@ -317,6 +359,102 @@ def search(
         click.echo(click.style(f"{hit.rank}. [{hit.score:.3f}] ", bold=True) + " · ".join(hit.place()))
         _echo_also_in(hit, "   ", width)
         click.echo(textwrap.fill(hit.text, width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
+
+
+def _match(
+    text: str, sort: str, as_json: bool, as_csv: bool, parquet: Path | None, index_dir: Path, filters: dict
+) -> None:
+    from .exact.counts import matches
+    from .exact.query import with_filters
+    from .storage import Snapshot
+
+    query = with_filters(text, filters["sources"], filters["languages"], filters["since"], filters["until"])
+    with Snapshot(index_dir) as snapshot:
+        found = matches(snapshot, query, sort=sort)
+        described = _described("search --match", query, index_dir, snapshot.commit)
+    if _exported(found, described, as_csv, parquet):
+        return
+    rows = found.to_pylist()
+    if as_json:
+        click.echo(json.dumps({**described, "matches": rows}, ensure_ascii=False, indent=2, default=str))
+        return
+    click.echo(f"{_plural(len(rows), 'article')} match {query!r}.")
+    width = min(shutil.get_terminal_size().columns, 100)
+    for row in rows:
+        day = row["published"].date().isoformat() if row["published"] else "undated"
+        place = " · ".join(str(part) for part in (day, row["source"], row["title"]) if part)
+        click.echo(click.style(place, bold=True) + f"  [{row['article_id']}]")
+        if row["text"]:
+            click.echo(textwrap.fill(row["text"], width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
+
+
+def _described(command: str, query: str, index_dir: Path, commit: int) -> dict:
+    from .exact.export import about
+
+    return about(f"newsarchive {command}", query, index_dir, commit)
+
+
+def _exported(table: Any, described: dict, as_csv: bool, parquet: Path | None) -> bool:
+    """Write ``table`` as --csv or --parquet asked; whether it was."""
+    from .exact import export
+
+    if parquet:
+        export.write_parquet(table, described, parquet)
+        click.echo(f"{_plural(table.num_rows, 'row')} written to {parquet}", err=True)
+    if as_csv:
+        click.echo(export.csv_bytes(table, described).decode(), nl=False)
+    return bool(parquet or as_csv)
+
+
+@cli.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option(
+    "--by", type=click.Choice(["day", "week", "month", "year"]), default="day", show_default=True, help="The period."
+)
+@click.option("--source", "sources", multiple=True, help="Count only these sources (repeatable); default: all.")
+@click.option("--by-source", is_flag=True, help="A row per source and period.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_export_options
+@index_dir_option
+def coverage(
+    query: tuple[str, ...],
+    by: str,
+    sources: tuple[str, ...],
+    by_source: bool,
+    as_json: bool,
+    as_csv: bool,
+    parquet: Path | None,
+    index_dir: Path,
+) -> None:
+    """How many articles match QUERY per period, beside all articles of the same sources then, and the share.
+
+    QUERY is exact, as in `search --match` (its --help gives the language). Weeks start on Monday; times are UTC;
+    undated articles are not counted.
+
+    \b
+    Example:
+        newsarchive coverage 'drone* "black sea"' --by week
+        newsarchive coverage grano --by month --by-source --csv > grano.csv
+    """
+    from .exact.counts import coverage as count
+    from .storage import Snapshot
+
+    text = " ".join(query)
+    with Snapshot(index_dir) as snapshot:
+        table = count(snapshot, text, by=by, sources=sources, by_source=by_source)
+        described = _described("coverage", text, index_dir, snapshot.commit)
+    if _exported(table, described, as_csv, parquet):
+        return
+    rows = table.to_pylist()
+    if as_json:
+        click.echo(json.dumps({**described, "by": by, "periods": rows}, ensure_ascii=False, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("No dated articles in these sources.")
+    width = max((len(str(row["source"])) for row in rows), default=0) if by_source else 0
+    for row in rows:
+        source = f"  {str(row['source']):<{width}}" if by_source else ""
+        click.echo(f"{row['period']}{source}  {row['matching']:>7,} of {row['total']:>7,}  {row['share']:7.1%}")
 
 
 @cli.command()

@@ -18,9 +18,11 @@ this replaced, builds from Python token lists -- tens of GB for a million passag
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,21 @@ class Bm25:
         """How many passages hold ``token``."""
         term = self.vocabulary.get(token)
         return 0 if term is None else int(self.indptr[term + 1] - self.indptr[term])
+
+    def rows_of(self, terms: Iterable[int]) -> np.ndarray:
+        """The sorted rows of passages holding any of these term numbers."""
+        found = [self.indices[self.indptr[term] : self.indptr[term + 1]] for term in terms]
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int32)
+
+    def terms_starting(self, prefix: str) -> list[int]:
+        """The term numbers of the tokens beginning with ``prefix``."""
+        start = bisect.bisect_left(self._sorted_tokens, prefix)
+        end = bisect.bisect_left(self._sorted_tokens, prefix + "\U0010ffff", start)
+        return [self.vocabulary[token] for token in self._sorted_tokens[start:end]]
+
+    @functools.cached_property
+    def _sorted_tokens(self) -> list[str]:
+        return sorted(self.vocabulary)
 
     @classmethod
     def _of(cls, vocabulary: dict[str, int], counts: sparse.csr_matrix) -> Bm25:
@@ -303,6 +320,22 @@ class LexicalIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def rows_holding(self, tokens_of: Callable[[str | None], Iterable[str]], prefix: bool = False) -> np.ndarray:
+        """The sorted rows of the passages holding a word, read in each passage's language: ``tokens_of(language)``
+        gives the word's tokens in that language (or the beginnings of tokens, with ``prefix``)."""
+        words = self.indexes["words"]
+        assert isinstance(words, Bm25), "one segment's index"
+        found = []
+        for language, mask in self._rows_by_language.items():
+            tokens = set(tokens_of(language))
+            if prefix:
+                terms = [term for token in tokens for term in words.terms_starting(token)]
+            else:
+                terms = [words.vocabulary[token] for token in tokens if token in words.vocabulary]
+            rows = words.rows_of(terms)
+            found.append(rows[mask[rows]])
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int32)
 
     def search(
         self,

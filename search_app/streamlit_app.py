@@ -7,17 +7,15 @@ Run it with ``make app``, or ``streamlit run search_app/streamlit_app.py``. It i
 from __future__ import annotations
 
 import html
-import os
-import threading
 
 import streamlit as st
 
-from indexer import config
 from indexer.answer import Answer, Source, ask
 from indexer.archive import Archive
-from indexer.errors import IndexNotFound, NewsarchiveError
+from indexer.errors import NewsarchiveError
 from indexer.search import Filters, Hit
 from indexer.web import is_url
+from search_app.serving import opened
 
 EXAMPLES = (
     "What happened to the MQ-9 drone?",
@@ -40,27 +38,6 @@ STYLE = """
 .na-article h4 { margin: 1rem 0 0.4rem; font-size: 1rem; }
 </style>
 """
-
-
-class Served:
-    """The archive this process serves, moved to the index's newest commit when a question comes."""
-
-    def __init__(self, archive: Archive) -> None:
-        self.archive = archive
-        self._lock = threading.Lock()
-
-    def latest(self) -> Archive:
-        with self._lock:  # sessions run in threads: one of them opens the new commit
-            self.archive = self.archive.latest()
-            return self.archive
-
-
-@st.cache_resource(show_spinner="Loading the index and the model…")
-def open_archive(directory: str, model: str | None) -> Served:
-    """One archive, and one model, per process; each question then sees the newest commit, the model kept."""
-    archive = Archive(directory, model=model)
-    archive.embedder.embed_queries(["warm up"])  # load the model now rather than on the first question
-    return Served(archive)
 
 
 def marked(text: str, spans: tuple[tuple[int, int], ...] | list[tuple[int, int]]) -> str:
@@ -232,21 +209,10 @@ def use_example() -> None:
     st.session_state.example = None
 
 
-def main() -> None:
-    st.set_page_config(page_title="newsarchive", page_icon="🗞️", layout="centered")
-    st.html(STYLE)
+def ask_page() -> None:
     st.title("newsarchive")
     st.caption("Ask the news archive in English, Italian or another language: every answer cites its passages.")
-    directory = str(config.index_dir())
-    try:
-        model = os.environ.get(config.MODEL_ENV)  # as for the CLI: a different model than the index's is an error
-        archive = open_archive(directory, model).latest()
-    except IndexNotFound:
-        st.error(f"There is no index in `{directory}/` yet. Build it with `make index`, or `newsarchive index seeds/`.")
-        st.stop()
-    except NewsarchiveError as error:
-        st.error(str(error))
-        st.stop()
+    archive = opened()
     filters, mode = sidebar(archive)
     show_alerts(archive)
 
@@ -265,6 +231,14 @@ def main() -> None:
         st.error(str(error))
         return
     show_answer(archive, answer)
+
+
+def main() -> None:
+    st.set_page_config(page_title="newsarchive", page_icon="🗞️", layout="centered")
+    st.html(STYLE)
+    st.navigation(
+        [st.Page(ask_page, title="Ask", url_path="ask", default=True), st.Page("explore_view.py", title="Explore")]
+    ).run()
 
 
 main()

@@ -171,3 +171,42 @@ def test_the_app_answers_from_a_new_commit_without_loading_the_model_again(
     sidebar = " ".join(markdown.value for markdown in app.sidebar.markdown)
     assert "**2** articles" in sidebar
     assert len(loads) == 1  # one model for both commits
+
+
+DATED = ROOT / "tests" / "fixtures" / "dated" / "articles.jsonl"
+
+
+def test_explore_counts_over_time_lists_a_period_and_keeps_the_view_in_the_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, real_model
+) -> None:
+    index_paths([DATED], tmp_path / "archive", embedder=real_model)
+    app = run_app(monkeypatch, tmp_path / "archive")
+    app.query_params["q"] = "drone"
+    app.query_params["by"] = "month"
+    app.switch_page("explore_view.py").run()
+    assert not app.exception, app.exception
+    assert app.text_input(key="explore_q").value == "drone"
+    assert "**5** dated articles match, of **11**." in [m.value for m in app.markdown]  # d11 is undated
+    assert len(app.get("vega_lite_chart")) == 1
+    sources = app.dataframe[0].value
+    assert list(sources["source"]) == ["Harbour Times", "Corriere del Porto"] and list(sources["articles"]) == [4, 2]
+    app.selectbox(key="explore_period").select("2025-02-01").run()
+    assert "Droni sul porto di Odessa" in html_of(app) and "Drone downed" not in html_of(app)
+    assert {key: app.query_params[key] for key in ("q", "by", "period")} == {
+        "q": "drone",
+        "by": "month",
+        "period": "2025-02-01",
+    }
+    # The same URL, opened afresh, shows the same view.
+    again = AppTest.from_file(APP, default_timeout=120).run()
+    again.query_params.update({"q": "drone", "by": "month", "period": "2025-02-01"})
+    again.switch_page("explore_view.py").run()
+    assert not again.exception, again.exception
+    assert "Droni sul porto di Odessa" in html_of(again) and "Drone downed" not in html_of(again)
+
+
+def test_explore_says_where_a_query_is_malformed(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
+    app = run_app(monkeypatch, real_seed_index)
+    app.switch_page("explore_view.py").run()
+    app.text_input(key="explore_q").input("drone AND (").run()
+    assert [e.value for e in app.error] == ["query 'drone AND (' at character 11: \"(\" is never closed"]

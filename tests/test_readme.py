@@ -84,7 +84,7 @@ def test_schema_columns_are_documented() -> None:
         assert f"`{name}`" in README, f"column {name} is not documented in the README"
 
 
-@pytest.mark.parametrize("name", ["answer_quality", "retrieval", "embedding", "search", "xquad"])
+@pytest.mark.parametrize("name", ["answer_quality", "retrieval", "embedding", "search", "xquad", "alerts", "follow"])
 def test_benchmark_tables_match_their_results_files(name: str) -> None:
     import importlib.util
 
@@ -98,3 +98,9 @@ def test_benchmark_tables_match_their_results_files(name: str) -> None:
     if name == "search":  # and the comparison with the design before segments
         block = re.search(r"<!-- segments:start -->\n(.*?)\n<!-- segments:end -->", README, re.S).group(1)
         assert block == bench.comparison_table(results, results["baseline"])
+
+
+def test_the_default_alert_threshold_is_the_one_the_bench_chose() -> None:
+    from indexer.live.alerts import THRESHOLD
+
+    assert THRESHOLD == json.loads((ROOT / "docs" / "alerts.json").read_text(encoding="utf-8"))["chosen_threshold"]

@@ -1,0 +1,54 @@
+"""Matches and coverage tables written as CSV or Parquet, saying what produced them, so an export can be redone."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+KEY = b"newsarchive"  # the Parquet schema's metadata key
+
+
+def about(command: str, query: str, directory: Path, commit: int) -> dict[str, str | int]:
+    """What an export records: the command and query, the index directory and the commit they read."""
+    return {"command": command, "query": query, "index": str(directory), "commit": commit}
+
+
+def csv_bytes(table: pa.Table, described: dict[str, str | int]) -> bytes:
+    """``table`` as CSV, after one ``#`` line holding ``described`` as JSON (``comment='#'`` in pandas and
+    DuckDB's ``read_csv`` skips it)."""
+    out = io.BytesIO()
+    out.write(b"# " + json.dumps(described, ensure_ascii=False).encode() + b"\n")
+    pa_csv.write_csv(_plain(table), out, pa_csv.WriteOptions(quoting_style="needed"))
+    return out.getvalue()
+
+
+def parquet_bytes(table: pa.Table, described: dict[str, str | int]) -> bytes:
+    """``table`` as Parquet, ``described`` in its schema's metadata under ``newsarchive``."""
+    out = io.BytesIO()
+    write_parquet(table, described, out)
+    return out.getvalue()
+
+
+def write_parquet(table: pa.Table, described: dict[str, str | int], out: str | Path | BinaryIO) -> None:
+    metadata = {**(table.schema.metadata or {}), KEY: json.dumps(described, ensure_ascii=False).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), out)
+
+
+def described_by(path: str | Path) -> dict[str, str | int]:
+    """What produced the Parquet export at ``path``."""
+    return json.loads(pq.read_schema(path).metadata[KEY])
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dates and times as ISO text: CSV readers parse them alike whatever their time zone setting."""
+    columns = [
+        column.cast(pa.string()) if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type) else column
+        for column in table.columns
+    ]
+    return pa.table(columns, names=table.column_names)

@@ -1,0 +1,168 @@
+"""Which articles an exact query matches, as one DuckDB condition over the ``articles`` view of a snapshot.
+
+Words, prefixes and phrases are looked up in each segment's lexical postings (the word tokens BM25 scores), never
+by scanning text: a word's passages are those whose tokens, read in the passage's own language, hold it. A phrase's
+candidates are the passages holding all its words; DuckDB then checks the words' order in those passages alone.
+The articles found are handed to DuckDB as a table, so counting and grouping happen there, never row by row in
+Python. Fields are conditions on the article's columns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..storage import Snapshot
+from ..tokens import _fold, tokenize
+from .query import And, Field, Node, Not, Or, Phrase, Published, QueryError, Title, Word, parse
+
+_LETTER = r"[\pL\pN]"
+
+
+class Condition:
+    """A query compiled for one snapshot: ``sql`` is a condition on ``articles`` (as ``a``), true for the articles
+    the query matches; use it inside :meth:`registered`, which hands DuckDB the tables it names."""
+
+    def __init__(self, snapshot: Snapshot, query: str) -> None:
+        self.snapshot, self.query = snapshot, query
+        self.tables: dict[str, pa.Table] = {}
+        self.params: list[Any] = []
+        self._languages = sorted(
+            {lang for item in snapshot.loaded.values() for lang in set(item.lexical.languages)}, key=str
+        )
+        self.sql = self._compile(parse(query))
+
+    @contextmanager
+    def registered(self) -> Iterator[Any]:
+        """The snapshot's DuckDB connection, with this condition's tables registered while inside."""
+        db = self.snapshot.store.db
+        for name, table in self.tables.items():
+            db.register(name, table)
+        try:
+            yield db
+        finally:
+            for name in self.tables:
+                db.unregister(name)
+
+    def _compile(self, node: Node) -> str:
+        if isinstance(node, And):
+            return "(" + " AND ".join(self._compile(part) for part in node.parts) + ")"
+        if isinstance(node, Or):
+            return "(" + " OR ".join(self._compile(part) for part in node.parts) + ")"
+        if isinstance(node, Not):
+            return f"(NOT {self._compile(node.part)})"
+        if isinstance(node, Word):
+            return self._among(self._articles(self._word_rows(node)))
+        if isinstance(node, Phrase):
+            return self._among(self._phrase_articles(node))
+        if isinstance(node, Title):
+            pattern = _pattern(node.term, self._languages)
+            return self._bind("regexp_matches(strip_accents(lower(coalesce(a.title, ''))), ?)", pattern)
+        if isinstance(node, Field):
+            if node.name == "author":
+                return self._bind("coalesce(a.author ILIKE ('%' || ? || '%'), false)", node.value)
+            return self._bind(f"coalesce(lower(a.{node.name}) = lower(?), false)", node.value)
+        if isinstance(node, Published):
+            parts = []
+            if node.start:
+                parts.append(self._bind("a.published >= ?", _utc(node.start)))
+            if node.end:
+                parts.append(self._bind("a.published < ?", _utc(node.end)))
+            return "coalesce(" + " AND ".join(parts) + ", false)"
+        raise AssertionError(node)  # pragma: no cover -- every node the parser makes is handled
+
+    def _bind(self, sql: str, value: Any) -> str:
+        self.params.append(value)
+        return sql
+
+    def _among(self, article_ids: pa.Array) -> str:
+        name = f"_match_{len(self.tables)}"
+        self.tables[name] = pa.table({"article_id": article_ids})
+        return f"a.article_id IN (SELECT article_id FROM {name})"
+
+    def _word_rows(self, word: Word) -> dict[str, np.ndarray]:
+        """segment -> sorted rows of the live passages holding ``word`` there."""
+        if word.prefix:
+            beginning = _fold(word.text.lower())
+
+            def tokens_of(language: str | None) -> list[str]:
+                return [beginning, *tokenize(word.text, language)]
+        else:
+
+            def tokens_of(language: str | None) -> list[str]:
+                return tokenize(word.text, language)
+
+        rows = {
+            name: item.lexical.rows_holding(tokens_of, prefix=word.prefix)
+            for name, item in self.snapshot.loaded.items()
+        }
+        stopword_in = [str(language) for language in self._languages if language and not tokenize(word.text, language)]
+        if stopword_in and not any(len(found) for found in rows.values()):
+            raise QueryError(
+                self.query,
+                None,
+                f"{word.text!r} is a stopword ({', '.join(stopword_in)}), which is not indexed: put it in a phrase",
+            )
+        return rows
+
+    def _articles(self, rows_by_segment: dict[str, np.ndarray]) -> pa.Array:
+        """The live articles holding these segments' rows of passages."""
+        found = []
+        for name, rows in rows_by_segment.items():
+            item = self.snapshot.loaded[name]
+            ids = item.lexical.ids[rows]
+            ids = ids[~np.isin(ids, self.snapshot.deleted[name])]
+            found.append(item.passage_articles.take(pa.array(np.searchsorted(item.ids, ids))))
+        return pc.unique(pa.chunked_array(found, pa.string()).combine_chunks()) if found else pa.array([], pa.string())
+
+    def _phrase_articles(self, phrase: Phrase) -> pa.Array:
+        """Candidates hold every word of the phrase that is not a stopword everywhere; DuckDB checks the order."""
+        searched = [Word(text) for text in phrase.words if any(tokenize(text, lang) for lang in self._languages)]
+        if not searched:
+            raise QueryError(self.query, None, f'"{" ".join(phrase.words)}" is only stopwords: it matches nothing')
+        candidates: dict[str, np.ndarray] = {}
+        for word in searched:
+            for name, rows in self._word_rows(word).items():
+                candidates[name] = np.intersect1d(candidates[name], rows) if name in candidates else rows
+        ids = [
+            self.snapshot.loaded[name].lexical.ids[rows] for name, rows in candidates.items() if len(rows)
+        ]  # tombstoned passages drop out in the join with the live passages
+        passage_ids = pa.table({"passage_id": pa.array(np.concatenate(ids) if ids else [], pa.int64())})
+        db = self.snapshot.store.db
+        db.register("_phrase_candidates", passage_ids)
+        try:
+            found = db.sql(
+                "SELECT DISTINCT p.article_id FROM passages p JOIN _phrase_candidates USING (passage_id) "
+                "JOIN articles a USING (article_id) "
+                "WHERE regexp_matches(strip_accents(lower(concat_ws(' ', a.title, p.heading, p.text))), ?)",
+                params=[_pattern(phrase, self._languages)],
+            ).to_arrow_table()
+        finally:
+            db.unregister("_phrase_candidates")
+        return found.column("article_id").combine_chunks().cast(pa.string())
+
+
+def _pattern(term: Word | Phrase, languages: list[str | None]) -> str:
+    """An RE2 pattern for ``term`` in lowercased, accent-free text: each word as itself or as a continuation of its
+    stem in one of ``languages``, the words apart by anything but letters and digits."""
+    words = term.words if isinstance(term, Phrase) else (term.text,)
+    parts = []
+    for text in words:
+        forms = {_fold(text.lower())} | {token for lang in languages for token in tokenize(text, lang)}
+        parts.append("(?:" + "|".join(sorted(map(_re2_escape, forms))) + f"){_LETTER}*")
+    return "(?:^|[^\\pL\\pN])" + "[^\\pL\\pN]+".join(parts)
+
+
+def _re2_escape(text: str) -> str:
+    return re.sub(r"([\\.^$|?*+()\[\]{}-])", r"\\\1", text)
+
+
+def _utc(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=timezone.utc)

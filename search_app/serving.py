@@ -1,0 +1,47 @@
+"""The archive a Streamlit process serves: opened once with its model, moved to the newest commit on each run."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import streamlit as st
+
+from indexer import config
+from indexer.archive import Archive
+from indexer.errors import IndexNotFound, NewsarchiveError
+
+
+class Served:
+    """The archive this process serves, moved to the index's newest commit when a question comes."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        self._lock = threading.Lock()
+
+    def latest(self) -> Archive:
+        with self._lock:  # sessions run in threads: one of them opens the new commit
+            self.archive = self.archive.latest()
+            return self.archive
+
+
+@st.cache_resource(show_spinner="Loading the index and the model…")
+def open_archive(directory: str, model: str | None) -> Served:
+    """One archive, and one model, per process; each question then sees the newest commit, the model kept."""
+    archive = Archive(directory, model=model)
+    archive.embedder.embed_queries(["warm up"])  # load the model now rather than on the first question
+    return Served(archive)
+
+
+def opened() -> Archive:
+    """The served archive at its newest commit; a missing or unreadable index stops the page with what to do."""
+    directory = str(config.index_dir())
+    try:
+        model = os.environ.get(config.MODEL_ENV)  # as for the CLI: a different model than the index's is an error
+        return open_archive(directory, model).latest()
+    except IndexNotFound:
+        st.error(f"There is no index in `{directory}/` yet. Build it with `make index`, or `newsarchive index seeds/`.")
+        st.stop()
+    except NewsarchiveError as error:
+        st.error(str(error))
+        st.stop()

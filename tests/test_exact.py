@@ -1,0 +1,191 @@
+"""The exact query language: parsing, matching against hand-counted fixtures, coverage against plain SQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.cli import cli
+from indexer.exact.counts import coverage, facets, matches
+from indexer.exact.query import QueryError, parse
+from indexer.ingest import index_paths
+from indexer.storage import Snapshot
+
+from .conftest import FakeEmbedder
+
+DATED = Path(__file__).parent / "fixtures" / "dated" / "articles.jsonl"
+
+
+@pytest.fixture(scope="module")
+def dated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("dated") / "archive"
+    index_paths([DATED], directory, embedder=FakeEmbedder())
+    return directory
+
+
+# Counted by hand from tests/fixtures/dated/articles.jsonl.
+CASES = {
+    "drone": {"d01", "d02", "d04", "d05", "d09", "d11"},  # drone, drones; Italian drone, droni (stem dron)
+    "DRONES": {"d01", "d02", "d09", "d11"},  # any case; but Italian stems "drones" as itself, not as "dron"
+    '"Black Sea"': {"d01", "d10"},
+    '"mar nero"': {"d04", "d12"},
+    "drone -exercise": {"d01", "d02", "d04", "d05", "d11"},
+    "drone NOT exercise": {"d01", "d02", "d04", "d05", "d11"},
+    'drone AND source:"Corriere del Porto"': {"d04", "d05"},
+    "language:ru": {"d07", "d08"},
+    "published:2025-01": {"d01", "d02", "d03", "d04", "d07"},
+    "published:2025-01-03": {"d01", "d02", "d07"},  # d04 is 2025-01-04 09:00 UTC
+    "published:2025-03-01..2025-03-15": {"d08", "d09", "d10"},
+    "published:..2025-01-03": {"d01", "d02", "d07"},
+    "author:lee": {"d01", "d03", "d10"},
+    "title:drone*": {"d01", "d02", "d04", "d05", "d09"},
+    'title:"black sea"': {"d01", "d10"},
+    "MQ-9": {"d01", "d04", "d07"},
+    "(grain OR grano) Odessa": {"d02", "d05", "d10", "d12"},
+    'NOT source:"Harbour Times"': {"d04", "d05", "d06", "d07", "d08", "d12"},
+    "ferry OR traghetti OR паромов": {"d03", "d06", "d08"},
+    "dron*": {"d01", "d02", "d04", "d05", "d09", "d11"},
+    "беспилотник": {"d07"},
+    "drone published:2025-01 -language:it": {"d01", "d02"},
+    "submarine": set(),
+}
+
+
+@pytest.mark.parametrize("query", CASES)
+def test_queries_match_the_articles_counted_by_hand(dated: Path, query: str) -> None:
+    with Snapshot(dated) as snapshot:
+        found = matches(snapshot, query)
+    assert set(found.column("article_id").to_pylist()) == CASES[query]
+
+
+def test_matches_come_newest_first_or_by_relevance_with_their_passage(dated: Path) -> None:
+    with Snapshot(dated) as snapshot:
+        by_date = matches(snapshot, "drone").to_pylist()
+        by_relevance = matches(snapshot, "drone", sort="relevance").to_pylist()
+    dated_ones = [row["published"] for row in by_date if row["published"] is not None]
+    assert dated_ones == sorted(dated_ones, reverse=True)
+    assert by_date[-1]["article_id"] == "d11"  # undated last
+    scores = [row["score"] for row in by_relevance]
+    assert scores == sorted(scores, reverse=True) and scores[-1] > 0
+    assert all("dron" in row["text"].lower() for row in by_relevance)  # the cited passage holds the word
+
+
+def test_coverage_equals_a_plain_group_by(dated: Path) -> None:
+    wanted = sorted(CASES["drone"])
+    with duckdb.connect(str(dated / "archive.duckdb"), read_only=True) as db:
+        expected = db.execute(
+            "SELECT CAST(date_trunc('month', published AT TIME ZONE 'UTC') AS DATE) AS period, "
+            "count(*) FILTER (WHERE article_id IN (SELECT unnest(?))) AS matching, count(*) AS total "
+            "FROM articles WHERE published IS NOT NULL GROUP BY 1 ORDER BY 1",
+            [wanted],
+        ).fetchall()
+        by_source = db.execute(
+            "SELECT CAST(date_trunc('week', published AT TIME ZONE 'UTC') AS DATE), source, "
+            "count(*) FILTER (WHERE article_id IN (SELECT unnest(?))), count(*) "
+            "FROM articles WHERE published IS NOT NULL AND source = 'Harbour Times' GROUP BY 1, 2 ORDER BY 1, 2",
+            [wanted],
+        ).fetchall()
+    with Snapshot(dated) as snapshot:
+        months = coverage(snapshot, "drone", by="month").to_pylist()
+        weeks = coverage(snapshot, "drone", by="week", sources=["harbour times"], by_source=True).to_pylist()
+    assert [(r["period"], r["matching"], r["total"]) for r in months] == expected
+    assert [r["share"] for r in months] == [round(m / t, 6) for _, m, t in expected]
+    assert [(r["period"], r["source"], r["matching"], r["total"]) for r in weeks] == by_source
+
+
+def test_facets_count_the_matches_by_source_language_and_day(dated: Path) -> None:
+    with Snapshot(dated) as snapshot:
+        found = {name: table.to_pylist() for name, table in facets(snapshot, "drone").items()}
+    assert found["source"] == [{"value": "Harbour Times", "count": 4}, {"value": "Corriere del Porto", "count": 2}]
+    assert {row["value"]: row["count"] for row in found["language"]} == {"en": 4, "it": 2}
+    assert sum(row["count"] for row in found["day"]) == 6
+
+
+def test_a_deleted_article_is_not_matched(tmp_path: Path) -> None:
+    from indexer.ingest import remove_articles
+
+    directory = tmp_path / "archive"
+    index_paths([DATED], directory, embedder=FakeEmbedder())
+    remove_articles(["d01"], directory)
+    with Snapshot(directory) as snapshot:
+        assert set(matches(snapshot, '"black sea" OR MQ-9').column("article_id").to_pylist()) == {"d04", "d07", "d10"}
+
+
+@pytest.mark.parametrize(
+    ("query", "where", "reason"),
+    [
+        ("(drone", 6, '"(" is never closed'),
+        ("drone)", 6, "unexpected ')'"),
+        ("drone AND", 9, "ends too early"),
+        ("foo:bar", 1, "unknown field 'foo'"),
+        ("published:2025-13", 11, "is not a date"),
+        ("published:2025-03..2025-01", 11, "ends before it starts"),
+        ("dro*ne", 1, "wildcard goes at the end"),
+        ('"unclosed', 1, "unexpected '\"'"),
+        ("", None, "empty query"),
+    ],
+)
+def test_malformed_queries_say_where_and_what(query: str, where: int | None, reason: str) -> None:
+    with pytest.raises(QueryError) as raised:
+        parse(query)
+    assert raised.value.column == where and reason in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_stopword_alone_is_an_error_not_an_empty_answer(dated: Path) -> None:
+    with Snapshot(dated) as snapshot, pytest.raises(QueryError, match="stopword"):
+        matches(snapshot, "the")
+
+
+_PIECES = st.sampled_from(
+    ["drone", "Sea", '"black sea"', '"', "(", ")", "AND", "OR", "NOT", "-", "*", "dron*", "source:", "title:",
+     "published:", "2025-01", "..", "author:lee", "language:it", ":", "MQ-9", "беспилотник", " ", "\t", "x"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=4)), max_size=8).map(" ".join))
+def test_random_queries_parse_or_raise_only_the_clear_error(query: str) -> None:
+    try:
+        parse(query)
+    except QueryError as error:
+        assert "\n" not in str(error)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_PIECES, min_size=1, max_size=6).map(" ".join))
+def test_random_queries_run_or_raise_only_the_clear_error(dated: Path, query: str) -> None:
+    with Snapshot(dated) as snapshot:
+        try:
+            matches(snapshot, query)
+        except QueryError:
+            pass
+
+
+def test_the_cli_counts_and_exports(dated: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["search", "--match", "drone", "--json", "-d", str(dated)])
+    assert result.exit_code == 0, result.output
+    assert {row["article_id"] for row in json.loads(result.output)["matches"]} == CASES["drone"]
+    result = runner.invoke(cli, ["coverage", "drone", "--by", "month", "--csv", "-d", str(dated)])
+    assert result.exit_code == 0, result.output
+    described, header, *rows = result.output.splitlines()
+    assert json.loads(described[2:])["query"] == "drone" and header == '"period","matching","total","share"'
+    assert len(rows) == 3  # January, February and March 2025
+    parquet = tmp_path / "drone.parquet"
+    result = runner.invoke(
+        cli, ["search", "--match", "drone", "--sort", "relevance", "--parquet", parquet, "-d", dated]
+    )
+    assert result.exit_code == 0, result.output
+    from indexer.exact.export import described_by
+
+    assert described_by(parquet)["query"] == "drone" and described_by(parquet)["commit"] >= 1
+    assert duckdb.sql(f"SELECT count(*) FROM '{parquet}'").fetchall() == [(len(CASES["drone"]),)]
+    result = runner.invoke(cli, ["search", "--match", "drone (", "-d", str(dated)])
+    assert result.exit_code == 1 and "never closed" in result.output and "Traceback" not in result.output
