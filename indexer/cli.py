@@ -13,6 +13,7 @@ import json
 import shutil
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -388,6 +389,28 @@ def _match(
             click.echo(textwrap.fill(row["text"], width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
 
 
+@contextlib.contextmanager
+def _counted(index_dir: Path, text: str, semantic: bool, threshold: float | None) -> Iterator[tuple[Any, Any, str]]:
+    """(snapshot, what to count, the rule when approximate) for an exact query or, with ``semantic``, a question."""
+    if not semantic:
+        from .storage import Snapshot
+
+        with Snapshot(index_dir) as snapshot:
+            yield snapshot, text, ""
+        return
+    from .archive import Archive
+    from .exact.counts import by_meaning
+    from .live.alerts import THRESHOLD
+
+    margin = THRESHOLD if threshold is None else threshold
+    with Archive(index_dir) as archive:
+        rule = (
+            f"articles with a passage whose cosine similarity to the question exceeds its similarity to everyday "
+            f"news by at least {margin:g}"
+        )
+        yield archive, by_meaning(archive, archive.embedder, text, margin), rule
+
+
 def _described(command: str, query: str, index_dir: Path, commit: int) -> dict:
     from .exact.export import about
 
@@ -413,6 +436,12 @@ def _exported(table: Any, described: dict, as_csv: bool, parquet: Path | None) -
 )
 @click.option("--source", "sources", multiple=True, help="Count only these sources (repeatable); default: all.")
 @click.option("--by-source", is_flag=True, help="A row per source and period.")
+@click.option("--semantic", is_flag=True, help="QUERY is a question: count the articles close to it in meaning.")
+@click.option(
+    "--threshold",
+    type=float,
+    help="--semantic: the margin over neutral news a passage needs (default: the alerts', see the README).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @with_export_options
 @index_dir_option
@@ -421,6 +450,8 @@ def coverage(
     by: str,
     sources: tuple[str, ...],
     by_source: bool,
+    semantic: bool,
+    threshold: float | None,
     as_json: bool,
     as_csv: bool,
     parquet: Path | None,
@@ -428,27 +459,35 @@ def coverage(
 ) -> None:
     """How many articles match QUERY per period, beside all articles of the same sources then, and the share.
 
-    QUERY is exact, as in `search --match` (its --help gives the language). Weeks start on Monday; times are UTC;
-    undated articles are not counted.
+    QUERY is exact, as in `search --match` (its --help gives the language). With --semantic it is a question, and
+    an article counts when one of its passages is closer in meaning to it than everyday news is, by --threshold
+    (the rule of alerts): every passage is scored, but what the rule counts is approximate. Weeks start on
+    Monday; times are UTC; undated articles are not counted.
 
     \b
     Example:
         newsarchive coverage 'drone* "black sea"' --by week
         newsarchive coverage grano --by month --by-source --csv > grano.csv
+        newsarchive coverage --semantic "a drone downed over the sea" --by month
     """
     from .exact.counts import coverage as count
-    from .storage import Snapshot
 
     text = " ".join(query)
-    with Snapshot(index_dir) as snapshot:
-        table = count(snapshot, text, by=by, sources=sources, by_source=by_source)
-        described = _described("coverage", text, index_dir, snapshot.commit)
+    if threshold is not None and not semantic:
+        raise click.UsageError("--threshold is for --semantic")
+    with _counted(index_dir, text, semantic, threshold) as (snapshot, counted, rule):
+        table = count(snapshot, counted, by=by, sources=sources, by_source=by_source)
+        described = _described("coverage" + (" --semantic" if semantic else ""), text, index_dir, snapshot.commit)
+    if rule:
+        described["approximate"] = rule
     if _exported(table, described, as_csv, parquet):
         return
     rows = table.to_pylist()
     if as_json:
         click.echo(json.dumps({**described, "by": by, "periods": rows}, ensure_ascii=False, indent=2, default=str))
         return
+    if rule:
+        click.echo(f"Approximate: {rule}.")
     if not rows:
         click.echo("No dated articles in these sources.")
     width = max((len(str(row["source"])) for row in rows), default=0) if by_source else 0

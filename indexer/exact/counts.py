@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from ..embedder import Embedder
 from ..storage import Snapshot
 from ..tokens import tokenize
-from .match import Condition
+from .match import Condition, distinct
 from .query import And, Node, Not, Or, Phrase, Word, parse
 
 PERIODS = ("day", "week", "month", "year")
@@ -24,7 +25,7 @@ def _sources(sources: Sequence[str]) -> tuple[str, list[str]]:
     return "lower(a.source) IN (" + ", ".join("lower(?)" for _ in sources) + ")", list(sources)
 
 
-def matches(snapshot: Snapshot, query: str, sort: str = "date", limit: int | None = None) -> pa.Table:
+def matches(snapshot: Snapshot, query: str | Condition, sort: str = "date", limit: int | None = None) -> pa.Table:
     """Every article ``query`` matches (:mod:`indexer.exact.query`), newest first (undated last) or by relevance
     (the best BM25 score of one of its passages for the query's words), with :data:`MATCH_COLUMNS`, ``score`` and
     the passage that scored it (``passage_id``, ``text``: the cited passage).
@@ -37,23 +38,28 @@ def matches(snapshot: Snapshot, query: str, sort: str = "date", limit: int | Non
         from ..errors import NewsarchiveError
 
         raise NewsarchiveError(f"sort {sort!r}: one of {', '.join(SORTS)}")
-    condition = Condition(snapshot, query)
-    condition.tables["_scores"] = _scores(snapshot, parse(query))
+    condition = _condition(snapshot, query)
+    words = parse(condition.query) if isinstance(query, str) else None
+    condition.tables["_scores"] = _scores(snapshot, words)
     columns = ", ".join(f"a.{column}" for column in MATCH_COLUMNS)
     order = "a.published DESC NULLS LAST, a.article_id" if sort == "date" else "score DESC, a.article_id"
     sql = (
-        f"WITH best AS (SELECT p.article_id, arg_max(p.passage_id, s.score) AS passage_id, max(s.score) AS score "
-        f"FROM _scores s JOIN passages p USING (passage_id) GROUP BY p.article_id) "
-        f"SELECT {columns}, coalesce(best.score, 0)::FLOAT AS score, best.passage_id, p.text "
-        f"FROM articles a LEFT JOIN best USING (article_id) LEFT JOIN passages p ON p.passage_id = best.passage_id "
-        f"WHERE {condition.sql} ORDER BY {order}" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        "WITH best AS (SELECT article_id, arg_max(passage_id, score) AS passage_id, max(score) AS score "
+        "FROM _scores GROUP BY article_id) "
+        f"SELECT {columns}, coalesce(best.score, 0)::FLOAT AS score, best.passage_id "
+        f"FROM articles a LEFT JOIN best USING (article_id) WHERE {condition.sql} ORDER BY {order}"
+        + (f" LIMIT {int(limit)}" if limit is not None else "")
     )
     with condition.registered() as db:
-        return db.sql(sql, params=condition.params).to_arrow_table()
+        found = db.sql(sql, params=condition.params).to_arrow_table()
+    cited = found.column("passage_id").drop_null().to_numpy()
+    hits = snapshot.hits(cited) if len(cited) else {}
+    texts = [hits[p]["text"] if p in hits else None for p in found.column("passage_id").to_pylist()]
+    return found.append_column("text", pa.array(texts, pa.string()))
 
 
 def coverage(
-    snapshot: Snapshot, query: str, by: str = "day", sources: Sequence[str] = (), by_source: bool = False
+    snapshot: Snapshot, query: str | Condition, by: str = "day", sources: Sequence[str] = (), by_source: bool = False
 ) -> pa.Table:
     """Per period (and per source, with ``by_source``): ``matching`` articles, ``total`` articles of the same
     sources (``sources``, else all) in that period, and ``share``, their ratio. Undated articles are not counted.
@@ -66,7 +72,7 @@ def coverage(
         from ..errors import NewsarchiveError
 
         raise NewsarchiveError(f"--by {by!r}: one of {', '.join(PERIODS)}")
-    condition = Condition(snapshot, query)
+    condition = _condition(snapshot, query)
     where, params = _sources(sources)
     group = "period, source" if by_source else "period"
     sql = (
@@ -79,9 +85,9 @@ def coverage(
         return db.sql(sql, params=condition.params + params).to_arrow_table()
 
 
-def facets(snapshot: Snapshot, query: str, top: int = 10) -> dict[str, pa.Table]:
+def facets(snapshot: Snapshot, query: str | Condition, top: int = 10) -> dict[str, pa.Table]:
     """The matches counted by ``source``, ``language`` (the ``top`` most, each) and ``day`` (every day)."""
-    condition = Condition(snapshot, query)
+    condition = _condition(snapshot, query)
     found = {}
     with condition.registered() as db:
         for name, column, limit in (
@@ -98,15 +104,54 @@ def facets(snapshot: Snapshot, query: str, top: int = 10) -> dict[str, pa.Table]
     return found
 
 
-def _scores(snapshot: Snapshot, node: Node) -> pa.Table:
-    """(passage_id, score): the BM25 score of each passage holding one of the query's wanted words."""
-    words = sorted(set(_wanted(node)))
+def _condition(snapshot: Snapshot, query: str | Condition) -> Condition:
+    return query if isinstance(query, Condition) else Condition(snapshot, query)
+
+
+def by_meaning(snapshot: Snapshot, embedder: Embedder, question: str, threshold: float) -> Condition:
+    """The articles with a passage close enough in meaning to ``question``: its cosine similarity, minus the
+    question's mean similarity to its five closest neutral sentences (what an unrelated passage scores, as for
+    ``ask`` and alerts), is at least ``threshold``. Every passage's stored vector is scored, so the count is
+    exact for that rule; what the rule counts is approximate."""
+    from ..relevance import neutral_similarity
+
+    vector = embedder.embed_queries([question])[0]
+    floor = neutral_similarity(embedder, vector) + threshold
+    found = []
+    for name, item in snapshot.loaded.items():
+        rows = np.flatnonzero(np.asarray(item.stored @ vector) >= floor)
+        rows = rows[~np.isin(item.ids[rows], snapshot.deleted[name])]
+        found.append(item.passage_articles.take(pa.array(rows)))
+    return Condition.of_articles(snapshot, distinct(found), f"meaning: {question} (margin {threshold:g})")
+
+
+def _scores(snapshot: Snapshot, node: Node | None) -> pa.Table:
+    """(article_id, passage_id, score): the BM25 score of each live passage holding one of the query's wanted
+    words, with the whole archive's statistics."""
+    words = sorted(set(_wanted(node))) if node is not None else []
     languages = {lang for item in snapshot.loaded.values() for lang in item.lexical.languages}
     tokens = sorted({token for word in words for lang in languages for token in tokenize(word, lang)})
     lexical = snapshot.lexical
     scores = lexical.indexes["words"].scores(tokens) if tokens else np.zeros(len(lexical.ids), np.float32)
-    rows = np.flatnonzero(scores)
-    return pa.table({"passage_id": lexical.ids[rows], "score": scores[rows]})
+    parts, start = [], 0
+    for name, item in snapshot.loaded.items():  # the combined index's rows are the segments' one after another
+        end = start + len(item.lexical.ids)
+        rows = np.flatnonzero(scores[start:end])
+        ids = item.lexical.ids[rows]
+        alive = ~np.isin(ids, snapshot.deleted[name])
+        ids, rows = ids[alive], rows[alive]
+        parts.append(
+            pa.table(
+                {
+                    "article_id": item.passage_articles.take(pa.array(np.searchsorted(item.ids, ids))),
+                    "passage_id": pa.array(ids, pa.int64()),
+                    "score": pa.array(scores[start:end][rows], pa.float32()),
+                }
+            )
+        )
+        start = end
+    schema = pa.schema([("article_id", pa.string()), ("passage_id", pa.int64()), ("score", pa.float32())])
+    return pa.concat_tables([part.cast(schema) for part in parts]) if parts else schema.empty_table()
 
 
 def _wanted(node: Node) -> list[str]:

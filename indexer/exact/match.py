@@ -23,7 +23,8 @@ from ..storage import Snapshot
 from ..tokens import _fold, tokenize
 from .query import And, Field, Node, Not, Or, Phrase, Published, QueryError, Title, Word, parse
 
-_LETTER = r"[\pL\pN]"
+_RE2 = (r"[\pL\pN]", r"[^\pL\pN]")
+_PYTHON = (r"[^\W_]", r"[\W_]")
 
 
 class Condition:
@@ -34,10 +35,21 @@ class Condition:
         self.snapshot, self.query = snapshot, query
         self.tables: dict[str, pa.Table] = {}
         self.params: list[Any] = []
+        if not query:  # :meth:`of_articles`
+            self.sql = "false"
+            return
         self._languages = sorted(
             {lang for item in snapshot.loaded.values() for lang in set(item.lexical.languages)}, key=str
         )
         self.sql = self._compile(parse(query))
+
+    @classmethod
+    def of_articles(cls, snapshot: Snapshot, article_ids: pa.Array, description: str) -> Condition:
+        """The condition of being one of these articles (found some other way, say by meaning)."""
+        condition = cls(snapshot, "")
+        condition.query = description
+        condition.sql = condition._among(article_ids)
+        return condition
 
     @contextmanager
     def registered(self) -> Iterator[Any]:
@@ -120,10 +132,11 @@ class Condition:
             ids = item.lexical.ids[rows]
             ids = ids[~np.isin(ids, self.snapshot.deleted[name])]
             found.append(item.passage_articles.take(pa.array(np.searchsorted(item.ids, ids))))
-        return pc.unique(pa.chunked_array(found, pa.string()).combine_chunks()) if found else pa.array([], pa.string())
+        return distinct(found)
 
     def _phrase_articles(self, phrase: Phrase) -> pa.Array:
-        """Candidates hold every word of the phrase that is not a stopword everywhere; DuckDB checks the order."""
+        """Candidates hold every word of the phrase that is not a stopword everywhere; their text, read from the
+        segments' lookup files, is checked for the words in order."""
         searched = [Word(text) for text in phrase.words if any(tokenize(text, lang) for lang in self._languages)]
         if not searched:
             raise QueryError(self.query, None, f'"{" ".join(phrase.words)}" is only stopwords: it matches nothing')
@@ -131,36 +144,38 @@ class Condition:
         for word in searched:
             for name, rows in self._word_rows(word).items():
                 candidates[name] = np.intersect1d(candidates[name], rows) if name in candidates else rows
-        ids = [
-            self.snapshot.loaded[name].lexical.ids[rows] for name, rows in candidates.items() if len(rows)
-        ]  # tombstoned passages drop out in the join with the live passages
-        passage_ids = pa.table({"passage_id": pa.array(np.concatenate(ids) if ids else [], pa.int64())})
-        db = self.snapshot.store.db
-        db.register("_phrase_candidates", passage_ids)
-        try:
-            found = db.sql(
-                "SELECT DISTINCT p.article_id FROM passages p JOIN _phrase_candidates USING (passage_id) "
-                "JOIN articles a USING (article_id) "
-                "WHERE regexp_matches(strip_accents(lower(concat_ws(' ', a.title, p.heading, p.text))), ?)",
-                params=[_pattern(phrase, self._languages)],
-            ).to_arrow_table()
-        finally:
-            db.unregister("_phrase_candidates")
-        return found.column("article_id").combine_chunks().cast(pa.string())
+        ids = [self.snapshot.loaded[name].lexical.ids[rows] for name, rows in candidates.items() if len(rows)]
+        pattern = re.compile(_pattern(phrase, self._languages, _PYTHON))
+        hits = self.snapshot.hits(np.concatenate(ids)) if ids else {}  # live passages only
+        found = {hit["article_id"] for hit in hits.values() if pattern.search(_searchable(hit))}
+        return pa.array(sorted(found), pa.string())
 
 
-def _pattern(term: Word | Phrase, languages: list[str | None]) -> str:
-    """An RE2 pattern for ``term`` in lowercased, accent-free text: each word as itself or as a continuation of its
-    stem in one of ``languages``, the words apart by anything but letters and digits."""
+def distinct(article_ids: list[pa.Array | pa.ChunkedArray]) -> pa.Array:
+    """The distinct article ids of these arrays."""
+    chunks = [chunk for part in article_ids for chunk in getattr(part, "chunks", [part])]
+    return pc.unique(pa.chunked_array(chunks, pa.string()).combine_chunks()) if chunks else pa.array([], pa.string())
+
+
+def _pattern(term: Word | Phrase, languages: list[str | None], dialect: tuple[str, str] = _RE2) -> str:
+    """A pattern for ``term`` in lowercased, accent-free text: each word as itself or as a continuation of its
+    stem in one of ``languages``, the words apart by anything but letters and digits. ``dialect``: the classes of
+    a letter or digit and of anything else, in RE2 (DuckDB's) or Python's regular expressions."""
+    letter, other = dialect
     words = term.words if isinstance(term, Phrase) else (term.text,)
     parts = []
     for text in words:
         forms = {_fold(text.lower())} | {token for lang in languages for token in tokenize(text, lang)}
-        parts.append("(?:" + "|".join(sorted(map(_re2_escape, forms))) + f"){_LETTER}*")
-    return "(?:^|[^\\pL\\pN])" + "[^\\pL\\pN]+".join(parts)
+        parts.append("(?:" + "|".join(sorted(map(_escape, forms))) + f"){letter}*")
+    return f"(?:^|{other})" + f"{other}+".join(parts)
 
 
-def _re2_escape(text: str) -> str:
+def _searchable(hit: dict[str, Any]) -> str:
+    """A passage as its lexical row reads it (title, heading, text), lowercased and accent-free."""
+    return _fold("\n".join(part for part in (hit["title"], hit["heading"], hit["text"]) if part).lower())
+
+
+def _escape(text: str) -> str:
     return re.sub(r"([\\.^$|?*+()\[\]{}-])", r"\\\1", text)
 
 
