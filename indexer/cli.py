@@ -365,21 +365,29 @@ def search(
 def _match(
     text: str, sort: str, as_json: bool, as_csv: bool, parquet: Path | None, index_dir: Path, filters: dict
 ) -> None:
-    from .exact.counts import matches
+    from .exact.counts import facets, matches
+    from .exact.match import Condition
     from .exact.query import with_filters
     from .storage import Snapshot
 
     query = with_filters(text, filters["sources"], filters["languages"], filters["since"], filters["until"])
     with Snapshot(index_dir) as snapshot:
-        found = matches(snapshot, query, sort=sort)
+        condition = Condition(snapshot, query)
+        found = matches(snapshot, condition, sort=sort)
         described = _described("search --match", query, index_dir, snapshot.commit)
-    if _exported(found, described, as_csv, parquet):
-        return
+        if _exported(found, described, as_csv, parquet):
+            return
+        counted = {name: table.to_pylist() for name, table in facets(snapshot, condition).items()}
     rows = found.to_pylist()
     if as_json:
-        click.echo(json.dumps({**described, "matches": rows}, ensure_ascii=False, indent=2, default=str))
+        output = {**described, "facets": counted, "matches": rows}
+        click.echo(json.dumps(output, ensure_ascii=False, indent=2, default=str))
         return
     click.echo(f"{_plural(len(rows), 'article')} match {query!r}.")
+    for name in ("source", "language"):
+        if counted[name]:
+            top = ", ".join(f"{row['value'] or 'none'} {row['count']}" for row in counted[name])
+            click.echo(f"By {name}: {top}")
     width = min(shutil.get_terminal_size().columns, 100)
     for row in rows:
         day = row["published"].date().isoformat() if row["published"] else "undated"

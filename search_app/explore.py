@@ -54,7 +54,7 @@ def chart(table: pa.Table, by: str) -> alt.LayerChart:
     picked = alt.selection_point(name="picked", fields=["period"])
     base = alt.Chart(data).encode(x=alt.X("period:O", title=f"{by} from", axis=alt.Axis(labelAngle=-45)))
     bars = base.mark_bar().encode(
-        y=alt.Y("matching:Q", title="matching articles"),
+        y=alt.Y("matching:Q", title="matching articles", axis=alt.Axis(format="d", tickMinStep=1)),
         opacity=alt.condition(picked, alt.value(1.0), alt.value(0.45)),
         tooltip=["period", "matching", "total", alt.Tooltip("share:Q", format=".1%")],
     )

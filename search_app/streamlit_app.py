@@ -237,7 +237,10 @@ def main() -> None:
     st.set_page_config(page_title="newsarchive", page_icon="🗞️", layout="centered")
     st.html(STYLE)
     st.navigation(
-        [st.Page(ask_page, title="Ask", url_path="ask", default=True), st.Page("explore_view.py", title="Explore")]
+        [
+            st.Page(ask_page, title="Ask", url_path="ask", default=True),
+            st.Page("explore_view.py", title="Explore", url_path="explore"),
+        ]
     ).run()
 
 

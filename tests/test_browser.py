@@ -148,3 +148,40 @@ def test_a_story_told_elsewhere_and_the_timeline_in_the_browser(stories_app_url:
         expect(days).to_have_text(["Tuesday 14 March 2023", "Thursday 16 March 2023"], timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "app-timeline.png"), full_page=True)
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def dated_app_url(tmp_path_factory: pytest.TempPathFactory, real_model):
+    from indexer.ingest import index_paths
+
+    directory = tmp_path_factory.mktemp("dated-app") / "archive"
+    index_paths([ROOT / "tests" / "fixtures" / "dated" / "articles.jsonl"], directory, embedder=real_model)
+    yield from _serve(directory)
+
+
+def test_explore_charts_coverage_and_a_period_opens_its_articles(dated_app_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.goto(f"{dated_app_url}/explore?q=drone&by=month")
+        expect(page.get_by_text("dated articles match")).to_be_visible(timeout=120_000)
+        expect(page.get_by_label("Exact query", exact=True).and_(page.locator("input"))).to_have_value("drone")
+        chart = page.locator(".vega-embed").first
+        expect(chart).to_be_visible(timeout=30_000)
+        expect(page.locator(".na-meta")).to_have_count(6)  # every match, the undated one too
+        # A click on February's bar (the middle one of three; one match of five in January) lists February's.
+        box = chart.bounding_box()  # the bars stand on the x axis at 2/3 of the chart's height; February's is 1 high
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.6)
+        expect(page.locator(".na-meta")).to_have_count(1, timeout=30_000)
+        expect(page.locator(".na-meta").first).to_contain_text("Droni sul porto di Odessa")
+        expect(page).to_have_url(re.compile(r"period=2025-02-01"))
+        page.screenshot(path=str(ARTIFACTS / "app-explore.png"), full_page=True)
+        # The URL alone shows the same view.
+        again = browser.new_page(viewport={"width": 1280, "height": 1400})
+        again.goto(page.url)
+        expect(again.locator(".na-meta")).to_have_count(1, timeout=120_000)
+        expect(again.locator(".na-meta").first).to_contain_text("Droni sul porto di Odessa")
+        browser.close()
