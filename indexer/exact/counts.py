@@ -1,5 +1,6 @@
 """Every article an exact query matches, how many per period (and their share), and counts by source, language
-and day -- each one DuckDB query over a snapshot's ``articles`` (:class:`indexer.exact.match.Condition`)."""
+and day -- each one DuckDB query over a snapshot's live articles (its ``_articles`` view: ``articles`` without the
+join that adds ``story_id``), with the condition of :class:`indexer.exact.match.Condition`."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def matches(snapshot: Snapshot, query: str | Condition, sort: str = "date", limi
         "WITH best AS (SELECT article_id, arg_max(passage_id, score) AS passage_id, max(score) AS score "
         "FROM _scores GROUP BY article_id) "
         f"SELECT {columns}, coalesce(best.score, 0)::FLOAT AS score, best.passage_id "
-        f"FROM articles a LEFT JOIN best USING (article_id) WHERE {condition.sql} ORDER BY {order}"
+        f"FROM _articles a LEFT JOIN best USING (article_id) WHERE {condition.sql} ORDER BY {order}"
         + (f" LIMIT {int(limit)}" if limit is not None else "")
     )
     with condition.registered() as db:
@@ -77,7 +78,7 @@ def coverage(
     group = "period, source" if by_source else "period"
     sql = (
         f"WITH marked AS (SELECT CAST(date_trunc('{by}', a.published AT TIME ZONE 'UTC') AS DATE) AS period, "
-        f"a.source, {condition.sql} AS hit FROM articles a WHERE a.published IS NOT NULL AND {where}) "
+        f"a.source, {condition.sql} AS hit FROM _articles a WHERE a.published IS NOT NULL AND {where}) "
         f"SELECT {group}, count(*) FILTER (WHERE hit) AS matching, count(*) AS total, "
         f"round(matching / total, 6) AS share FROM marked GROUP BY {group} ORDER BY {group}"
     )
@@ -97,7 +98,7 @@ def facets(snapshot: Snapshot, query: str | Condition, top: int = 10) -> dict[st
         ):
             order = "count DESC, value" if limit else "value"
             found[name] = db.sql(
-                f"SELECT {column} AS value, count(*) AS count FROM articles a WHERE {condition.sql} "
+                f"SELECT {column} AS value, count(*) AS count FROM _articles a WHERE {condition.sql} "
                 f"GROUP BY value ORDER BY {order}" + (f" LIMIT {limit}" if limit else ""),
                 params=condition.params,
             ).to_arrow_table()

@@ -28,7 +28,7 @@ _PYTHON = (r"[^\W_]", r"[\W_]")
 
 
 class Condition:
-    """A query compiled for one snapshot: ``sql`` is a condition on ``articles`` (as ``a``), true for the articles
+    """A query compiled for one snapshot: ``sql`` is a condition on its articles (as ``a``), true for the articles
     the query matches; use it inside :meth:`registered`, which hands DuckDB the tables it names."""
 
     def __init__(self, snapshot: Snapshot, query: str) -> None:
