@@ -7,6 +7,7 @@ is an :class:`~indexer.errors.InputProblem` naming the URL and what went wrong, 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin
@@ -15,6 +16,8 @@ import httpx
 
 from .errors import InputProblem
 
+# What the resolver says of a name it cannot find (glibc, macOS, and a resolver that cannot be reached).
+_UNRESOLVED = re.compile(r"Name or service not known|nodename nor servname|name resolution|No address associated", re.I)
 TIMEOUT = 15.0  # seconds to connect, and between bytes of an answer
 MAX_BYTES = 5_000_000  # what a fetch reads at most: no news page or feed comes near it
 MAX_REDIRECTS = 5
@@ -76,6 +79,11 @@ def get(
         raise FetchFailed(url, f"no answer within {TIMEOUT:g} s") from None
     except httpx.InvalidURL as error:
         raise FetchFailed(url, f"not a URL that can be fetched ({error})") from None
+    except httpx.ConnectError as error:
+        reason = _reason(error)
+        if _UNRESOLVED.search(reason):
+            raise FetchFailed(url, f"the host {httpx.URL(url).host} does not resolve ({reason})") from None
+        raise FetchFailed(url, f"cannot fetch: {reason}") from None
     except httpx.HTTPError as error:
         raise FetchFailed(url, f"cannot fetch: {_reason(error)}") from None
     finally:

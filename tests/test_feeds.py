@@ -311,3 +311,18 @@ def test_follow_runs_a_round_when_a_feed_is_due_and_sleeps_until_the_next(
     assert len(lines) == 1 and "1 feeds fetched (0 unchanged, 0 failed); 3 new articles" in lines[0]
     assert all(55 < wait <= 60 for wait in waits)  # the feed is due in two minutes: checked every minute
     assert commits[0] == commits[1] == commits[2]  # a round with no feed due writes nothing
+
+
+def test_a_feed_whose_host_does_not_resolve_is_one_line_and_the_others_go_on(
+    server: str, tmp_path: Path, use_fake_model: FakeEmbedder
+) -> None:
+    index = tmp_path / "archive"
+    add_feed("http://feeds.example.invalid/rss.xml", index)  # .invalid never resolves (RFC 2606)
+    add_feed(f"{server}/news.xml", index)
+    result = run_round(index, everything=True, embedder=use_fake_model)
+    assert result.index.added == 3
+    feeds = {feed.url: feed for feed in listed(index)}
+    gone = feeds["http://feeds.example.invalid/rss.xml"]
+    assert gone.failures == 1 and gone.last_error.startswith("the host feeds.example.invalid does not resolve")
+    [line] = [line for line in result.lines() if "example.invalid" in line]
+    assert line.startswith(f"  http://feeds.example.invalid/rss.xml: {gone.last_error} (1 in a row; next try ")
