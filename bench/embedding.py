@@ -14,6 +14,8 @@ the passages file into a new archive, and a plain sentence-transformers script t
 Run it on an idle machine: anything else running skews the ratios.
 
     python bench/embedding.py --passages 300 --whole --out docs/embedding.json --readme README.md
+    python bench/embedding.py --passages 300 --whole --out docs/embedding-xeon.json --readme README.md \
+        --marker embedding-xeon   # on an Intel Xeon
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=400)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--readme", type=Path, help="rewrite this README's embedding table")
+    parser.add_argument("--marker", default="embedding", help="the README table's marker (one per kind of CPU)")
     parser.add_argument("--whole", action="store_true", help="also time newsarchive index against a plain script")
     parser.add_argument("--run", choices=RUNS, help=argparse.SUPPRESS)  # one measurement, in a child process
     parser.add_argument("--vectors", type=Path, help=argparse.SUPPRESS)
@@ -186,7 +189,7 @@ def main() -> None:
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if args.readme:
-        replace_table(args.readme, markdown_table(results), "embedding")
+        replace_table(args.readme, markdown_table(results), args.marker)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def test_schema_columns_are_documented() -> None:
 def test_benchmark_tables_match_their_results_files(name: str) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    script = name.removesuffix("-xeon")  # bench/embedding.py's run on an Intel Xeon has its own file and table
+    spec = importlib.util.spec_from_file_location(script, ROOT / "bench" / f"{script}.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     results = json.loads((ROOT / "docs" / f"{name}.json").read_text(encoding="utf-8"))
