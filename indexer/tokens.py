@@ -46,7 +46,7 @@ def tokenize(text: str, language: str | None) -> list[str]:
     tokens: list[str] = []
     for run in _RUN.findall(text):
         if _DIGIT.search(run):
-            tokens.append(_fold(run.lower()))
+            tokens.append(fold(run.lower()))
         else:
             tokens.extend(token for word in _WORD.findall(run) if (token := analyze(word)))
     return tokens
@@ -62,7 +62,7 @@ def names_and_codes(text: str, language: str | None, passage_language: str | Non
     tokens: list[str] = []
     for run in _RUN.findall(text):
         if _DIGIT.search(run):
-            tokens.append(_fold(run.lower()))
+            tokens.append(fold(run.lower()))
             continue
         for word in _WORD.findall(run):
             # A lowercase word is an ordinary word of the query's language; so is a capitalized stopword ("What").
@@ -76,7 +76,7 @@ def grams(text: str, language: str | None, size: int = 4) -> list[str]:
     stopwords = _stopwords(language)
     tokens: list[str] = []
     for word in _WORD.findall(text):
-        word = _fold(word.lower())
+        word = fold(word.lower())
         if len(word) > 2 and word not in stopwords:
             marked = f"<{word}>"
             tokens.extend(marked[i : i + size] for i in range(len(marked) - size + 1))
@@ -99,12 +99,12 @@ def _analyzer(language: str | None):
         if len(word) < 2 or word in stopwords:
             return ""
         stem = stemmer.stemWord(word) if stemmer else word
-        return _fold(stem)
+        return fold(stem)
 
     return analyze
 
 
-def _fold(word: str) -> str:
+def fold(word: str) -> str:
     """Accents off, compatibility forms to plain ones ("２０２３" to "2023"), lowercase again after that."""
     if word.isascii():
         return word

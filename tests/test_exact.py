@@ -218,3 +218,14 @@ def test_a_question_is_counted_by_meaning_with_the_rule_stated(tmp_path: Path, r
     assert result.exit_code == 0, result.output
     output = json.loads(result.output)
     assert "at least 0.05" in output["approximate"] and output["periods"][0]["matching"] >= 3
+
+
+def test_sessions_sharing_a_snapshot_count_at_the_same_time(dated: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = [*CASES][:8] * 4
+    with Snapshot(dated) as snapshot, ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda q: set(matches(snapshot, q).column("article_id").to_pylist()), queries))
+        counted = list(pool.map(lambda q: coverage(snapshot, q, by="month").num_rows, queries))
+    assert found == [CASES[q] for q in queries]
+    assert all(rows <= 3 for rows in counted)

@@ -1,10 +1,10 @@
-"""Which articles an exact query matches, as one DuckDB condition over the ``articles`` view of a snapshot.
+"""Which articles an exact query matches, as one DuckDB condition over the live articles of a snapshot.
 
 Words, prefixes and phrases are looked up in each segment's lexical postings (the word tokens BM25 scores), never
 by scanning text: a word's passages are those whose tokens, read in the passage's own language, hold it. A phrase's
-candidates are the passages holding all its words; DuckDB then checks the words' order in those passages alone.
-The articles found are handed to DuckDB as a table, so counting and grouping happen there, never row by row in
-Python. Fields are conditions on the article's columns.
+candidates are the passages holding all its words, and only their text (from the segments' lookup files) is read to
+check the words' order. The articles found are handed to DuckDB as a table, so counting and grouping happen there,
+never row by row in Python. Fields are conditions on the article's columns.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..storage import Snapshot
-from ..tokens import _fold, tokenize
+from ..tokens import fold, tokenize
 from .query import And, Field, Node, Not, Or, Phrase, Published, QueryError, Title, Word, parse
 
 _RE2 = (r"[\pL\pN]", r"[^\pL\pN]")
@@ -53,15 +53,12 @@ class Condition:
 
     @contextmanager
     def registered(self) -> Iterator[Any]:
-        """The snapshot's DuckDB connection, with this condition's tables registered while inside."""
-        db = self.snapshot.store.db
-        for name, table in self.tables.items():
-            db.register(name, table)
-        try:
-            yield db
-        finally:
-            for name in self.tables:
-                db.unregister(name)
+        """A cursor of the snapshot's DuckDB connection (a session's own: the app's sessions share a snapshot)
+        with this condition's tables registered."""
+        with self.snapshot.store.db.cursor() as cursor:
+            for name, table in self.tables.items():
+                cursor.register(name, table)
+            yield cursor
 
     def _compile(self, node: Node) -> str:
         if isinstance(node, And):
@@ -102,7 +99,7 @@ class Condition:
     def _word_rows(self, word: Word) -> dict[str, np.ndarray]:
         """segment -> sorted rows of the live passages holding ``word`` there."""
         if word.prefix:
-            beginning = _fold(word.text.lower())
+            beginning = fold(word.text.lower())
 
             def tokens_of(language: str | None) -> list[str]:
                 return [beginning, *tokenize(word.text, language)]
@@ -165,14 +162,14 @@ def _pattern(term: Word | Phrase, languages: list[str | None], dialect: tuple[st
     words = term.words if isinstance(term, Phrase) else (term.text,)
     parts = []
     for text in words:
-        forms = {_fold(text.lower())} | {token for lang in languages for token in tokenize(text, lang)}
+        forms = {fold(text.lower())} | {token for lang in languages for token in tokenize(text, lang)}
         parts.append("(?:" + "|".join(sorted(map(_escape, forms))) + f"){letter}*")
     return f"(?:^|{other})" + f"{other}+".join(parts)
 
 
 def _searchable(hit: dict[str, Any]) -> str:
     """A passage as its lexical row reads it (title, heading, text), lowercased and accent-free."""
-    return _fold("\n".join(part for part in (hit["title"], hit["heading"], hit["text"]) if part).lower())
+    return fold("\n".join(part for part in (hit["title"], hit["heading"], hit["text"]) if part).lower())
 
 
 def _escape(text: str) -> str:
