@@ -189,6 +189,9 @@ def test_the_cli_counts_and_exports(dated: Path, tmp_path: Path) -> None:
     from indexer.exact.export import described_by
 
     assert described_by(parquet)["query"] == "drone" and described_by(parquet)["commit"] >= 1
+    exported = duckdb.sql(f"SELECT score, text FROM '{parquet}'").fetchall()
+    assert [score for score, _ in exported] == sorted((score for score, _ in exported), reverse=True)
+    assert all(score > 0 and "dron" in text.lower() for score, text in exported)  # each with its cited passage
     assert duckdb.sql(f"SELECT count(*) FROM '{parquet}'").fetchall() == [(len(CASES["drone"]),)]
     result = runner.invoke(cli, ["search", "--match", "drone (", "-d", str(dated)])
     assert result.exit_code == 1 and "never closed" in result.output and "Traceback" not in result.output

@@ -13,7 +13,7 @@ from ..embedder import Embedder
 from ..storage import Snapshot
 from ..tokens import tokenize
 from .match import Condition, distinct
-from .query import And, Node, Not, Or, Phrase, Word, parse
+from .query import And, Node, Not, Or, Phrase, Word
 
 PERIODS = ("day", "week", "month", "year")
 SORTS = ("date", "relevance")
@@ -40,8 +40,7 @@ def matches(snapshot: Snapshot, query: str | Condition, sort: str = "date", limi
 
         raise NewsarchiveError(f"sort {sort!r}: one of {', '.join(SORTS)}")
     condition = _condition(snapshot, query)
-    words = parse(condition.query) if isinstance(query, str) else None
-    condition.tables["_scores"] = _scores(snapshot, words)
+    condition.tables["_scores"] = _scores(snapshot, condition.node)
     columns = ", ".join(f"a.{column}" for column in MATCH_COLUMNS)
     order = "a.published DESC NULLS LAST, a.article_id" if sort == "date" else "score DESC, a.article_id"
     sql = (

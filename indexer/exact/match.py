@@ -35,13 +35,15 @@ class Condition:
         self.snapshot, self.query = snapshot, query
         self.tables: dict[str, pa.Table] = {}
         self.params: list[Any] = []
+        self.node: Node | None = None  # the parsed query, when there is one
         if not query:  # :meth:`of_articles`
             self.sql = "false"
             return
         self._languages = sorted(
             {lang for item in snapshot.loaded.values() for lang in set(item.lexical.languages)}, key=str
         )
-        self.sql = self._compile(parse(query))
+        self.node = parse(query)
+        self.sql = self._compile(self.node)
 
     @classmethod
     def of_articles(cls, snapshot: Snapshot, article_ids: pa.Array, description: str) -> Condition:
