@@ -400,6 +400,8 @@ def main() -> None:
         replace_table(args.readme, markdown_table(results), marker="search")
         if "baseline" in results:
             replace_table(args.readme, comparison_table(results, results["baseline"]), marker="segments")
+        if args.plot:
+            plot(results, args.plot)
         return
     if not (args.work and args.out):
         parser.error("--work and --out are required")
