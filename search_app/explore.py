@@ -16,6 +16,7 @@ import streamlit as st
 from indexer.errors import NewsarchiveError
 from indexer.exact import export
 from indexer.exact.counts import PERIODS, coverage, facets, matches
+from indexer.exact.query import with_filters
 from indexer.storage import Snapshot
 
 SHOWN = 50  # matching articles listed at once
@@ -90,7 +91,7 @@ def show(snapshot: Snapshot, sources: list[str]) -> None:
         return
     try:
         table = coverage(snapshot, query, by=by, sources=chosen_sources)
-        counted = facets(snapshot, _narrowed(query, chosen_sources))
+        counted = facets(snapshot, with_filters(query, tuple(chosen_sources)))
     except NewsarchiveError as error:
         st.error(str(error))
         return
@@ -114,18 +115,12 @@ def show(snapshot: Snapshot, sources: list[str]) -> None:
     st.query_params.from_dict(
         {"q": query, "by": by, "source": chosen_sources, **({"period": period} if period != ALL else {})}
     )
-    listed_query = _narrowed(query, chosen_sources)
+    listed_query = with_filters(query, tuple(chosen_sources))
     if period != ALL:
         listed_query = f"({listed_query}) {period_query(date.fromisoformat(period), by)}"
     found = matches(snapshot, listed_query)
     show_matches(found)
     downloads(snapshot, listed_query, found, query, table)
-
-
-def _narrowed(query: str, sources: list[str]) -> str:
-    if not sources:
-        return query
-    return f"({query}) (" + " OR ".join(f'source:"{source}"' for source in sources) + ")"
 
 
 def show_matches(found: pa.Table) -> None:
