@@ -13,7 +13,7 @@ from ..embedder import Embedder
 from ..storage import Snapshot
 from ..tokens import tokenize
 from .match import Condition, distinct
-from .query import And, Node, Not, Or, Phrase, Word
+from .query import And, Node, Or, Phrase, Word
 
 PERIODS = ("day", "week", "month", "year")
 SORTS = ("date", "relevance")
@@ -40,7 +40,6 @@ def matches(snapshot: Snapshot, query: str | Condition, sort: str = "date", limi
 
         raise NewsarchiveError(f"sort {sort!r}: one of {', '.join(SORTS)}")
     condition = _condition(snapshot, query)
-    condition.tables["_scores"] = _scores(snapshot, condition.node)
     columns = ", ".join(f"a.{column}" for column in MATCH_COLUMNS)
     order = "a.published DESC NULLS LAST, a.article_id" if sort == "date" else "score DESC, a.article_id"
     sql = (
@@ -50,7 +49,7 @@ def matches(snapshot: Snapshot, query: str | Condition, sort: str = "date", limi
         f"FROM _articles a LEFT JOIN best USING (article_id) WHERE {condition.sql} ORDER BY {order}"
         + (f" LIMIT {int(limit)}" if limit is not None else "")
     )
-    with condition.registered() as db:
+    with condition.registered(_scores=_scores(snapshot, condition.node)) as db:
         found = db.sql(sql, params=condition.params).to_arrow_table()
     cited = found.column("passage_id").drop_null().to_numpy()
     hits = snapshot.hits(cited) if len(cited) else {}
@@ -162,6 +161,4 @@ def _wanted(node: Node) -> list[str]:
         return [node.text]
     if isinstance(node, Phrase):
         return list(node.words)
-    if isinstance(node, Not):
-        return []
-    return []
+    return []  # NOT, and the fields

@@ -54,11 +54,11 @@ class Condition:
         return condition
 
     @contextmanager
-    def registered(self) -> Iterator[Any]:
+    def registered(self, **more: pa.Table) -> Iterator[Any]:
         """A cursor of the snapshot's DuckDB connection (a session's own: the app's sessions share a snapshot)
-        with this condition's tables registered."""
+        with this condition's tables registered, and ``more`` tables under their names."""
         with self.snapshot.store.db.cursor() as cursor:
-            for name, table in self.tables.items():
+            for name, table in {**self.tables, **more}.items():
                 cursor.register(name, table)
             yield cursor
 
