@@ -70,6 +70,8 @@ class Bm25:
     def rows_of(self, terms: Iterable[int]) -> np.ndarray:
         """The sorted rows of passages holding any of these term numbers."""
         found = [self.indices[self.indptr[term] : self.indptr[term + 1]] for term in terms]
+        if len(found) == 1:
+            return found[0]  # one term's postings are sorted and distinct already
         return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int32)
 
     def terms_starting(self, prefix: str) -> list[int]:
@@ -335,7 +337,15 @@ class LexicalIndex:
                 terms = [words.vocabulary[token] for token in tokens if token in words.vocabulary]
             rows = words.rows_of(terms)
             found.append(rows[mask[rows]])
+        found = [rows for rows in found if len(rows)]
+        if len(found) == 1:
+            return found[0]
         return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int32)
+
+    @property
+    def present_languages(self) -> list[str | None]:
+        """The languages of these passages, each once."""
+        return list(self._rows_by_language)
 
     def search(
         self,

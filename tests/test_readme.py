@@ -84,7 +84,9 @@ def test_schema_columns_are_documented() -> None:
         assert f"`{name}`" in README, f"column {name} is not documented in the README"
 
 
-@pytest.mark.parametrize("name", ["answer_quality", "retrieval", "embedding", "search", "xquad", "alerts", "follow"])
+@pytest.mark.parametrize(
+    "name", ["answer_quality", "retrieval", "embedding", "search", "xquad", "alerts", "follow", "counting"]
+)
 def test_benchmark_tables_match_their_results_files(name: str) -> None:
     import importlib.util
 

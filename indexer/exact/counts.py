@@ -128,7 +128,7 @@ def _scores(snapshot: Snapshot, node: Node | None) -> pa.Table:
     """(article_id, passage_id, score): the BM25 score of each live passage holding one of the query's wanted
     words, with the whole archive's statistics."""
     words = sorted(set(_wanted(node))) if node is not None else []
-    languages = {lang for item in snapshot.loaded.values() for lang in item.lexical.languages}
+    languages = {lang for item in snapshot.loaded.values() for lang in item.lexical.present_languages}
     tokens = sorted({token for word in words for lang in languages for token in tokenize(word, lang)})
     lexical = snapshot.lexical
     scores = lexical.indexes["words"].scores(tokens) if tokens else np.zeros(len(lexical.ids), np.float32)

@@ -40,7 +40,7 @@ class Condition:
             self.sql = "false"
             return
         self._languages = sorted(
-            {lang for item in snapshot.loaded.values() for lang in set(item.lexical.languages)}, key=str
+            {lang for item in snapshot.loaded.values() for lang in item.lexical.present_languages}, key=str
         )
         self.node = parse(query)
         self.sql = self._compile(self.node)
