@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -116,7 +117,7 @@ def read_articles(paths: Iterable[str | Path]) -> Iterator[Article | InputProble
         if isinstance(item, InputProblem):
             yield item
             continue
-        for article in web.read_url(item) if isinstance(item, str) else _read_file(item):
+        for article in read_item(item):
             if isinstance(article, Article):
                 if article.article_id in seen:
                     article = InputProblem(
@@ -127,6 +128,11 @@ def read_articles(paths: Iterable[str | Path]) -> Iterator[Article | InputProble
                 else:
                     seen[article.article_id] = f"{article.path}:{article.line}" if article.line else article.path
             yield article
+
+
+def read_item(item: Path | str) -> Iterator[Article | InputProblem]:
+    """The articles of one article file or URL (as :func:`find_files` gives them), or what is wrong."""
+    return web.read_url(item) if isinstance(item, str) else _read_file(item)
 
 
 def _read_file(path: Path) -> Iterator[Article | InputProblem]:
@@ -201,6 +207,52 @@ def _read_jsonl(path: Path) -> Iterator[Article | InputProblem]:
         return
     if empty:
         yield InputProblem(str(path), "empty file")
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Lines from ``first`` (1-based) of a JSONL file, bytes ``start`` to ``end``: part of a file read apart."""
+
+    path: Path
+    start: int
+    end: int
+    first: int
+
+
+def jsonl_parts(path: Path, lines: int) -> Iterator[Lines | InputProblem]:
+    """A JSONL file cut every ``lines`` lines, to be read in parts (:func:`read_lines`); or why it cannot be."""
+    try:
+        with path.open("rb") as file:
+            if b"\x00" in file.read(8192):
+                yield InputProblem(str(path), "binary file, not text")
+                return
+            file.seek(0)
+            start, first, number, empty = 0, 1, 0, True
+            for number, raw in enumerate(file, start=1):
+                empty = empty and not raw.strip()
+                if number - first + 1 == lines:
+                    yield Lines(path, start, file.tell(), first)
+                    start, first = file.tell(), number + 1
+            if number >= first:
+                yield Lines(path, start, file.tell(), first)
+    except OSError as error:
+        yield InputProblem(str(path), f"cannot read: {error.strerror or error}")
+        return
+    if empty:
+        yield InputProblem(str(path), "empty file")
+
+
+def read_lines(part: Lines) -> Iterator[Article | InputProblem]:
+    """The articles of part of a JSONL file, as :func:`read_articles` reads them from the whole file."""
+    try:
+        with part.path.open("rb") as file:
+            file.seek(part.start)
+            raws = list(io.BytesIO(file.read(part.end - part.start)))  # lines as iterating the file gives them
+    except OSError as error:
+        yield InputProblem(str(part.path), f"cannot read: {error.strerror or error}")
+        return
+    for number, raw in enumerate(raws, start=part.first):
+        yield from _read_jsonl_line(part.path, raw, number)
 
 
 def _read_jsonl_line(path: Path, raw: bytes, number: int) -> Iterator[Article | InputProblem]:

@@ -102,7 +102,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @index_dir_option
 @model_option
 @click.option("--rebuild", is_flag=True, help="Start from an empty index instead of updating the existing one.")
@@ -139,6 +139,37 @@ def cli() -> None:
 )
 @click.option("--query-prompt", help="Text put before each query (default: the model's own query prompt).")
 @click.option("--passage-prompt", help="Text put before each passage (default: the model's own passage prompt).")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="auto",
+    metavar="[ADDRESS]",
+    help="Read and embed on a Ray cluster (pip install 'newsarchive[cluster]'): ADDRESS (host:port, ray://host:port), "
+    "else $RAY_ADDRESS, else a local Ray on this machine. This process alone writes the index, committing every "
+    "20,000 new articles.",
+)
+@click.option(
+    "--ray-actors", type=click.IntRange(1), help="Embedding actors (default: as many as the cluster's CPUs allow)."
+)
+@click.option(
+    "--ray-cpus-per-actor",
+    type=click.FloatRange(0.1),
+    default=1.0,
+    show_default=True,
+    help="CPUs each actor gets; its model computes with that many threads.",
+)
+@click.option(
+    "--ray-gpus-per-actor",
+    type=click.FloatRange(0),
+    default=0.0,
+    help="GPUs each actor gets; the model then runs in sentence-transformers on CUDA.",
+)
+@click.option(
+    "--ray-ship-inputs",
+    is_flag=True,
+    help="Read the inputs here and send their text to the workers, when they cannot see this machine's files.",
+)
 def index(
     paths: tuple[str, ...],
     index_dir: Path,
@@ -151,6 +182,11 @@ def index(
     max_tokens: int | None,
     query_prompt: str | None,
     passage_prompt: str | None,
+    ray_address: str | None,
+    ray_actors: int | None,
+    ray_cpus_per_actor: float,
+    ray_gpus_per_actor: float,
+    ray_ship_inputs: bool,
 ) -> None:
     """Build or update the index from article files, folders and URLs.
 
@@ -164,10 +200,21 @@ def index(
     previous version until the new one is complete.
 
     \b
-    Example:
+    Examples:
         newsarchive index seeds/ ~/saved-articles/ https://example.com/news/feed.xml
+        newsarchive index /shared/articles/ --ray ray://head:10001
     """
+    from .cluster import ClusterOptions
     from .ingest import index_paths
+
+    if ray_address is not None and ":" not in ray_address and ray_address != "auto":
+        paths, ray_address = (ray_address, *paths), "auto"  # `--ray seeds/`: a path, not a cluster's address
+    if not paths:
+        raise click.UsageError("Missing argument 'PATHS...'.")
+    cluster = None
+    if ray_address is not None or ray_ship_inputs or ray_actors:
+        options = (ray_actors, ray_cpus_per_actor, ray_gpus_per_actor, ray_ship_inputs)
+        cluster = ClusterOptions(ray_address, *options)
 
     bar: Any = None
 
@@ -193,6 +240,7 @@ def index(
             passage_prompt=passage_prompt,
             progress=progress,
             parallel=True,  # the console script's main module is safe to import again
+            cluster=cluster,
         )
     finally:
         if bar is not None:

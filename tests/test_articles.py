@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.articles import Article, count_articles, markdown_paragraphs, plain_paragraphs, read_articles
+from indexer.articles import (
+    Article,
+    count_articles,
+    jsonl_parts,
+    markdown_paragraphs,
+    plain_paragraphs,
+    read_articles,
+    read_lines,
+)
 from indexer.errors import InputProblem
 from tests.conftest import SEED
 
@@ -448,3 +456,25 @@ def test_paragraph_spans_are_sound(body: str) -> None:
             text = body[p.start : p.end]
             assert text == text.strip()
             previous_end = p.end
+
+
+@pytest.mark.parametrize("lines", [1, 2, 3, 7])
+def test_a_jsonl_file_read_in_parts_reads_as_it_does_whole(tmp_path: Path, lines: int) -> None:
+    path = tmp_path / "dump.jsonl"
+    rows = [json.dumps({"id": f"a{n}", "title": f"T{n}", "text": f"Testo numero {n}.\rancora"}) for n in range(5)]
+    rows[2] = "{not json"
+    path.write_bytes(("\n".join(rows[:4]) + "\n\n" + rows[4]).encode())  # a blank line, no final newline
+    parts = list(jsonl_parts(path, lines))
+    assert [part.first for part in parts] == list(range(1, 7, lines))
+    in_parts = [str(item) if isinstance(item, InputProblem) else item for p in parts for item in read_lines(p)]
+    whole = [str(item) if isinstance(item, InputProblem) else item for item in read_articles([path])]
+    assert in_parts == whole and len(whole) == 5
+
+
+def test_a_jsonl_file_that_cannot_be_cut_says_why(tmp_path: Path) -> None:
+    (tmp_path / "empty.jsonl").write_bytes(b"\n\n")
+    (tmp_path / "binary.jsonl").write_bytes(b"\x00\x01")
+    assert [str(p) for p in jsonl_parts(tmp_path / "empty.jsonl", 10)][-1].endswith("empty file")
+    assert [str(p) for p in jsonl_parts(tmp_path / "binary.jsonl", 10)] == [
+        f"{tmp_path}/binary.jsonl: binary file, not text"
+    ]
