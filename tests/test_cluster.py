@@ -96,6 +96,7 @@ def assert_same_archive(ours: Path, local: Path) -> None:
     assert check(ours) == []
 
 
+@pytest.mark.model
 def test_an_archive_built_on_ray_is_the_local_one(ray_cluster, corpus: list[Path], local_archive: Path, tmp_path):
     directory = tmp_path / "archive"
     report = index_paths(corpus, directory, cluster=ClusterOptions(actors=2, cpus_per_actor=1))
@@ -109,6 +110,7 @@ def test_an_archive_built_on_ray_is_the_local_one(ray_cluster, corpus: list[Path
     assert_same_archive(directory, local_archive)
 
 
+@pytest.mark.model
 def test_inputs_shipped_from_the_driver_give_the_same_archive(ray_cluster, corpus, local_archive, tmp_path):
     directory = tmp_path / "archive"
     index_paths(corpus, directory, cluster=ClusterOptions(actors=1, cpus_per_actor=2, ship_inputs=True))
@@ -127,6 +129,7 @@ def _embedding_actors() -> list[int]:
     return found
 
 
+@pytest.mark.model
 def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_lost_or_doubled(
     ray_cluster, corpus, local_archive, tmp_path
 ):
@@ -146,6 +149,7 @@ def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_lost_or_doubled(
     assert_same_archive(directory, local_archive)
 
 
+@pytest.mark.model
 def test_a_driver_killed_mid_run_resumes_without_embedding_again(ray_cluster, corpus, local_archive, tmp_path):
     directory = tmp_path / "archive"
     script = (
@@ -169,6 +173,7 @@ def test_a_driver_killed_mid_run_resumes_without_embedding_again(ray_cluster, co
     assert_same_archive(directory, local_archive)
 
 
+@pytest.mark.model
 def test_index_ray_on_the_command_line(ray_cluster, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["index", "--index-dir", str(tmp_path / "a"), "--ray", str(SEEDS)])
     assert result.exit_code == 0, result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.cli import cli
+from indexer.exact import match
 from indexer.exact.counts import coverage, facets, matches
 from indexer.exact.query import QueryError, parse
 from indexer.ingest import index_paths
@@ -58,11 +60,39 @@ CASES = {
 }
 
 
+@pytest.fixture(params=["from the lookup files", "scanning every article"])
+def candidates(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a match list is read: the few articles a query bounds, or the whole ``_articles`` view."""
+    if request.param == "scanning every article":
+        monkeypatch.setattr(match, "CANDIDATES", -1)
+    return request.param
+
+
 @pytest.mark.parametrize("query", CASES)
-def test_queries_match_the_articles_counted_by_hand(dated: Path, query: str) -> None:
+def test_queries_match_the_articles_counted_by_hand(dated: Path, query: str, candidates: str) -> None:
     with Snapshot(dated) as snapshot:
         found = matches(snapshot, query)
+        faceted = facets(snapshot, query)
     assert set(found.column("article_id").to_pylist()) == CASES[query]
+    assert sum(faceted["source"].column("count").to_pylist()) == len(CASES[query])
+
+
+def test_an_updated_article_is_matched_as_it_now_reads(tmp_path: Path, candidates: str) -> None:
+    directory, changed = tmp_path / "archive", tmp_path / "articles.jsonl"
+    index_paths([DATED], directory, embedder=FakeEmbedder())
+    rows = [json.loads(line) for line in DATED.read_text(encoding="utf-8").splitlines()]
+    for row in rows:
+        if row["id"] == "d01":
+            row["title"], row["text"] = (row[k].replace("Black Sea", "Baltic") for k in ("title", "text"))
+        if row["id"] == "d10":
+            row["source"] = "Corriere del Porto"
+    changed.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    index_paths([changed], directory, embedder=FakeEmbedder())
+    with Snapshot(directory) as snapshot:
+        assert matches(snapshot, '"black sea"').column("article_id").to_pylist() == ["d10"]
+        found = matches(snapshot, '"black sea" source:"Corriere del Porto"')
+        assert found.column("article_id").to_pylist() == ["d10"]
+        assert found.column("source").to_pylist() == ["Corriere del Porto"]
 
 
 def test_matches_come_newest_first_or_by_relevance_with_their_passage(dated: Path) -> None:
@@ -232,3 +262,19 @@ def test_sessions_sharing_a_snapshot_count_at_the_same_time(dated: Path) -> None
         counted = list(pool.map(lambda q: coverage(snapshot, q, by="month").num_rows, queries))
     assert found == [CASES[q] for q in queries]
     assert all(rows <= 3 for rows in counted)
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "held"),
+    [
+        ("Il caffè nero di Città del Capo", '"caffe nero"', True),  # accents in the text only
+        ("il caffe nero", '"caffè nero"', True),  # in the phrase only
+        ("e\u0301tat des lieux", '"tat des"', False),  # decomposed: the mark joins, it does not separate
+        ("x\u2122tat des", '"tat des"', False),  # ™ folds to letters
+        ("ＭＱ-９ down", '"mq-9 down"', True),  # full-width forms fold to plain ones
+        ("mare e nero", '"mar nero"', False),
+    ],
+)
+def test_a_phrase_is_checked_on_the_folded_text(text: str, phrase: str, held: bool) -> None:
+    pattern = re.compile(match._pattern(parse(phrase), ["it", "fr", "en"], match._PYTHON))
+    assert match._holds(pattern, None, None, text) is held

@@ -40,16 +40,17 @@ def matches(snapshot: Snapshot, query: str | Condition, sort: str = "date", limi
 
         raise NewsarchiveError(f"sort {sort!r}: one of {', '.join(SORTS)}")
     condition = _condition(snapshot, query)
+    source, tables = _articles(condition)
     columns = ", ".join(f"a.{column}" for column in MATCH_COLUMNS)
     order = "a.published DESC NULLS LAST, a.article_id" if sort == "date" else "score DESC, a.article_id"
     sql = (
         "WITH best AS (SELECT article_id, arg_max(passage_id, score) AS passage_id, max(score) AS score "
         "FROM _scores GROUP BY article_id) "
         f"SELECT {columns}, coalesce(best.score, 0)::FLOAT AS score, best.passage_id "
-        f"FROM _articles a LEFT JOIN best USING (article_id) WHERE {condition.sql} ORDER BY {order}"
+        f"FROM {source} a LEFT JOIN best USING (article_id) WHERE {condition.sql} ORDER BY {order}"
         + (f" LIMIT {int(limit)}" if limit is not None else "")
     )
-    with condition.registered(_scores=_scores(snapshot, condition.node)) as db:
+    with condition.registered(_scores=_scores(snapshot, condition.node), **tables) as db:
         found = db.sql(sql, params=condition.params).to_arrow_table()
     cited = found.column("passage_id").drop_null().to_numpy()
     hits = snapshot.hits(cited) if len(cited) else {}
@@ -87,8 +88,9 @@ def coverage(
 def facets(snapshot: Snapshot, query: str | Condition, top: int = 10) -> dict[str, pa.Table]:
     """The matches counted by ``source``, ``language`` (the ``top`` most, each) and ``day`` (every day)."""
     condition = _condition(snapshot, query)
+    source, tables = _articles(condition)
     found = {}
-    with condition.registered() as db:
+    with condition.registered(**tables) as db:
         for name, column, limit in (
             ("source", "a.source", top),
             ("language", "a.language", top),
@@ -96,11 +98,18 @@ def facets(snapshot: Snapshot, query: str | Condition, top: int = 10) -> dict[st
         ):
             order = "count DESC, value" if limit else "value"
             found[name] = db.sql(
-                f"SELECT {column} AS value, count(*) AS count FROM _articles a WHERE {condition.sql} "
+                f"SELECT {column} AS value, count(*) AS count FROM {source} a WHERE {condition.sql} "
                 f"GROUP BY value ORDER BY {order}" + (f" LIMIT {limit}" if limit else ""),
                 params=condition.params,
             ).to_arrow_table()
     return found
+
+
+def _articles(condition: Condition) -> tuple[str, dict[str, pa.Table]]:
+    """What a query over the matches reads as ``a``: the few articles the condition bounds them to, when it
+    does, else the whole ``_articles`` view; and the table to register for it."""
+    candidates = condition.candidates()
+    return ("_articles", {}) if candidates is None else ("_candidates", {"_candidates": candidates})
 
 
 def _condition(snapshot: Snapshot, query: str | Condition) -> Condition:

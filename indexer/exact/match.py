@@ -20,10 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..storage import Snapshot
+from ..storage.segment import ARTICLE_SCHEMA
 from ..tokens import fold, tokenize
 from .query import And, Field, Node, Not, Or, Phrase, Published, QueryError, Title, Word, parse
 
 _RE2 = (r"[\pL\pN]", r"[^\pL\pN]")
+CANDIDATES = 20_000  # articles: up to this many, a query's are read from the lookup files (Condition.candidates)
+CANDIDATE_COLUMNS = ("article_id", "title", "source", "language", "published", "author", "url")
 _PYTHON = (r"[^\W_]", r"[\W_]")
 
 
@@ -42,6 +45,7 @@ class Condition:
         self._languages = sorted(
             {lang for item in snapshot.loaded.values() for lang in item.lexical.present_languages}, key=str
         )
+        self._found: dict[int, dict[str, pa.Array]] = {}  # id of a word or phrase node -> segment -> its articles
         self.node = parse(query)
         self.sql = self._compile(self.node)
 
@@ -70,9 +74,11 @@ class Condition:
         if isinstance(node, Not):
             return f"(NOT {self._compile(node.part)})"
         if isinstance(node, Word):
-            return self._among(self._articles(self._word_rows(node)))
+            self._found[id(node)] = self._articles(self._word_rows(node))
+            return self._among(distinct(list(self._found[id(node)].values())))
         if isinstance(node, Phrase):
-            return self._among(self._phrase_articles(node))
+            self._found[id(node)] = self._phrase_articles(node)
+            return self._among(distinct(list(self._found[id(node)].values())))
         if isinstance(node, Title):
             pattern = _pattern(node.term, self._languages)
             return self._bind("regexp_matches(strip_accents(lower(coalesce(a.title, ''))), ?)", pattern)
@@ -123,17 +129,57 @@ class Condition:
             )
         return rows
 
-    def _articles(self, rows_by_segment: dict[str, np.ndarray]) -> pa.Array:
-        """The live articles holding these segments' rows of passages."""
-        found = []
+    def candidates(self, most: int | None = None) -> pa.Table | None:
+        """The articles the query can match at most, with the columns its condition and a list of matches read,
+        when the query bounds them (a word or phrase it needs) to ``most`` or fewer; else ``None``, and the
+        condition is for the whole ``_articles`` view. Read from the segments' lookup files: for a few articles,
+        a scan of every segment's Parquet file is what would cost most."""
+        bound = self._bound(self.node) if self.node is not None else None
+        if bound is None or sum(len(ids) for ids in bound.values()) > (CANDIDATES if most is None else most):
+            return None
+        tables = []
+        for name, ids in bound.items():
+            rows, lookup = self.snapshot.loaded[name].articles
+            if not set(CANDIDATE_COLUMNS) <= set(lookup.names):
+                return None  # a segment written before its lookup held them all
+            tables.append(lookup.table(sorted(rows[article_id] for article_id in ids.to_pylist())))
+        schema = pa.schema([ARTICLE_SCHEMA.field(name) for name in CANDIDATE_COLUMNS])
+        return pa.concat_tables([table.select(CANDIDATE_COLUMNS).cast(schema) for table in tables])
+
+    def _bound(self, node: Node) -> dict[str, pa.Array] | None:
+        """segment -> the articles there that ``node`` may match, when it bounds them (``None``: any article)."""
+        if isinstance(node, (Word, Phrase)):
+            return self._found[id(node)]
+        if isinstance(node, (And, Or)):
+            parts = [self._bound(part) for part in node.parts]
+            if isinstance(node, Or) and any(part is None for part in parts):
+                return None
+            parts = [part for part in parts if part is not None]
+            if not parts:
+                return None
+            names = set.intersection(*map(set, parts)) if isinstance(node, And) else set.union(*map(set, parts))
+            if isinstance(node, Or):
+                return {name: distinct([part[name] for part in parts if name in part]) for name in names}
+            combined = {}
+            for name in names:
+                ids = parts[0][name]
+                for part in parts[1:]:
+                    ids = ids.filter(pc.is_in(ids, value_set=part[name]))
+                combined[name] = ids
+            return combined
+        return None  # NOT and the fields: any article
+
+    def _articles(self, rows_by_segment: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+        """segment -> the live articles there holding these rows of passages."""
+        found = {}
         for name, rows in rows_by_segment.items():
             item = self.snapshot.loaded[name]
             ids = item.lexical.ids[rows]
             ids = ids[~np.isin(ids, self.snapshot.deleted[name])]
-            found.append(item.passage_articles.take(pa.array(np.searchsorted(item.ids, ids))))
-        return distinct(found)
+            found[name] = distinct([item.passage_articles.take(pa.array(np.searchsorted(item.ids, ids)))])
+        return found
 
-    def _phrase_articles(self, phrase: Phrase) -> pa.Array:
+    def _phrase_articles(self, phrase: Phrase) -> dict[str, pa.Array]:
         """Candidates hold every word of the phrase that is not a stopword everywhere; their text, read from the
         segments' lookup files, is checked for the words in order."""
         searched = [Word(text) for text in phrase.words if any(tokenize(text, lang) for lang in self._languages)]
@@ -143,11 +189,20 @@ class Condition:
         for word in searched:
             for name, rows in self._word_rows(word).items():
                 candidates[name] = np.intersect1d(candidates[name], rows) if name in candidates else rows
-        ids = [self.snapshot.loaded[name].lexical.ids[rows] for name, rows in candidates.items() if len(rows)]
         pattern = re.compile(_pattern(phrase, self._languages, _PYTHON))
-        hits = self.snapshot.hits(np.concatenate(ids)) if ids else {}  # live passages only
-        found = {hit["article_id"] for hit in hits.values() if pattern.search(_searchable(hit))}
-        return pa.array(sorted(found), pa.string())
+        found = {}
+        for name, rows in candidates.items():
+            item = self.snapshot.loaded[name]
+            ids = item.lexical.ids[rows]
+            ids = ids[~np.isin(ids, self.snapshot.deleted[name])]
+            passages = item.passages.table(np.searchsorted(item.ids, ids))
+            article_rows, lookup = item.articles
+            articles = passages.column("article_id").to_pylist()
+            titles = lookup.table([article_rows[article_id] for article_id in articles]).column("title").to_pylist()
+            texts = zip(titles, passages.column("heading").to_pylist(), passages.column("text").to_pylist())
+            held = {article_id for article_id, text in zip(articles, texts) if _holds(pattern, *text)}
+            found[name] = pa.array(sorted(held), pa.string())
+        return found
 
 
 def distinct(article_ids: list[pa.Array | pa.ChunkedArray]) -> pa.Array:
@@ -169,9 +224,13 @@ def _pattern(term: Word | Phrase, languages: list[str | None], dialect: tuple[st
     return f"(?:^|{other})" + f"{other}+".join(parts)
 
 
-def _searchable(hit: dict[str, Any]) -> str:
-    """A passage as its lexical row reads it (title, heading, text), lowercased and accent-free."""
-    return fold("\n".join(part for part in (hit["title"], hit["heading"], hit["text"]) if part).lower())
+def _holds(pattern: re.Pattern, title: str | None, heading: str | None, text: str) -> bool:
+    """Whether a passage as its lexical row reads it (title, heading, text), lowercased and accent-free, holds
+    ``pattern``. Folding is what costs: a match in the plain lowercased text that is all ASCII is one folding
+    cannot change, so only the other passages are folded."""
+    plain = "\n".join(part for part in (title, heading, text) if part).lower()
+    found = pattern.search(plain)
+    return bool(found and found.group().isascii()) or bool(pattern.search(fold(plain)))
 
 
 def _escape(text: str) -> str:

@@ -149,7 +149,9 @@ class SegmentWriter:
 
 
 HIT_PASSAGE_COLUMNS = ("passage_id", "article_id", "heading", "text", "char_start", "char_end", "paragraph", "language")
-HIT_ARTICLE_COLUMNS = ("article_id", "title", "source", "published", "url")
+# language and author too: the few articles an exact query finds are counted from here (indexer.exact), not by
+# a scan of every segment's Parquet file. Segments written before hold the first five only.
+HIT_ARTICLE_COLUMNS = ("article_id", "title", "source", "published", "url", "language", "author")
 # What comparing articles for duplicates reads, in compressed batches of a few rows: a lookup decompresses the few
 # kilobytes around each article, where a Parquet row group of bodies is megabytes.
 BODIES = Path(LOOKUP) / "bodies.arrow"
@@ -343,6 +345,19 @@ class Rows:
             self._batches[number].slice(row - self._starts[number], 1).to_pylist()[0]
             for number, row in zip(numbers.tolist(), np.asarray(rows).tolist())
         ]
+
+    def table(self, rows: np.ndarray | list[int]) -> pa.Table:
+        """These rows as a table, a slice of a batch each (for a few rows)."""
+        numbers = np.searchsorted(self._starts, rows, side="right") - 1
+        slices = [
+            self._batches[number].slice(row - self._starts[number], 1)
+            for number, row in zip(numbers.tolist(), np.asarray(rows).tolist())
+        ]
+        return pa.Table.from_batches(slices, self._reader.schema)
+
+    @property
+    def names(self) -> list[str]:
+        return self._reader.schema.names
 
     def column(self, name: str) -> list[Any]:
         return self.arrow_column(name).to_pylist()
