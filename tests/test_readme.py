@@ -85,7 +85,8 @@ def test_schema_columns_are_documented() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["answer_quality", "retrieval", "embedding", "search", "xquad", "alerts", "follow", "counting"]
+    "name",
+    ["answer_quality", "retrieval", "embedding", "search", "xquad", "alerts", "follow", "counting", "cluster"],
 )
 def test_benchmark_tables_match_their_results_files(name: str) -> None:
     import importlib.util
