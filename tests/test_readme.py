@@ -86,7 +86,18 @@ def test_schema_columns_are_documented() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["answer_quality", "retrieval", "embedding", "search", "xquad", "alerts", "follow", "counting", "cluster"],
+    [
+        "answer_quality",
+        "retrieval",
+        "embedding",
+        "search",
+        "xquad",
+        "alerts",
+        "follow",
+        "counting",
+        "cluster",
+        "embedding-xeon",
+    ],
 )
 def test_benchmark_tables_match_their_results_files(name: str) -> None:
     import importlib.util
