@@ -91,6 +91,16 @@ class Unreachable:
         )
 
 
+@dataclass(frozen=True)
+class Failed:
+    """What an actor could not do for good, in words."""
+
+    reason: str
+
+    def error(self) -> NewsarchiveError:
+        return NewsarchiveError(self.reason)
+
+
 def embedded_batches(
     paths: Sequence[str | Path],
     settings: Settings,
@@ -109,7 +119,9 @@ def embedded_batches(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the order passage ids are given in
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its progress lines: the CLI draws its own bar
+    # Its progress lines (the CLI draws its own bar) and its stack traces (a failure is told in one line; Ray's
+    # own log files keep the trace).
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     node = ray.get_runtime_context().get_node_id()
     units = [{"unit": pickle.dumps(unit)} for unit in _units(paths, options.ship_inputs)]
     backend = "torch" if options.gpus_per_actor else backend
@@ -124,12 +136,33 @@ def embedded_batches(
         fn_constructor_kwargs={"settings": settings, "known": ray.put(known), "backend": backend, "driver": node},
     )
     seen: dict[str, tuple[str, int | None]] = {}
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        for packed in batch["item"]:
-            found = pickle.loads(packed)
-            if isinstance(found, Unreachable):
-                raise found.error()
-            yield _first_copies(found, seen)
+    try:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for packed in batch["item"]:
+                found = pickle.loads(packed)
+                if isinstance(found, (Unreachable, Failed)):
+                    raise found.error()
+                yield _first_copies(found, seen)
+    except NewsarchiveError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- Ray's wrapping of what failed in a worker, told in one line
+        raise explained(error) from None
+
+
+def explained(error: BaseException) -> NewsarchiveError:
+    """What failed in a worker, from the exceptions Ray wraps it in: our own error as it is, else its last line."""
+    seen, chain = set(), [error]
+    while chain[-1] is not None and id(chain[-1]) not in seen:
+        seen.add(id(chain[-1]))
+        last = chain[-1]
+        chain.append(getattr(last, "cause", None) or last.__cause__ or last.__context__)
+    causes = chain[:-1]
+    ours = next((cause for cause in causes if isinstance(cause, NewsarchiveError)), None)
+    if ours is not None:
+        return ours
+    root = causes[-1]
+    lines = [line for line in str(root).strip().splitlines() if line.strip()]
+    return NewsarchiveError(f"indexing on Ray failed in a worker: {type(root).__name__}: {lines[-1] if lines else ''}")
 
 
 def connect(address: str | None = None) -> None:
@@ -240,13 +273,28 @@ class _Embedding:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
         os.environ[config.THREADS_ENV] = str(max(1, round(cpus)))
         self.settings = settings
-        self.embedder = load_embedder(
-            settings.model, settings.query_prompt, settings.passage_prompt, settings.precision, backend
-        )
+        # What fails here for good (no model, another model) is sent back as the answer to every call: raised
+        # here, it would be an actor that Ray starts again and again.
+        self.failed: str | None = None
+        try:
+            self.embedder = load_embedder(
+                settings.model, settings.query_prompt, settings.passage_prompt, settings.precision, backend
+            )
+        except NewsarchiveError as error:
+            self.failed = f"on Ray node {self.node}: {error}"
+            return
+        if settings.dimension and self.embedder.dimension != settings.dimension:
+            self.failed = (
+                f"model {settings.model!r} on Ray node {self.node} gives vectors of {self.embedder.dimension} "
+                f"dimensions, the index's have {settings.dimension}: install the same model and newsarchive on "
+                "every node"
+            )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .ingest import embed_articles
 
+        if self.failed:
+            return {"item": np.array([pickle.dumps(Failed(self.failed))], dtype=object)}
         (packed,) = batch["unit"]
         items = read_unit(pickle.loads(packed), self.driver, self.node)
         if isinstance(items, Unreachable):

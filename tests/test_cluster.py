@@ -219,3 +219,27 @@ def test_a_batch_delivered_twice_is_kept_once_and_a_repeated_id_is_a_problem() -
     assert [str(p) for p in first.problems] == ["in.jsonl:3: duplicate article id 'b' (first in in.jsonl:2)"]
     twice = _first_copies(found, seen)  # Ray ran the batch again
     assert (twice.articles, twice.passages, len(twice.vectors)) == ([], [], 0)
+
+
+@pytest.mark.model
+def test_a_failure_in_a_worker_is_told_in_one_line(ray_cluster, tmp_path: Path, use_fake_model) -> None:
+    # This process has the fake model (64 dimensions) under the default's name; the workers load the real one.
+    result = CliRunner().invoke(cli, ["index", "--index-dir", str(tmp_path / "a"), "--ray", str(SEEDS)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: model "), result.output
+    assert "gives vectors of 384 dimensions, the index's have 64" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "a" / "manifest.json").exists()  # nothing half-written became a commit
+
+
+def test_what_ray_wraps_is_unwrapped_to_our_own_error_or_its_last_line() -> None:
+    ours = NewsarchiveError("in.jsonl: cannot read")
+    try:
+        try:
+            raise ours
+        except NewsarchiveError as error:
+            raise RuntimeError("UDF failed to process a data block.\nFailed to apply UDF") from error
+    except RuntimeError as wrapped:
+        assert cluster.explained(wrapped) is ours
+    found = cluster.explained(ValueError("first line\nthe last line"))
+    assert str(found) == "indexing on Ray failed in a worker: ValueError: the last line"
