@@ -192,6 +192,15 @@ def _read_document(path: Path, text: str) -> Article:
 
 def _read_jsonl(path: Path) -> Iterator[Article | InputProblem]:
     """One article per line, read a line at a time: a dump of millions of articles is never in memory at once."""
+    for line in _jsonl_lines(path):
+        if isinstance(line, InputProblem):
+            yield line
+        else:
+            yield from _read_jsonl_line(path, line[1], line[0])
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, bytes, int] | InputProblem]:
+    """(number, line, offset after it) of each line of a JSONL file, or what makes it unreadable as one."""
     try:
         with path.open("rb") as file:
             if b"\x00" in file.read(8192):
@@ -201,7 +210,7 @@ def _read_jsonl(path: Path) -> Iterator[Article | InputProblem]:
             empty = True
             for number, raw in enumerate(file, start=1):
                 empty = empty and not raw.strip()
-                yield from _read_jsonl_line(path, raw, number)
+                yield number, raw, file.tell()
     except OSError as error:
         yield InputProblem(str(path), f"cannot read: {error.strerror or error}")
         return
@@ -221,25 +230,20 @@ class Lines:
 
 def jsonl_parts(path: Path, lines: int) -> Iterator[Lines | InputProblem]:
     """A JSONL file cut every ``lines`` lines, to be read in parts (:func:`read_lines`); or why it cannot be."""
-    try:
-        with path.open("rb") as file:
-            if b"\x00" in file.read(8192):
-                yield InputProblem(str(path), "binary file, not text")
-                return
-            file.seek(0)
-            start, first, number, empty = 0, 1, 0, True
-            for number, raw in enumerate(file, start=1):
-                empty = empty and not raw.strip()
-                if number - first + 1 == lines:
-                    yield Lines(path, start, file.tell(), first)
-                    start, first = file.tell(), number + 1
-            if number >= first:
-                yield Lines(path, start, file.tell(), first)
-    except OSError as error:
-        yield InputProblem(str(path), f"cannot read: {error.strerror or error}")
-        return
-    if empty:
-        yield InputProblem(str(path), "empty file")
+    start, first, end = 0, 1, 0
+    for line in _jsonl_lines(path):
+        if isinstance(line, InputProblem):
+            if end > start:  # an error after some lines: those are still read, as a whole read does
+                yield Lines(path, start, end, first)
+                start = end
+            yield line
+            continue
+        number, _, end = line
+        if number - first + 1 == lines:
+            yield Lines(path, start, end, first)
+            start, first = end, number + 1
+    if end > start:
+        yield Lines(path, start, end, first)
 
 
 def read_lines(part: Lines) -> Iterator[Article | InputProblem]:
