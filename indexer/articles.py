@@ -207,10 +207,11 @@ def _jsonl_lines(path: Path) -> Iterator[tuple[int, bytes, int] | InputProblem]:
                 yield InputProblem(str(path), "binary file, not text")
                 return
             file.seek(0)
-            empty = True
+            empty, offset = True, 0
             for number, raw in enumerate(file, start=1):
                 empty = empty and not raw.strip()
-                yield number, raw, file.tell()
+                offset += len(raw)
+                yield number, raw, offset
     except OSError as error:
         yield InputProblem(str(path), f"cannot read: {error.strerror or error}")
         return

@@ -177,15 +177,12 @@ class Ingestion:
         for batch in _batches(articles, ARTICLES_PER_BATCH):
             known = self.writer.known(a.article_id for a in batch)
             to_embed = [a for a in batch if known.get(a.article_id, ("",))[0] != a.content_hash]
-            self.report.updated += sum(a.article_id in known for a in to_embed)
-            self.report.added += sum(a.article_id not in known for a in to_embed)
             self.report.unchanged += len(batch) - len(to_embed)
             if to_embed:
                 self.start(embedding=True)
                 advance = _progress(progress, self._read, len(batch), total)
-                languages, passages, matrix = embed_articles(to_embed, self.embedder, self.settings.max_tokens, advance)
-                self.writer.add(to_embed, languages, passages, matrix)
-                self.report.embedded += len(passages)
+                embedded = embed_articles(to_embed, self.embedder, self.settings.max_tokens, advance)
+                self._write(to_embed, *embedded, known)
             self._read += len(batch)
             yield batch
 
@@ -208,11 +205,8 @@ class Ingestion:
             self.report.problems += batch.problems
             self.report.unchanged += len(batch.unchanged)
             if batch.articles:
-                before = self.writer.known(a.article_id for a in batch.articles)
-                self.report.updated += len(before)
-                self.report.added += len(batch.articles) - len(before)
-                self.writer.add(batch.articles, batch.languages, batch.passages, batch.vectors)
-                self.report.embedded += len(batch.passages)
+                known = self.writer.known(a.article_id for a in batch.articles)
+                self._write(batch.articles, batch.languages, batch.passages, batch.vectors, known)
                 uncommitted += len(batch.articles)
             self._read += len(batch.articles) + len(batch.unchanged)
             if progress:
@@ -221,6 +215,20 @@ class Ingestion:
                 self.writer.commit()
                 uncommitted = 0
             yield batch.articles + batch.unchanged
+
+    def _write(
+        self,
+        articles: list[Article],
+        languages: list[str | None],
+        passages: list[Passage],
+        vectors: np.ndarray,
+        known: dict[str, tuple[str, str]],
+    ) -> None:
+        """Hand embedded articles to the writer, counted as added or (being in ``known``) updated."""
+        self.report.updated += sum(a.article_id in known for a in articles)
+        self.report.added += sum(a.article_id not in known for a in articles)
+        self.writer.add(articles, languages, passages, vectors)
+        self.report.embedded += len(passages)
 
     def start(self, embedding: bool) -> None:
         """Tell the writer the settings, loading the model first (a new index needs its dimension)."""

@@ -12,12 +12,12 @@ import pyarrow as pa
 from ..embedder import Embedder
 from ..storage import Snapshot
 from ..tokens import tokenize
-from .match import Condition, distinct
+from .match import CANDIDATE_COLUMNS, Condition, distinct
 from .query import And, Node, Or, Phrase, Word
 
 PERIODS = ("day", "week", "month", "year")
 SORTS = ("date", "relevance")
-MATCH_COLUMNS = ("article_id", "title", "source", "language", "published", "author", "url")
+MATCH_COLUMNS = CANDIDATE_COLUMNS  # what a match list shows is what its candidates are read with
 
 
 def _sources(sources: Sequence[str]) -> tuple[str, list[str]]:
@@ -108,7 +108,7 @@ def facets(snapshot: Snapshot, query: str | Condition, top: int = 10) -> dict[st
 def _articles(condition: Condition) -> tuple[str, dict[str, pa.Table]]:
     """What a query over the matches reads as ``a``: the few articles the condition bounds them to, when it
     does, else the whole ``_articles`` view; and the table to register for it."""
-    candidates = condition.candidates()
+    candidates = condition.candidates
     return ("_articles", {}) if candidates is None else ("_candidates", {"_candidates": candidates})
 
 

@@ -9,6 +9,7 @@ never row by row in Python. Fields are conditions on the article's columns.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,12 +74,10 @@ class Condition:
             return "(" + " OR ".join(self._compile(part) for part in node.parts) + ")"
         if isinstance(node, Not):
             return f"(NOT {self._compile(node.part)})"
-        if isinstance(node, Word):
-            self._found[id(node)] = self._articles(self._word_rows(node))
-            return self._among(distinct(list(self._found[id(node)].values())))
-        if isinstance(node, Phrase):
-            self._found[id(node)] = self._phrase_articles(node)
-            return self._among(distinct(list(self._found[id(node)].values())))
+        if isinstance(node, (Word, Phrase)):
+            found = self._articles(self._word_rows(node)) if isinstance(node, Word) else self._phrase_articles(node)
+            self._found[id(node)] = found
+            return self._among(distinct(list(found.values())))
         if isinstance(node, Title):
             pattern = _pattern(node.term, self._languages)
             return self._bind("regexp_matches(strip_accents(lower(coalesce(a.title, ''))), ?)", pattern)
@@ -129,13 +128,14 @@ class Condition:
             )
         return rows
 
-    def candidates(self, most: int | None = None) -> pa.Table | None:
+    @functools.cached_property
+    def candidates(self) -> pa.Table | None:
         """The articles the query can match at most, with the columns its condition and a list of matches read,
-        when the query bounds them (a word or phrase it needs) to ``most`` or fewer; else ``None``, and the
-        condition is for the whole ``_articles`` view. Read from the segments' lookup files: for a few articles,
-        a scan of every segment's Parquet file is what would cost most."""
+        when the query bounds them (a word or phrase it needs) to :data:`CANDIDATES` or fewer; else ``None``, and
+        the condition is for the whole ``_articles`` view. Read from the segments' lookup files, once per
+        condition: for a few articles, a scan of every segment's Parquet file is what would cost most."""
         bound = self._bound(self.node) if self.node is not None else None
-        if bound is None or sum(len(ids) for ids in bound.values()) > (CANDIDATES if most is None else most):
+        if bound is None or sum(len(ids) for ids in bound.values()) > CANDIDATES:
             return None
         tables = []
         for name, ids in bound.items():

@@ -340,11 +340,7 @@ class Rows:
         self._starts = np.cumsum([0] + [batch.num_rows for batch in self._batches])
 
     def take(self, rows: np.ndarray | list[int]) -> list[dict[str, Any]]:
-        numbers = np.searchsorted(self._starts, rows, side="right") - 1
-        return [
-            self._batches[number].slice(row - self._starts[number], 1).to_pylist()[0]
-            for number, row in zip(numbers.tolist(), np.asarray(rows).tolist())
-        ]
+        return self.table(rows).to_pylist()
 
     def table(self, rows: np.ndarray | list[int]) -> pa.Table:
         """These rows as a table, a slice of a batch each (for a few rows)."""
