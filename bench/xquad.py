@@ -40,11 +40,11 @@ def _lines(name: str) -> list[dict]:
     return [json.loads(line) for line in (XQUAD / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _archive(work: Path, name: str, passages: list[dict]) -> Path:
+def _archive(work: Path, name: str, passages: list[dict], embedder=None) -> Path:
     """Index ``passages`` (one article each) into ``work/name`` unless it already holds them."""
     source = work / f"{name}.jsonl"
     source.write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in passages) + "\n", encoding="utf-8")
-    report = index_paths([source], work / name)
+    report = index_paths([source], work / name, embedder=embedder)
     if report.problems:
         raise SystemExit(f"{source}: {report.problems[0]}")
     return work / name
@@ -63,13 +63,19 @@ def question_sets(work: Path) -> list[tuple[str, Path, list[Question]]]:
         archive = _archive(work, language, passages)
         sets.append((f"{language} → {language}", archive, _questions(queries[language])))
         sets.append((f"en → {language}", archive, _questions(queries["en"])))
+    return sets + mixed_sets(work)
+
+
+def mixed_sets(work: Path, embedder=None) -> list[tuple[str, Path, list[Question]]]:
+    """The mixed archive's three rows: English questions, a third language's, the paragraph's own language's."""
+    queries = {language: _lines(f"queries_{language}.jsonl") for language in MIXED}
     by_id = {language: {p["id"]: p for p in _lines(f"passages_{language}.jsonl")} for language in MIXED}
     language_of = {pid: MIXED[i % len(MIXED)] for i, pid in enumerate(sorted(by_id["en"]))}
     mixed = [
         {**by_id[language][pid], "id": f"{pid}-{language}", "language": language}
         for pid, language in language_of.items()
     ]
-    archive = _archive(work, "mixed", mixed)
+    archive = _archive(work, "mixed", mixed, embedder)
 
     def in_mixed(row: dict) -> list[str]:
         return [f"{gold}-{language_of[gold]}" for gold in row["gold"]]
@@ -81,10 +87,11 @@ def question_sets(work: Path) -> list[tuple[str, Path, list[Question]]]:
         own.append(queries[language][index])
         others = [other for other in MIXED if other not in ("en", language)]
         third.append(queries[rng.choice(others)][index])
-    sets.append(("mixed archive, English questions", archive, _questions(queries["en"], in_mixed)))
-    sets.append(("mixed archive, questions in a third language", archive, _questions(third, in_mixed)))
-    sets.append(("mixed archive, questions in the paragraph's own language", archive, _questions(own, in_mixed)))
-    return sets
+    return [
+        ("mixed archive, English questions", archive, _questions(queries["en"], in_mixed)),
+        ("mixed archive, questions in a third language", archive, _questions(third, in_mixed)),
+        ("mixed archive, questions in the paragraph's own language", archive, _questions(own, in_mixed)),
+    ]
 
 
 def markdown_table(results: dict) -> str:

@@ -21,6 +21,18 @@ LANGUAGES = (
     "sv", "ta", "th", "tr", "uk", "vi", "zh",
 )  # fmt: skip
 MIN_LETTERS = 3
+# The script each of LANGUAGES is written in, where it is not Latin: lexical evidence crosses between languages of
+# one script (names, cognates), not between scripts.
+_SCRIPTS = {
+    "ar": "Arabic", "fa": "Arabic", "bg": "Cyrillic", "ru": "Cyrillic", "sr": "Cyrillic", "uk": "Cyrillic",
+    "el": "Greek", "he": "Hebrew", "hi": "Devanagari", "ne": "Devanagari", "hy": "Armenian", "ta": "Tamil",
+    "th": "Thai", "ja": "Japanese", "zh": "Han", "ko": "Hangul",
+}  # fmt: skip
+
+
+def script(language: str | None) -> str:
+    """The script ``language`` is written in (Latin unless :data:`_SCRIPTS` says otherwise, or when unknown)."""
+    return _SCRIPTS.get(language or "", "Latin")
 
 
 def detect(text: str) -> str | None:

@@ -7,8 +7,10 @@ Two BM25 indexes share the passages' row order:
   words that survive translation.
 - ``grams``: character 4-grams of words (:func:`indexer.tokens.grams`), which let cognates meet across languages.
 
-Each one's scores are divided by their best and weighted by :data:`WEIGHTS`, so that a lexical score of 1 is a
-modest nudge beside a cosine similarity: the dense ranking decides, lexical evidence breaks near-ties.
+Each one's scores are divided by their best in each passage language and weighted by :data:`WEIGHTS` (lexical
+search). Hybrid search adds :meth:`LexicalIndex.evidence` to centered similarities (:mod:`indexer.centering`):
+there words reorder the passages of one language without lifting one language above another, and only a passage
+holding most of the question's words in its own language gains over the others (see the method).
 
 The indexes keep term counts (not scores) by term, in NumPy files that searches memory-map, one set per segment: a
 search scores every segment's with the whole archive's statistics (:class:`Bm25Set`), a merge combines segments'
@@ -29,11 +31,17 @@ import numpy as np
 from scipy import sparse
 
 from . import workers
+from .language import script
 from .tokens import grams, names_and_codes, tokenize
 
 # Weight of each index's normalized score, for passages in the query's language and in another one. Measured on
 # SQuAD-it (Italian passages, Italian and English questions) with multilingual-e5-small: see bench/retrieval.py.
 WEIGHTS = {"same": {"words": 0.04, "grams": 0.03}, "other": {"words": 0.01, "grams": 0.03}}
+# Hybrid search's weights, beside centered similarities (which spread about four times wider than raw ones), and
+# the bonus of a passage in the question's language holding more than COVERAGE_FROM of its words (by idf): tuned on
+# XQuAD's dev languages, single and mixed archives, and checked on SQuAD-it (bench/xquad.py, bench/retrieval.py).
+HYBRID_WEIGHTS = {"same": {"words": 0.16, "grams": 0.12}, "other": {"words": 0.01, "grams": 0.03}}
+COVERAGE_WEIGHT, COVERAGE_FROM = 0.2, 0.5
 K1, B = 1.5, 0.75  # BM25's usual term-frequency saturation and length normalization (Lucene's defaults)
 ROWS = "rows.json"
 KINDS = {"words": tokenize, "grams": grams}
@@ -201,6 +209,28 @@ class Bm25Set:
             total[start:end] = part.scores(tokens, part_rows, idf, part_norms)
         return total
 
+    def coverage(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        """For each of ``rows`` (sorted), the share of ``tokens``' inverse document frequency its passage holds:
+        1 when it holds every token the archive knows, however often."""
+        passages = int(self.offsets[-1])
+        idf = {}
+        for token in set(tokens):
+            frequency = sum(part.frequency(token) for part in self.parts)
+            if frequency:
+                idf[token] = inverse_frequency(passages, frequency)
+        held = np.zeros(len(rows), dtype=np.float32)
+        if not idf:
+            return held
+        unique = list(idf)
+        for part, start, end in zip(self.parts, self.offsets[:-1], self.offsets[1:]):
+            inside = (rows >= start) & (rows < end)
+            if inside.any():
+                part_rows = rows[inside] - start
+                # With no length part, a term's share is count / count: its idf once, however often it occurs.
+                scores = part.scores(unique, part_rows, idf, np.zeros(len(part.lengths), dtype=np.float32))
+                held[inside] = scores[part_rows]
+        return held / sum(idf.values())
+
 
 def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
     """Term counts, one row per token list; tokens new to ``vocabulary`` are added to it."""
@@ -366,26 +396,91 @@ class LexicalIndex:
         """
         if not len(self):
             return []
+        total, _, _ = self._weighted(query, language, k, WEIGHTS, allowed, among)
+        return [(int(self.ids[row]), float(total[row])) for row in _best(total, k)]
+
+    def evidence(
+        self,
+        query: str,
+        language: str | None,
+        k: int,
+        among: np.ndarray,
+        allowed: np.ndarray | None = None,
+        centered: bool = True,
+    ) -> list[tuple[int, float]]:
+        """What hybrid search adds to the centered similarity of the passages ``among`` (the dense candidates) and
+        of the ``k`` best by words, as (passage id, evidence): zero or less, but for a strong match.
+
+        Within each passage language, a passage's weighted score (:data:`HYBRID_WEIGHTS`) less the best one's: the
+        best lexical match of each language loses nothing, the others lose their distance to it, so words reorder
+        a language's passages but cannot lift a language whose passages share the question's words (all of its
+        own language's, only the names and numbers of another's) above one that shares fewer. A passage in the
+        question's language that holds more than :data:`COVERAGE_FROM` of its words (by idf) gains
+        :data:`COVERAGE_WEIGHT` times the excess: such a match is rarely an off-topic passage. Beside plain
+        similarities (``centered`` false: an archive of one language), the weights are :data:`WEIGHTS` and there
+        is no such gain: in one language this ranks as :meth:`search` does.
+        """
+        if not len(self):
+            return []
+        weights = HYBRID_WEIGHTS if centered else WEIGHTS
+        total, groups, scored = self._weighted(query, language, k, weights, allowed, among, same_script=True)
+        assert scored is not None
+        evidence = np.zeros(len(scored), dtype=np.float32)
+        kept = np.zeros(len(scored), dtype=bool)
+        for rows, same, words in groups:
+            inside = rows[scored]
+            if not inside.any():
+                continue
+            kept |= inside
+            evidence[inside] = total[scored[inside]] - total[rows].max()
+            if centered and same and words:
+                coverage = self.indexes["words"].coverage(words, scored[inside])
+                evidence[inside] += COVERAGE_WEIGHT * np.maximum(coverage - COVERAGE_FROM, 0)
+        return [(int(self.ids[row]), float(value)) for row, value in zip(scored[kept], evidence[kept])]
+
+    def _weighted(
+        self,
+        query: str,
+        language: str | None,
+        k: int,
+        weights: dict[str, dict[str, float]],
+        allowed: np.ndarray | None,
+        among: np.ndarray | None,
+        same_script: bool = False,
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, bool, list[str]]], np.ndarray | None]:
+        """Each row's weighted lexical score; the (rows, same language as the query, word tokens) of each passage
+        language; and, with ``among``, the sorted rows whose 4-grams were scored (``among``'s and the k best by
+        words). With ``same_script``, passages in a script other than the query's get no evidence: between
+        scripts only numbers match, and on XQuAD they reordered a language's passages for the worse."""
         mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
         if self._alive is not None:
             mask &= self._alive
-        groups = []  # (rows, weights, word tokens) per passage language
+        groups = []
         for passage_language, in_language in self._rows_by_language.items():
             rows = mask & in_language
+            if same_script and language and script(passage_language) != script(language):
+                continue
             if rows.any():
                 same = language is None or passage_language == language
                 words = tokenize(query, language) if same else names_and_codes(query, language, passage_language)
-                groups.append((rows, WEIGHTS["same" if same else "other"], words))
+                groups.append((rows, same, words))
         total = np.zeros(len(self), dtype=np.float32)
-        for rows, weights, words in groups:
-            total += weights["words"] * _normalized(self.indexes["words"].scores(words), rows)
+        for rows, same, words in groups:
+            total += weights["same" if same else "other"]["words"] * _normalized(
+                self.indexes["words"].scores(words), rows
+            )
         scored = None
         if among is not None:
             scored = np.union1d(self._rows_of(among), _best(total, k))
         gram_scores = self.indexes["grams"].scores(grams(query, language), scored)
-        for rows, weights, _ in groups:
-            total += weights["grams"] * _normalized(gram_scores, rows)
-        return [(int(self.ids[row]), float(total[row])) for row in _best(total, k)]
+        for rows, same, _ in groups:
+            total += weights["same" if same else "other"]["grams"] * _normalized(gram_scores, rows)
+        return total, groups, scored
+
+    def languages_of(self, passage_ids: Sequence[int]) -> list[str | None]:
+        """The language of each of these passage ids (each must be in the index)."""
+        places = np.searchsorted(self._sorted_ids, np.asarray(passage_ids, dtype=np.int64))
+        return [self.languages[row] for row in self._order[places]]
 
     def _rows_of(self, passage_ids: np.ndarray) -> np.ndarray:
         """The rows of these passage ids, sorted; found by binary search over the ids in order."""

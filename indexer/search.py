@@ -8,12 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from . import centering
 from .archive import Archive
 from .errors import NewsarchiveError
 from .language import detect
 
 MODES = ("hybrid", "dense", "lexical")
 CANDIDATES = 100  # hybrid search fuses the best this many passages of each kind; also re-scored, dense
+# The vector index ranks by the uncentered similarity, which favours the question's language: in an archive of
+# several languages it gives this many times CANDIDATES (at most), for centering to re-rank.
+LANGUAGE_WIDENING = 3
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,11 @@ _DUPLICATE_FIELDS = [field.name for field in fields(Duplicate)]
 class Hit:
     """One retrieved passage with what a citation needs.
 
-    ``score`` ranks the hits: in ``dense`` mode the cosine similarity, in ``lexical`` mode the weighted BM25
-    evidence (:mod:`indexer.lexical`), in ``hybrid`` mode the sum of both. ``similarity`` is the cosine similarity
-    to the query whenever the query was embedded (``None`` in lexical search). ``char_start``/``char_end`` locate
-    ``text`` in the article's body (``articles.body`` in DuckDB). Of a story run by several outlets, only the
+    ``score`` ranks the hits: in ``dense`` mode the cosine similarity (in an archive of several languages, with
+    each language's mean taken out: :mod:`indexer.centering`), in ``lexical`` mode the weighted BM25 evidence
+    (:mod:`indexer.lexical`), in ``hybrid`` mode the first plus lexical evidence. ``similarity`` is the plain cosine
+    similarity to the query whenever the query was embedded (``None`` in lexical search). ``char_start``/``char_end``
+    locate ``text`` in the article's body (``articles.body`` in DuckDB). Of a story run by several outlets, only the
     article that ranks best gives hits; ``also_in`` lists the story's other articles (``articles.story_id``).
     """
 
@@ -201,27 +206,37 @@ def _rank(
 ) -> tuple[list[tuple[int, float]], dict[int, float]]:
     """:func:`rank`'s ranking, and the exact cosine similarities it computed on the way, by passage id.
 
-    The vector index's candidates (its best ``CANDIDATES`` when it is approximate, or in hybrid search) are scored
-    with their exact vectors: an approximate index's 8-bit vectors misorder near-ties (re-scored, recall@10 is
-    0.98 of exact search: bench/search.py). Hybrid search adds lexical evidence to the cosine similarity of the
-    dense candidates and of the best lexical ones, and both kinds' vectors are fetched at once.
+    Passages are ranked by their centered similarity (:mod:`indexer.centering`: in an archive of several
+    languages, each language's mean passage vector and the question mean taken out), computed from the segments'
+    exact vectors for the vector index's best candidates, and in hybrid search for the best lexical ones too, plus
+    their lexical evidence (:meth:`indexer.lexical.LexicalIndex.evidence`). The similarities returned are the
+    plain cosines.
     """
     allowed = archive.store.passage_ids_where(**asdict(filters)) if filters else None
     if mode == "lexical":
         return archive.lexical.search(query, detect(query), k, allowed), {}
-    wide = mode == "hybrid" or not archive.vectors.exact
-    found = archive.vectors.search(vector, max(k, CANDIDATES) if wide else k, allowed)
-    candidates = [passage_id for passage_id, _ in found]
-    lexical = []
+    means = archive.language_means
+    centered = centering.centered_query(archive.embedder, vector) if means.multilingual else vector
+    wide = max(k, CANDIDATES) * (min(len(means.languages), LANGUAGE_WIDENING) if means.multilingual else 1)
+    candidates = [passage_id for passage_id, _ in archive.vectors.search(centered, wide, allowed)]
+    evidence: dict[int, float] = {}
     if mode == "hybrid":
-        lexical = archive.lexical.search(query, detect(query), max(k, CANDIDATES), allowed, np.asarray(candidates))
+        among = np.asarray(candidates)
+        found = archive.lexical.evidence(query, detect(query), max(k, CANDIDATES), among, allowed, means.multilingual)
+        evidence = dict(found)
         seen = set(candidates)
-        candidates += [passage_id for passage_id, _ in lexical if passage_id not in seen]
-    similarities = _similarities(archive, vector, candidates, dict(found) if archive.vectors.exact else {})
-    scores = dict(similarities)
-    for passage_id, evidence in lexical:
-        scores[passage_id] += evidence
-    return sorted(scores.items(), key=lambda item: -item[1])[:k], similarities
+        candidates += [passage_id for passage_id, _ in found if passage_id not in seen]
+    vectors = archive.vectors.vectors(candidates)
+    if means.multilingual:
+        scores = means.similarities(centered, vectors, archive.lexical.languages_of(candidates))
+    else:
+        scores = vectors @ vector
+    ranked = [
+        (passage_id, float(score) + evidence.get(passage_id, 0.0)) for passage_id, score in zip(candidates, scores)
+    ]
+    ranked.sort(key=lambda item: -item[1])
+    similarities = dict(zip(candidates, (vectors @ vector).tolist()))
+    return ranked[:k], similarities
 
 
 def _similarities(

@@ -3,7 +3,12 @@
 "MQ-9", "F-16", "COVID-19", "55mila", "2023" and "1.200" are single tokens that match only themselves; the default
 patterns of bm25s and DuckDB would cut "MQ-9" into "mq" and drop the "9". Words without digits are split at
 hyphens and apostrophes, lowercased, stripped of stopwords, stemmed with the Snowball stemmer of their language and
-folded to ASCII, so "città" and "citta" meet.
+folded to ASCII, so "città" and "citta" meet. A word keeps its combining marks (Devanagari's vowel signs, Arabic's
+vowel marks), which folding then drops, so "हिन्दी" is one word and not five letters.
+
+Chinese, Japanese, Thai, Lao, Khmer and Burmese are written without spaces between words: a run of their
+characters becomes its overlapping pairs of characters (grapheme clusters), the usual way to index such text
+without a dictionary, chosen by script, so it holds for any language written in one.
 
 Across languages ordinary words rarely match, but cognates share letters ("parliament", "parlamento"): :func:`grams`
 cuts words into character 4-grams for that.
@@ -12,16 +17,21 @@ cuts words into character 4-grams for that.
 from __future__ import annotations
 
 import functools
-import re
 import unicodedata
 
+import regex
 import Stemmer
 from bm25s import stopwords as bm25s_stopwords
 
-# Runs of letters and digits, joined by single hyphens, dots, commas or slashes ("MQ-9", "1.200", "24/7").
-_RUN = re.compile(r"[^\W_]+(?:[-./,][^\W_]+)*")
-_WORD = re.compile(r"[^\W_]+")
-_DIGIT = re.compile(r"\d")
+# A word: a letter or digit, then letters, digits and combining marks. Runs of words joined by single hyphens,
+# dots, commas or slashes ("MQ-9", "1.200", "24/7") are one token when they hold a digit.
+_WORD_PATTERN = r"[\p{L}\p{N}][\p{L}\p{M}\p{N}]*"
+_RUN = regex.compile(rf"{_WORD_PATTERN}(?:[-./,]{_WORD_PATTERN})*")
+_WORD = regex.compile(_WORD_PATTERN)
+_DIGIT = regex.compile(r"\d")
+# Scripts written without spaces between words; a run of them, marks included, is cut out of the text first.
+_UNSPACED = regex.compile(r"(?:[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]\p{M}*)+")
+_CLUSTER = regex.compile(r"\X")
 
 _SNOWBALL = {
     "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german", "el": "greek", "en": "english",
@@ -44,12 +54,35 @@ def tokenize(text: str, language: str | None) -> list[str]:
     """Every searchable token of ``text``, read as ``language`` (an ISO 639-1 code, or None if unknown)."""
     analyze = _analyzer(language)
     tokens: list[str] = []
-    for run in _RUN.findall(text):
-        if _DIGIT.search(run):
-            tokens.append(fold(run.lower()))
-        else:
-            tokens.extend(token for word in _WORD.findall(run) if (token := analyze(word)))
+    for spaced, unspaced in _pieces(text):
+        for run in _RUN.findall(spaced):
+            if _DIGIT.search(run):
+                tokens.append(fold(run.lower()))
+            else:
+                tokens.extend(token for word in _WORD.findall(run) if (token := analyze(word)))
+        tokens.extend(pairs(unspaced))
     return tokens
+
+
+def pairs(run: str) -> list[str]:
+    """A run of text without spaces between words as its overlapping pairs of characters (one, if it is one)."""
+    clusters = [folded for cluster in _CLUSTER.findall(run) if (folded := fold(cluster))]  # a lone mark folds away
+    if len(clusters) <= 1:
+        return clusters
+    return [first + second for first, second in zip(clusters, clusters[1:])]
+
+
+def _pieces(text: str) -> list[tuple[str, str]]:
+    """``text`` as (spaced text, the run of unspaced script after it) pairs; most text is one spaced piece."""
+    found = _UNSPACED.search(text)
+    if found is None:
+        return [(text, "")]
+    pieces, start = [], 0
+    for match in _UNSPACED.finditer(text):
+        pieces.append((text[start : match.start()], match.group()))
+        start = match.end()
+    pieces.append((text[start:], ""))
+    return pieces
 
 
 def names_and_codes(text: str, language: str | None, passage_language: str | None) -> list[str]:
@@ -60,7 +93,7 @@ def names_and_codes(text: str, language: str | None, passage_language: str | Non
     query_words = _analyzer(language)
     analyze = _analyzer(passage_language)
     tokens: list[str] = []
-    for run in _RUN.findall(text):
+    for run in _RUN.findall(" ".join(spaced for spaced, _ in _pieces(text))):
         if _DIGIT.search(run):
             tokens.append(fold(run.lower()))
             continue

@@ -101,6 +101,7 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
 
     LexicalIndex.merged(lexicals, lexical_keeps).save(path / segment.LEXICAL)
     segment.write_lookup(path)
+    segment.write_language_sums(path, d)
     kind = segment.build_vector_index(path, vector_index, merged_ids, d, snapshot.manifest.passages)
     articles_count = sum(e.articles - e.deleted_articles for e in run)
     return SegmentEntry(name, articles_count, len(merged_ids), index_type=kind)

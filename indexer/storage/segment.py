@@ -9,6 +9,7 @@
       ids.npy, vectors.f32     the passage ids in order, and their exact vectors (float32 rows), memory-mapped
       vectors.faiss            an approximate index, for a segment too large to search exactly (else built at load)
       lexical/                 BM25 term counts (indexer/lexical.py)
+      language_sums.npz        the sum and count of its passages' vectors by language (indexer/centering.py)
       lookup/                  the columns a search shows (passages.arrow, articles.arrow), memory-mapped, and
                                the bodies duplicates are compared on (bodies.arrow, compressed in small batches)
       deleted-000007.parquet   (article_id, passage_id) of its tombstoned rows, as of commit 7
@@ -44,6 +45,7 @@ LOOKUP = "lookup"  # Arrow IPC copies of the columns a search shows, memory-mapp
 VECTORS = "vectors.f32"
 FAISS = "vectors.faiss"
 LEXICAL = "lexical"
+LANGUAGE_SUMS = "language_sums.npz"  # per language, the sum and count of the passages' vectors (indexer.centering)
 # Small row groups: a search fetches a few passages by id, and DuckDB reads whole row groups of the columns it needs.
 PASSAGE_ROWS = 2048
 ARTICLE_ROWS = 1024
@@ -146,6 +148,7 @@ class SegmentWriter:
         LexicalIndex.build(self.lexical_rows).save(self.path / LEXICAL)
         self.lexical_rows = []
         write_lookup(self.path)
+        write_language_sums(self.path, self.dimension)
 
 
 HIT_PASSAGE_COLUMNS = ("passage_id", "article_id", "heading", "text", "char_start", "char_end", "paragraph", "language")
@@ -182,6 +185,44 @@ def write_lookup(path: Path) -> None:
             out.write_table(left.slice(0, whole), max_chunksize=BODY_ROWS)
             left = left.slice(whole)
         out.write_table(left)
+
+
+def write_language_sums(path: Path, dimension: int) -> None:
+    """Write the sum and count of the segment's passage vectors by language, from its stored vectors."""
+    sums = language_sums(path, dimension)
+    languages = sorted(sums)
+    np.savez(
+        path / LANGUAGE_SUMS,
+        languages=np.asarray(languages, dtype=str),
+        sums=np.asarray([sums[lang][0] for lang in languages], dtype=np.float64).reshape(-1, dimension),
+        counts=np.asarray([sums[lang][1] for lang in languages], dtype=np.int64),
+    )
+
+
+def language_sums(path: Path, dimension: int) -> dict[str, tuple[np.ndarray, int]]:
+    """language (``""`` if unknown) -> (sum of the segment's passage vectors in it, how many), tombstoned ones
+    included: from its file, else (a segment written before there was one) from its stored vectors."""
+    try:
+        with np.load(path / LANGUAGE_SUMS) as saved:
+            return {
+                str(lang): (total, int(n)) for lang, total, n in zip(saved["languages"], saved["sums"], saved["counts"])
+            }
+    except FileNotFoundError:
+        pass
+    from ..lexical import LexicalIndex
+
+    lexical = LexicalIndex.load(path / LEXICAL)
+    ids, stored = np.load(path / IDS), stored_vectors(path, dimension)
+    rows = np.searchsorted(ids, lexical.ids)  # the lexical rows' order need not be the vectors'
+    languages = np.asarray([language or "" for language in lexical.languages], dtype=object)
+    sums = {}
+    for language in sorted(set(languages)):
+        chosen = np.sort(rows[languages == language])
+        total = np.zeros(dimension)
+        for start in range(0, len(chosen), READ_ROWS):
+            total += stored[chosen[start : start + READ_ROWS]].sum(axis=0, dtype=np.float64)
+        sums[str(language)] = (total, len(chosen))
+    return sums
 
 
 def build_vector_index(path: Path, vector_index: str, ids: np.ndarray, dimension: int, archive_passages: int) -> str:
@@ -273,6 +314,11 @@ class Loaded:
 
         with self._lock:
             return LexicalIndex.load(self.path / LEXICAL)
+
+    @functools.cached_property
+    def language_sums(self) -> dict[str, tuple[np.ndarray, int]]:
+        """:func:`language_sums` of this segment."""
+        return language_sums(self.path, self.dimension)
 
     @functools.cached_property
     def passage_articles(self) -> pa.ChunkedArray:

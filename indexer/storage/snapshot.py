@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +23,9 @@ from ..store import HIT_COLUMNS, Store
 from ..vectors import Part, SegmentedVectors
 from . import catalog, layout, segment, tables
 from .manifest import Manifest
+
+if TYPE_CHECKING:
+    from ..centering import LanguageMeans
 
 # DuckDB's cache in a search process: enough for the passages a search fetches and for SQL over a large archive
 # (DuckDB spills what does not fit), not the 80% of the machine it takes by default.
@@ -94,6 +97,14 @@ class Snapshot:
         """Every live segment's BM25 indexes, searched as one (loaded on first use)."""
         deleted = np.concatenate(list(self.deleted.values())) if self.deleted else np.zeros(0, np.int64)
         return LexicalIndex.combined([item.lexical for item in self.loaded.values()], deleted)
+
+    @functools.cached_property
+    def language_means(self) -> LanguageMeans:
+        """Each language's mean passage vector over the live segments (tombstoned passages still count in them
+        until a merge drops them)."""
+        from ..centering import LanguageMeans
+
+        return LanguageMeans([item.language_sums for item in self.loaded.values()], self.manifest.dimension)
 
     @functools.cached_property
     def story_of(self) -> dict[str, str]:

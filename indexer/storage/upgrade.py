@@ -90,6 +90,7 @@ def _convert(generation: Path, path: Path, old: Manifest, name: str) -> tuple[Se
     (path / segment.VECTORS).write_bytes(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
     shutil.copytree(generation / "lexical", path / segment.LEXICAL)
     segment.write_lookup(path)
+    segment.write_language_sums(path, dimension)
     index_type = "Flat"
     from ..vectors import VectorIndex
 
