@@ -8,7 +8,9 @@ professionally translated. Two kinds of archive are built from it, each paragrap
   paragraph's own language, and in a third language (one of the other four, drawn with a fixed seed).
 
 Every set is measured in the default (hybrid) and dense modes: R@1 and MRR@10 (with 240 paragraphs, R@10 is near
-1 everywhere). The figures go to a JSON file that the README's table is generated from.
+1 everywhere). In the mixed archive ``ask`` answers every question too: the share of answers with a sentence that
+holds one of the question's answers (in the gold paragraph's language), and of answers whose first sentence does.
+The figures go to a JSON file that the README's tables are generated from.
 
     python bench/xquad.py --work /tmp/xquad --out docs/xquad.json --readme README.md
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import DATA, machine, replace_table  # noqa: E402
 
+from indexer.answer import ask  # noqa: E402
 from indexer.archive import Archive  # noqa: E402
 from indexer.evaluate import Question, evaluate  # noqa: E402
 from indexer.ingest import index_paths  # noqa: E402
@@ -94,6 +97,38 @@ def mixed_sets(work: Path, embedder=None) -> list[tuple[str, Path, list[Question
     ]
 
 
+def answer_quality(archive: Archive, questions: list[Question]) -> dict[str, float]:
+    """Ask every question of the mixed archive; score its answer against the answers in the gold paragraph's
+    language (line k of every ``queries_L.jsonl`` is the same question)."""
+    answers = {}
+    for language in MIXED:
+        for row in _lines(f"queries_{language}.jsonl"):
+            answers[(row["id"], language)] = row["answers"]
+    held = first = 0
+    for question in questions:
+        gold = answers[(question.id, next(iter(question.gold)).rsplit("-", 1)[1])]
+        sentences = [sentence.text for sentence in ask(archive, question.text).sentences]
+        held += any(answer in sentence for sentence in sentences for answer in gold)
+        first += bool(sentences) and any(answer in sentences[0] for answer in gold)
+    return {
+        "answer_holds_gold": round(held / len(questions), 4),
+        "first_sentence_holds_gold": round(first / len(questions), 4),
+    }
+
+
+def answers_table(results: dict) -> str:
+    """The README's table of answers in the mixed archive."""
+    lines = ["| questions → mixed archive | answer holds the answer | its first sentence does |", "|---|---|---|"]
+    for row in results["rows"]:
+        if "answers" in row:
+            figures = row["answers"]
+            label = row["label"].replace("mixed archive, ", "")
+            lines.append(
+                f"| {label} | {figures['answer_holds_gold']:.3f} | {figures['first_sentence_holds_gold']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
 def markdown_table(results: dict) -> str:
     """The README's cross-language table, from this script's results file."""
     lines = [
@@ -122,6 +157,8 @@ def main() -> None:
     for label, directory, questions in question_sets(args.work):
         with Archive(directory) as archive:
             figures = {mode: e.to_dict() for mode, e in evaluate(archive, questions, MODES).items()}
+            if directory.name == "mixed":
+                figures["answers"] = answer_quality(archive, questions)
             model = archive.manifest.model
         rows.append({"label": label, "questions": len(questions), **figures})
         print(f"{label}: hybrid R@1 {figures['hybrid']['recall@1']}, dense R@1 {figures['dense']['recall@1']}")
@@ -134,8 +171,10 @@ def main() -> None:
     }
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(markdown_table(results))
+    print(answers_table(results))
     if args.readme:
         replace_table(args.readme, markdown_table(results), "xquad")
+        replace_table(args.readme, answers_table(results), "xquad-answers")
 
 
 if __name__ == "__main__":

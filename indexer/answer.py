@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from . import relevance
+from . import centering, relevance
 from .archive import Archive
+from .language import detect
 from .search import Filters, Hit, embed_query, search_embedded
 from .sentences import sentence_spans
 
@@ -22,6 +23,7 @@ from .sentences import sentence_spans
 SENTENCE_WEIGHT = 0.5
 SENTENCE_PASSAGES = 6  # answer sentences come from this many of the best passages
 SECOND_SENTENCE_MARGIN = 0.02
+CENTERED_SPREAD = 4  # centered similarities spread about four times wider than plain ones: the margin grows with them
 MAX_SENTENCES = 3
 
 
@@ -112,16 +114,17 @@ def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = N
     if closest is None or not relevance.is_relevant(archive.embedder, query, closest):
         return Answer(question, (), (), tuple(hits), {**timings, "answer": time.perf_counter() - retrieved_at})
     candidates = []  # (score, hit index, span, vector)
-    for index, hit in enumerate(hits[:SENTENCE_PASSAGES]):
+    scorers, spread = _scorers(archive, question, query, hits)
+    for index, (hit, passage_score, score_sentences) in enumerate(scorers):
         spans, vectors = _embedded_sentences(archive, hit.passage_id, hit.text)
-        similarity = vectors @ query
-        for span, vector, sentence_score in zip(spans, vectors, similarity):
-            blended = SENTENCE_WEIGHT * float(sentence_score) + (1 - SENTENCE_WEIGHT) * (hit.similarity or 0.0)
+        for span, vector, sentence_score in zip(spans, vectors, score_sentences(vectors)):
+            blended = SENTENCE_WEIGHT * float(sentence_score) + (1 - SENTENCE_WEIGHT) * passage_score
             candidates.append((blended, index, span, vector))
     candidates.sort(key=lambda candidate: -candidate[0])
     chosen = [candidates[0]]
+    margin = SECOND_SENTENCE_MARGIN * spread
     for candidate in candidates[1:]:
-        if len(chosen) == MAX_SENTENCES or candidate[0] < chosen[0][0] - SECOND_SENTENCE_MARGIN:
+        if len(chosen) == MAX_SENTENCES or candidate[0] < chosen[0][0] - margin:
             break
         if all(float(candidate[3] @ other[3]) < 0.95 for other in chosen):  # skip near-repeats
             chosen.append(candidate)
@@ -136,6 +139,34 @@ def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = N
     )
     timings["answer"] = time.perf_counter() - retrieved_at
     return Answer(question, tuple(sentences), sources, tuple(hits), timings)
+
+
+def _scorers(
+    archive: Archive, question: str, query: np.ndarray, hits: list[Hit]
+) -> tuple[list[tuple[Hit, float, Any]], float]:
+    """For each of the passages answer sentences come from: the passage, its similarity to the question, and what
+    scores its sentences' vectors; and how wide those scores spread beside plain cosines.
+
+    When the passages are in several languages and search centers the question (:mod:`indexer.centering`), the
+    scores are centered similarities, so that a sentence in the question's language does not win for its language
+    alone. Otherwise plain cosines: among sentences of one language centering only added noise (SQuAD-it's English
+    questions, bench/answer_quality.py).
+    """
+    hits = hits[:SENTENCE_PASSAGES]
+    language = detect(question)
+    means = archive.language_means
+    ids = [hit.passage_id for hit in hits]
+    languages = archive.lexical.languages_of(ids) if means.centers(language) else []
+    if len(set(languages)) < 2:
+        return [(hit, hit.similarity or 0.0, lambda vectors: vectors @ query) for hit in hits], 1.0
+    centered = centering.centered_query(archive.embedder, query, language)
+    passage_scores = means.similarities(centered, archive.vectors.vectors(ids), languages)
+
+    def scorer(passage_language: str | None) -> Any:
+        return lambda vectors: means.similarities(centered, vectors, [passage_language] * len(vectors))
+
+    scorers = [(hit, float(score), scorer(lang)) for hit, score, lang in zip(hits, passage_scores, languages)]
+    return scorers, CENTERED_SPREAD
 
 
 def _unique(hits: list[Hit]) -> list[Hit]:

@@ -37,10 +37,11 @@ from .tokens import grams, names_and_codes, tokenize
 # Weight of each index's normalized score, for passages in the query's language and in another one. Measured on
 # SQuAD-it (Italian passages, Italian and English questions) with multilingual-e5-small: see bench/retrieval.py.
 WEIGHTS = {"same": {"words": 0.04, "grams": 0.03}, "other": {"words": 0.01, "grams": 0.03}}
-# Hybrid search's weights, beside centered similarities (which spread about four times wider than raw ones), and
+# Hybrid search's weights beside centered similarities, which spread about four times wider than plain ones (other
+# languages' evidence twice today's: English questions over SQuAD-it's Italian passages needed it), and
 # the bonus of a passage in the question's language holding more than COVERAGE_FROM of its words (by idf): tuned on
 # XQuAD's dev languages, single and mixed archives, and checked on SQuAD-it (bench/xquad.py, bench/retrieval.py).
-HYBRID_WEIGHTS = {"same": {"words": 0.16, "grams": 0.12}, "other": {"words": 0.01, "grams": 0.03}}
+HYBRID_WEIGHTS = {"same": {"words": 0.16, "grams": 0.12}, "other": {"words": 0.02, "grams": 0.06}}
 COVERAGE_WEIGHT, COVERAGE_FROM = 0.2, 0.5
 K1, B = 1.5, 0.75  # BM25's usual term-frequency saturation and length normalization (Lucene's defaults)
 ROWS = "rows.json"
@@ -355,17 +356,19 @@ class LexicalIndex:
 
     def rows_holding(self, tokens_of: Callable[[str | None], Iterable[str]], prefix: bool = False) -> np.ndarray:
         """The sorted rows of the passages holding a word, read in each passage's language: ``tokens_of(language)``
-        gives the word's tokens in that language (or the beginnings of tokens, with ``prefix``)."""
+        gives the word's tokens in that language (or the beginnings of tokens, with ``prefix``). A word of several
+        tokens (a run of Chinese, cut into pairs of characters) needs them all; a prefix, any token it begins."""
         words = self.indexes["words"]
         assert isinstance(words, Bm25), "one segment's index"
         found = []
         for language, mask in self._rows_by_language.items():
-            tokens = set(tokens_of(language))
+            tokens = list(dict.fromkeys(tokens_of(language)))
             if prefix:
-                terms = [term for token in tokens for term in words.terms_starting(token)]
+                rows = words.rows_of([term for token in tokens for term in words.terms_starting(token)])
+            elif tokens and all(token in words.vocabulary for token in tokens):
+                rows = functools.reduce(np.intersect1d, (words.rows_of([words.vocabulary[t]]) for t in tokens))
             else:
-                terms = [words.vocabulary[token] for token in tokens if token in words.vocabulary]
-            rows = words.rows_of(terms)
+                continue
             found.append(rows[mask[rows]])
         found = [rows for rows in found if len(rows)]
         if len(found) == 1:

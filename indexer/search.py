@@ -213,21 +213,23 @@ def _rank(
     plain cosines.
     """
     allowed = archive.store.passage_ids_where(**asdict(filters)) if filters else None
+    language = detect(query)
     if mode == "lexical":
-        return archive.lexical.search(query, detect(query), k, allowed), {}
+        return archive.lexical.search(query, language, k, allowed), {}
     means = archive.language_means
-    centered = centering.centered_query(archive.embedder, vector) if means.multilingual else vector
-    wide = max(k, CANDIDATES) * (min(len(means.languages), LANGUAGE_WIDENING) if means.multilingual else 1)
+    centers = means.centers(language)
+    centered = centering.centered_query(archive.embedder, vector, language) if centers else vector
+    wide = max(k, CANDIDATES) * (min(len(means.languages), LANGUAGE_WIDENING) if means.dominant is None else 1)
     candidates = [passage_id for passage_id, _ in archive.vectors.search(centered, wide, allowed)]
     evidence: dict[int, float] = {}
     if mode == "hybrid":
         among = np.asarray(candidates)
-        found = archive.lexical.evidence(query, detect(query), max(k, CANDIDATES), among, allowed, means.multilingual)
+        found = archive.lexical.evidence(query, language, max(k, CANDIDATES), among, allowed, centers)
         evidence = dict(found)
         seen = set(candidates)
         candidates += [passage_id for passage_id, _ in found if passage_id not in seen]
     vectors = archive.vectors.vectors(candidates)
-    if means.multilingual:
+    if centers:
         scores = means.similarities(centered, vectors, archive.lexical.languages_of(candidates))
     else:
         scores = vectors @ vector

@@ -148,6 +148,20 @@ def test_a_deleted_article_is_not_matched(tmp_path: Path) -> None:
         assert set(matches(snapshot, '"black sea" OR MQ-9').column("article_id").to_pylist()) == {"d04", "d07", "d10"}
 
 
+def test_a_chinese_word_needs_all_its_pairs_of_characters(tmp_path: Path) -> None:
+    articles = [
+        {"id": "z1", "title": "访问", "text": "泽连斯基总统访问了华盛顿。" * 5, "language": "zh"},
+        {"id": "z2", "title": "比赛", "text": "泽连的球队赢得了比赛，斯基没有参加。" * 5, "language": "zh"},
+    ]
+    source = tmp_path / "zh.jsonl"
+    source.write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in articles) + "\n", encoding="utf-8")
+    index_paths([source], tmp_path / "archive", embedder=FakeEmbedder())
+    with Snapshot(tmp_path / "archive") as snapshot:
+        # z2 holds 泽连 and 斯基 but not 连斯: it does not hold the name.
+        assert matches(snapshot, "泽连斯基").column("article_id").to_pylist() == ["z1"]
+        assert sorted(matches(snapshot, "泽连").column("article_id").to_pylist()) == ["z1", "z2"]
+
+
 @pytest.mark.parametrize(
     ("query", "where", "reason"),
     [

@@ -77,7 +77,9 @@ def test_language_means_take_each_language_out_and_lean_to_all_passages_when_few
     assert means.similarities(query, np.asarray([[0, 0.6, 0.8]], dtype=np.float32), ["el"]) == pytest.approx([0.8])
 
 
-def test_the_question_mean_is_computed_once_and_kept_in_the_model_cache(tmp_path, monkeypatch) -> None:
+def test_question_means_are_computed_once_and_kept_in_the_model_cache(tmp_path, monkeypatch) -> None:
+    from indexer.questions import QUESTIONS
+
     from .conftest import FakeEmbedder
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -85,14 +87,29 @@ def test_the_question_mean_is_computed_once_and_kept_in_the_model_cache(tmp_path
     calls = []
     original = embedder.embed_queries
     monkeypatch.setattr(embedder, "embed_queries", lambda texts: calls.append(len(texts)) or original(texts))
-    centering._question_mean.cache_clear()
-    first = centering.question_mean(embedder)
-    centering._question_mean.cache_clear()
-    second = centering.question_mean(embedder)
-    assert calls == [len(centering.QUESTIONS)] and np.array_equal(first, second)
-    assert list(tmp_path.rglob("question-mean-*.npy"))
-    centered = centering.centered_query(embedder, original(["what happened"])[0])
+    centering._question_means.cache_clear()
+    first = centering.question_means(embedder)
+    centering._question_means.cache_clear()
+    second = centering.question_means(embedder)
+    assert calls == [sum(map(len, QUESTIONS.values()))]  # the second process read the cache
+    assert list(tmp_path.rglob("question-vectors-*.npy"))
+    assert np.array_equal(first.of("ru"), second.of("ru"))
+    # A language's own mean leans towards all languages' mean; a language the set lacks gets that mean.
+    russian = original(list(QUESTIONS["ru"]))
+    prior = centering.QUESTION_PRIOR
+    expected = (russian.sum(axis=0) + prior * first.overall) / (len(russian) + prior)
+    assert np.allclose(first.of("ru"), expected, atol=1e-6)
+    assert np.array_equal(first.of("sw"), first.overall) and np.array_equal(first.of(None), first.overall)
+    centered = centering.centered_query(embedder, original(["what happened"])[0], "en")
     assert np.linalg.norm(centered) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_question_is_centered_in_an_archive_of_several_languages_or_in_another_language_than_its_own() -> None:
+    one = centering.LanguageMeans([{"it": (np.ones(3) * 99, 99), "en": (np.ones(3), 1)}], 3)
+    assert one.dominant == "it"
+    assert not one.centers("it") and one.centers("en") and one.centers("ru") and not one.centers(None)
+    several = centering.LanguageMeans([{"it": (np.ones(3) * 60, 60), "en": (np.ones(3) * 40, 40)}], 3)
+    assert several.dominant is None and several.centers("it") and several.centers(None)
 
 
 def test_a_segment_stores_its_language_sums_and_an_older_one_gets_the_same_from_its_vectors(tmp_path) -> None:

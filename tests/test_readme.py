@@ -110,6 +110,9 @@ def test_benchmark_tables_match_their_results_files(name: str) -> None:
     marker = name.replace("_", "-")
     block = re.search(rf"<!-- {marker}:start -->\n(.*?)\n<!-- {marker}:end -->", README, re.S).group(1)
     assert block == bench.markdown_table(results)
+    if name == "xquad":  # and the mixed archive's answers
+        block = re.search(r"<!-- xquad-answers:start -->\n(.*?)\n<!-- xquad-answers:end -->", README, re.S).group(1)
+        assert block == bench.answers_table(results)
     if name == "search":  # and the comparison with the design before segments
         block = re.search(r"<!-- segments:start -->\n(.*?)\n<!-- segments:end -->", README, re.S).group(1)
         assert block == bench.comparison_table(results, results["baseline"])
