@@ -18,6 +18,8 @@ CANDIDATES = 100  # hybrid search fuses the best this many passages of each kind
 # The vector index ranks by the uncentered similarity, which favours the question's language: in an archive of
 # several languages it gives this many times CANDIDATES (at most), for centering to re-rank.
 LANGUAGE_WIDENING = 3
+# A translation of a story's best passage scores this close to it (centered similarities, hybrid evidence).
+STORY_LANGUAGE_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def search_embedded(
     if _check_mode(mode) != "lexical" and vector is None:
         raise NewsarchiveError(f"{mode} search needs the query's vector")
     ranked, similarities = _rank(archive, query, vector, max(k, CANDIDATES), filters, mode)
-    rows = _one_article_per_story(archive, ranked, k)
+    rows = _one_article_per_story(archive, ranked, k, detect(query))
     ids = list(rows)
     if vector is not None:
         similarities = _similarities(archive, vector, ids, similarities)
@@ -167,25 +169,51 @@ def search_embedded(
     ]
 
 
-def _one_article_per_story(archive: Archive, ranked: list[tuple[int, float]], k: int) -> dict[int, dict[str, Any]]:
+def _one_article_per_story(
+    archive: Archive, ranked: list[tuple[int, float]], k: int, language: str | None = None
+) -> dict[int, dict[str, Any]]:
     """The rows of the best ``k`` passages, in rank order, skipping those of a story's other articles.
 
-    A story's article that ranks first speaks for it; its other passages stay. Rows are fetched ``k`` at a time:
-    without duplicates among them, one fetch is all it takes.
+    A story's article that ranks first speaks for it, its other passages stay -- unless it is in another language
+    than the question's (``language``) and the story's article in that one has a passage among the candidates
+    scoring within :data:`STORY_LANGUAGE_MARGIN` of it: then that passage takes its place, the same report in the
+    reader's language (across languages translations score alike, and which one ranks first is chance). Rows are
+    fetched ``k`` at a time: without duplicates among them, one fetch is all it takes.
     """
+    ids = [passage_id for passage_id, _ in ranked]
+    rows: dict[int, dict[str, Any]] = {}
+    fetched = 0
+
+    def row(index: int) -> dict[str, Any] | None:
+        nonlocal fetched
+        while index >= fetched:
+            batch = ids[fetched : fetched + k]
+            rows.update(archive.hits(batch))
+            fetched += len(batch)
+        return rows.get(ids[index])
+
     chosen: dict[int, dict[str, Any]] = {}
     speaker: dict[str, str] = {}  # story_id -> the article that speaks for it
-    start = 0
-    while len(chosen) < k and start < len(ranked):
-        batch = [passage_id for passage_id, _ in ranked[start : start + k]]
-        start += len(batch)
-        rows = archive.hits(batch)
-        for passage_id in batch:
-            row = rows.get(passage_id)
-            if row is not None and speaker.setdefault(row["story_id"], row["article_id"]) == row["article_id"]:
-                chosen[passage_id] = row
-                if len(chosen) == k:
-                    break
+    for index, passage_id in enumerate(ids):
+        if len(chosen) == k:
+            break
+        found = row(index)
+        if found is None or passage_id in chosen:
+            continue
+        story = found["story_id"]
+        if story not in speaker:
+            speaker[story] = found["article_id"]
+            if language and found["language"] != language and archive.stories.get(story):
+                for later in range(index + 1, len(ids)):
+                    if ranked[later][1] < ranked[index][1] - STORY_LANGUAGE_MARGIN:
+                        break
+                    other = row(later)
+                    if other is not None and other["story_id"] == story and other["language"] == language:
+                        speaker[story] = other["article_id"]
+                        chosen[ids[later]] = other
+                        break
+        if speaker[story] == found["article_id"] and len(chosen) < k:
+            chosen[passage_id] = found
     return chosen
 
 

@@ -162,3 +162,16 @@ def test_evidence_reorders_a_language_without_lifting_it_above_another() -> None
     assert evidence[2] < evidence[1]
     # Passage 1 holds most of the question's words in its language: it gains beyond the best Spanish one.
     assert evidence[1] > 0
+
+
+@pytest.mark.model
+def test_a_story_speaks_in_the_questions_language_when_it_has_an_article_in_it(real_stories_index, real_model) -> None:
+    from indexer.search import search
+
+    with Archive(real_stories_index, embedder=real_model) as archive:
+        english = search(archive, "What did the Pentagon release after the drone crash?", k=1)[0]
+        italian = search(archive, "Che cosa ha diffuso il Pentagono dopo lo schianto del drone?", k=1)[0]
+    # The same story, the 16 March video, read in the language it was asked in.
+    assert english.story_id == italian.story_id
+    assert (english.language, italian.language) == ("en", "it")
+    assert italian.article_id in {other.article_id for other in english.also_in}
