@@ -194,14 +194,20 @@ class Bm25Set:
         average = total / self.offsets[-1] if self.offsets[-1] and total else 1.0
         self._norms = [norms(np.asarray(part.lengths), average) for part in self.parts]
 
-    def scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
-        """:meth:`Bm25.scores` over every segment's rows."""
+    def idf(self, tokens: Sequence[str]) -> dict[str, float]:
+        """The inverse document frequency, over every segment, of each of ``tokens`` the archive holds."""
         passages = int(self.offsets[-1])
-        idf = {}
+        found = {}
         for token in set(tokens):
             frequency = sum(part.frequency(token) for part in self.parts)
             if frequency:
-                idf[token] = inverse_frequency(passages, frequency)
+                found[token] = inverse_frequency(passages, frequency)
+        return found
+
+    def scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`Bm25.scores` over every segment's rows."""
+        passages = int(self.offsets[-1])
+        idf = self.idf(tokens)
         total = np.zeros(passages, dtype=np.float32)
         if not idf:
             return total
@@ -213,12 +219,7 @@ class Bm25Set:
     def coverage(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
         """For each of ``rows`` (sorted), the share of ``tokens``' inverse document frequency its passage holds:
         1 when it holds every token the archive knows, however often."""
-        passages = int(self.offsets[-1])
-        idf = {}
-        for token in set(tokens):
-            frequency = sum(part.frequency(token) for part in self.parts)
-            if frequency:
-                idf[token] = inverse_frequency(passages, frequency)
+        idf = self.idf(tokens)
         held = np.zeros(len(rows), dtype=np.float32)
         if not idf:
             return held
