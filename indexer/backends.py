@@ -191,9 +191,15 @@ def agrees(mean_cosine: float, worst_cosine: float) -> bool:
 
 
 def cpu_name() -> str:
-    """The CPU's model name, as the kernel gives it."""
-    found = re.search(r"model name\s*:\s*(.+)", _cpuinfo())
-    return found.group(1).strip() if found else platform.processor() or platform.machine()
+    """The CPU's model name, as the kernel gives it, with its family and model numbers: a name such as
+    ``AMD EPYC`` covers generations that compute bf16 at very different speeds."""
+    info = _cpuinfo()
+    found = re.search(r"model name\s*:\s*(.+)", info)
+    if not found:
+        return platform.processor() or platform.machine()
+    family, model = (re.search(rf"^{key}\s*:\s*(\d+)", info, re.M) for key in ("cpu family", "model"))
+    generation = f" (family {family.group(1)}, model {model.group(1)})" if family and model else ""
+    return found.group(1).strip() + generation
 
 
 @functools.cache
