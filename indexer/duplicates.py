@@ -92,6 +92,7 @@ def find(snapshot: Snapshot, passage_ids: Sequence[int]) -> list[tuple[str, str,
     found = []
     for start in range(0, len(passage_ids), BATCH):
         found.append(_candidates(snapshot, passage_ids[start : start + BATCH], numbers, segments))
+        snapshot.vectors.release()  # a build's pass reads every vector once: they need not stay resident
     pairs = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
     if not len(pairs):
         return []

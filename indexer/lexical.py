@@ -123,8 +123,10 @@ class Bm25:
     @classmethod
     def load(cls, directory: Path, name: str) -> Bm25:
         tokens = json.loads((directory / f"{name}.vocabulary.json").read_text(encoding="utf-8"))
-        parts = {part: np.load(directory / f"{name}.{part}.npy", mmap_mode="r") for part in PARTS}
-        parts["lengths"] = np.asarray(parts["lengths"])
+        # Mapped, but as plain arrays: a query slices postings hundreds of times, and each slice of a np.memmap
+        # builds a new memmap object (a third of a search's lexical time).
+        parts = {part: np.asarray(np.load(directory / f"{name}.{part}.npy", mmap_mode="r")) for part in PARTS}
+        parts["lengths"] = np.array(parts["lengths"])
         return cls({token: number for number, token in enumerate(tokens)}, **parts)
 
     def scores(
@@ -213,7 +215,8 @@ class Bm25Set:
             return total
         for part, part_norms, start, end in zip(self.parts, self._norms, self.offsets[:-1], self.offsets[1:]):
             part_rows = None if rows is None else rows[(rows >= start) & (rows < end)] - start
-            total[start:end] = part.scores(tokens, part_rows, idf, part_norms)
+            if part_rows is None or len(part_rows):
+                total[start:end] = part.scores(tokens, part_rows, idf, part_norms)
         return total
 
     def coverage(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
@@ -431,12 +434,14 @@ class LexicalIndex:
         assert scored is not None
         evidence = np.zeros(len(scored), dtype=np.float32)
         kept = np.zeros(len(scored), dtype=bool)
+        matched = np.flatnonzero(total > 0)  # a language's best is among these; (> 0) is 3x faster than nonzero
         for rows, same, words in groups:
             inside = rows[scored]
             if not inside.any():
                 continue
             kept |= inside
-            evidence[inside] = total[scored[inside]] - total[rows].max()
+            best = total[matched[rows[matched]]]
+            evidence[inside] = total[scored[inside]] - (best.max() if len(best) else np.float32(0))
             if centered and same and words:
                 coverage = self.indexes["words"].coverage(words, scored[inside])
                 evidence[inside] += COVERAGE_WEIGHT * np.maximum(coverage - COVERAGE_FROM, 0)
@@ -469,16 +474,18 @@ class LexicalIndex:
                 words = tokenize(query, language) if same else names_and_codes(query, language, passage_language)
                 groups.append((rows, same, words))
         total = np.zeros(len(self), dtype=np.float32)
+        word_scores: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}  # languages often share words
         for rows, same, words in groups:
-            total += weights["same" if same else "other"]["words"] * _normalized(
-                self.indexes["words"].scores(words), rows
-            )
+            if words and tuple(words) not in word_scores:
+                word_scores[tuple(words)] = _matched(self.indexes["words"].scores(words))
+            if words:
+                _add_normalized(total, *word_scores[tuple(words)], rows, weights["same" if same else "other"]["words"])
         scored = None
         if among is not None:
             scored = np.union1d(self._rows_of(among), _best(total, k))
-        gram_scores = self.indexes["grams"].scores(grams(query, language), scored)
+        gram_scores = _matched(self.indexes["grams"].scores(grams(query, language), scored))
         for rows, same, _ in groups:
-            total += weights["same" if same else "other"]["grams"] * _normalized(gram_scores, rows)
+            _add_normalized(total, *gram_scores, rows, weights["same" if same else "other"]["grams"])
         return total, groups, scored
 
     def languages_of(self, passage_ids: Sequence[int]) -> list[str | None]:
@@ -506,8 +513,17 @@ def _best(scores: np.ndarray, k: int) -> np.ndarray:
     return found[np.argsort(-scores[found], kind="stable")]
 
 
-def _normalized(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``scores`` on ``rows`` (zero elsewhere), divided by the best among them."""
-    scores = np.where(rows, scores, 0).astype(np.float32)
-    best = scores.max()
-    return scores / best if best > 0 else scores
+def _matched(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` and the rows where they are not zero: few beside a large archive, and all that is added."""
+    return scores, np.flatnonzero(scores > 0)  # scores are never negative; a mask is 3x faster than nonzero
+
+
+def _add_normalized(
+    total: np.ndarray, scores: np.ndarray, matched: np.ndarray, rows: np.ndarray, weight: float
+) -> None:
+    """Add ``weight`` times ``scores`` on ``rows`` (a mask), divided by the best among them, to ``total``; only
+    the ``matched`` rows are read, not the whole archive."""
+    inside = matched[rows[matched]]
+    if len(inside):
+        found = scores[inside]
+        total[inside] += weight * (found / found.max())

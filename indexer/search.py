@@ -146,8 +146,9 @@ def search_embedded(
         raise NewsarchiveError(f"k must be at least 1, not {k}")
     if _check_mode(mode) != "lexical" and vector is None:
         raise NewsarchiveError(f"{mode} search needs the query's vector")
-    ranked, similarities = _rank(archive, query, vector, max(k, CANDIDATES), filters, mode)
-    rows = _one_article_per_story(archive, ranked, k, detect(query))
+    language = detect(query)
+    ranked, similarities = _rank(archive, query, vector, max(k, CANDIDATES), filters, mode, language)
+    rows = _one_article_per_story(archive, ranked, k, language)
     ids = list(rows)
     if vector is not None:
         similarities = _similarities(archive, vector, ids, similarities)
@@ -226,13 +227,20 @@ def rank(
     mode: str = "hybrid",
 ) -> list[tuple[int, float]]:
     """The ranking behind :func:`search`: (passage id, score) pairs, best first, without fetching the passages."""
-    return _rank(archive, query, vector, k, filters, mode)[0]
+    return _rank(archive, query, vector, k, filters, mode, detect(query))[0]
 
 
 def _rank(
-    archive: Archive, query: str, vector: np.ndarray | None, k: int, filters: Filters | None, mode: str
+    archive: Archive,
+    query: str,
+    vector: np.ndarray | None,
+    k: int,
+    filters: Filters | None,
+    mode: str,
+    language: str | None,
 ) -> tuple[list[tuple[int, float]], dict[int, float]]:
-    """:func:`rank`'s ranking, and the exact cosine similarities it computed on the way, by passage id.
+    """:func:`rank`'s ranking of ``query`` (in ``language``), and the exact cosine similarities it computed on the
+    way, by passage id.
 
     Passages are ranked by their centered similarity (:mod:`indexer.centering`: in an archive of several
     languages, each language's mean passage vector and the question mean taken out), computed from the segments'
@@ -241,7 +249,6 @@ def _rank(
     plain cosines.
     """
     allowed = archive.store.passage_ids_where(**asdict(filters)) if filters else None
-    language = detect(query)
     if mode == "lexical":
         return archive.lexical.search(query, language, k, allowed), {}
     means = archive.language_means

@@ -11,6 +11,7 @@ scored exactly and a merge builds its index from them without embedding again.
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import re
 from collections.abc import Sequence
@@ -304,6 +305,13 @@ class SegmentedVectors:
             raise KeyError(f"passage ids in no segment: {ids[~found][:5].tolist()}")
         return out
 
+    def release(self) -> None:
+        """Give back the memory that reading stored vectors took: a pass over every vector (finding duplicates in
+        a large build) would otherwise keep the whole archive's vectors resident. They are read again from the page
+        cache when needed."""
+        for part in self.parts:
+            release_pages(part.stored)
+
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """:meth:`VectorIndex.search` over every segment; a small ``allowed`` set is scored exactly."""
         if allowed is not None:
@@ -346,3 +354,13 @@ def _reason(error: RuntimeError) -> str:
     """FAISS's own message, without the C++ file and line around it."""
     found = re.search(r"\.(?:cpp|h):\d+: (.+)", str(error))
     return found.group(1).strip() if found else str(error).strip()
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop a memory-mapped array's pages from this process's resident memory (the file stays in the page cache);
+    nothing for an array in memory."""
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, mmap.mmap):
+        base.madvise(mmap.MADV_DONTNEED)

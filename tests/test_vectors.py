@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from indexer.errors import NewsarchiveError
-from indexer.vectors import EXACT, EXACT_UP_TO, VectorIndex, factory_for
+from indexer.storage.segment import stored_vectors
+from indexer.vectors import EXACT, EXACT_UP_TO, VectorIndex, factory_for, release_pages
 
 
 def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
@@ -98,3 +99,22 @@ def test_bad_factory_strings_and_too_few_vectors_say_so() -> None:
         VectorIndex.build("Nonsense99", 32, ids, vectors)
     with pytest.raises(NewsarchiveError, match="needs at least 128 passages to train"):
         VectorIndex.build("IVF128,SQ8", 32, ids, vectors)
+
+
+def _mapped_memory() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("RssFile:")[1].split()[0]) * 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_released_stored_vectors_leave_resident_memory_and_read_the_same(tmp_path: Path) -> None:
+    vectors = np.random.default_rng(0).standard_normal((40_000, 384)).astype(np.float32)  # 61 MB
+    (tmp_path / "vectors.f32").write_bytes(vectors.tobytes())
+    stored = stored_vectors(tmp_path, 384)
+    before = _mapped_memory()
+    assert float(stored.sum()) == pytest.approx(float(vectors.sum()), rel=1e-4)  # every page read
+    read = _mapped_memory()
+    release_pages(stored)
+    assert read - before > 50e6 and _mapped_memory() < read - 50e6
+    assert np.array_equal(stored[123], vectors[123])  # read again, from the file
+    release_pages(vectors)  # an array in memory: nothing to do

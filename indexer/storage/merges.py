@@ -84,6 +84,8 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
                 ORDER BY p.article_id, p.duplicate_id, p.segment DESC))
             TO {catalog.quoted(path / segment.DUPLICATES)} (FORMAT parquet)"""
     )
+    from ..vectors import release_pages
+
     ids, lexicals, lexical_keeps = [], [], []
     with open(path / segment.VECTORS, "wb") as out:
         for entry in run:
@@ -92,6 +94,7 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
             for start in range(0, len(keep), CHUNK):
                 rows = np.flatnonzero(keep[start : start + CHUNK]) + start
                 out.write(np.ascontiguousarray(loaded.stored[rows], dtype=np.float32).tobytes())
+                release_pages(loaded.stored)
             ids.append(loaded.ids[keep])
             lexicals.append(loaded.lexical)
             lexical_keeps.append(~np.isin(loaded.lexical.ids, snapshot.deleted[entry.name]))
