@@ -328,15 +328,28 @@ class SegmentedVectors:
                 found += part.index.search(query, k, allowed=np.intersect1d(allowed, part.ids, assume_unique=True))
         return sorted(found, key=lambda hit: -hit[1])[:k]
 
-    def neighbours(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`VectorIndex.neighbours` over every segment, tombstoned passages left out."""
+    def neighbours(
+        self, queries: np.ndarray, k: int, own: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`VectorIndex.neighbours` over every segment, tombstoned passages left out.
+
+        With ``own``, the queries' own passage ids, each query looks only in its own segment and older ones: a
+        pair across segments is found from its newer side, as when they were committed one after the other, and
+        a build's pass over many new segments costs half as much.
+        """
         if not self.parts or not len(queries):
             return np.full((len(queries), 0), -1, dtype=np.int64), np.zeros((len(queries), 0), dtype=np.float32)
         all_ids, all_scores = [], []
         for part in self.parts:
-            ids, scores = part.index.neighbours(queries, k, part.deleted)
+            rows = np.arange(len(queries)) if own is None or not len(part.ids) else np.flatnonzero(own >= part.ids[0])
+            if not len(rows):
+                continue
+            found, scores = part.index.neighbours(queries[rows], k, part.deleted)
+            ids = np.full((len(queries), found.shape[1]), -1, dtype=np.int64)
+            best = np.full(ids.shape, -np.inf, dtype=np.float32)
+            ids[rows], best[rows] = found, np.where(found == -1, -np.inf, scores)
             all_ids.append(ids)
-            all_scores.append(np.where(ids == -1, -np.inf, scores).astype(np.float32))
+            all_scores.append(best)
         ids, scores = np.concatenate(all_ids, axis=1), np.concatenate(all_scores, axis=1)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(ids, best, axis=1), np.take_along_axis(scores, best, axis=1)

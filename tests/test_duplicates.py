@@ -178,6 +178,25 @@ def test_stories_can_be_merged_and_split_in_sql(tmp_path: Path, use_fake_model: 
     assert [(d["article_id"], d["title"]) for d in hits["two"]["also_in"]] == [("three", "Three")]
 
 
+def test_copies_in_different_segments_of_one_build_are_one_story(
+    tmp_path: Path, use_fake_model: FakeEmbedder, monkeypatch
+) -> None:
+    """A build that writes several segments finds pairs across them (from the newer side), in either order."""
+    from indexer import ingest
+    from indexer.storage import Manifest, writer
+
+    monkeypatch.setattr(ingest, "ARTICLES_PER_BATCH", 1)
+    monkeypatch.setattr(writer, "SEGMENT_PASSAGES", 1)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.md").write_text(f"# A\n\n{WIRE}\n", encoding="utf-8")
+    (folder / "b.md").write_text("# B\n\nSomething else entirely, about the harbour and its ships.\n")
+    (folder / "c.md").write_text(f"# C\n\n{WIRE}\n", encoding="utf-8")
+    index_paths([folder], tmp_path / "index", embedder=use_fake_model)
+    assert len(Manifest.load(tmp_path / "index").segments) == 3
+    assert _pairs(tmp_path / "index") == {("a", "c"): "exact"}
+
+
 def test_stories_follow_every_kind_of_commit_and_check_agrees(tmp_path: Path, use_fake_model: FakeEmbedder) -> None:
     """A commit computes again only the stories it touches; after each one they equal a recomputation from the
     duplicates table (``check``), and a stories file that disagrees is reported."""

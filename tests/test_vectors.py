@@ -9,7 +9,7 @@ import pytest
 
 from indexer.errors import NewsarchiveError
 from indexer.storage.segment import stored_vectors
-from indexer.vectors import EXACT, EXACT_UP_TO, VectorIndex, factory_for, release_pages
+from indexer.vectors import EXACT, EXACT_UP_TO, Part, SegmentedVectors, VectorIndex, factory_for, release_pages
 
 
 def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
@@ -68,6 +68,25 @@ def test_near_copies_are_each_others_neighbours(factory: str) -> None:
     assert ids.shape == similarities.shape == (50, 5)
     assert (ids[:, 0] == np.arange(50)).all() and (similarities[:, 0] > 0.95).all()
     assert index.neighbours(copies[:0], 5)[0].shape == (0, 0)
+
+
+def test_near_copies_across_segments_are_found_from_the_newer_side() -> None:
+    """Given the queries' own ids, a passage looks in its own segment and older ones, never in newer ones: a pair
+    across segments is found once, as when the newer one was committed after the other."""
+    vectors = unit_vectors(300, 64, seed=6)
+    vectors[200:] = vectors[:100]  # the third segment copies the first
+    parts = [
+        Part(VectorIndex.build(EXACT, 64, ids, vectors[ids]), ids, vectors[ids], np.zeros(0, np.int64))
+        for ids in (np.arange(0, 100), np.arange(100, 200), np.arange(200, 300))
+    ]
+    segments = SegmentedVectors(parts, 64)
+    own = np.array([5, 150, 205])
+    ids, similarities = segments.neighbours(vectors[own], 3, own)
+    assert ids[0].tolist()[0] == 5 and not (ids[0] >= 100).any()  # the first segment sees only itself
+    assert not (ids[1] >= 200).any()
+    assert sorted(ids[2][:2].tolist()) == [5, 205] and similarities[2][1] > 0.99
+    everywhere = segments.neighbours(vectors[own], 3)[0]
+    assert sorted(everywhere[0][:2].tolist()) == [5, 205]  # without own ids, every segment is searched
 
 
 def test_a_memory_mapped_index_finds_what_the_one_read_into_memory_does(tmp_path: Path) -> None:
