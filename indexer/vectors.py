@@ -328,9 +328,7 @@ class SegmentedVectors:
                 found += part.index.search(query, k, allowed=np.intersect1d(allowed, part.ids, assume_unique=True))
         return sorted(found, key=lambda hit: -hit[1])[:k]
 
-    def neighbours(
-        self, queries: np.ndarray, k: int, own: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(self, queries: np.ndarray, k: int, own: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`VectorIndex.neighbours` over every segment, tombstoned passages left out.
 
         With ``own``, the queries' own passage ids, each query looks only in its own segment and older ones: a
