@@ -11,7 +11,7 @@ vector search, lexical search, DuckDB fetch). The archives have only SQuAD-it's 
 than real news, which makes the approximate index's recall, if anything, pessimistic.
 
 Every measurement runs in a process of its own, one after the other, so that peak memory is each step's own and
-nothing else competes for the two cores. Searches are timed on the archive as built (one segment per 100,000
+nothing else competes for the two cores or the disk. Searches are timed on the archive as built (one segment per 100,000
 passages, and the added article's) and again after ``newsarchive optimize`` has merged it into one segment.
 
     python bench/search.py --work /tmp/search-bench --out docs/search.json --plot docs/search.png \\
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import resource
@@ -236,7 +237,10 @@ def recall(directory: Path, query_vectors: Path) -> dict:
 
 def run(step: str, *args: object) -> dict:
     """Run one step of this script in a new process; its last output line is a JSON result, to which the whole
-    process's wall time is added (Python's start-up and imports included)."""
+    process's wall time is added (Python's start-up and imports included). What the step before wrote reaches
+    the disk first, so that its write-back (gigabytes after a large build or merge) does not compete with this
+    step's timing."""
+    os.sync()
     command = [sys.executable, __file__, "--step", step, *map(str, args)]
     started = time.perf_counter()
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
