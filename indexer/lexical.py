@@ -48,6 +48,7 @@ ROWS = "rows.json"
 KINDS = {"words": tokenize, "grams": grams}
 PARTS = ("indptr", "indices", "data", "lengths")
 CHUNK = 5_000  # passages per sparse block of term counts
+DENSE_FROM = 8  # a score matching more than one passage in this many is added over the whole archive's array
 
 Row = tuple[int, str, str | None]  # (passage_id, text, language)
 
@@ -522,7 +523,14 @@ def _add_normalized(
     total: np.ndarray, scores: np.ndarray, matched: np.ndarray, rows: np.ndarray, weight: float
 ) -> None:
     """Add ``weight`` times ``scores`` on ``rows`` (a mask), divided by the best among them, to ``total``; only
-    the ``matched`` rows are read, not the whole archive."""
+    the ``matched`` rows are read, not the whole archive -- unless they are a good part of it (common words):
+    then whole arrays, read in order, cost a seventh of gathering and scattering the matched rows."""
+    if len(matched) * DENSE_FROM > len(total):
+        inside = scores if rows.all() else np.where(rows, scores, np.float32(0))
+        best = inside.max()
+        if best > 0:
+            total += weight * (inside / best)
+        return
     inside = matched[rows[matched]]
     if len(inside):
         found = scores[inside]

@@ -179,6 +179,27 @@ def test_best_rows_equal_a_full_stable_sort(scores: list[float], k: int) -> None
     assert _best(array, k).tolist() == expected
 
 
+@given(
+    st.lists(st.tuples(st.sampled_from([0.0, 0.25, 1.0, 3.5]), st.booleans()), min_size=1, max_size=60),
+    st.sampled_from([0.0, 0.5]),
+)
+def test_scores_add_alike_over_their_matches_or_the_whole_array(cells: list[tuple[float, bool]], start: float) -> None:
+    from indexer import lexical
+
+    scores = np.asarray([score for score, _ in cells], dtype=np.float32)
+    rows = np.asarray([inside for _, inside in cells])
+    totals, default = [], lexical.DENSE_FROM
+    for dense_from in (0, len(cells) + 1):  # never the whole array; always, once anything matches
+        total = np.full(len(cells), start, dtype=np.float32)
+        lexical.DENSE_FROM = dense_from
+        try:
+            lexical._add_normalized(total, *lexical._matched(scores), rows, 0.04)
+        finally:
+            lexical.DENSE_FROM = default
+        totals.append(total)
+    assert totals[0].tolist() == totals[1].tolist()
+
+
 PARALLEL_CHECK = """
 import json, os
 import numpy as np
