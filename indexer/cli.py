@@ -721,7 +721,9 @@ def evaluate(
     from .archive import Archive
     from .evaluate import evaluate as run_evaluation
     from .evaluate import evaluate_by_language, load_questions
+    from .memory import keep_freed_memory
 
+    keep_freed_memory()  # many questions, one process
     questions = load_questions(queries, limit, sample)
     with Archive(index_dir, model=model) as archive:
         if by_language:

@@ -10,6 +10,7 @@ import streamlit as st
 from indexer import config
 from indexer.archive import Archive
 from indexer.errors import IndexNotFound, NewsarchiveError
+from indexer.memory import keep_freed_memory
 
 
 class Served:
@@ -28,6 +29,7 @@ class Served:
 @st.cache_resource(show_spinner="Loading the index and the model…")
 def open_archive(directory: str, model: str | None) -> Served:
     """One archive, and one model, per process; each question then sees the newest commit, the model kept."""
+    keep_freed_memory()  # this process answers question after question
     archive = Archive(directory, model=model)
     archive.embedder.embed_queries(["warm up"])  # load the model now rather than on the first question
     return Served(archive)
