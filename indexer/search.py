@@ -154,9 +154,10 @@ def search_embedded(
         similarities = _similarities(archive, vector, ids, similarities)
     # Most hits belong to no story of several articles: the lookup costs a query only when some do.
     stories = {row["story_id"]: archive.stories.get(row["story_id"], ()) for row in rows.values()}
-    members = {}
+    members: dict[str, dict[str, Any]] = {}
     if any(stories.values()):
-        members = archive.store.articles({a for story in stories.values() for a in story}, _DUPLICATE_FIELDS)
+        wanted = {a for story in stories.values() for a in story}
+        members = {found["article_id"]: found for found in archive.articles(wanted, _DUPLICATE_FIELDS[1:])}
     scores = dict(ranked)
     return [
         Hit(
@@ -164,10 +165,24 @@ def search_embedded(
             score=scores[passage_id],
             similarity=similarities.get(passage_id),
             **row,
-            also_in=tuple(Duplicate(**members[a]) for a in stories[row["story_id"]] if a != row["article_id"]),
+            also_in=tuple(
+                Duplicate(**members[a])
+                for a in _earliest_first(stories[row["story_id"]], members)
+                if a != row["article_id"]
+            ),
         )
         for rank, (passage_id, row) in enumerate(rows.items(), start=1)
     ]
+
+
+def _earliest_first(article_ids: tuple[str, ...], members: dict[str, dict[str, Any]]) -> list[str]:
+    """A story's live articles by publication date, undated ones last, then by id."""
+    live = [a for a in article_ids if a in members]
+    return sorted(live, key=lambda a: (members[a]["published"] is None, _moment(members[a]["published"]), a))
+
+
+def _moment(published: datetime | None) -> float:
+    return published.timestamp() if published else 0.0
 
 
 def _one_article_per_story(

@@ -128,19 +128,6 @@ class Store:
         with self.db.cursor() as cursor:
             return cursor.execute("SELECT article_id, duplicate_id FROM duplicates").fetchall()
 
-    def stories(self) -> dict[str, tuple[str, ...]]:
-        """story_id -> its articles' ids, earliest first, of every story with more than one article."""
-        with self.db.cursor() as cursor:
-            rows = cursor.execute(
-                """SELECT story_id, article_id FROM articles
-                   WHERE article_id IN (SELECT article_id FROM duplicates UNION SELECT duplicate_id FROM duplicates)
-                   ORDER BY published NULLS LAST, article_id"""
-            ).fetchall()
-        stories: dict[str, list[str]] = {}
-        for story_id, article_id in rows:
-            stories.setdefault(story_id, []).append(article_id)
-        return {story_id: tuple(members) for story_id, members in stories.items() if len(members) > 1}
-
     def articles(self, article_ids: Iterable[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
         """article_id -> these ``columns`` of these articles."""
         with self.db.cursor() as cursor:
