@@ -152,7 +152,7 @@ def search_embedded(
     ids = list(rows)
     if vector is not None:
         similarities = _similarities(archive, vector, ids, similarities)
-    # Most hits belong to no story of several articles: the lookup costs a query only when some do.
+    # Most hits belong to no story of several articles: their articles are read only when some do.
     stories = {row["story_id"]: archive.stories.get(row["story_id"], ()) for row in rows.values()}
     members: dict[str, dict[str, Any]] = {}
     if any(stories.values()):
