@@ -167,12 +167,13 @@ def stories(pairs: Iterable[tuple[str, str]], published: dict[str, datetime | No
     """article_id -> story_id of every article that ``pairs`` join to another: its story's earliest article."""
     found = {}
     for component in _components(pairs):
-        first = min(component, key=lambda article_id: _order(published[article_id], article_id))
+        first = min(component, key=lambda article_id: story_order(published[article_id], article_id))
         found.update(dict.fromkeys(component, first))
     return found
 
 
-def _order(published: datetime | None, article_id: str) -> tuple:
+def story_order(published: datetime | None, article_id: str) -> tuple:
+    """The sort key of a story's articles: by publication date, undated ones last, then by id."""
     return (published is None, published or datetime.min, article_id)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import centering
 from .archive import Archive
+from .duplicates import story_order
 from .errors import NewsarchiveError
 from .language import detect
 
@@ -176,13 +177,9 @@ def search_embedded(
 
 
 def _earliest_first(article_ids: tuple[str, ...], members: dict[str, dict[str, Any]]) -> list[str]:
-    """A story's live articles by publication date, undated ones last, then by id."""
+    """A story's live articles in their story's order (:func:`indexer.duplicates.story_order`)."""
     live = [a for a in article_ids if a in members]
-    return sorted(live, key=lambda a: (members[a]["published"] is None, _moment(members[a]["published"]), a))
-
-
-def _moment(published: datetime | None) -> float:
-    return published.timestamp() if published else 0.0
+    return sorted(live, key=lambda a: story_order(members[a]["published"], a))
 
 
 def _one_article_per_story(
