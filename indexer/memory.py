@@ -10,7 +10,7 @@ many questions (the app, `eval`) asks malloc to keep them instead; a one-questio
 from __future__ import annotations
 
 import ctypes
-import sys
+import platform
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 KEPT_BLOCK = 64 * 2**20  # blocks up to this size come from the heap and go back to it, not to the system
@@ -21,13 +21,7 @@ def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed blocks of up to :data:`KEPT_BLOCK` for reuse, and up to :data:`KEPT_FREE`
     of free memory; the process then holds at most that much more than it uses. Returns whether it applied: not
     outside Linux, nor with a C library other than glibc."""
-    if not sys.platform.startswith("linux"):
+    if platform.libc_ver()[0] != "glibc":  # macOS, Windows, musl (whose mallopt does nothing)
         return False
-    try:
-        libc = ctypes.CDLL(None)
-    except OSError:
-        return False
-    if not hasattr(libc, "gnu_get_libc_version"):  # not glibc: musl's mallopt does nothing
-        return False
-    mallopt = libc.mallopt
+    mallopt = ctypes.CDLL(None).mallopt
     return bool(mallopt(M_MMAP_THRESHOLD, KEPT_BLOCK)) and bool(mallopt(M_TRIM_THRESHOLD, KEPT_FREE))

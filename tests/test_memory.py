@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 
 import pytest
-
-from indexer.memory import keep_freed_memory
 
 # A search's temporaries: ten arrays of 3.9 MB (below the size NumPy asks huge pages for) live at once, then freed;
 # five rounds, and the page faults of the last four: each round faults every page in again unless freed memory is
@@ -34,10 +33,8 @@ def faults(how: str) -> int:
     return int(done.stdout)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
 def test_freed_blocks_are_reused_instead_of_faulted_in_again() -> None:
-    if not keep_freed_memory():
-        pytest.skip("not glibc")
     pages = 4 * 10 * 3_900_000 // 4096
     assert faults("default") > pages // 2  # given back and faulted in again each round
     assert faults("keep") < pages // 50  # reused
