@@ -10,6 +10,8 @@ scored exactly and a merge builds its index from them without embedding again.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import mmap
 import os
@@ -71,11 +73,28 @@ class VectorIndex:
             self._ivf.nprobe = max(1, round(self._ivf.nlist * PROBED))
 
     @classmethod
-    def build(cls, factory: str, dimension: int, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
+    def build(
+        cls, factory: str, dimension: int, ids: np.ndarray, vectors: np.ndarray, trained: VectorIndex | None = None
+    ) -> VectorIndex:
         """A new index of kind ``factory`` (a FAISS index factory string) holding these vectors.
+
+        ``trained``, an empty index of that kind already trained (:meth:`empty`), is copied instead of training
+        again: the segments one commit writes then share their cells, and a near-copy lookup finds a query's cells
+        once for all of them (:meth:`SegmentedVectors.neighbours`).
 
         Raises:
             NewsarchiveError: FAISS does not know ``factory``, or it needs more vectors to train than there are.
+        """
+        built = cls(faiss.clone_index(trained.index)) if trained is not None else cls.empty(factory, dimension, vectors)
+        built.add(ids, vectors)
+        return built
+
+    @classmethod
+    def empty(cls, factory: str, dimension: int, vectors: np.ndarray) -> VectorIndex:
+        """An index of kind ``factory`` holding nothing yet, trained on a sample of ``vectors`` if its kind needs it.
+
+        Raises:
+            NewsarchiveError: As :meth:`build`.
         """
         try:
             index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
@@ -95,9 +114,7 @@ class VectorIndex:
                 index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
         except RuntimeError as error:
             raise NewsarchiveError(f"FAISS cannot build vector index {factory!r}: {_reason(error)}") from None
-        built = cls(index)
-        built.add(ids, vectors)
-        return built
+        return cls(index)
 
     @classmethod
     def flat(cls, ids: np.ndarray, vectors: np.ndarray) -> VectorIndex:
@@ -218,12 +235,18 @@ class VectorIndex:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
     def neighbours(
-        self, queries: np.ndarray, k: int, excluded: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        excluded: np.ndarray | None = None,
+        cells: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest passages of each query, for finding near-copies: (ids, similarities), a row per query.
 
         Ids are -1 where there are fewer than ``k``; ``excluded`` ids are left out. An approximate index scans only
         the few cells nearest each query, where vectors with a cosine near 1 lie; farther neighbours may be missed.
+        ``cells`` are those cells if the caller has found them already (:meth:`nearest_cells`, of an index with the
+        same :attr:`cells_key`).
         """
         if not len(self) or not len(queries):
             return np.full((len(queries), 0), -1, dtype=np.int64), np.zeros((len(queries), 0), dtype=np.float32)
@@ -232,14 +255,40 @@ class VectorIndex:
             inner = faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64))
             selector = faiss.IDSelectorNot(inner)
         if self._ivf is not None:
-            probed = max(NEAR_PROBED_AT_LEAST, round(self._ivf.nlist * NEAR_PROBED))
-            params = faiss.SearchParametersIVF(nprobe=min(self._ivf.nlist, probed), sel=selector)
+            params = faiss.SearchParametersIVF(nprobe=self._near_probed, sel=selector)
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        scores, ids = self.index.search(queries, min(k, len(self)), params=params)
+        k = min(k, len(self))
+        if cells is not None and self.cells_key is not None:
+            scores = np.empty((len(queries), k), dtype=np.float32)
+            ids = np.empty((len(queries), k), dtype=np.int64)
+            nearest, similarities = (np.ascontiguousarray(part) for part in cells)
+            pointers = [faiss.swig_ptr(array) for array in (queries, nearest, similarities, scores, ids)]
+            self._ivf.search_preassigned_c(len(queries), pointers[0], k, *pointers[1:], False, params)
+        else:
+            scores, ids = self.index.search(queries, k, params=params)
         del inner  # only now: the selector pointed at it during the search
         return ids, scores
+
+    @functools.cached_property
+    def cells_key(self) -> bytes | None:
+        """What identifies this index's cells: indexes built from one trained index (:meth:`build`) share the key;
+        ``None`` for an index whose cells a caller cannot look up for it (exact, or cells behind a transform)."""
+        if not isinstance(self.index, faiss.IndexIVF):
+            return None
+        centroids = self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist)
+        return hashlib.blake2b(centroids.tobytes(), digest_size=16).digest()
+
+    def nearest_cells(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The cells a near-copy lookup (:meth:`neighbours`) scans for each query: (cells, their similarities)."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        similarities, cells = self._ivf.quantizer.search(queries, self._near_probed)
+        return cells, similarities
+
+    @property
+    def _near_probed(self) -> int:
+        return min(self._ivf.nlist, max(NEAR_PROBED_AT_LEAST, round(self._ivf.nlist * NEAR_PROBED)))
 
 
 @dataclass(frozen=True)
@@ -333,16 +382,22 @@ class SegmentedVectors:
 
         With ``own``, the queries' own passage ids, each query looks only in its own segment and older ones: a
         pair across segments is found from its newer side, as when they were committed one after the other, and
-        a build's pass over many new segments costs half as much.
+        a build's pass over many new segments costs half as much. Segments that share their cells (written by one
+        commit) have each query's nearest cells found once.
         """
         if not self.parts or not len(queries):
             return np.full((len(queries), 0), -1, dtype=np.int64), np.zeros((len(queries), 0), dtype=np.float32)
         all_ids, all_scores = [], []
+        cells: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # found once for all the segments sharing them
         for part in self.parts:
             rows = np.arange(len(queries)) if own is None or not len(part.ids) else np.flatnonzero(own >= part.ids[0])
             if not len(rows):
                 continue
-            found, scores = part.index.neighbours(queries[rows], k, part.deleted)
+            key = part.index.cells_key
+            if key is not None and key not in cells:
+                cells[key] = part.index.nearest_cells(queries)
+            nearest = (cells[key][0][rows], cells[key][1][rows]) if key is not None else None
+            found, scores = part.index.neighbours(queries[rows], k, part.deleted, nearest)
             ids = np.full((len(queries), found.shape[1]), -1, dtype=np.int64)
             best = np.full(ids.shape, -np.inf, dtype=np.float32)
             ids[rows], best[rows] = found, np.where(found == -1, -np.inf, scores)

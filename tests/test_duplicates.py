@@ -200,6 +200,33 @@ def test_copies_in_different_segments_of_one_build_are_one_story(
     assert _pairs(tmp_path / "index") == {("a", "c"): "exact"}
 
 
+def test_a_build_of_several_approximate_segments_trains_once_and_finds_copies_across_them(
+    tmp_path: Path, use_fake_model: FakeEmbedder, monkeypatch
+) -> None:
+    """The segments one build writes share one trained index's cells; its near-copy lookups, which find a query's
+    cells once for them all, still pair copies in the first and last segments, and ``check`` agrees."""
+    from indexer import ingest
+    from indexer.storage import Manifest, Snapshot, writer
+    from indexer.storage.check import check
+
+    monkeypatch.setattr(ingest, "ARTICLES_PER_BATCH", 20)
+    monkeypatch.setattr(writer, "SEGMENT_PASSAGES", 100)
+    words = np.random.default_rng(0).integers(0, 1_000_000, (300, 30))
+    rows = [
+        {"id": f"n{n:03d}", "title": f"Note {n}", "text": " ".join(f"w{word}" for word in words[n])} for n in range(300)
+    ]
+    rows[0]["text"] = rows[299]["text"] = WIRE
+    source = tmp_path / "notes.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    index_paths([source], tmp_path / "index", embedder=use_fake_model, vector_index="IVF4,Flat")
+    manifest = Manifest.load(tmp_path / "index")
+    assert [entry.index_type for entry in manifest.segments] == ["IVF4,Flat"] * 3
+    with Snapshot(tmp_path / "index", manifest) as snapshot:
+        assert len({part.index.cells_key for part in snapshot.vectors.parts}) == 1
+    assert _pairs(tmp_path / "index") == {("n000", "n299"): "exact"}
+    assert check(tmp_path / "index") == []
+
+
 def test_stories_follow_every_kind_of_commit_and_check_agrees(tmp_path: Path, use_fake_model: FakeEmbedder) -> None:
     """A commit computes again only the stories it touches; after each one they equal a recomputation from the
     duplicates table (``check``), and a stories file that disagrees is reported."""

@@ -89,6 +89,30 @@ def test_near_copies_across_segments_are_found_from_the_newer_side() -> None:
     assert sorted(everywhere[0][:2].tolist()) == [5, 205]  # without own ids, every segment is searched
 
 
+def test_segments_built_from_one_trained_index_share_cells_and_find_the_same_near_copies(tmp_path: Path) -> None:
+    """One commit's segments are trained once: their cells are the same, a lookup finds each query's nearest
+    cells once for them all, and it returns what a lookup of each segment on its own does (tombstones left out)."""
+    originals = unit_vectors(6_000, 64, seed=7)
+    copies = originals[::100] + 0.02 * np.random.default_rng(8).standard_normal((60, 64)).astype(np.float32)
+    trained = VectorIndex.empty("IVF32,SQ8", 64, originals)
+    parts = []
+    for number, ids in enumerate((np.arange(0, 3_000), np.arange(3_000, 6_000))):
+        VectorIndex.build("IVF32,SQ8", 64, ids, originals[ids], trained).save(tmp_path / f"{number}.faiss")
+        parts.append(Part(VectorIndex.load(tmp_path / f"{number}.faiss"), ids, originals[ids], np.array([300, 3_300])))
+    assert len(trained) == 0 and parts[0].index.cells_key == parts[1].index.cells_key is not None
+    assert VectorIndex.build("IVF32,SQ8", 64, np.arange(3_000), originals[:3_000]).cells_key != parts[0].index.cells_key
+    assert VectorIndex.build(EXACT, 64, np.arange(10), originals[:10]).cells_key is None
+    ids, similarities = SegmentedVectors(parts, 64).neighbours(copies, 3)
+    alone = [part.index.neighbours(copies, 3, part.deleted) for part in parts]
+    expected = np.concatenate([found for found, _ in alone], axis=1)
+    scores = np.concatenate([score for _, score in alone], axis=1)
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :3]
+    assert np.array_equal(ids, np.take_along_axis(expected, best, axis=1))
+    kept = ~np.isin(np.arange(60), [3, 33])  # the copies of the two tombstoned passages
+    assert ids[kept, 0].tolist() == [i for i in range(0, 6_000, 100) if i not in (300, 3_300)]
+    assert 300 not in ids and 3_300 not in ids
+
+
 def test_a_memory_mapped_index_finds_what_the_one_read_into_memory_does(tmp_path: Path) -> None:
     """A writer's few near-copy lookups memory-map the segments' indexes instead of reading them whole."""
     originals = unit_vectors(5_000, 64, seed=5)

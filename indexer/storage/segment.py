@@ -23,7 +23,7 @@ import functools
 import itertools
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -227,12 +227,46 @@ def language_sums(path: Path, dimension: int) -> dict[str, tuple[np.ndarray, int
 
 def build_vector_index(path: Path, vector_index: str, ids: np.ndarray, dimension: int, archive_passages: int) -> str:
     """Write the segment's approximate index if its size calls for one; returns its kind."""
-    from ..vectors import EXACT, VectorIndex
+    return build_vector_indexes([path], vector_index, dimension, archive_passages, [ids])[0]
 
-    factory = _factory(vector_index, len(ids), archive_passages)
-    if factory != EXACT:
-        VectorIndex.build(factory, dimension, ids, stored_vectors(path, dimension)).save(path / FAISS)
-    return factory
+
+def build_vector_indexes(
+    paths: Sequence[Path],
+    vector_index: str,
+    dimension: int,
+    archive_passages: int,
+    ids: Sequence[np.ndarray] | None = None,
+) -> list[str]:
+    """Write the approximate index of each of these segments (of one commit) whose size calls for one; returns
+    their kinds.
+
+    Segments of one kind with cells are trained once, on a sample of them all, and share their cells: a large
+    build then trains once instead of once per segment, and its near-copy lookups find a query's nearest cells
+    once for all its segments (:meth:`indexer.vectors.SegmentedVectors.neighbours`).
+    """
+    from ..vectors import EXACT, TRAINING_PER_LIST, VectorIndex
+
+    ids = [np.load(path / IDS) for path in paths] if ids is None else ids
+    kinds = [_factory(vector_index, len(segment_ids), archive_passages) for segment_ids in ids]
+    trained = {}
+    for kind in set(kinds) - {EXACT}:
+        chosen = [stored_vectors(path, dimension) for path, k in zip(paths, kinds) if k == kind]
+        cells = [int(n) for n in re.findall(r"IVF(\d+)", kind)]
+        if len(chosen) > 1 and cells:
+            trained[kind] = VectorIndex.empty(kind, dimension, _sample(chosen, cells[0] * TRAINING_PER_LIST))
+    for path, kind, segment_ids in zip(paths, kinds, ids):
+        if kind != EXACT:
+            stored = stored_vectors(path, dimension)
+            VectorIndex.build(kind, dimension, segment_ids, stored, trained.get(kind)).save(path / FAISS)
+    return kinds
+
+
+def _sample(parts: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """About ``size`` rows drawn from these arrays, from each in proportion to its length."""
+    total = sum(len(part) for part in parts)
+    rng = np.random.default_rng(0)
+    drawn = [part[np.sort(rng.permutation(len(part))[: -(-size * len(part) // total)])] for part in parts]
+    return np.concatenate(drawn).astype(np.float32, copy=False)
 
 
 def _factory(vector_index: str, passages: int, archive_passages: int) -> str:

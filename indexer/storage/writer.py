@@ -239,10 +239,11 @@ class Writer:
         entries = [self._with_tombstones(entry) for entry in base_segments]
         entries = [entry for entry in entries if not self._all_dead(entry)]
         total = sum(entry.live for entry in entries) + sum(entry.passages for entry, _ in self._staged)
-        for number, (entry, path) in enumerate(self._staged):  # the kind fits the archive the commit makes
-            ids = np.load(path / segment.IDS)
-            kind = segment.build_vector_index(path, self.settings.vector_index, ids, self.settings.dimension, total)
-            self._staged[number] = (dataclasses.replace(entry, index_type=kind), path)
+        paths = [path for _, path in self._staged]  # each index's kind fits the archive the commit makes
+        kinds = segment.build_vector_indexes(paths, self.settings.vector_index, self.settings.dimension, total)
+        self._staged = [
+            (dataclasses.replace(entry, index_type=kind), path) for (entry, path), kind in zip(self._staged, kinds)
+        ]
         entries += [entry for entry, _ in self._staged]
         staged = {entry.name: path for entry, path in self._staged}
         new_ids = np.concatenate(self._new_ids) if self._new_ids else np.zeros(0, dtype=np.int64)
