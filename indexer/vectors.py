@@ -265,7 +265,14 @@ class VectorIndex:
             ids = np.empty((len(queries), k), dtype=np.int64)
             nearest, similarities = (np.ascontiguousarray(part) for part in cells)
             pointers = [faiss.swig_ptr(array) for array in (queries, nearest, similarities, scores, ids)]
-            self._ivf.search_preassigned_c(len(queries), pointers[0], k, *pointers[1:], False, params)
+            mode, self._ivf.parallel_mode = (
+                self._ivf.parallel_mode,
+                3,
+            )  # queries shared out among threads, as search does
+            try:
+                self._ivf.search_preassigned_c(len(queries), pointers[0], k, *pointers[1:], False, params)
+            finally:
+                self._ivf.parallel_mode = mode
         else:
             scores, ids = self.index.search(queries, k, params=params)
         del inner  # only now: the selector pointed at it during the search
