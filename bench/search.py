@@ -325,7 +325,8 @@ def markdown_table(results: dict) -> str:
     lines.append(
         f"\nMeasured {results['date']} on {results['machine']}, with `{results['command']}`. Synthetic archives "
         "(real sentences recombined, each passage's vector the mean of its sentences' real ones); real questions "
-        "embedded by the real model. The second row of a size is after `newsarchive optimize`."
+        "embedded by the real model, each search timed in three processes one after the other (the medians). The "
+        "second row of a size is after `newsarchive optimize`."
     )
     return "\n".join(lines)
 

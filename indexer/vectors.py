@@ -30,7 +30,9 @@ EXACT_UP_TO = 100_000  # passages; an exact search over 100k takes ~10 ms on 2 c
 # Share of an IVF index's cells that a near-copy lookup scans (8 of a million passages' 4,096): a vector's near-copies
 # share its nearest cells. A share, not a count, so that ten segments cost what one index of their size would.
 NEAR_PROBED, NEAR_PROBED_AT_LEAST = 1 / 512, 4
-PROBED = 1 / 8  # share of an IVF index's cells a search scans (with re-ranking, recall@10 0.98: bench/search.py)
+# Share of an IVF index's cells a search scans: with re-ranking, recall@10 0.98 on 1M passages as built (an eighth
+# gave 0.978 on an AMD EPYC, family 25; bench/search.py).
+PROBED = 5 / 32
 APPROXIMATE_FROM = 50_000  # passages: a segment this large trains 1,024 cells on 41k of them
 TRAINING_PER_LIST = 40  # k-means points per cell that IVF training samples (FAISS warns below 39)
 
@@ -194,13 +196,19 @@ class VectorIndex:
         return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, excluded: np.ndarray | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
+        cells: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` nearest passages to one query vector, as (passage id, cosine similarity), best first.
 
         ``allowed``, when given, limits the search to those passage ids, and ``excluded`` leaves those out. An
         approximate index scores a small allowed set exactly, vector by vector, since its cells near the query may
-        hold none of them.
+        hold none of them. ``cells`` are the cells to scan if the caller has found them already
+        (:meth:`nearest_cells` with ``near`` false, of an index with the same :attr:`cells_key`).
         """
         if not len(self) or (allowed is not None and not len(allowed)):
             return []
@@ -219,17 +227,19 @@ class VectorIndex:
             inner = faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64))
             selector = faiss.IDSelectorNot(inner)
             selector.inner = inner
-        if selector is not None:
-            if self._ivf is not None:
-                params = faiss.SearchParametersIVF(sel=selector, nprobe=self._ivf.nprobe)
-            else:
-                params = faiss.SearchParameters(sel=selector)
+        if self._ivf is not None and (selector is not None or cells is not None):
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self._ivf.nprobe)
+        elif selector is not None:
+            params = faiss.SearchParameters(sel=selector)
         threads = faiss.omp_get_max_threads()
         # One thread for one query: onnxruntime's threads, still spinning after embedding the query, hold the other
         # core, and sharing it made an exact search of 10k vectors take 6 ms instead of 0.5 (set per thread).
         faiss.omp_set_num_threads(1)
         try:
-            scores, ids = self.index.search(vector, min(k, len(self)), params=params)
+            if cells is not None and self.cells_key is not None:
+                scores, ids = self._search_in(vector, min(k, len(self)), cells, params)
+            else:
+                scores, ids = self.index.search(vector, min(k, len(self)), params=params)
         finally:
             faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
@@ -261,18 +271,7 @@ class VectorIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = min(k, len(self))
         if cells is not None and self.cells_key is not None:
-            scores = np.empty((len(queries), k), dtype=np.float32)
-            ids = np.empty((len(queries), k), dtype=np.int64)
-            nearest, similarities = (np.ascontiguousarray(part) for part in cells)
-            pointers = [faiss.swig_ptr(array) for array in (queries, nearest, similarities, scores, ids)]
-            mode, self._ivf.parallel_mode = (
-                self._ivf.parallel_mode,
-                3,
-            )  # queries shared out among threads, as search does
-            try:
-                self._ivf.search_preassigned_c(len(queries), pointers[0], k, *pointers[1:], False, params)
-            finally:
-                self._ivf.parallel_mode = mode
+            scores, ids = self._search_in(queries, k, cells, params)
         else:
             scores, ids = self.index.search(queries, k, params=params)
         del inner  # only now: the selector pointed at it during the search
@@ -287,11 +286,28 @@ class VectorIndex:
         centroids = self._ivf.quantizer.reconstruct_n(0, self._ivf.nlist)
         return hashlib.blake2b(centroids.tobytes(), digest_size=16).digest()
 
-    def nearest_cells(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The cells a near-copy lookup (:meth:`neighbours`) scans for each query: (cells, their similarities)."""
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        similarities, cells = self._ivf.quantizer.search(queries, self._near_probed)
+    def nearest_cells(self, queries: np.ndarray, near: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The cells a near-copy lookup (:meth:`neighbours`), or with ``near`` false a search (:meth:`search`),
+        scans for each query (a row each): (cells, their similarities)."""
+        queries = np.ascontiguousarray(queries.reshape(-1, self.dimension), dtype=np.float32)
+        similarities, cells = self._ivf.quantizer.search(queries, self._near_probed if near else self._ivf.nprobe)
         return cells, similarities
+
+    def _search_in(
+        self, queries: np.ndarray, k: int, cells: tuple[np.ndarray, np.ndarray], params: faiss.SearchParametersIVF
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's search of the IVF index in cells found already: (scores, ids), a row per query."""
+        scores = np.empty((len(queries), k), dtype=np.float32)
+        ids = np.empty((len(queries), k), dtype=np.int64)
+        nearest, similarities = (np.ascontiguousarray(part) for part in cells)
+        pointers = [faiss.swig_ptr(array) for array in (queries, nearest, similarities, scores, ids)]
+        # Parallel over the queries, as FAISS's own search is (alone, search_preassigned keeps to one thread).
+        mode, self._ivf.parallel_mode = self._ivf.parallel_mode, 3
+        try:
+            self._ivf.search_preassigned_c(len(queries), pointers[0], k, *pointers[1:], False, params)
+        finally:
+            self._ivf.parallel_mode = mode
+        return scores, ids
 
     @property
     def _near_probed(self) -> int:
@@ -369,7 +385,8 @@ class SegmentedVectors:
             release_pages(part.stored)
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """:meth:`VectorIndex.search` over every segment; a small ``allowed`` set is scored exactly."""
+        """:meth:`VectorIndex.search` over every segment; a small ``allowed`` set is scored exactly. Segments that
+        share their cells (written by one commit) have the query's nearest cells found once."""
         if allowed is not None:
             allowed = self._live(np.asarray(allowed, dtype=np.int64))
             if len(allowed) <= EXACT_UP_TO:
@@ -377,9 +394,13 @@ class SegmentedVectors:
                 best = np.argsort(-scores, kind="stable")[:k]
                 return [(int(allowed[i]), float(scores[i])) for i in best]
         found: list[tuple[int, float]] = []
+        cells: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # found once for all the segments sharing them
         for part in self.parts:
             if allowed is None:
-                found += part.index.search(query, k, excluded=part.deleted)
+                key = part.index.cells_key
+                if key is not None and key not in cells:
+                    cells[key] = part.index.nearest_cells(query, near=False)
+                found += part.index.search(query, k, excluded=part.deleted, cells=cells.get(key))
             else:
                 found += part.index.search(query, k, allowed=np.intersect1d(allowed, part.ids, assume_unique=True))
         return sorted(found, key=lambda hit: -hit[1])[:k]

@@ -90,8 +90,8 @@ def test_near_copies_across_segments_are_found_from_the_newer_side() -> None:
 
 
 def test_segments_built_from_one_trained_index_share_cells_and_find_the_same_near_copies(tmp_path: Path) -> None:
-    """One commit's segments are trained once: their cells are the same, a lookup finds each query's nearest
-    cells once for them all, and it returns what a lookup of each segment on its own does (tombstones left out)."""
+    """One commit's segments are trained once: their cells are the same, a near-copy lookup or a search finds each
+    query's nearest cells once for them all, and returns what each segment's on its own does (tombstones left out)."""
     originals = unit_vectors(6_000, 64, seed=7)
     copies = originals[::100] + 0.02 * np.random.default_rng(8).standard_normal((60, 64)).astype(np.float32)
     trained = VectorIndex.empty("IVF32,SQ8", 64, originals)
@@ -111,6 +111,11 @@ def test_segments_built_from_one_trained_index_share_cells_and_find_the_same_nea
     kept = ~np.isin(np.arange(60), [3, 33])  # the copies of the two tombstoned passages
     assert ids[kept, 0].tolist() == [i for i in range(0, 6_000, 100) if i not in (300, 3_300)]
     assert 300 not in ids and 3_300 not in ids
+    for copy in copies[:5]:  # a search, too, finds the query's cells once and returns what each segment's does
+        alone = sorted(
+            (hit for part in parts for hit in part.index.search(copy, 4, excluded=part.deleted)), key=lambda h: -h[1]
+        )
+        assert SegmentedVectors(parts, 64).search(copy, 4) == alone[:4]
 
 
 def test_a_memory_mapped_index_finds_what_the_one_read_into_memory_does(tmp_path: Path) -> None:

@@ -241,8 +241,8 @@ def build_vector_indexes(
     their kinds.
 
     Segments of one kind with cells are trained once, on a sample of them all, and share their cells: a large
-    build then trains once instead of once per segment, and its near-copy lookups find a query's nearest cells
-    once for all its segments (:meth:`indexer.vectors.SegmentedVectors.neighbours`).
+    build then trains once instead of once per segment, and a search or a near-copy lookup finds a query's
+    nearest cells once for all its segments (:class:`indexer.vectors.SegmentedVectors`).
     """
     from ..vectors import EXACT, TRAINING_PER_LIST, VectorIndex
 
