@@ -366,8 +366,8 @@ def comparison_table(results: dict, baseline: dict) -> str:
             old_text = shape.format(old) if old is not None else "—"
             lines.append(f"| {now['passages']:,} | {name} | {old_text} | {shape.format(new)} | {ratio} |")
     lines.append(
-        f"\nBefore: `{baseline['command']}` on commit {baseline.get('commit', 'before segments')}, {baseline['date']}, "
-        f"{baseline['machine']}; "
+        f"\nBefore: commit {baseline.get('commit', 'before segments')}, measured with `{baseline['command']}`"
+        f"{baseline.get('note', '')}; {baseline['date']}, {baseline['machine']}; "
         f"after: this run, {results['date']}, {results['machine']}; one after the other, in one session. Before "
         "had one index, so its optimized rows are its only ones."
     )
