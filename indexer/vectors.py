@@ -81,8 +81,8 @@ class VectorIndex:
         """A new index of kind ``factory`` (a FAISS index factory string) holding these vectors.
 
         ``trained``, an empty index of that kind already trained (:meth:`empty`), is copied instead of training
-        again: the segments one commit writes then share their cells, and a near-copy lookup finds a query's cells
-        once for all of them (:meth:`SegmentedVectors.neighbours`).
+        again: the segments one commit writes then share their cells, and a search or a near-copy lookup finds a
+        query's nearest cells once for all of them (:class:`SegmentedVectors`).
 
         Raises:
             NewsarchiveError: FAISS does not know ``factory``, or it needs more vectors to train than there are.
