@@ -97,6 +97,7 @@ def test_schema_columns_are_documented() -> None:
         "counting",
         "cluster",
         "embedding-xeon",
+        "second_encoder",
     ],
 )
 def test_benchmark_tables_match_their_results_files(name: str) -> None:
