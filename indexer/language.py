@@ -29,6 +29,9 @@ _SCRIPTS = {
     "th": "Thai", "ja": "Japanese", "zh": "Han", "ko": "Hangul",
 }  # fmt: skip
 
+# Scripts with capital letters, where a capitalized word can be taken for a name (:func:`indexer.tokens.name_grams`).
+CASED_SCRIPTS = frozenset({"Latin", "Cyrillic", "Greek", "Armenian"})
+
 
 def script(language: str | None) -> str:
     """The script ``language`` is written in (Latin unless :data:`_SCRIPTS` says otherwise, or when unknown)."""

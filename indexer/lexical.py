@@ -3,9 +3,11 @@
 Two BM25 indexes share the passages' row order:
 
 - ``words``: stemmed words and whole codes (:func:`indexer.tokens.tokenize`). A query searches the passages in its
-  own language with all its words, and passages in other languages only with its codes, numbers and names, the
-  words that survive translation.
-- ``grams``: character 4-grams of words (:func:`indexer.tokens.grams`), which let cognates meet across languages.
+  own language with all its words, and passages in other languages of its script only with its codes, numbers and
+  names, the words that survive translation.
+- ``grams``: character 4-grams of words, which let cognates meet across languages, and of a passage's names in
+  another script than Latin, spelt in Latin letters (:func:`indexer.tokens.passage_grams`), which a query's names
+  meet across scripts.
 
 Each one's scores are divided by their best in each passage language and weighted by :data:`WEIGHTS` (lexical
 search). Hybrid search adds :meth:`LexicalIndex.evidence` to centered similarities (:mod:`indexer.centering`):
@@ -31,21 +33,23 @@ import numpy as np
 from scipy import sparse
 
 from . import workers
-from .language import script
-from .tokens import grams, names_and_codes, tokenize
+from .language import CASED_SCRIPTS, script
+from .tokens import grams, name_grams, names_and_codes, passage_grams, tokenize
 
-# Weight of each index's normalized score, for passages in the query's language and in another one. Measured on
-# SQuAD-it (Italian passages, Italian and English questions) with multilingual-e5-small: see bench/retrieval.py.
-WEIGHTS = {"same": {"words": 0.04, "grams": 0.03}, "other": {"words": 0.01, "grams": 0.03}}
+# Weight of each index's normalized score, for passages in the query's language and in another one ("names": the
+# query's names' 4-grams, for passages in another script; as other grams). Measured on SQuAD-it (Italian passages,
+# Italian and English questions) with multilingual-e5-small: see bench/retrieval.py.
+WEIGHTS = {"same": {"words": 0.04, "grams": 0.03}, "other": {"words": 0.01, "grams": 0.03, "names": 0.03}}
 # Hybrid search's weights beside centered similarities, which spread about four times wider than plain ones (other
 # languages' evidence twice today's: English questions over SQuAD-it's Italian passages needed it), and
 # the bonus of a passage in the question's language holding more than COVERAGE_FROM of its words (by idf): tuned on
-# XQuAD's dev languages, single and mixed archives, and checked on SQuAD-it (bench/xquad.py, bench/retrieval.py).
-HYBRID_WEIGHTS = {"same": {"words": 0.16, "grams": 0.12}, "other": {"words": 0.02, "grams": 0.06}}
+# XQuAD's dev languages, single and mixed archives, and checked on SQuAD-it (bench/xquad.py, bench/retrieval.py);
+# names across scripts left every XQuAD row within 0.001 of R@1 at 0.03, and at 0.06 cost its mixed archive 0.005.
+HYBRID_WEIGHTS = {"same": {"words": 0.16, "grams": 0.12}, "other": {"words": 0.02, "grams": 0.06, "names": 0.03}}
 COVERAGE_WEIGHT, COVERAGE_FROM = 0.2, 0.5
 K1, B = 1.5, 0.75  # BM25's usual term-frequency saturation and length normalization (Lucene's defaults)
 ROWS = "rows.json"
-KINDS = {"words": tokenize, "grams": grams}
+KINDS = {"words": tokenize, "grams": passage_grams}
 PARTS = ("indptr", "indices", "data", "lengths")
 CHUNK = 5_000  # passages per sparse block of term counts
 DENSE_FROM = 8  # a score matching more than one passage in this many is added over the whole archive's array
@@ -460,20 +464,28 @@ class LexicalIndex:
     ) -> tuple[np.ndarray, list[tuple[np.ndarray, bool, list[str]]], np.ndarray | None]:
         """Each row's weighted lexical score; the (rows, same language as the query, word tokens) of each passage
         language; and, with ``among``, the sorted rows whose 4-grams were scored (``among``'s and the k best by
-        words). With ``same_script``, passages in a script other than the query's get no evidence: between
-        scripts only numbers match, and on XQuAD they reordered a language's passages for the worse."""
+        words). Passages in another script than the query's are matched by their names' 4-grams, both spelt in
+        Latin letters (:func:`indexer.tokens.name_grams`); with ``same_script`` by those alone, and only in a script
+        with capitals: between scripts only numbers match as words, and on XQuAD they reordered a language's
+        passages for the worse."""
         mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
         if self._alive is not None:
             mask &= self._alive
-        groups = []
+        groups, crossing = [], []
         for passage_language, in_language in self._rows_by_language.items():
             rows = mask & in_language
-            if same_script and language and script(passage_language) != script(language):
+            if not rows.any():
                 continue
-            if rows.any():
-                same = language is None or passage_language == language
-                words = tokenize(query, language) if same else names_and_codes(query, language, passage_language)
-                groups.append((rows, same, words))
+            same = language is None or passage_language == language
+            crosses = language is not None and script(passage_language) != script(language)
+            if crosses and same_script and script(passage_language) not in CASED_SCRIPTS:
+                continue  # its names were not spelt in Latin letters: nothing of the question's can match it
+            if same:
+                words = tokenize(query, language)
+            else:
+                words = [] if crosses and same_script else names_and_codes(query, language, passage_language)
+            groups.append((rows, same, words))
+            crossing.append(crosses)
         total = np.zeros(len(self), dtype=np.float32)
         word_scores: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}  # languages often share words
         for rows, same, words in groups:
@@ -484,9 +496,13 @@ class LexicalIndex:
         scored = None
         if among is not None:
             scored = np.union1d(self._rows_of(among), _best(total, k))
-        gram_scores = _matched(self.indexes["grams"].scores(grams(query, language), scored))
-        for rows, same, _ in groups:
-            _add_normalized(total, *gram_scores, rows, weights["same" if same else "other"]["grams"])
+        gram_scores = {}
+        for crosses in set(crossing):
+            tokens = name_grams(query, language) if crosses else grams(query, language)
+            gram_scores[crosses] = _matched(self.indexes["grams"].scores(tokens, scored))
+        for (rows, same, _), crosses in zip(groups, crossing):
+            weight = weights["other"]["names"] if crosses else weights["same" if same else "other"]["grams"]
+            _add_normalized(total, *gram_scores[crosses], rows, weight)
         return total, groups, scored
 
     def languages_of(self, passage_ids: Sequence[int]) -> list[str | None]:

@@ -11,7 +11,11 @@ characters becomes its overlapping pairs of characters (grapheme clusters), the 
 without a dictionary, chosen by script, so it holds for any language written in one.
 
 Across languages ordinary words rarely match, but cognates share letters ("parliament", "parlamento"): :func:`grams`
-cuts words into character 4-grams for that.
+cuts words into character 4-grams for that. Names cross scripts when spelt in Latin letters: a passage's 4-grams
+also hold those of its names in another script transliterated (:func:`passage_grams`), which a question's names,
+transliterated too, meet (:func:`name_grams`): "Зеленский" as "zelenskiy" shares most of its 4-grams with
+"Zelensky". A name is a capitalized word, so only scripts with capitals (Cyrillic, Greek, Armenian...) have names
+to find; Arabic, Hebrew, Devanagari or Chinese names meet through the model's vectors alone.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import unicodedata
 
 import regex
 import Stemmer
+from anyascii import anyascii
 from bm25s import stopwords as bm25s_stopwords
 
 # A word: a letter or digit, then letters, digits and combining marks. Runs of words joined by single hyphens,
@@ -111,9 +116,35 @@ def grams(text: str, language: str | None, size: int = 4) -> list[str]:
     for word in _WORD.findall(text):
         word = fold(word.lower())
         if len(word) > 2 and word not in stopwords:
-            marked = f"<{word}>"
-            tokens.extend(marked[i : i + size] for i in range(len(marked) - size + 1))
+            tokens.extend(_grams_of(word, size))
     return tokens
+
+
+def _grams_of(word: str, size: int = 4) -> list[str]:
+    marked = f"<{word}>"
+    return [marked[i : i + size] for i in range(len(marked) - size + 1)]
+
+
+def passage_grams(text: str, language: str | None) -> list[str]:
+    """A passage's :func:`grams`, and those of its names written in a script other than Latin, transliterated."""
+    tokens = grams(text, language)
+    if text.isascii():
+        return tokens  # its names already are among its grams
+    for name in _names(text, language):
+        if not fold(name).isascii():
+            tokens.extend(_grams_of(anyascii(name).lower()))
+    return tokens
+
+
+def name_grams(text: str, language: str | None) -> list[str]:
+    """The 4-grams of the names in a query, spelt in Latin letters: what can match a passage in another script."""
+    return [gram for name in _names(text, language) for gram in _grams_of(anyascii(name).lower())]
+
+
+def _names(text: str, language: str | None) -> list[str]:
+    """The capitalized words of ``text`` that are not stopwords of ``language`` ("What" is not a name)."""
+    analyze = _analyzer(language)
+    return [word for word in _WORD.findall(text) if word[0].isupper() and analyze(word)]
 
 
 @functools.cache

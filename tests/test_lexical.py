@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from indexer.language import article_languages, detect
 from indexer.lexical import LexicalIndex
-from indexer.tokens import grams, names_and_codes, tokenize
+from indexer.tokens import grams, name_grams, names_and_codes, passage_grams, tokenize
 
 CODES = ["mq-9", "f-16", "covid-19", "55mila", "2023", "1.200"]
 
@@ -43,6 +43,19 @@ def test_grams_mark_word_edges_and_meet_across_languages() -> None:
     shared = set(grams("parliament", "en")) & set(grams("parlamento", "it"))
     assert {"<par", "parl", "amen", "ment"} <= shared
     assert grams("the of", "en") == []
+
+
+def test_names_meet_across_scripts_spelt_in_latin_letters() -> None:
+    russian, english = set(name_grams("Что сказал Зеленский?", "ru")), set(name_grams("What did Zelensky say?", "en"))
+    assert len(russian & english) >= 5  # "<zel", "zele", "elen", "lens", "ensk"
+    assert "what" not in "".join(english) and name_grams("что сказал", "ru") == []  # stopwords and lowercase: no names
+    assert name_grams("Αθήνα", "el")[:2] == ["<ath", "athi"]
+    # A passage keeps its own 4-grams and adds its names' in Latin letters; Latin text adds nothing.
+    assert passage_grams("Зеленский посетил Киев.", "ru") == grams("Зеленский посетил Киев.", "ru") + name_grams(
+        "Зеленский Киев", "ru"
+    )
+    assert passage_grams("Zelensky visited Kyiv.", "en") == grams("Zelensky visited Kyiv.", "en")
+    assert passage_grams("زار زيلينسكي كييف", "ar") == grams("زار زيلينسكي كييف", "ar")  # no capitals, no names
 
 
 def test_language_detection() -> None:
@@ -96,6 +109,22 @@ def test_other_languages_match_only_names_codes_and_cognates(lexical: LexicalInd
     assert lexical.search("What happened to the MQ-9 Breacher?", "en", k=5)[0][0] == 10
     # Cognates meet through 4-grams: "parliament" finds "parlamento".
     assert 12 in dict(lexical.search("parliament", "en", k=5))
+
+
+def test_names_find_passages_in_another_script(tmp_path: Path) -> None:
+    rows = [
+        (1, "Зеленский встретился с министрами в Киеве.", "ru"),
+        (2, "Министры обсудили бюджет на следующий год.", "ru"),
+        (3, "Zelensky met the ministers in Kyiv on Monday.", "en"),
+        (4, "The ministers discussed next year's budget.", "en"),
+    ]
+    LexicalIndex.build(rows).save(tmp_path / "lexical")
+    lexical = LexicalIndex.combined([LexicalIndex.load(tmp_path / "lexical")], np.zeros(0, np.int64))
+    assert [hit for hit, _ in lexical.search("What did Zelensky say?", "en", k=5)] == [3, 1]
+    assert [hit for hit, _ in lexical.search("Что сказал Зеленский?", "ru", k=5)] == [1, 3]
+    # In hybrid search the name reorders the other script's passages, without lifting them above their own.
+    evidence = dict(lexical.evidence("What did Zelensky say?", "en", 4, np.array([1, 2, 3, 4])))
+    assert evidence[1] == 0 and evidence[2] < 0
 
 
 def test_allowed_ids_restrict_the_search(lexical: LexicalIndex) -> None:
