@@ -7,7 +7,8 @@ checked on the text:
 
 - ``exact``: the same words, case, punctuation and spacing aside;
 - ``near``: at least ``NEAR`` of their word 3-shingles in common (Jaccard), as wire copy edited by an outlet has,
-  and the same numbers (see below): templated reports -- markets, weather, results -- differ in little else;
+  and the same numbers (see below): templated reports -- markets, weather, results -- differ in little else. In
+  scripts without spaces between words each character is a word (:func:`indexer.tokens.plain_words`);
 - ``translation``: in two languages, each passage of the shorter article has a counterpart in the other (mean best
   cosine at least ``ALIGNED``), and the numbers of both -- dates, figures, "MQ-9", which translation keeps --
   mostly agree. Reports of one event by other reporters can align nearly as closely as a translation (the model
@@ -32,6 +33,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .tokens import plain_words
+
 if TYPE_CHECKING:
     from .storage import Snapshot
 
@@ -40,9 +43,10 @@ CANDIDATE = 0.88  # cosine of a passage to its copy or translation (multilingual
 NEAR = 0.5
 ALIGNED = 0.865  # translations 0.867-0.907 on tests/fixtures/stories*; other reports of the event up to 0.879
 NUMBERS = 0.6  # copies and translations keep all their numbers; other reports of the event shared at most half
-MIN_WORDS = 20  # less text than this (a headline, a caption) is too little to call two articles one
+# Less text than this (a headline, a caption) is too little to call two articles one; a character of Chinese,
+# Japanese or Thai counts as a word (indexer.tokens.plain_words).
+MIN_WORDS = 20
 BATCH = 4096  # passages looked up at once
-_WORD = re.compile(r"\w+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
@@ -72,7 +76,7 @@ class Fingerprint:
 
     @classmethod
     def of(cls, article_id: str, body: str, language: str | None) -> Fingerprint:
-        words = tuple(_WORD.findall(body.casefold()))
+        words = tuple(plain_words(body))
         hashed = np.fromiter((hash(words[i : i + 3]) for i in range(max(1, len(words) - 2))), np.int64)
         shingles = np.unique(hashed.astype(np.int32))  # 32 bits: two articles' few hundred shingles rarely collide
         counted = Counter(re.sub(r"[.,]", "", number) for number in _NUMBER.findall(body))

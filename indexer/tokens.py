@@ -21,6 +21,7 @@ to find; Arabic, Hebrew, Devanagari or Chinese names meet through the model's ve
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 
 import regex
@@ -37,6 +38,14 @@ _DIGIT = regex.compile(r"\d")
 # Scripts written without spaces between words; a run of them, marks included, is cut out of the text first.
 _UNSPACED = regex.compile(r"(?:[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}]\p{M}*)+")
 _CLUSTER = regex.compile(r"\X")
+# The same scripts as code points, for the standard library's faster re (a build fingerprints every article): one
+# of their characters, or a run of other word characters.
+_UNSPACED_CHARS = (
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u19e0-\u19ff\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b"
+    "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua9e0-\ua9ff\uaa60-\uaa7f\uf900-\ufaff\uff66-\uff9f"
+    "\U00020000-\U0003134f"
+)
+_PLAIN_WORD = re.compile(f"[{_UNSPACED_CHARS}]|[^\\W{_UNSPACED_CHARS}]+")
 
 _SNOWBALL = {
     "ar": "arabic", "ca": "catalan", "cs": "czech", "da": "danish", "de": "german", "el": "greek", "en": "english",
@@ -67,6 +76,12 @@ def tokenize(text: str, language: str | None) -> list[str]:
                 tokens.extend(token for word in _WORD.findall(run) if (token := analyze(word)))
         tokens.extend(pairs(unspaced))
     return tokens
+
+
+def plain_words(text: str) -> list[str]:
+    """The words of ``text`` as written, casefolded, unstemmed; each character of a script without spaces between
+    words counts as one, or a Chinese paragraph would be a few long "words"."""
+    return _PLAIN_WORD.findall(text.casefold())
 
 
 def pairs(run: str) -> list[str]:

@@ -72,6 +72,22 @@ def test_edited_copy_matches_as_near() -> None:
     assert match.kind == "near" and 0.5 <= match.similarity < 1
 
 
+CHINESE_WIRE = (
+    "美国欧洲司令部称，一架美国MQ-9无人机周二上午在黑海上空被两架俄罗斯Su-27战斗机拦截后坠毁。俄罗斯否认有任何接触。"
+)
+
+
+def test_copies_in_a_script_without_spaces_match_character_by_character() -> None:
+    # Read as words between spaces, each clause was one "word": too few to compare, and one edit broke a clause.
+    copy = _fingerprint("b", CHINESE_WIRE.replace("，", "， "), "zh")
+    assert compare(_fingerprint("a", CHINESE_WIRE, "zh"), copy, _no_vectors).kind == "exact"
+    edited = CHINESE_WIRE.replace("周二上午", "周二").replace("任何接触", "接触") + "华盛顿提出抗议。"
+    match = compare(_fingerprint("a", CHINESE_WIRE, "zh"), _fingerprint("b", edited, "zh"), _no_vectors)
+    assert match.kind == "near" and 0.5 <= match.similarity < 1
+    other = "俄罗斯国防部称，两架战斗机在黑海上空进行了例行飞行，没有与任何美国无人机接触。美方的说法不实。"
+    assert compare(_fingerprint("a", CHINESE_WIRE, "zh"), _fingerprint("c", other, "zh"), _no_vectors) is None
+
+
 def test_templated_reports_with_other_numbers_do_not_match() -> None:
     report = "The FTSE 100 closed {} points higher at {}, with miners leading and banks lagging behind the market."
     first, second = report.format(12, 7410) * 2, report.format(35, 7432) * 2

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from indexer.language import article_languages, detect
 from indexer.lexical import LexicalIndex
-from indexer.tokens import grams, name_grams, names_and_codes, passage_grams, tokenize
+from indexer.tokens import grams, name_grams, names_and_codes, passage_grams, plain_words, tokenize
 
 CODES = ["mq-9", "f-16", "covid-19", "55mila", "2023", "1.200"]
 
@@ -56,6 +56,10 @@ def test_names_meet_across_scripts_spelt_in_latin_letters() -> None:
     )
     assert passage_grams("Zelensky visited Kyiv.", "en") == grams("Zelensky visited Kyiv.", "en")
     assert passage_grams("زار زيلينسكي كييف", "ar") == grams("زار زيلينسكي كييف", "ar")  # no capitals, no names
+
+
+def test_plain_words_count_each_character_of_a_script_without_spaces() -> None:
+    assert plain_words("MQ-9无人机, Città! ひらがな ไทย") == ["mq", "9", "无", "人", "机", "città", *"ひらがな", *"ไทย"]
 
 
 def test_language_detection() -> None:
