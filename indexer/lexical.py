@@ -226,7 +226,9 @@ class Bm25Set:
 
     def coverage(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
         """For each of ``rows`` (sorted), the share of ``tokens``' inverse document frequency its passage holds:
-        1 when it holds every token the archive knows, however often."""
+        1 when it holds every token, however often. A token no passage holds counts with the idf of a term in
+        none: the place a question names may be in no passage of its language ("Vietnam" in an English passage
+        on Brazil's coffee), and that passage then holds less of the question, not all it could."""
         idf = self.idf(tokens)
         held = np.zeros(len(rows), dtype=np.float32)
         if not idf:
@@ -239,7 +241,8 @@ class Bm25Set:
                 # With no length part, a term's share is count / count: its idf once, however often it occurs.
                 scores = part.scores(unique, part_rows, idf, np.zeros(len(part.lengths), dtype=np.float32))
                 held[inside] = scores[part_rows]
-        return held / sum(idf.values())
+        unknown = len(set(tokens) - set(idf))
+        return held / (sum(idf.values()) + unknown * inverse_frequency(int(self.offsets[-1]), 0))
 
 
 def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
@@ -428,7 +431,8 @@ class LexicalIndex:
         a language's passages but cannot lift a language whose passages share the question's words (all of its
         own language's, only the names and numbers of another's) above one that shares fewer. A passage in the
         question's language that holds more than :data:`COVERAGE_FROM` of its words (by idf) gains
-        :data:`COVERAGE_WEIGHT` times the excess: such a match is rarely an off-topic passage. Beside plain
+        :data:`COVERAGE_WEIGHT` times the excess: such a match, counting the words no passage holds
+        (:meth:`Bm25Set.coverage`), is rarely an off-topic passage. Beside plain
         similarities (``centered`` false: an archive of one language), the weights are :data:`WEIGHTS` and there
         is no such gain: in one language this ranks as :meth:`search` does.
         """

@@ -131,6 +131,15 @@ def test_names_find_passages_in_another_script(tmp_path: Path) -> None:
     assert evidence[1] == 0 and evidence[2] < 0
 
 
+def test_a_word_no_passage_holds_counts_against_coverage() -> None:
+    rows = [(1, "Coffee prices rose in Brazil this year.", "en"), (2, "The rice harvest fell.", "en")]
+    words = LexicalIndex.combined([LexicalIndex.build(rows)], np.zeros(0, np.int64)).indexes["words"]
+    first = np.array([0])
+    assert words.coverage(tokenize("coffee prices", "en"), first)[0] == pytest.approx(1.0)
+    # "Vietnam" is in no passage: the Brazilian report holds less than half of the question (by idf), not all of it.
+    assert 0 < words.coverage(tokenize("Vietnam coffee prices", "en"), first)[0] < 0.5
+
+
 def test_allowed_ids_restrict_the_search(lexical: LexicalIndex) -> None:
     assert lexical.search("parliament budget", "en", k=5, allowed=np.array([12]))[0][0] == 12
     assert lexical.search("MQ-9", None, k=5, allowed=np.array([11, 12])) == []
