@@ -226,9 +226,10 @@ class Bm25Set:
 
     def coverage(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
         """For each of ``rows`` (sorted), the share of ``tokens``' inverse document frequency its passage holds:
-        1 when it holds every token, however often. A token no passage holds counts with the idf of a term in
-        none: the place a question names may be in no passage of its language ("Vietnam" in an English passage
-        on Brazil's coffee), and that passage then holds less of the question, not all it could."""
+        1 when it holds every token, however often. A token no passage holds counts as much as the question's
+        average known one: the place a question names may be in no passage of its language ("Vietnam" beside an
+        English passage on Brazil's coffee), and that passage then holds less of the question, not all of it. (Its
+        own rarity cannot be known, and in a small archive ordinary words are missing too.)"""
         idf = self.idf(tokens)
         held = np.zeros(len(rows), dtype=np.float32)
         if not idf:
@@ -241,8 +242,8 @@ class Bm25Set:
                 # With no length part, a term's share is count / count: its idf once, however often it occurs.
                 scores = part.scores(unique, part_rows, idf, np.zeros(len(part.lengths), dtype=np.float32))
                 held[inside] = scores[part_rows]
-        unknown = len(set(tokens) - set(idf))
-        return held / (sum(idf.values()) + unknown * inverse_frequency(int(self.offsets[-1]), 0))
+        known = sum(idf.values())
+        return held / (known + len(set(tokens) - set(idf)) * known / len(idf))
 
 
 def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
