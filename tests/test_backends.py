@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +86,16 @@ def test_the_environment_overrides_the_choice(monkeypatch: pytest.MonkeyPatch, c
     assert backends.describe(DEFAULT, "fp32", cache) == "onnx ($NEWSARCHIVE_BACKEND)"
 
 
+class _Clock:
+    """A perf_counter that moves only when a fake runtime computes: timings that a busy machine cannot change."""
+
+    now = 0.0
+
+    @classmethod
+    def perf_counter(cls) -> float:
+        return cls.now
+
+
 class _FakeSession:
     """A runtime whose speed and agreement with onnxruntime's vectors the test sets."""
 
@@ -97,7 +106,7 @@ class _FakeSession:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         delay, noise = self.behaviour[self.runtime]
-        time.sleep(delay)
+        _Clock.now += delay
         rng = np.random.default_rng([len(t) for t in texts])
         vectors = rng.normal(size=(len(texts), 16)) + noise * np.random.default_rng(1).normal(size=(len(texts), 16))
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -105,7 +114,7 @@ class _FakeSession:
 
 @pytest.mark.parametrize(
     ("openvino", "chosen"),
-    [((0.0, 0.0), "openvino"), ((0.0, 0.3), "onnx"), ((0.05, 0.0), "onnx")],
+    [((0.01, 0.0), "openvino"), ((0.01, 0.3), "onnx"), ((0.05, 0.0), "onnx")],
     ids=["faster-and-agrees", "faster-but-disagrees", "agrees-but-slower"],
 )
 def test_the_fastest_backend_that_agrees_with_fp32_wins(
@@ -115,6 +124,7 @@ def test_the_fastest_backend_that_agrees_with_fp32_wins(
     monkeypatch.setattr(onnx_model, "materialize", lambda *args: tmp_path)
     monkeypatch.setattr(onnx_model, "OnnxSession", _FakeSession)
     monkeypatch.setattr(_FakeSession, "behaviour", {"onnx": (0.02, 0.0), "openvino": openvino})
+    monkeypatch.setattr(backends, "time", _Clock)
     choice = backends.measure()
     assert choice.backend == chosen
     assert set(choice.measured) == {"onnx", "openvino"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +42,11 @@ def test_concurrent_first_use_converts_once_and_leaves_no_debris(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writes = []
+    both_inside = threading.Barrier(2)
 
     def slow_write(directory: Path) -> None:
         writes.append(directory)
-        time.sleep(0.2)  # both threads are inside the conversion at once
+        both_inside.wait(timeout=60)  # both threads are inside the conversion at once, however busy the machine
         (directory / "model.bin").write_text(f"written by {threading.get_ident()}")
         (directory / "modules.json").write_text("[]")
 
