@@ -19,6 +19,18 @@ class IndexBusy(NewsarchiveError):
     """Another process is writing the index."""
 
 
+class NotAnIndex(NewsarchiveError):
+    """A folder asked to hold an index holds something else, which a writer must not touch."""
+
+
+class QueryRefused(NewsarchiveError):
+    """People's SQL that is not run, or was stopped: a statement of a kind not allowed, or a time limit reached."""
+
+
+class EditRefused(NewsarchiveError):
+    """A change by ``sql --write`` that would leave the index unsound; nothing was written."""
+
+
 class InputProblem(NewsarchiveError):
     """An input file (or one line of it) cannot be indexed.
 

@@ -344,12 +344,19 @@ class LexicalIndex:
         return cls(ids, languages, indexes)
 
     @classmethod
-    def combined(cls, parts: Sequence[LexicalIndex], deleted: np.ndarray) -> LexicalIndex:
-        """Several segments' indexes searched as one, skipping the ``deleted`` passage ids."""
+    def combined(cls, parts: Sequence[LexicalIndex], deleted: np.ndarray | Sequence[np.ndarray]) -> LexicalIndex:
+        """Several segments' indexes searched as one, skipping deleted passages: ``deleted`` holds each part's
+        deleted passage ids, or is one array of ids deleted from every part. Tombstones are a segment's own: an
+        article written again by ``sql --write`` keeps its passage ids, live in its new segment."""
         ids = np.concatenate([part.ids for part in parts] or [np.zeros(0, np.int64)])
         languages = [language for part in parts for language in part.languages]
         indexes = {kind: Bm25Set([part.indexes[kind] for part in parts]) for kind in KINDS}
-        return cls(ids, languages, indexes, deleted)
+        combined = cls(ids, languages, indexes)
+        each = [deleted] * len(parts) if isinstance(deleted, np.ndarray) else deleted
+        dead = [np.isin(part.ids, gone) for part, gone in zip(parts, each)]
+        if any(mask.any() for mask in dead):
+            combined._alive = ~np.concatenate(dead)
+        return combined
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

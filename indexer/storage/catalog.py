@@ -1,21 +1,20 @@
 """The public tables of one commit -- ``articles``, ``passages``, ``duplicates`` -- as DuckDB views over its
 segments' Parquet files, without their tombstoned rows.
 
-The same views serve newsarchive's own readers (in an in-memory DuckDB) and ``archive/archive.duckdb``, the file
-any DuckDB client opens. DuckDB resolves a relative path against the working directory, not against the database
-file, so the views name files by absolute path; a writer rewrites the file at each commit, and ``check`` says when
-an archive moved since (any write, or ``newsarchive optimize``, rewrites it then).
+The same views serve newsarchive's own readers (in an in-memory DuckDB), people's queries (the same, sandboxed:
+:func:`sandboxed`) and ``archive/archive.duckdb``, the file any DuckDB client opens. DuckDB resolves a relative path
+against the working directory, not against the database file, so the views name files by absolute path; a writer
+rewrites the file at each commit, and ``check`` says when an archive moved since (any write, or ``newsarchive
+optimize``, rewrites it then).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import duckdb
 
-from . import layout, segment, tables
+from . import layout, sandbox, segment, tables
 from .manifest import Manifest
 
 ARTICLE_COLUMNS = (*segment.ARTICLE_SCHEMA.names, "story_id")
@@ -160,26 +159,32 @@ def write(directory: Path, manifest: Manifest) -> None:
     layout.sync(directory)
 
 
-def read_only(directory: Path, manifest: Manifest) -> duckdb.DuckDBPyConnection:
-    """A read-only DuckDB connection showing ``manifest``'s commit, for people's queries (``newsarchive sql``).
+def files(directory: Path, manifest: Manifest, segments: dict[str, Path] | None = None) -> list[Path]:
+    """Every file the views of ``manifest``'s commit read (:func:`statements`): all that a sandboxed query may read."""
+    directory = directory.resolve()
+    segments = segments or {}
+    found = []
+    for entry in manifest.segments:
+        path = (segments.get(entry.name) or directory / layout.SEGMENTS / entry.name).resolve()
+        found += [path / segment.ARTICLES, path / segment.PASSAGES, path / segment.DUPLICATES]
+        if entry.tombstones:
+            found.append(path / entry.tombstones)
+    if manifest.stories:
+        found.append(directory / layout.STORIES / manifest.stories)
+    found += [tables.path(directory, file) for name, file in manifest.tables.items() if name in tables.SCHEMAS]
+    return found
 
-    It opens ``archive.duckdb`` when that shows the commit, else a fresh catalog in a temporary file. Files are
-    readable only inside the index directory.
-    """
-    path = directory / layout.CATALOG
-    if described(directory) != (manifest.commit, str(directory.resolve())):
-        handle, name = tempfile.mkstemp(suffix=".duckdb")
-        os.close(handle)
-        path = Path(name)
-        path.unlink()
-        with duckdb.connect(str(path)) as db:
-            for statement in statements(directory, manifest):
-                db.execute(statement)
-    db = duckdb.connect(str(path), read_only=True)
-    if path.parent != directory:
-        path.unlink()  # the open connection keeps it
-    db.execute("SET allowed_directories = ?", [[str(directory.resolve()) + "/"]])
-    db.execute("SET enable_external_access = false")
+
+def sandboxed(directory: Path, manifest: Manifest, memory_limit: str = sandbox.MEMORY) -> duckdb.DuckDBPyConnection:
+    """A connection showing ``manifest``'s commit, for people's queries (``newsarchive sql``), sandboxed
+    (:func:`.sandbox.confine`): it reads the commit's files and nothing else, and writes no file.
+    Run only statements that :func:`.sandbox.check_statements` lets through on it."""
+    db = connect(directory, manifest)
+    try:
+        sandbox.confine(db, files(directory, manifest), memory_limit)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 

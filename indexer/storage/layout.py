@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -45,6 +46,15 @@ RETAIN_SECONDS = 3600
 RETAIN_COMMITS = 2
 # The layout of format 4 and before: whole generations behind a link.
 OLD_LAYOUT = ("current", "generations", "vectors.faiss", "lexical")
+# What a writer leaves in a folder before the folder's first commit is complete (a first run killed): a folder
+# holding only these, and no manifest, is an index being made. Files at the top; folders with what they may hold.
+FIRST_RUN_FILES = (LOCK, MANIFEST + PARTIAL)
+FIRST_RUN_FOLDERS = {
+    SEGMENTS: re.compile(rf"(?:{re.escape(STAGING_PREFIX)})?\d+"),
+    COMMITS: re.compile(r"\d+\.json(?:\.partial)?"),
+    STORIES: re.compile(r"\d+\.parquet"),
+    TABLES: re.compile(r"[a-z_]+-\d+\.parquet"),
+}
 
 
 @contextlib.contextmanager
@@ -63,6 +73,23 @@ def locked(directory: Path) -> Iterator[None]:
                 f"{directory}/ is being written by another `newsarchive` process; try again when it ends"
             ) from None
         yield
+
+
+def foreign(directory: Path) -> list[str]:
+    """What in ``directory`` no newsarchive writer made, when it holds no index (of any format): the names a writer
+    must not take for its own debris. Empty for an index, an empty or missing folder, or a first run's leftovers."""
+    if not directory.is_dir() or (directory / MANIFEST).exists() or (directory / MANIFEST).is_symlink():
+        return []
+    found = []
+    for path in sorted(directory.iterdir()):
+        if path.name in FIRST_RUN_FILES and path.is_file() and not path.is_symlink():
+            continue
+        pattern = FIRST_RUN_FOLDERS.get(path.name)
+        if pattern is None or not path.is_dir() or path.is_symlink():
+            found.append(path.name + ("/" if path.is_dir() else ""))
+            continue
+        found += [f"{path.name}/{inner.name}" for inner in sorted(path.iterdir()) if not pattern.fullmatch(inner.name)]
+    return found
 
 
 def staging_directory(directory: Path, name: str) -> Path:

@@ -127,6 +127,8 @@ class Manifest:
     @classmethod
     def parse(cls, data: bytes) -> Manifest:
         fields = json.loads(data)
+        if not isinstance(fields, dict):
+            raise ValueError("not a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         fields = {key: value for key, value in fields.items() if key in known}
         fields["segments"] = tuple(SegmentEntry(**entry) for entry in fields.get("segments", ()))

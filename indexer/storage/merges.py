@@ -6,7 +6,8 @@ passages) is merged into one, when that merge holds at most :data:`AUTOMATIC_UP_
 so segments grow tier by tier, as in Lucene's merge policies, and a search meets a few dozen at most.
 ``newsarchive optimize`` merges everything into one segment. Merging drops tombstoned rows, and never embeds
 anything: it reads the segments' Parquet rows, exact vectors and BM25 term counts. Only adjacent segments are
-merged, so segments' passage ids stay in order and never overlap.
+merged, so segments' passage ids stay in order. They may overlap: ``sql --write`` writes an article again with its
+passage ids, live in a new segment and tombstoned in the old one; a merge of the two then sorts the rows by id.
 """
 
 from __future__ import annotations
@@ -62,11 +63,22 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
     """Write the live rows of ``run`` (adjacent segments of ``snapshot``) as one new segment in ``path``."""
     db = snapshot.store.db
     d = snapshot.manifest.dimension
+    parts, rows = [], []  # of each live passage: the segment of the run and the row in it
+    for number, entry in enumerate(run):
+        loaded = snapshot.loaded[entry.name]
+        kept = np.flatnonzero(~np.isin(loaded.ids, snapshot.deleted[entry.name]))
+        parts.append(np.full(len(kept), number, dtype=np.int32))
+        rows.append(kept)
+    part_of, row_of = np.concatenate(parts), np.concatenate(rows)
+    unsorted_ids = np.concatenate([snapshot.loaded[e.name].ids[r] for e, r in zip(run, rows)])
+    in_order = bool((unsorted_ids[1:] > unsorted_ids[:-1]).all())
+    order = np.arange(len(unsorted_ids)) if in_order else np.argsort(unsorted_ids, kind="stable")
     selects = [catalog.segment_selects(snapshot.paths[e.name], e.name, e.tombstones, d) for e in run]
     passages = " UNION ALL ".join(s["passages"] for s in selects)
-    # Segments are in passage id order, and DuckDB keeps a scan's order: the passages stay sorted by id.
+    # Segments are in passage id order, and DuckDB keeps a scan's order: the passages stay sorted by id, unless
+    # the segments overlap.
     db.execute(
-        f"COPY ({passages}) TO {catalog.quoted(path / segment.PASSAGES)} "
+        f"COPY ({passages}{'' if in_order else ' ORDER BY passage_id'}) TO {catalog.quoted(path / segment.PASSAGES)} "
         f"(FORMAT parquet, ROW_GROUP_SIZE {segment.PASSAGE_ROWS})"
     )
     articles = " UNION ALL ".join(s["articles"] for s in selects)
@@ -86,20 +98,20 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
     )
     from ..vectors import release_pages
 
-    ids, lexicals, lexical_keeps = [], [], []
+    stored = [snapshot.loaded[entry.name].stored for entry in run]
     with open(path / segment.VECTORS, "wb") as out:
-        for entry in run:
-            loaded = snapshot.loaded[entry.name]
-            keep = ~np.isin(loaded.ids, snapshot.deleted[entry.name])
-            for start in range(0, len(keep), CHUNK):
-                rows = np.flatnonzero(keep[start : start + CHUNK]) + start
-                out.write(np.ascontiguousarray(loaded.stored[rows], dtype=np.float32).tobytes())
-                release_pages(loaded.stored)
-            ids.append(loaded.ids[keep])
-            lexicals.append(loaded.lexical)
-            lexical_keeps.append(~np.isin(loaded.lexical.ids, snapshot.deleted[entry.name]))
-    merged_ids = np.concatenate(ids)
+        for start in range(0, len(order), CHUNK):
+            chosen = order[start : start + CHUNK]
+            block = np.empty((len(chosen), d), dtype=np.float32)
+            for number in np.unique(part_of[chosen]):
+                here = part_of[chosen] == number
+                block[here] = stored[number][row_of[chosen[here]]]
+                release_pages(stored[number])
+            out.write(block.tobytes())
+    merged_ids = unsorted_ids[order]
     np.save(path / segment.IDS, merged_ids)
+    lexicals = [snapshot.loaded[entry.name].lexical for entry in run]
+    lexical_keeps = [~np.isin(lexical.ids, snapshot.deleted[e.name]) for lexical, e in zip(lexicals, run)]
     from ..lexical import LexicalIndex
 
     LexicalIndex.merged(lexicals, lexical_keeps).save(path / segment.LEXICAL)

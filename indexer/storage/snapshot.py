@@ -95,7 +95,7 @@ class Snapshot:
     @functools.cached_property
     def lexical(self) -> LexicalIndex:
         """Every live segment's BM25 indexes, searched as one (loaded on first use)."""
-        deleted = np.concatenate(list(self.deleted.values())) if self.deleted else np.zeros(0, np.int64)
+        deleted = [self.deleted[name] for name in self.loaded]
         return LexicalIndex.combined([item.lexical for item in self.loaded.values()], deleted)
 
     @functools.cached_property

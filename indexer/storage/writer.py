@@ -26,9 +26,10 @@ import pyarrow.parquet as pq
 
 from .. import duplicates
 from ..articles import Article
-from ..errors import NewsarchiveError
+from ..errors import EditRefused, NewsarchiveError, NotAnIndex
 from ..passages import Passage
 from . import catalog, layout, merges, segment, stories, tables
+from .check import check_snapshot
 from .manifest import AUTO, SCHEMA_VERSION, UPGRADABLE_FROM, Manifest, SegmentEntry
 from .snapshot import Snapshot
 
@@ -60,16 +61,19 @@ class Writer:
     """Holds the lock of the index in ``directory`` and writes its next commits.
 
     Args:
-        directory: The index directory (created if missing).
+        directory: The index directory: an index, an empty folder, or none (created).
         rebuild: Start from an empty index: the next commit holds only what is added now.
 
     Raises:
         IndexBusy: Another process is writing the index.
+        NotAnIndex: ``directory`` is a file, or a folder holding other things than an index; nothing is created
+            in it (a writer removes what no commit names, so it must not take someone's files for its debris).
     """
 
     def __init__(self, directory: Path, rebuild: bool = False) -> None:
         self.directory = directory
         self.rebuild = rebuild
+        _refuse_foreign(directory)
         self._lock = layout.locked(directory)
         self._lock.__enter__()
         try:
@@ -223,13 +227,23 @@ class Writer:
 
     def pair(self, pairs: list[tuple[str, str, str, float]]) -> None:
         """Record pairs of articles as one story (or, of kind ``separated``, as not), besides those found."""
-        self._pairs += pairs
-        self._changed = True
+        if pairs:
+            self._pairs += pairs
+            self._changed = True
 
     # committing
 
-    def commit(self) -> Manifest | None:
-        """Make what was written the index's current commit; returns it, or ``None`` when nothing changed."""
+    def commit(self, verify: bool = False) -> Manifest | None:
+        """Make what was written the index's current commit; returns it, or ``None`` when nothing changed.
+
+        Args:
+            verify: First check the draft commit as ``newsarchive check`` does (:func:`.check.check_snapshot`: the
+                segments it writes or tombstones, and the tables as a whole), for changes made by hand (``sql
+                --write``), which no indexing code vouches for.
+
+        Raises:
+            EditRefused: With ``verify``, the check found problems; nothing is committed.
+        """
         if not self._changed:
             return None
         if self._pairs and self._pending is None and not self._staged:
@@ -249,7 +263,10 @@ class Writer:
         new_ids = np.concatenate(self._new_ids) if self._new_ids else np.zeros(0, dtype=np.int64)
         draft = self._manifest(entries, self.base.stories if self.base and not self.rebuild else "")
         stories = self._find_duplicates(draft, staged, new_ids)
-        manifest = self._publish(dataclasses.replace(draft, stories=stories, tables=self._write_tables(draft)), staged)
+        draft = dataclasses.replace(draft, stories=stories, tables=self._write_tables(draft))
+        if verify:
+            self._verify(draft, staged)
+        manifest = self._publish(draft, staged)
         self._reset(manifest)
         self.merge(merges.automatic(manifest.segments))
         return manifest
@@ -413,6 +430,14 @@ class Writer:
             tables.write(self.directory, files[name], name, table)
         return files
 
+    def _verify(self, draft: Manifest, staged: dict[str, Path]) -> None:
+        """Refuse a draft commit that ``check`` would find fault with: before it is published, nothing is lost."""
+        written = set(staged) | set(self._tombstones)  # the segments this commit wrote, or wrote tombstones for
+        with Snapshot(self.directory, draft, staged, memory_limit=WRITE_CACHE) as working:
+            problems = check_snapshot(working, written)
+        if problems:
+            raise EditRefused(f"not written, it would break the index: {'; '.join(problems)}")
+
     def _publish(self, manifest: Manifest, staged: dict[str, Path]) -> Manifest:
         """Make ``manifest`` current: staged segments renamed into place, then one atomic rename of the manifest."""
         for name, path in staged.items():
@@ -480,3 +505,15 @@ class Writer:
         layout.remove_unreferenced(self.directory, referenced, expired)
         if catalog.described(self.directory) != (current.commit, str(self.directory.resolve())):
             catalog.write(self.directory, current)
+
+
+def _refuse_foreign(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise NotAnIndex(f"{directory} is a file, not an index folder: give --index-dir a folder")
+    strange = layout.foreign(directory)
+    if strange:
+        shown = ", ".join(strange[:3]) + (f" and {len(strange) - 3} more" if len(strange) > 3 else "")
+        raise NotAnIndex(
+            f"{directory}/ is not empty and holds no newsarchive index ({shown}): give --index-dir an empty or new "
+            "folder; nothing was changed in it"
+        )
