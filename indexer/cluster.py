@@ -171,9 +171,14 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = None if address in (None, "", "auto") else address
+    from . import fetch_policy
+
+    # Workers fetch the URLs they read: --allow-private reaches them as the environment variable they read.
+    allowed = {fetch_policy.ALLOW_PRIVATE_ENV: "1"} if fetch_policy.private_allowed() else {}
     try:
         ray.init(
             address=address,
+            runtime_env={"env_vars": allowed} if allowed else None,
             include_dashboard=False,
             logging_level=logging.ERROR,
             log_to_driver=False,

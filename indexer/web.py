@@ -2,25 +2,38 @@
 
 trafilatura finds a page's main text (without navigation, ads or comments) and its metadata; feedparser reads
 feeds, one article per entry. A feed entry that carries only a summary gets its page's main text when the page can
-be fetched (:mod:`indexer.fetching`). A URL that fails is one :class:`InputProblem`: the rest is still read.
+be fetched (:mod:`indexer.fetching`): the pages of a feed's entries are fetched several at once, all within
+:data:`PAGES_BUDGET`, and only where the fetch policy allows (:func:`indexer.fetching.get_link`). A URL, a feed or
+an entry that fails is one :class:`InputProblem`: the rest is still read.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
+import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import fetching
 from .errors import InputProblem
+from .fetch_policy import shown
+
+log = logging.getLogger(__name__)
 
 HTML_SUFFIXES = (".html", ".htm")
 FEED_SUFFIXES = (".rss", ".atom", ".xml")
 MIN_TEXT_CHARS = 30  # less main text than this is a page of links ("Home"), not an article
 SUMMARY_CHARS = 600  # a feed entry's text shorter than this is a summary, and its page is fetched
+PAGES_AT_ONCE = 8  # pages of one feed's entries fetched at the same time
+PAGES_BUDGET = 60.0  # seconds for all the pages of one feed's entries: those not in by then keep their summary
+REFUSALS_SHOWN = 3  # links of one feed refused by the fetch policy, each a line; the rest are counted
 _PUBLISHED_KEYS = {"article:published_time", "og:article:published_time", "datepublished", "pubdate", "publishdate"}
 _FEED_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(rss|feed|rdf:RDF)\b", re.S)
 
@@ -30,8 +43,15 @@ def is_url(text: str) -> bool:
 
 
 def url_id(url: str) -> str:
-    """A stable article id for a URL: its host and path, slashes made dashes (ids cannot hold slashes)."""
-    parts = urlsplit(url)
+    """A stable article id for a URL: its host and path, slashes made dashes (ids cannot hold slashes).
+
+    Raises:
+        InputProblem: ``url`` cannot be read as a URL (``http://[::1/x``).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise InputProblem(shown(url), f"not a URL that can be read ({error})") from None
     name = parts.netloc.removeprefix("www.") + parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
     name = re.sub(r"[/\\\s\x00-\x1f]+", "-", name).strip("-")
     if len(name) > 150:  # long ids are unwieldy in SQL; the hash keeps them apart
@@ -63,15 +83,21 @@ def read_url(url: str) -> Iterator[Any]:
 def read_document(where: str, body: bytes, feed: bool) -> Iterator[Any]:
     """The entries of a feed, or the one article of a page, from a file or a URL (``where``).
 
-    What cannot be read is an :class:`InputProblem`, never raised.
+    What cannot be read is an :class:`InputProblem`, never raised -- a failure nobody foresaw included, as the last
+    line of what was read from ``where``.
     """
-    if feed:
-        yield from read_feed(where, body)
-        return
     try:
-        yield read_page(where, body)
+        if feed:
+            yield from read_feed(where, body)
+        else:
+            yield read_page(where, body)
     except InputProblem as problem:
         yield problem
+    except ImportError:
+        raise  # a broken install, not this input's fault: the command says how to repair it
+    except Exception as error:  # noqa: BLE001 -- a last resort: one input's fault must not stop the others
+        log.debug("reading %s failed", shown(where), exc_info=True)
+        yield InputProblem(shown(where), f"could not be read ({type(error).__name__}: {error})")
 
 
 def page_fields(html: bytes | str, url: str | None = None) -> dict[str, Any] | None:
@@ -146,22 +172,30 @@ def read_page(where: str, html: bytes | str) -> Any:
 
     fields = page_fields(html, where if is_url(where) else None)
     if fields is None:
-        raise InputProblem(where, "no article text found in this page")
-    article_id = url_id(fields["url"]) if is_url(where) and fields["url"] else Path(where).stem
-    return make_article(where, fields, article_id)
+        raise InputProblem(shown(where), "no article text found in this page")
+    article_id = Path(where).stem
+    if is_url(where):
+        try:
+            article_id = url_id(fields["url"] or where)
+        except InputProblem:  # a canonical URL that cannot be read: the page's own
+            article_id = url_id(where)
+    return make_article(shown(where), fields, article_id)
 
 
 def read_feed(where: str, content: bytes) -> Iterator[Any]:
     """Every entry of an RSS or Atom feed as an article, with the entry's date, link and the feed's title as source.
 
-    An entry whose text is only a summary gets its page's main text when the page answers.
+    An entry whose text is only a summary gets its page's main text when the page answers in time
+    (:func:`read_entries`); what went wrong on the way follows the articles, a line each.
     """
     parsed = parse_feed(where, content)
     if isinstance(parsed, InputProblem):
         yield parsed
         return
-    for number, entry in enumerate(parsed.entries, start=1):
-        yield entry_article(where, parsed, entry, number)
+    entries, notes = read_entries(where, parsed, range(1, len(parsed.entries) + 1))
+    for entry in entries:
+        yield entry.item
+    yield from notes
 
 
 def parse_feed(where: str, content: bytes) -> Any:
@@ -171,7 +205,7 @@ def parse_feed(where: str, content: bytes) -> Any:
     feed = feedparser.parse(content)
     if not feed.entries:
         reason = getattr(feed, "bozo_exception", None)
-        return InputProblem(where, f"not a feed, or a feed without entries{f' ({reason})' if reason else ''}")
+        return InputProblem(shown(where), f"not a feed, or a feed without entries{f' ({reason})' if reason else ''}")
     return feed
 
 
@@ -180,12 +214,79 @@ def entry_key(entry: Any) -> str | None:
     return entry.get("id") or entry.get("link") or None
 
 
-def entry_article(where: str, feed: Any, entry: Any, number: int, source: str | None = None) -> Any:
-    """Entry ``number`` of ``feed`` (from :func:`parse_feed`) as an article, or an :class:`InputProblem`; an entry
-    whose text is only a summary gets its page's main text when the page answers. ``source`` replaces the feed's
-    title as the article's source."""
-    from .articles import make_article
+@dataclass
+class EntryRead:
+    """Entry ``number`` of a feed as an :class:`~indexer.articles.Article`, or the :class:`InputProblem` that kept
+    it out; ``page_late``: its page did not come in time, so its summary stands and it is worth reading again."""
 
+    number: int
+    item: Any
+    page_late: bool = False
+
+
+@dataclass
+class _Draft:
+    number: int
+    fields: dict[str, Any]
+    link: str | None  # the page to fetch for a summary
+    article_id: str
+
+
+def read_entries(
+    where: str,
+    feed: Any,
+    numbers: Sequence[int],
+    source: str | None = None,
+    deadline: float | None = None,
+) -> tuple[list[EntryRead], list[InputProblem]]:
+    """Entries ``numbers`` (1-based) of ``feed`` (from :func:`parse_feed`), read from ``where`` (a file, or a URL
+    the operator gave), as articles; ``source`` replaces the feed's title as their source.
+
+    An entry whose text is only a summary gets its page's main text when the page answers: the pages are fetched
+    :data:`PAGES_AT_ONCE` at a time, by ``deadline`` (a ``time.monotonic()``; default :data:`PAGES_BUDGET` from
+    now), and only on public addresses or ``where``'s own site (:func:`indexer.fetching.get_link`).
+
+    Returns:
+        The entries in order, and lines on what went wrong with their pages: each refused link, and how many pages
+        did not come in time (their entries keep their summaries).
+    """
+    drafts = [_guarded(where, number, _draft, where, feed, number, source) for number in numbers]
+    links = list(dict.fromkeys(d.link for d in drafts if isinstance(d, _Draft) and d.link))
+    pages = _linked_pages(links, where, time.monotonic() + PAGES_BUDGET if deadline is None else deadline)
+    read: list[EntryRead] = []
+    refused: list[InputProblem] = []
+    late = 0
+    for draft in drafts:
+        if isinstance(draft, EntryRead):
+            read.append(draft)
+            continue
+        page = pages.get(draft.link) if draft.link else None
+        if isinstance(page, fetching.FetchFailed) and page.reason.startswith("refused:") and page not in refused:
+            refused.append(page)  # the summary is indexed instead
+        late += page is _LATE
+        read.append(_guarded(where, draft.number, _article, where, draft, page))
+    notes = refused[:REFUSALS_SHOWN]
+    if len(refused) > REFUSALS_SHOWN:
+        more = len(refused) - REFUSALS_SHOWN
+        notes.append(InputProblem(shown(where), f"{more} more of its entries' links were refused likewise"))
+    if late:
+        notes.append(
+            InputProblem(
+                shown(where),
+                f"{late} of its entries' pages did not come in time ({PAGES_BUDGET:g} s for a feed's pages, "
+                f"{PAGES_AT_ONCE} at once); their summaries were indexed, and they are tried again next time",
+            )
+        )
+    return read, notes
+
+
+def _draft(where: str, feed: Any, number: int, source: str | None) -> _Draft:
+    """What entry ``number`` says of itself, and the page to fetch when it holds only a summary.
+
+    Raises:
+        InputProblem: Its link is not a URL.
+    """
+    entry = feed.entries[number - 1]
     link = entry.get("link")
     contents = [c.get("value", "") for c in entry.get("content", [])]
     text = _html_text(max(contents, key=len) if contents else entry.get("summary", ""))
@@ -199,20 +300,66 @@ def entry_article(where: str, feed: Any, entry: Any, number: int, source: str | 
         "language": (entry.get("language") or feed.feed.get("language") or "")[:2] or None,
         "author": entry.get("author"),
     }
-    if link and is_url(link) and len(text) < SUMMARY_CHARS:
+    article_id = str(entry.get("id") or f"{Path(where).stem}-{number}")
+    if link and is_url(link):
         try:
-            page = page_fields(fetch(link)[0], link)
-        except InputProblem:
-            page = None  # the summary is indexed instead
-        if page is not None:
-            fields = {**page, **{k: v for k, v in fields.items() if v and k != "text"}, "text": page["text"]}
-    article_id = url_id(link) if link and is_url(link) else str(entry.get("id") or f"{Path(where).stem}-{number}")
+            article_id = url_id(link)
+        except InputProblem as problem:
+            raise InputProblem(shown(where), f"feed entry {number}: its link {problem}", number) from None
+    wanted = link if link and is_url(link) and len(text) < SUMMARY_CHARS else None
+    return _Draft(number, fields, wanted, article_id)
+
+
+def _article(where: str, draft: _Draft, page: Any) -> EntryRead:
+    """The entry of ``draft`` as an article, with the main text of its ``page`` (its body) when that has some."""
+    from .articles import make_article
+
+    fields = draft.fields
+    found = page_fields(page, draft.link) if isinstance(page, bytes) else None
+    if found is not None:
+        fields = {**found, **{k: v for k, v in fields.items() if v and k != "text"}, "text": found["text"]}
+    if not (fields["text"] or "").strip():
+        raise InputProblem(shown(where), f"feed entry {draft.number} has no text", draft.number)
+    return EntryRead(draft.number, make_article(shown(where), fields, draft.article_id, draft.number), page is _LATE)
+
+
+def _guarded(where: str, number: int, read: Any, *args: Any) -> Any:
+    """``read(*args)`` for entry ``number``; what goes wrong is that entry's :class:`InputProblem`, a failure
+    nobody foresaw included (an entry or a page that breaks a parser), and the feed's other entries are read."""
     try:
-        if not (fields["text"] or "").strip():
-            raise InputProblem(where, f"feed entry {number} has no text", number)
-        return make_article(where, fields, article_id, number)
+        return read(*args)
     except InputProblem as problem:
-        return problem
+        return EntryRead(number, problem)
+    except ImportError:
+        raise  # a broken install, not this input's fault: the command says how to repair it
+    except Exception as error:  # noqa: BLE001 -- a last resort: one entry's fault must not cost the feed
+        log.debug("entry %s of %s could not be read", number, shown(where), exc_info=True)
+        reason = f"feed entry {number} could not be read ({type(error).__name__}: {error})"
+        return EntryRead(number, InputProblem(shown(where), reason, number))
+
+
+_LATE = object()  # a page that did not come by the deadline
+
+
+def _linked_pages(links: list[str], where: str, deadline: float) -> dict[str, Any]:
+    """Each link's page body, its :class:`~indexer.fetching.FetchFailed`, or ``_LATE`` when it did not come in
+    time (by its own deadline or ``deadline``, or its turn came after ``deadline``)."""
+    if not links:
+        return {}
+    found_in = where if is_url(where) else None
+
+    def page(link: str) -> Any:
+        if time.monotonic() >= deadline:
+            return _LATE
+        try:
+            return fetching.get_link(link, found_in, client, deadline=deadline).body
+        except fetching.FetchFailed as problem:
+            return _LATE if problem.timed_out else problem
+
+    with fetching.new_client() as client, ThreadPoolExecutor(min(PAGES_AT_ONCE, len(links))) as pool:
+        # Each in a copy of this context: --allow-private rides in a context variable.
+        futures = {link: pool.submit(contextvars.copy_context().run, page, link) for link in links}
+        return {link: future.result() for link, future in futures.items()}
 
 
 def first_date(*candidates: str | None) -> str | None:

@@ -12,6 +12,10 @@ What counts as a match, by the alert's mode:
   works across languages, as dense search does.
 - ``lexical``: a passage holds every word of the query (stemmed, as the lexical index reads them); ``threshold``
   is not used.
+
+Each alert runs, writes its feed file and posts to its webhook on its own: a failure in one is logged as one line
+naming it, and the others go on. Webhooks are posted to at the same time, each within its own time budget
+(:func:`indexer.fetching.post_json`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -36,6 +42,9 @@ from . import atom
 log = logging.getLogger(__name__)
 MODES = ("dense", "lexical")
 THRESHOLD = 0.05  # the dense margin: calibrated on tests/fixtures/alerts (bench/alerts.py, README "Alerts")
+NAME_RULE = "1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+_NAME = re.compile(r"[\w-][\w.-]{0,63}")
+WEBHOOKS_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,8 @@ def add_alert(
     gets its new matches as a JSON POST.
 
     Raises:
-        NewsarchiveError: The name is taken, the query empty, the mode unknown or the webhook not a URL.
+        NewsarchiveError: The name is taken or not :data:`NAME_RULE`, the query empty, the mode unknown or the
+            webhook not a URL.
     """
     from ..ingest import open_writer
     from ..web import is_url
@@ -105,8 +115,10 @@ def add_alert(
         raise NewsarchiveError(f"webhook {webhook!r}: an http:// or https:// URL")
     if mode not in MODES:
         raise NewsarchiveError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
-    if not query.strip() or not name.strip() or "/" in name:
-        raise NewsarchiveError("an alert needs a name (without slashes) and a query")
+    if not _NAME.fullmatch(name):
+        raise NewsarchiveError(f"alert name {shown_name(name)!r}: a name is {NAME_RULE}")
+    if not query.strip():
+        raise NewsarchiveError("an alert needs a query")
     now = now or datetime.now(timezone.utc)
     with open_writer(config.index_dir(directory)) as writer:
         alerts = saved(writer)
@@ -159,7 +171,12 @@ def run_alerts(directory: str | Path | None = None, embedder: Embedder | None = 
         for alert in alerts:
             if latest is None or latest <= alert.checked_until:
                 continue
-            found += _matches(archive, alert, now)
+            try:
+                found += _matches(archive, alert, now)
+            except Exception as error:  # noqa: BLE001 -- one alert's fault must not stop the others
+                log.warning("alert %s: could not be run (%s); it is tried again next time", shown_name(alert.name),
+                            _what(error))  # fmt: skip
+                continue
             ran[alert.name] = latest
     if not ran:
         return []
@@ -173,13 +190,26 @@ def run_alerts(directory: str | Path | None = None, embedder: Embedder | None = 
         writer.set_table("alerts", to_table(updated, "alerts"))
         if new:
             writer.set_table("alert_matches", pa.concat_tables([known, to_table(new, "alert_matches")]))
+    deliveries = []
     for alert in updated:
         mine = [match for match in new if match.alert == alert.name]
         if mine:
-            atom.write(directory, alert, matches_of(alert.name, directory))
+            try:
+                atom.write(directory, alert, matches_of(alert.name, directory))
+            except Exception as error:  # noqa: BLE001 -- the matches are committed; the file is written next time
+                log.warning("alert %s: its feed file could not be written (%s)", shown_name(alert.name), _what(error))
         if mine and alert.webhook:
-            _deliver(alert, mine)
+            deliveries.append((alert, mine))
+    if deliveries:
+        with ThreadPoolExecutor(min(WEBHOOKS_AT_ONCE, len(deliveries))) as pool:
+            list(pool.map(lambda delivery: _deliver(*delivery), deliveries))
     return new
+
+
+def shown_name(name: str) -> str:
+    """An alert's name as it may be printed: without control characters, and cut short when it is long."""
+    name = re.sub(r"[\x00-\x1f\x7f-\x9f]", "", name)
+    return name if len(name) <= 64 else f"{name[:60]}…"
 
 
 def _deliver(alert: Alert, matches: list[Match]) -> None:
@@ -187,10 +217,17 @@ def _deliver(alert: Alert, matches: list[Match]) -> None:
     from .. import fetching
 
     payload = {"alert": alert.name, "query": alert.query, "matches": [dataclasses.asdict(m) for m in matches]}
+    name, count = shown_name(alert.name), len(matches)
     try:
         fetching.post_json(alert.webhook, json.loads(json.dumps(payload, default=str)))
     except fetching.FetchFailed as problem:
-        log.warning("alert %s: its webhook failed (%s matches not delivered): %s", alert.name, len(matches), problem)
+        log.warning("alert %s: its webhook failed (%s matches not delivered): %s", name, count, problem)
+    except Exception as error:  # noqa: BLE001 -- one webhook's fault must not stop the others
+        log.warning("alert %s: its webhook failed (%s matches not delivered): %s", name, count, _what(error))
+
+
+def _what(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _matches(archive, alert: Alert, now: datetime) -> list[Match]:  # noqa: ANN001 -- an Archive

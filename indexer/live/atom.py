@@ -6,6 +6,8 @@ rename, after each run that found something new.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,10 +21,19 @@ if TYPE_CHECKING:
 FOLDER = "alerts"
 LATEST = 200  # entries a feed file holds: readers keep what they have read
 _ATOM = "http://www.w3.org/2005/Atom"
+MAX_NAME_BYTES = 200  # a file name holds 255 bytes on most file systems; ".xml" and room to spare
+_PLAIN = re.compile(r"[^/\\\x00-\x1f\x7f]+")  # what an alert name may hold to be its file's name as it is
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # characters XML 1.0 cannot hold
 
 
 def path(directory: Path, name: str) -> Path:
-    return directory / FOLDER / f"{name}.xml"
+    """Alert ``name``'s feed file: ``NAME.xml``, or -- for a name no file can have (too long, a slash, control
+    characters), which an archive from before names were checked may hold -- a name made from it and its hash."""
+    if _PLAIN.fullmatch(name) and len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES:
+        return directory / FOLDER / f"{name}.xml"
+    slug = re.sub(r"[^\w.-]+", "-", name)[:40].strip(".-") or "alert"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return directory / FOLDER / f"{slug}-{digest}.xml"
 
 
 def write(directory: Path, alert: Alert, matches: list[Match]) -> Path:
@@ -52,8 +63,8 @@ def write(directory: Path, alert: Alert, matches: list[Match]) -> Path:
     return target
 
 
-def _text(parent: ET.Element, tag: str, text: str) -> None:
-    ET.SubElement(parent, f"{{{_ATOM}}}{tag}").text = text
+def _text(parent: ET.Element, tag: str, text: str | None) -> None:
+    ET.SubElement(parent, f"{{{_ATOM}}}{tag}").text = _NOT_XML.sub("", text) if text else text
 
 
 def _time(moment: datetime) -> str:

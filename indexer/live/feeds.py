@@ -1,9 +1,10 @@
 """Followed feeds: which feeds an archive follows, how often, and how each one fared (the ``feeds`` table).
 
-A feed is added with how often it is fetched (``every``); after each fetch its row records the HTTP status, what
-went wrong if anything, the entries seen and new, and when it is next due. A failing feed is tried again later
-each time -- twice the wait after each failure in a row, up to :data:`BACKOFF_CEILING` -- and at its own pace
-again after one success.
+A feed is added with how often it is fetched (``every``, at most :data:`MAX_EVERY`); after each fetch its row
+records the HTTP status, what went wrong if anything, the entries seen and new, and when it is next due. A failing
+feed -- one that does not answer, or whose reading failed in any way -- is tried again later each time -- twice the
+wait after each failure in a row, up to :data:`BACKOFF_CEILING` (or its own period, when longer) -- and at its own
+pace again after one success.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import pyarrow.compute as pc
 
 from .. import config
 from ..errors import NewsarchiveError
+from ..fetch_policy import shown, site
 from ..storage import Writer
 from ..storage.tables import SCHEMAS
 from ..web import is_url
 
 DEFAULT_EVERY = 15 * 60
 MIN_EVERY = 60  # a feed asked for more often than once a minute is being hammered
+MAX_EVERY = 365 * 86400  # a feed fetched less than once a year is not followed
 BACKOFF_CEILING = 24 * 3600
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -55,14 +58,14 @@ class Feed:
         """This feed after a fetch that went well (``health``: its status, validators, entry counts, and what was
         wrong with a feed read all the same)."""
         health = {"last_error": None} | health
-        return dataclasses.replace(
-            self, last_fetch=now, failures=0, next_due=now + timedelta(seconds=self.every_seconds), **health
-        )
+        period = timedelta(seconds=min(self.every_seconds, MAX_EVERY))  # a period from before it was capped
+        return dataclasses.replace(self, last_fetch=now, failures=0, next_due=now + period, **health)
 
     def failed(self, now: datetime, error: str, status: int | None) -> Feed:
         """This feed after a failed fetch: tried again after twice the wait of the failure before."""
         failures = self.failures + 1
-        wait = min(self.every_seconds * 2**failures, max(BACKOFF_CEILING, self.every_seconds))
+        period = min(self.every_seconds, MAX_EVERY)
+        wait = min(period * 2 ** min(failures, 64), max(BACKOFF_CEILING, period))
         return dataclasses.replace(
             self,
             last_fetch=now,
@@ -77,14 +80,16 @@ def every(text: str) -> int:
     """Seconds in a period written ``90s``, ``15m``, ``2h`` or ``1d`` (a bare number is minutes).
 
     Raises:
-        NewsarchiveError: It is not such a period, or is shorter than a minute.
+        NewsarchiveError: It is not such a period, or is shorter than a minute or longer than a year.
     """
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text.lower())
+    match = re.fullmatch(r"\s*([0-9]{1,12})\s*([smhd]?)\s*", text.lower())
     if not match:
-        raise NewsarchiveError(f"{text!r} is not a period: write 90s, 15m, 2h or 1d")
+        raise NewsarchiveError(f"{text[:40]!r} is not a period: write 90s, 15m, 2h or 1d")
     seconds = int(match.group(1)) * _UNITS[match.group(2) or "m"]
     if seconds < MIN_EVERY:
         raise NewsarchiveError(f"every {text}: feeds are fetched at most once a minute")
+    if seconds > MAX_EVERY:
+        raise NewsarchiveError(f"every {text.strip()}: feeds are fetched at least once a year (365d at most)")
     return seconds
 
 
@@ -111,10 +116,12 @@ def add_feed(
     """Follow the feed at ``url`` (a commit); following one already followed changes its period and source.
 
     Raises:
-        NewsarchiveError: ``url`` is not an http(s) URL.
+        NewsarchiveError: ``url`` is not an http(s) URL, or ``every_seconds`` is out of range.
     """
-    if not is_url(url):
-        raise NewsarchiveError(f"{url!r}: a feed is followed by its http:// or https:// URL")
+    if not is_url(url) or site(url) is None:
+        raise NewsarchiveError(f"{shown(url)!r}: a feed is followed by its http:// or https:// URL")
+    if not MIN_EVERY <= every_seconds <= MAX_EVERY:
+        raise NewsarchiveError(f"every {every_seconds} s: a feed is fetched between once a minute and once a year")
     from ..ingest import open_writer
 
     now = now or datetime.now(timezone.utc)
@@ -140,7 +147,7 @@ def remove_feed(url: str, directory: str | Path | None = None) -> None:
         feeds = followed(writer)
         if url not in {feed.url for feed in feeds}:
             raise NewsarchiveError(
-                f"{url} is not followed in {directory}/ (`newsarchive feeds list` shows those that are)"
+                f"{shown(url)} is not followed in {directory}/ (`newsarchive feeds list` shows those that are)"
             )
         writer.set_table("feeds", to_table([feed for feed in feeds if feed.url != url]))
         entries = writer.table("feed_entries")

@@ -7,14 +7,21 @@ feed's ``ETag`` and ``Last-Modified``): an unchanged feed answers 304 and costs 
 feed's previous fetch, unchanged (by a hash of what the feed says of it), is not read again: its page is not
 fetched and nothing is embedded. A changed or new entry becomes an article as ``newsarchive index URL`` would make
 it, and the index embeds it only if its text is new. A feed that fails is one line of the round's report and is
-tried again later (:meth:`indexer.live.feeds.Feed.failed`); the other feeds go on.
+tried again later (:meth:`indexer.live.feeds.Feed.failed`); the other feeds go on. So does a feed whose reading
+fails in a way nobody foresaw: a last resort records it as failed rather than letting it stop the round. A bad
+entry is one line naming the feed and the entry; the rest of the feed is read.
+
+Fetching has a budget: :data:`ROUND_BUDGET` for a round's feeds and their entries' pages, besides each request's
+own deadline (:mod:`indexer.fetch_policy`); a feed whose turn comes after it is fetched next round.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,18 +33,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import config, fetching, web
+from .. import config, fetch_policy, fetching, web
 from ..articles import Article
 from ..embedder import Embedder
 from ..errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveError
+from ..fetch_policy import shown
 from ..ingest import IndexReport, Ingestion, settings_of
 from ..storage import Snapshot, Writer
 from ..storage.tables import SCHEMAS
 from .alerts import Match, run_alerts
 from .feeds import Feed, followed, from_table, to_table
 
+log = logging.getLogger(__name__)
 IDLE_CHECK = 60  # seconds `follow` sleeps at most between rounds, so that a feed added meanwhile is soon fetched
 FETCHING_AT_ONCE = 8  # feeds fetched at the same time (each from its own server, mostly)
+ROUND_BUDGET = 120.0  # seconds for a round's fetching: its feeds, and the pages their entries link to
 
 
 @dataclass
@@ -63,7 +73,8 @@ class Round:
     matches: list[Match] = field(default_factory=list)  # what alerts found among the new articles
 
     def lines(self) -> list[str]:
-        """The round in one line, then one line per feed that failed."""
+        """The round in one line, then one line per feed that failed, per entry or article that was not indexed,
+        and per alert match."""
         feeds = [item.feed for item in self.fetched]
         failed = [feed for feed in feeds if feed.failures]
         unchanged = sum(feed.last_status == 304 for feed in feeds)
@@ -73,10 +84,11 @@ class Round:
             f"failed); {report.added} new articles, {report.updated} updated; {self.seconds:.1f} s"
         )
         rest = [
-            f"  {feed.url}: {feed.last_error} ({feed.failures} in a row; next try {feed.next_due:%Y-%m-%d %H:%M})"
+            f"  {shown(feed.url)}: {feed.last_error} ({feed.failures} in a row; "
+            f"next try {feed.next_due:%Y-%m-%d %H:%M})"
             for feed in failed
         ]
-        rest += [f"  {problem}" for item in self.fetched for problem in item.problems]
+        rest += [f"  {problem}" for problem in self.index.problems]  # the feeds' problems, then the index's
         rest += [f"  alert {m.alert}: {m.title} ({m.url or m.article_id})" for m in self.matches]
         return [first, *rest]
 
@@ -88,6 +100,9 @@ def run_round(
     now: datetime | None = None,
 ) -> Round:
     """Fetch the feeds that are due (``everything``: all of them) and index what is new, as one commit.
+
+    Links in entries reach private addresses only inside :func:`indexer.fetch_policy.allowing_private` (or with
+    ``$NEWSARCHIVE_ALLOW_PRIVATE``).
 
     Raises:
         NewsarchiveError: No feed is followed there.
@@ -106,9 +121,15 @@ def run_round(
     due = [feed for feed in feeds if everything or feed.is_due(now)]
     if not due:
         return Round(now, [], IndexReport(), time.perf_counter() - started, embedder)
+    deadline = time.monotonic() + ROUND_BUDGET
     with fetching.new_client() as client, ThreadPoolExecutor(FETCHING_AT_ONCE) as pool:
-        # At once: a feed that hangs until the timeout holds up no other (httpx's client is thread-safe).
-        fetched = list(pool.map(lambda feed: _fetch(feed, seen.get(feed.url, {}), now, client), due))
+        # At once: a feed that hangs until the timeout holds up no other (httpx's client is thread-safe). Each in
+        # a copy of this context: --allow-private rides in a context variable.
+        futures = [
+            pool.submit(contextvars.copy_context().run, _guarded, feed, seen.get(feed.url, {}), now, client, deadline)
+            for feed in due
+        ]
+        fetched = [future.result() for future in futures]
     report = IndexReport(problems=[problem for item in fetched for problem in item.problems])
     with Writer(directory) as writer:
         ingestion = Ingestion(writer, settings_of(writer, directory, embedder), report, embedder)
@@ -126,8 +147,21 @@ def follow(
     embedder: Embedder | None = None,
     echo: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
+    allow_private: bool = False,
 ) -> Round:
-    """Run rounds until stopped, each when a feed is due (``once``: one round over every feed, then return)."""
+    """Run rounds until stopped, each when a feed is due (``once``: one round over every feed, then return);
+    ``allow_private`` lets links in entries reach private addresses (:mod:`indexer.fetch_policy`)."""
+    with fetch_policy.allowing_private(allow_private):
+        return _follow(directory, once, embedder, echo, sleep)
+
+
+def _follow(
+    directory: str | Path | None,
+    once: bool,
+    embedder: Embedder | None,
+    echo: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> Round:
     while True:
         try:
             result = run_round(directory, everything=once, embedder=embedder)
@@ -153,9 +187,24 @@ def _until_due(directory: str | Path | None) -> float:
     return min(max(wait, 1.0), IDLE_CHECK)
 
 
-def _fetch(feed: Feed, seen: dict[str, tuple[str, str]], now: datetime, client: Any) -> Fetched:
+def _guarded(feed: Feed, seen: dict[str, tuple[str, str]], now: datetime, client: Any, deadline: float) -> Fetched:
+    """:func:`_fetch`, with a last resort: a feed whose reading fails in a way nobody foresaw is recorded as failed
+    (and so tried again later, less and less often), and the round goes on."""
+    if time.monotonic() >= deadline:
+        why = f"not fetched: the round's {ROUND_BUDGET:g} s for fetching ran out before its turn; it is due next round"
+        return Fetched(feed, problems=[InputProblem(shown(feed.url), why)])
     try:
-        response = fetching.get(feed.location or feed.url, feed.etag, feed.last_modified, client)
+        return _fetch(feed, seen, now, client, deadline)
+    except ImportError:
+        raise  # a broken install, not this input's fault: the command says how to repair it
+    except Exception as error:  # noqa: BLE001 -- one feed's fault must not stop the round
+        log.debug("reading the feed %s failed", shown(feed.url), exc_info=True)
+        return Fetched(feed.failed(now, f"could not be read ({type(error).__name__}: {error})", None))
+
+
+def _fetch(feed: Feed, seen: dict[str, tuple[str, str]], now: datetime, client: Any, deadline: float) -> Fetched:
+    try:
+        response = fetching.get(feed.location or feed.url, feed.etag, feed.last_modified, client, deadline=deadline)
     except fetching.FetchFailed as problem:
         return Fetched(feed.failed(now, problem.reason, problem.status))
     health: dict[str, Any] = {"location": response.moved_to} if response.moved_to else {}
@@ -169,20 +218,29 @@ def _fetch(feed: Feed, seen: dict[str, tuple[str, str]], now: datetime, client: 
     result = Fetched(feed, entries=[])
     malformed = _malformed(parsed)
     if malformed:
-        result.problems.append(InputProblem(feed.url, f"{malformed}; the entries before it were read"))
+        result.problems.append(InputProblem(shown(feed.url), f"{malformed}; the entries before it were read"))
+    keys, changed = {}, []
     for number, entry in enumerate(parsed.entries, start=1):
         digest = _entry_hash(entry)
         key = web.entry_key(entry) or digest
         if seen.get(key, ("",))[0] == digest:
             result.entries.append((key, digest, seen[key][1]))
+        else:
+            keys[number] = (key, digest)
+            changed.append(number)
+    pages_by = min(time.monotonic() + web.PAGES_BUDGET, deadline)
+    read, notes = web.read_entries(feed.url, parsed, changed, feed.source, pages_by)
+    for entry in read:
+        if isinstance(entry.item, InputProblem):
+            result.problems.append(entry.item)
             continue
-        item = web.entry_article(feed.url, parsed, entry, number, feed.source)
-        if isinstance(item, InputProblem):
-            result.problems.append(item)
-            continue
-        result.articles.append(item)
-        result.entries.append((key, digest, item.article_id))
-    health |= {"etag": response.etag, "last_modified": response.last_modified, "last_error": malformed}
+        result.articles.append(entry.item)
+        if not entry.page_late:  # else read again next round, when its page may come
+            result.entries.append((*keys[entry.number], entry.item.article_id))
+    result.problems += notes
+    late = any(entry.page_late for entry in read)  # no validators then: the next fetch reads the feed again
+    validators = (None, None) if late else (response.etag, response.last_modified)
+    health |= {"etag": validators[0], "last_modified": validators[1], "last_error": malformed}
     health |= {"entries_seen": len(parsed.entries), "entries_new": len(result.articles)}
     result.feed = feed.fetched(now, **health)
     return result
