@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,8 +18,9 @@ from . import web
 from .errors import InputProblem
 
 SUFFIXES = (".txt", ".md", ".jsonl", *web.HTML_SUFFIXES, ".rss", ".atom")
-# .xml is read as a feed when named, not when a folder is walked: folders hold other XML too.
+# .xml is read as a feed when named; in a folder, only when it starts as a feed does: folders hold other XML too.
 NAMED_SUFFIXES = (*SUFFIXES, ".xml")
+SIDECAR = ".meta.json"  # a .txt or .md file's metadata, read with it
 METADATA_KEYS = ("id", "title", "source", "url", "published", "language", "author")
 # A heading is a short line that does not end like a sentence.
 # No news article comes near this; a bigger file is a book, a dump or a mistake, and would take hours to embed.
@@ -67,21 +70,42 @@ class Article:
         object.__setattr__(self, "content_hash", digest)
 
 
+class Ignored(InputProblem):
+    """A file in a folder that is not read, and why (a photo beside the articles, an XML file that is not a feed).
+
+    A note for the run's output, not a failure: a folder may hold other files, and a run that met only these
+    succeeds. Hidden files and ``*.meta.json`` sidecars are passed over without one.
+    """
+
+
 def find_files(paths: Iterable[str | Path]) -> Iterator[Path | str | InputProblem]:
     """Expand files and folders into article files, in a stable order; URLs (``http(s)://``) pass through.
 
-    Folders are walked recursively for the known suffixes; hidden files and ``*.meta.json`` sidecars are skipped.
+    Folders are walked recursively for the known suffixes, and for ``.xml`` files that start as an RSS or Atom
+    feed does; every other file is :class:`Ignored`, except hidden files and ``*.meta.json`` sidecars. A file whose
+    name is not valid UTF-8 cannot be stored by name: it is an :class:`InputProblem` (once per folder so named).
     """
     for given in paths:
         if isinstance(given, str) and web.is_url(given):
             yield given
             continue
         path = Path(given)
-        if path.is_dir():
+        if _bad_name(path):
+            yield _misnamed(Path(), path.parts)
+        elif path.is_dir():
+            misnamed: set[str] = set()
             for found in sorted(path.rglob("*")):
-                hidden = any(part.startswith(".") for part in found.relative_to(path).parts)
-                if found.is_file() and found.suffix.lower() in SUFFIXES and not hidden:
-                    yield found
+                relative = found.relative_to(path).parts
+                if any(part.startswith(".") for part in relative) or found.name.lower().endswith(SIDECAR):
+                    continue
+                if not found.is_file():
+                    continue
+                item = _walked(found)
+                if isinstance(item, Ignored) or not _bad_name(found):
+                    yield item
+                elif (problem := _misnamed(path, relative)).path not in misnamed:
+                    misnamed.add(problem.path)
+                    yield problem
         elif path.is_file():
             if path.suffix.lower() in NAMED_SUFFIXES:
                 yield path
@@ -89,6 +113,47 @@ def find_files(paths: Iterable[str | Path]) -> Iterator[Path | str | InputProble
                 yield InputProblem(str(path), f"unsupported file type; expected one of {', '.join(NAMED_SUFFIXES)}")
         else:
             yield InputProblem(str(path), "no such file or folder")
+
+
+def _walked(path: Path) -> Path | Ignored:
+    """A file met in a folder: an article file, or why it is not read."""
+    suffix = path.suffix.lower()
+    if suffix in SUFFIXES:
+        return path
+    if suffix == ".xml":
+        try:
+            with path.open("rb") as file:
+                start = file.read(2000)
+        except OSError:
+            return path  # reading it says what is wrong
+        if web._FEED_START.match(start.removeprefix(codecs.BOM_UTF8)):
+            return path
+        return Ignored(printable_path(path), "XML that is not an RSS or Atom feed")
+    return Ignored(printable_path(path), f"not an article file ({suffix or 'no suffix'})")
+
+
+def printable_path(path: str | Path) -> str:
+    """``path`` as text that can be printed and stored: bytes of its name that are not UTF-8 as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _bad_name(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _misnamed(root: Path, parts: tuple[str, ...]) -> InputProblem:
+    """The problem of the first file or folder of ``root / parts`` whose name is not UTF-8."""
+    where = root
+    for part in parts:
+        where = where / part
+        if _bad_name(Path(part)):
+            break
+    kind = "folder" if where.is_dir() else "file"
+    return InputProblem(printable_path(where), f"the {kind} name is not valid UTF-8, so it cannot be stored: rename it")
 
 
 def count_articles(paths: Iterable[str | Path]) -> int:
@@ -276,6 +341,12 @@ def _read_jsonl_line(path: Path, raw: bytes, number: int) -> Iterator[Article | 
     except json.JSONDecodeError as error:
         yield InputProblem(str(path), f"not JSON ({error.msg})", number)
         return
+    except RecursionError:
+        yield InputProblem(str(path), "JSON nested too deeply to read", number)
+        return
+    except ValueError as error:  # a number of thousands of digits
+        yield InputProblem(str(path), f"not JSON that can be read ({error})", number)
+        return
     if not isinstance(record, dict):
         yield InputProblem(str(path), "not a JSON object", number)
         return
@@ -320,6 +391,10 @@ def _article(
     if not paragraphs:
         # An article that is only a title is still findable by its title.
         body, paragraphs = title, [Paragraph(0, len(title), None)]
+    for value in (str(path), article_id, title, body, *meta.values()):
+        if isinstance(value, str) and not _is_text(value):
+            reason = "holds an unpaired surrogate (a \\ud800-\\udfff escape): not text"
+            raise InputProblem(printable_path(path), reason, line)
     return Article(
         article_id=article_id,
         title=" ".join(title.split()),
@@ -426,6 +501,8 @@ def _sidecar_metadata(path: Path) -> dict[str, Any]:
         return {}
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise InputProblem(str(sidecar), "cannot read metadata: JSON nested too deeply") from None
     except (OSError, ValueError) as error:
         raise InputProblem(str(sidecar), f"cannot read metadata: {error}") from None
     if not isinstance(meta, dict):
@@ -440,13 +517,20 @@ def _front_matter(path: Path, block: str) -> dict[str, Any]:
         meta = yaml.safe_load(block)
     except yaml.YAMLError as error:
         raise InputProblem(str(path), f"front matter is not valid YAML ({error.__class__.__name__})") from None
+    except RecursionError:
+        raise InputProblem(str(path), "front matter is nested too deeply to read") from None
     if not isinstance(meta, dict):
         raise InputProblem(str(path), "front matter must be a mapping of key: value lines")
     return {key: meta[key] for key in METADATA_KEYS if meta.get(key) is not None}
 
 
 def parse_published(value: Any, path: str = "", line: int | None = None) -> datetime | None:
-    """Read a publication date (ISO 8601 or a common written form) as an aware datetime; naive means UTC."""
+    """Read a publication date (ISO 8601 or a common written form) as an aware datetime; naive means UTC.
+
+    Raises:
+        InputProblem: ``value`` is not a date, or not one an archive can store: in UTC, between the years 1 and
+            9999 (``9999-12-31T23:59:59-14:00`` is in the year 10000 there).
+    """
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -458,12 +542,33 @@ def parse_published(value: Any, path: str = "", line: int | None = None) -> date
 
         try:
             moment = parser.isoparse(str(value))
-        except ValueError:
+        except (ValueError, OverflowError):
             try:
                 moment = parser.parse(str(value))
             except (ValueError, OverflowError):
-                raise InputProblem(path, f"published: cannot read {value!r} as a date", line) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+                raise InputProblem(path, f"published: cannot read {_short(value)} as a date", line) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    try:
+        moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        reason = f"published: {_short(value)} is outside the dates an archive stores (the years 1 to 9999 in UTC)"
+        raise InputProblem(path, reason, line) from None
+    return moment
+
+
+def _short(value: Any) -> str:
+    """``value`` quoted for a message, cut short: a date field may hold anything."""
+    text = repr(str(value))
+    return text if len(text) <= 60 else text[:58] + "…" + text[-1]
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` can be written as UTF-8: a JSON ``\\ud800`` escape makes a string that cannot."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _optional_str(value: Any) -> str | None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from . import config, workers
-from .articles import Article, count_articles, read_articles
-from .cluster import ClusterOptions
+from .articles import Article, Ignored, count_articles, read_articles
+from .cluster import Batch, ClusterOptions
 from .embedder import Embedder, load_embedder, model_name, precision_for
 from .errors import IndexMismatch, InputProblem, NewsarchiveError
 from .language import article_languages
@@ -37,6 +37,7 @@ class IndexReport:
     embedded: int = 0
     seconds: float = 0.0
     problems: list[InputProblem] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)  # files a folder holds that are not articles: notes
     matches: list = field(default_factory=list)  # new matches of alerts (indexer.live.alerts.Match)
 
 
@@ -70,7 +71,9 @@ def index_paths(
 
     New articles are added; articles whose content changed are replaced; unchanged ones (by content hash) are
     not embedded again, and when nothing changed nothing is written. Files that cannot be read are reported in
-    ``IndexReport.problems`` and skipped; what was indexed from them stays. What is new goes into a new segment,
+    ``IndexReport.problems`` and skipped; what was indexed from them stays. An article belongs to the input that
+    first indexed it (:func:`same_input`): another input with its id is a problem too, and replaces nothing.
+    Files of a folder that are not articles are named in ``IndexReport.ignored``. What is new goes into a new segment,
     made current by one commit (:mod:`indexer.storage`); nothing already committed is rewritten, and only one
     process may write at a time.
 
@@ -109,7 +112,7 @@ def index_paths(
         report = IndexReport()
         articles: Iterable[Article] = ()
         if cluster is None:  # on Ray, the workers read
-            articles = _readable(read_articles(paths), report.problems)
+            articles = _readable(read_articles(paths), report)
             first = next(articles, None)
             if first is None and not exists(directory):
                 report.seconds = time.perf_counter() - started
@@ -173,18 +176,20 @@ class Ingestion:
     def add(
         self, articles: Iterable[Article], progress: Progress | None = None, total: int = 0
     ) -> Iterator[list[Article]]:
-        """Ingest ``articles``; yields each batch once it is handed over (the caller may note what it read)."""
+        """Ingest ``articles``; yields each batch once it is handed over (the caller may note what it read),
+        without the articles refused because another input owns their id."""
         for batch in _batches(articles, ARTICLES_PER_BATCH):
             known = self.writer.known(a.article_id for a in batch)
-            to_embed = [a for a in batch if known.get(a.article_id, ("",))[0] != a.content_hash]
-            self.report.unchanged += len(batch) - len(to_embed)
+            owned = self._owned(batch, known)
+            to_embed = [a for a in owned if known.get(a.article_id, ("",))[0] != a.content_hash]
+            self.report.unchanged += len(owned) - len(to_embed)
             if to_embed:
                 self.start(embedding=True)
                 advance = _progress(progress, self._read, len(batch), total)
                 embedded = embed_articles(to_embed, self.embedder, self.settings.max_tokens, advance)
                 self._write(to_embed, *embedded, known)
             self._read += len(batch)
-            yield batch
+            yield owned
 
     def add_from_cluster(
         self,
@@ -202,7 +207,11 @@ class Ingestion:
         known = {} if self.writer.rebuild else {a: hash for a, (hash, _) in self.writer.known().items()}
         uncommitted = 0
         for batch in embedded_batches(paths, self.settings, known, cluster, self.backend):
-            self.report.problems += batch.problems
+            self.report.ignored += [p for p in batch.problems if isinstance(p, Ignored)]
+            self.report.problems += [p for p in batch.problems if not isinstance(p, Ignored)]
+            owners = self.writer.known(a.article_id for a in batch.articles + batch.unchanged)
+            batch.unchanged = self._owned(batch.unchanged, owners)
+            _keep(batch, self._owned(batch.articles, owners))
             self.report.unchanged += len(batch.unchanged)
             if batch.articles:
                 known = self.writer.known(a.article_id for a in batch.articles)
@@ -215,6 +224,21 @@ class Ingestion:
                 self.writer.commit()
                 uncommitted = 0
             yield batch.articles + batch.unchanged
+
+    def _owned(self, articles: list[Article], known: dict[str, tuple[str, str]]) -> list[Article]:
+        """The articles new to the index or of the input that owns their id; each other one is a problem."""
+        owned = []
+        for article in articles:
+            owner = known[article.article_id][1] if article.article_id in known else None
+            if owner is None or same_input(article.path, owner):
+                owned.append(article)
+                continue
+            reason = (
+                f"article id {article.article_id!r} belongs to {owner}, which indexed it first: not replaced "
+                f"(to give it to this input, remove it first: newsarchive remove {article.article_id})"
+            )
+            self.report.problems.append(InputProblem(article.path, reason, article.line))
+        return owned
 
     def _write(
         self,
@@ -339,6 +363,36 @@ def _settings(
     return Settings(model, dimension, query_prompt, passage_prompt, max_tokens, precision, vector_index, backend)
 
 
+def same_input(path: str, owner: str) -> bool:
+    """Whether an article read from ``path`` (a file, a page's or a feed's URL) may replace the indexed article
+    whose input was ``owner`` (its ``path`` column).
+
+    A URL is the same input only as the same URL. A file is the same input as the same file, whatever path names
+    it (relative or absolute, through a link); when the owner's file is gone as it was named (the file moved, or
+    was indexed from another working directory), a file of the same name takes its articles.
+    """
+    if path == owner or not owner:
+        return True
+    if is_url(path) or is_url(owner):
+        return False
+    old, new = Path(owner), Path(path)
+    try:
+        return old.samefile(new) if old.exists() else old.name == new.name
+    except (OSError, ValueError):  # unreadable, or a name the system refuses
+        return False
+
+
+def _keep(batch: Batch, articles: list[Article]) -> None:
+    """Narrow an embedded batch of Ray's to ``articles`` (some of its own), with their languages and passages."""
+    if len(articles) == len(batch.articles):
+        return
+    kept = {a.article_id for a in articles}
+    batch.languages = [lang for a, lang in zip(batch.articles, batch.languages) if a.article_id in kept]
+    rows = [row for row, passage in enumerate(batch.passages) if passage.article_id in kept]
+    batch.passages, batch.vectors = [batch.passages[row] for row in rows], batch.vectors[rows]
+    batch.articles = articles
+
+
 def _gone(
     known: dict[str, tuple[str, str]], read: set[str], paths: set[str], problems: list[InputProblem]
 ) -> list[str]:
@@ -354,11 +408,13 @@ def _gone(
     )
 
 
-def _readable(items: Iterable[Article | InputProblem], problems: list[InputProblem]) -> Iterator[Article]:
-    """The articles among ``items``, read as they are needed; the problems go to ``problems``."""
+def _readable(items: Iterable[Article | InputProblem], report: IndexReport) -> Iterator[Article]:
+    """The articles among ``items``, read as they are needed; the problems and notes go to ``report``."""
     for item in items:
-        if isinstance(item, InputProblem):
-            problems.append(item)
+        if isinstance(item, Ignored):
+            report.ignored.append(item)
+        elif isinstance(item, InputProblem):
+            report.problems.append(item)
         else:
             yield item
 

@@ -21,6 +21,9 @@ CANDIDATES = 100  # hybrid search fuses the best this many passages of each kind
 LANGUAGE_WIDENING = 3
 # A translation of a story's best passage scores this close to it (centered similarities, hybrid evidence).
 STORY_LANGUAGE_MARGIN = 0.05
+# A question or keywords; the model reads about 500 words of it, and a longer text costs tokenizing and lexical
+# lookups for nothing.
+MAX_QUESTION_CHARS = 4_000
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def search(
 
 def embed_query(archive: Archive, query: str) -> np.ndarray:
     """The query's vector, as the archive's model computes it; an empty query is an error."""
-    return archive.embedder.embed_queries([_clean(query)])[0]
+    return archive.embedder.embed_queries([check_question(query)])[0]
 
 
 def search_embedded(
@@ -142,7 +145,7 @@ def search_embedded(
     mode: str = "hybrid",
 ) -> list[Hit]:
     """:func:`search` for a query whose vector the caller already has (``None`` is enough for lexical search)."""
-    query = _clean(query)
+    query = check_question(query)
     if k < 1:
         raise NewsarchiveError(f"k must be at least 1, not {k}")
     if _check_mode(mode) != "lexical" and vector is None:
@@ -303,9 +306,20 @@ def _day(moment: datetime | None) -> str | None:
     return moment.date().isoformat() if moment else None
 
 
-def _clean(query: str) -> str:
+def check_question(query: str) -> str:
+    """``query`` without surrounding blanks, if it is a question or keywords (:func:`search`, ``ask``, coverage by
+    meaning): not empty, nor longer than :data:`MAX_QUESTION_CHARS`.
+
+    Raises:
+        NewsarchiveError: The query is empty or too long.
+    """
     if not query or not query.strip():
         raise NewsarchiveError("the query is empty: type a question or some keywords")
+    if len(query.strip()) > MAX_QUESTION_CHARS:
+        raise NewsarchiveError(
+            f"the query is {len(query.strip()):,} characters long; the limit is {MAX_QUESTION_CHARS:,}: ask a "
+            "question, not a document (the model reads only its first few hundred words)"
+        )
     return query.strip()
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from indexer.articles import (
     Article,
+    Ignored,
     count_articles,
     jsonl_parts,
     markdown_paragraphs,
@@ -422,7 +423,7 @@ def test_problems_do_not_stop_the_batch(tmp_path: Path) -> None:
     assert sorted(Path(i.path).name for i in items if isinstance(i, InputProblem)) == ["b.txt", "missing.md"]
 
 
-def test_folders_are_walked_recursively_skipping_hidden_and_sidecars(tmp_path: Path) -> None:
+def test_folders_are_walked_recursively_naming_what_they_ignore_but_hidden_files_and_sidecars(tmp_path: Path) -> None:
     write(tmp_path / "top.txt", "Top\nBody.\n")
     write(tmp_path / "top.meta.json", json.dumps({"source": "S"}))
     write(tmp_path / "sub" / "deeper" / "inner.md", "# Inner\n\nBody.\n")
@@ -431,9 +432,12 @@ def test_folders_are_walked_recursively_skipping_hidden_and_sidecars(tmp_path: P
     write(tmp_path / ".hidden" / "secret.txt", "Secret\nBody.\n")
     write(tmp_path / "sub" / ".draft.txt", "Draft\nBody.\n")
     items = read_all(tmp_path)
-    assert all(isinstance(i, Article) for i in items), items
-    assert sorted(i.article_id for i in items) == ["inner", "j1", "top"]
-    assert next(i for i in items if i.article_id == "top").source == "S"
+    ignored = [i for i in items if isinstance(i, Ignored)]
+    assert [(Path(i.path).name, i.reason) for i in ignored] == [("notes.pdf", "not an article file (.pdf)")]
+    articles = [i for i in items if not isinstance(i, Ignored)]
+    assert all(isinstance(i, Article) for i in articles), items
+    assert sorted(i.article_id for i in articles) == ["inner", "j1", "top"]
+    assert next(i for i in articles if i.article_id == "top").source == "S"
 
 
 # Properties of the paragraph splitters.

@@ -122,8 +122,9 @@ def by_meaning(snapshot: Snapshot, embedder: Embedder, question: str, threshold:
     ``ask`` and alerts), is at least ``threshold``. Every passage's stored vector is scored, so the count is
     exact for that rule; what the rule counts is approximate."""
     from ..relevance import neutral_similarity
+    from ..search import check_question
 
-    vector = embedder.embed_queries([question])[0]
+    vector = embedder.embed_queries([check_question(question)])[0]
     floor = neutral_similarity(embedder, vector) + threshold
     found = []
     for name, item in snapshot.loaded.items():

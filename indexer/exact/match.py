@@ -32,13 +32,20 @@ _PYTHON = (r"[^\W_]", r"[\W_]")
 
 
 class Condition:
-    """A query compiled for one snapshot: ``sql`` is a condition on its articles (as ``a``), true for the articles
-    the query matches; use it inside :meth:`registered`, which hands DuckDB the tables it names."""
+    """A query evaluated on one snapshot: ``sql`` is a condition on its articles (as ``a``), true for the articles
+    the query matches; use it inside :meth:`registered`, which hands DuckDB the tables it names.
+
+    The query is evaluated here, as sets of article ids: a word's or phrase's articles come from the lexical
+    postings, the fields' and titles' from one DuckDB query over the articles the query can match (its
+    :attr:`candidates`, else all), and ``AND``, ``OR`` and ``NOT`` combine the sets. DuckDB then sees one set, never
+    the query's shape: a condition of a hundred parts, each its own join and regular expression there, took it
+    seconds to plan and run.
+    """
 
     def __init__(self, snapshot: Snapshot, query: str) -> None:
         self.snapshot, self.query = snapshot, query
         self.tables: dict[str, pa.Table] = {}
-        self.params: list[Any] = []
+        self.params: list[Any] = []  # values for the ``?`` in ``sql`` (none: the sets are tables)
         self.node: Node | None = None  # the parsed query, when there is one
         if not query:  # :meth:`of_articles`
             self.sql = "false"
@@ -48,7 +55,11 @@ class Condition:
         )
         self._found: dict[int, dict[str, pa.Array]] = {}  # id of a word or phrase node -> segment -> its articles
         self.node = parse(query)
-        self.sql = self._compile(self.node)
+        for term in _nodes(self.node, (Word, Phrase)):
+            self._term(term)
+        leaves = self._leaves(list(_nodes(self.node, (Title, Field, Published))))
+        ids, negated = self._evaluate(self.node, leaves)
+        self.sql = f"(NOT {self._among(ids)})" if negated else self._among(ids)
 
     @classmethod
     def of_articles(cls, snapshot: Snapshot, article_ids: pa.Array, description: str) -> Condition:
@@ -67,36 +78,54 @@ class Condition:
                 cursor.register(name, table)
             yield cursor
 
-    def _compile(self, node: Node) -> str:
-        if isinstance(node, And):
-            return "(" + " AND ".join(self._compile(part) for part in node.parts) + ")"
-        if isinstance(node, Or):
-            return "(" + " OR ".join(self._compile(part) for part in node.parts) + ")"
+    def _evaluate(self, node: Node, leaves: dict[int, pa.Array]) -> tuple[pa.Array, bool]:
+        """The articles ``node`` matches as (ids, negated): negated, it matches every live article but those.
+        Outside the candidates, a field is false; the query cannot match there anyway (:meth:`_bound`)."""
         if isinstance(node, Not):
-            return f"(NOT {self._compile(node.part)})"
+            ids, negated = self._evaluate(node.part, leaves)
+            return ids, not negated
+        if isinstance(node, (And, Or)):
+            parts = [self._evaluate(part, leaves) for part in node.parts]
+            plain = [ids for ids, negated in parts if not negated]
+            negated = [ids for ids, negated in parts if negated]
+            if isinstance(node, Or):  # a OR NOT b is NOT (b AND NOT a)
+                if not negated:
+                    return distinct(plain), False
+                return _without(_shared(negated), distinct(plain)), True
+            if not plain:  # NOT a AND NOT b is NOT (a OR b)
+                return distinct(negated), True
+            return _without(_shared(plain), distinct(negated)), False
         if isinstance(node, (Word, Phrase)):
-            found = self._articles(self._word_rows(node)) if isinstance(node, Word) else self._phrase_articles(node)
-            self._found[id(node)] = found
-            return self._among(distinct(list(found.values())))
-        if isinstance(node, Title):
-            pattern = _pattern(node.term, self._languages)
-            return self._bind("regexp_matches(strip_accents(lower(coalesce(a.title, ''))), ?)", pattern)
-        if isinstance(node, Field):
-            if node.name == "author":
-                return self._bind("coalesce(a.author ILIKE ('%' || ? || '%'), false)", node.value)
-            return self._bind(f"coalesce(lower(a.{node.name}) = lower(?), false)", node.value)
-        if isinstance(node, Published):
-            parts = []
-            if node.start:
-                parts.append(self._bind("a.published >= ?", _utc(node.start)))
-            if node.end:
-                parts.append(self._bind("a.published < ?", _utc(node.end)))
-            return "coalesce(" + " AND ".join(parts) + ", false)"
-        raise AssertionError(node)  # pragma: no cover -- every node the parser makes is handled
+            return distinct(list(self._found[id(node)].values())), False
+        return leaves[id(node)], False
 
-    def _bind(self, sql: str, value: Any) -> str:
-        self.params.append(value)
-        return sql
+    def _leaves(self, nodes: list[Node]) -> dict[int, pa.Array]:
+        """id of each title, field and date of the query -> the articles it holds for, among the candidates."""
+        if not nodes:
+            return {}
+        columns, params = [], []
+        for number, node in enumerate(nodes):
+            sql, value = _leaf(node, self._languages)
+            columns.append(f"{sql} AS _{number}")
+            params += value
+        candidates = self.candidates
+        with self.snapshot.store.db.cursor() as cursor:
+            if candidates is not None:
+                cursor.register("_candidates", candidates)
+            source = "_articles" if candidates is None else "_candidates"
+            found = cursor.sql(f"SELECT article_id, {', '.join(columns)} FROM {source} a", params=params)
+            found = found.to_arrow_table()
+        ids = found.column("article_id")
+        return {
+            id(node): ids.filter(pc.fill_null(found.column(f"_{number}"), False)).combine_chunks()
+            for number, node in enumerate(nodes)
+        }
+
+    def _term(self, node: Word | Phrase) -> dict[str, pa.Array]:
+        """segment -> the live articles there that a word or phrase matches (kept for :meth:`_bound`)."""
+        found = self._articles(self._word_rows(node)) if isinstance(node, Word) else self._phrase_articles(node)
+        self._found[id(node)] = found
+        return found
 
     def _among(self, article_ids: pa.Array) -> str:
         name = f"_match_{len(self.tables)}"
@@ -209,6 +238,45 @@ def distinct(article_ids: list[pa.Array | pa.ChunkedArray]) -> pa.Array:
     """The distinct article ids of these arrays."""
     chunks = [chunk for part in article_ids for chunk in getattr(part, "chunks", [part])]
     return pc.unique(pa.chunked_array(chunks, pa.string()).combine_chunks()) if chunks else pa.array([], pa.string())
+
+
+def _leaf(node: Node, languages: list[str | None]) -> tuple[str, list[Any]]:
+    """A condition on an article (as ``a``) for a title, field or date, and the values of its ``?``."""
+    if isinstance(node, Title):
+        return "regexp_matches(strip_accents(lower(coalesce(a.title, ''))), ?)", [_pattern(node.term, languages)]
+    if isinstance(node, Field):
+        if node.name == "author":
+            return "coalesce(a.author ILIKE ('%' || ? || '%'), false)", [node.value]
+        return f"coalesce(lower(a.{node.name}) = lower(?), false)", [node.value]
+    if isinstance(node, Published):
+        parts, values = ["a.published IS NOT NULL"], []
+        for sql, day in (("a.published >= ?", node.start), ("a.published < ?", node.end)):
+            if day:
+                parts.append(sql)
+                values.append(_utc(day))
+        return "coalesce(" + " AND ".join(parts) + ", false)", values
+    raise AssertionError(node)  # pragma: no cover -- every node the parser makes is handled
+
+
+def _nodes(node: Node, kinds: tuple[type, ...]) -> Iterator[Node]:
+    """The nodes of these kinds in the tree of ``node``."""
+    if isinstance(node, kinds):
+        yield node
+    for part in node.parts if isinstance(node, (And, Or)) else (node.part,) if isinstance(node, Not) else ():
+        yield from _nodes(part, kinds)
+
+
+def _without(article_ids: pa.Array, removed: pa.Array) -> pa.Array:
+    """``article_ids`` but those in ``removed``."""
+    return article_ids.filter(pc.invert(pc.is_in(article_ids, value_set=removed))) if len(removed) else article_ids
+
+
+def _shared(article_ids: list[pa.Array]) -> pa.Array:
+    """The article ids in every one of these arrays."""
+    shared = article_ids[0]
+    for ids in article_ids[1:]:
+        shared = shared.filter(pc.is_in(shared, value_set=ids))
+    return shared
 
 
 def _pattern(term: Word | Phrase, languages: list[str | None], dialect: tuple[str, str] = _RE2) -> str:

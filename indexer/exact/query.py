@@ -8,12 +8,17 @@ match (``AND`` is the default operator); ``OR`` binds looser than ``AND``; ``NOT
 parentheses group. Operators are written in capitals: a lowercase ``and`` is a word. Fields: ``source:``,
 ``language:``, ``author:`` (a name, any case), ``title:`` (a word, ``drone*`` or a phrase in the title) and
 ``published:`` (a day ``2025-01-31``, a month ``2025-01``, a year, or a range ``A..B`` with either end open).
+
+A query is at most :data:`MAX_QUERY_CHARS` characters, :data:`MAX_TERMS` terms (words, phrases and fields) and
+:data:`MAX_DEPTH` levels of parentheses and ``NOT``: the Explore page runs what a URL asks, and a query past these
+is a mistake or an attack, never a question.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 import lark
@@ -21,6 +26,9 @@ import lark
 from ..errors import NewsarchiveError
 
 FIELDS = ("source", "language", "author", "title", "published")
+MAX_QUERY_CHARS = 2_000
+MAX_TERMS = 100
+MAX_DEPTH = 20  # nested groups: parentheses, NOT and the operators' own levels
 
 _GRAMMAR = r"""
 ?start: or_
@@ -54,7 +62,8 @@ class QueryError(NewsarchiveError):
     def __init__(self, query: str, column: int | None, reason: str) -> None:
         self.query, self.column, self.reason = query, column, reason
         where = f" at character {column}" if column else ""
-        super().__init__(f"query {query!r}{where}: {reason}")
+        shown = repr(query) if len(query) <= 100 else repr(query[:80]) + f"… ({len(query):,} characters)"
+        super().__init__(f"query {shown}{where}: {reason}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +97,7 @@ class Title(Node):
 
 @dataclasses.dataclass(frozen=True)
 class Published(Node):
-    """Published on or after ``start`` and before ``end`` (days; ``None`` is open)."""
+    """Published on or after ``start`` and before ``end`` (days; ``None`` is open: both, any dated article)."""
 
     start: date | None
     end: date | None
@@ -113,10 +122,13 @@ def parse(query: str) -> Node:
     """The tree of ``query``; see the module docstring for the language.
 
     Raises:
-        QueryError: The query is empty or malformed; the message names the character where it goes wrong.
+        QueryError: The query is empty, malformed or past a limit (:data:`MAX_QUERY_CHARS`, :data:`MAX_TERMS`,
+            :data:`MAX_DEPTH`); the message names the character where it goes wrong, or the limit.
     """
     if not query.strip():
         raise QueryError(query, None, "empty query")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(query, None, f"too long: the limit is {MAX_QUERY_CHARS:,} characters")
     try:
         tree = _PARSER.parse(query)
     except lark.exceptions.UnexpectedCharacters as error:
@@ -127,7 +139,25 @@ def parse(query: str) -> Node:
         if error.token.type == "$END":
             raise QueryError(query, len(query), _unclosed(query) or "the query ends too early") from None
         raise QueryError(query, error.column, f"unexpected {str(error.token)!r}") from None
+    _check_size(query, tree)
     return _node(query, tree)
+
+
+def _check_size(query: str, tree: lark.Tree | lark.Token) -> None:
+    """Refuse a tree of more than :data:`MAX_TERMS` terms or :data:`MAX_DEPTH` levels, before anything recurses
+    over it (the parser itself does not)."""
+    terms, deepest, stack = 0, 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, lark.Token) or node.data in ("word", "phrase", "field"):
+            terms += not _is_operator(node)
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in node.children)
+    if terms > MAX_TERMS:
+        raise QueryError(query, None, f"{terms} terms: the limit is {MAX_TERMS}")
+    if deepest > MAX_DEPTH:
+        raise QueryError(query, None, f"nested {deepest} levels deep (parentheses, NOT): the limit is {MAX_DEPTH}")
 
 
 def _unclosed(query: str) -> str | None:
@@ -139,9 +169,9 @@ def _node(query: str, tree: lark.Tree | lark.Token) -> Node:
         return _word(query, tree)
     kind, children = tree.data, [c for c in tree.children if not _is_operator(c)]
     if kind == "or_":
-        return Or(tuple(_node(query, c) for c in children))
+        return Or(_flat(Or, (_node(query, c) for c in children)))
     if kind == "and_":
-        return And(tuple(_node(query, c) for c in children))
+        return And(_flat(And, (_node(query, c) for c in children)))
     if kind == "not_":
         return Not(_node(query, children[0]))
     if kind == "phrase":
@@ -151,6 +181,11 @@ def _node(query: str, tree: lark.Tree | lark.Token) -> Node:
     if kind == "field":
         return _field(query, children[0], children[1])
     raise AssertionError(kind)  # pragma: no cover -- every rule of the grammar is handled above
+
+
+def _flat(kind: type[And] | type[Or], parts: Iterable[Node]) -> tuple[Node, ...]:
+    """``parts`` with those of the same kind opened: ``(a OR b) OR c`` is ``a OR b OR c``, compiled as one."""
+    return tuple(inner for part in parts for inner in (part.parts if isinstance(part, kind) else (part,)))
 
 
 def _is_operator(child: object) -> bool:
@@ -195,16 +230,17 @@ def _published(query: str, column: int, text: str) -> Published:
         if start is None:
             raise QueryError(query, column, "published: needs a date (2025-01-31, 2025-01, 2025) or a range A..B")
         return Published(start, _day(query, column, start_text, end=True))
-    end = _day(query, column, end_text, end=True) if end_text else None
-    if start is None and end is None:
+    if not start_text and not end_text:
         raise QueryError(query, column, "published: a range needs a start or an end (2025-01-01..2025-03-31)")
+    end = _day(query, column, end_text, end=True) if end_text else None
     if start and end and end <= start:
         raise QueryError(query, column, f"published:{text}: the range ends before it starts")
     return Published(start, end)
 
 
-def _day(query: str, column: int, text: str, end: bool) -> date:
-    """The first day of ``text`` (a year, month or day), or the day after its last when ``end``."""
+def _day(query: str, column: int, text: str, end: bool) -> date | None:
+    """The first day of ``text`` (a year, month or day), or the day after its last when ``end`` (``None`` after
+    9999-12-31: open)."""
     found = _DAY.match(text)
     try:
         if not found:
@@ -215,11 +251,14 @@ def _day(query: str, column: int, text: str, end: bool) -> date:
         raise QueryError(query, column, f"published: {text!r} is not a date (2025-01-31, 2025-01 or 2025)") from None
     if not end:
         return first
-    if found[3]:
-        return first + timedelta(days=1)
-    if found[2]:
-        return date(year + month // 12, month % 12 + 1, 1)
-    return date(year + 1, 1, 1)
+    try:
+        if found[3]:
+            return first + timedelta(days=1)
+        if found[2]:
+            return date(year + month // 12, month % 12 + 1, 1)
+        return date(year + 1, 1, 1)
+    except (ValueError, OverflowError):  # the end of the year 9999, after which no day can be written
+        return None
 
 
 def with_filters(
