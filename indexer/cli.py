@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import shutil
 import sys
 import textwrap
@@ -21,8 +20,24 @@ import click
 
 from . import config
 from .errors import NewsarchiveError
+from .terminal import inert, inert_json
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def echo(text: str = "", *, bold: str = "", err: bool = False, nl: bool = True) -> None:
+    """Print for a person: ``bold`` (in bold on a terminal), then ``text``, both without terminal controls.
+
+    Every line the commands print for a person goes through here: a title, a passage, a file name or a server's
+    reply is shown as text and never obeyed by the terminal (see :mod:`indexer.terminal`). Data for programs
+    goes through :func:`emit`.
+    """
+    click.echo((click.style(inert(bold), bold=True) if bold else "") + inert(text), err=err, nl=nl)
+
+
+def emit(data: str, nl: bool = True) -> None:
+    """Print data for a program as it is: CSV stays faithful, and JSON comes from :func:`inert_json`."""
+    click.echo(data, nl=nl)
 
 
 class _Group(click.Group):
@@ -31,8 +46,11 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as error:  # its message may quote an article, a file name or a server
+            error.message = inert(error.message)
+            raise
         except NewsarchiveError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(inert(str(error))) from None
         except ImportError as error:  # a broken or partial install: heavy modules are imported late, inside commands
             reason = str(error).strip().splitlines()[0] if str(error).strip() else f"no module {error.name}"
             raise click.ClickException(
@@ -170,6 +188,12 @@ def cli() -> None:
     is_flag=True,
     help="Read the inputs here and send their text to the workers, when they cannot see this machine's files.",
 )
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Let the pages that feed entries link to, and redirects, be on private and local addresses too (or "
+    "$NEWSARCHIVE_ALLOW_PRIVATE=1). Off: only public addresses, or the site of the URL given.",
+)
 def index(
     paths: tuple[str, ...],
     index_dir: Path,
@@ -187,6 +211,7 @@ def index(
     ray_cpus_per_actor: float,
     ray_gpus_per_actor: float,
     ray_ship_inputs: bool,
+    allow_private: bool,
 ) -> None:
     """Build or update the index from article files, folders and URLs.
 
@@ -194,10 +219,14 @@ def index(
     optionally source, url, published, language, author), saved web pages (.html, .htm: the main text and the
     page's title, date, author, site and canonical URL), and RSS or Atom feeds (.rss, .atom, .xml: one article per
     entry, with the page's text when the entry holds only a summary). PATHS may also be http(s) URLs of pages or
-    feeds, fetched with a timeout. New and changed articles are embedded, and grouped with their copies and
+    feeds, each fetched within 30 s (the pages a feed's entries link to: 60 s for them all, only from public
+    addresses or the feed's own site). New and changed articles are embedded, and grouped with their copies and
     translations into stories (articles.story_id); unchanged ones are skipped. A file or URL that cannot be read
-    is reported and skipped (what was indexed from it stays), and the exit code is then 1. Readers keep seeing the
-    previous version until the new one is complete.
+    is reported and skipped (what was indexed from it stays), and the exit code is then 1. An article belongs to
+    the file, page or feed that first indexed it: another input with its id is reported and replaces nothing
+    (remove it first to hand it over). Files in folders that are not articles (a photo, XML that is not a feed)
+    are named as ignored, without changing the exit code. Readers keep seeing the previous version until the new
+    one is complete.
 
     \b
     Examples:
@@ -225,37 +254,44 @@ def index(
             bar.__enter__()
         bar.update(done - bar.pos)
 
+    from .fetch_policy import allowing_private
+
     try:
-        report = index_paths(
-            paths,
-            index_dir,
-            model=model,
-            rebuild=rebuild,
-            prune=prune,
-            precision=precision,
-            backend=backend,
-            vector_index=vector_index,
-            max_tokens=max_tokens,
-            query_prompt=query_prompt,
-            passage_prompt=passage_prompt,
-            progress=progress,
-            parallel=True,  # the console script's main module is safe to import again
-            cluster=cluster,
-        )
+        with allowing_private(allow_private):
+            report = index_paths(
+                paths,
+                index_dir,
+                model=model,
+                rebuild=rebuild,
+                prune=prune,
+                precision=precision,
+                backend=backend,
+                vector_index=vector_index,
+                max_tokens=max_tokens,
+                query_prompt=query_prompt,
+                passage_prompt=passage_prompt,
+                progress=progress,
+                parallel=True,  # the console script's main module is safe to import again
+                cluster=cluster,
+            )
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     for problem in report.problems:
-        click.echo(f"skipped {problem}", err=True)
+        echo(f"skipped {problem}", err=True)
+    for note in report.ignored[:20]:  # a folder of photos would drown the rest
+        echo(f"ignored {note}", err=True)
+    if len(report.ignored) > 20:
+        echo(f"ignored {len(report.ignored) - 20} more files that are not articles", err=True)
     _summary(report, index_dir)
     for match in report.matches:
-        click.echo(f"alert {match.alert}: {match.title} ({match.url or match.article_id})")
+        echo(f"alert {match.alert}: {match.title} ({match.url or match.article_id})")
     if report.problems:
         raise click.ClickException(f"{_plural(len(report.problems), 'input')} skipped (listed above)")
 
 
 def _summary(report: Any, index_dir: Path) -> None:
-    click.echo(
+    echo(
         f"{_plural(report.added, 'article')} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.removed} removed; {_plural(report.embedded, 'passage')} embedded in {report.seconds:.1f} s.\n"
         f"{index_dir}/ now holds {_plural(report.articles, 'article')} in {_plural(report.passages, 'passage')}."
@@ -296,7 +332,7 @@ def optimize(index_dir: Path) -> None:
     from .ingest import optimize as run_optimize
 
     manifest = run_optimize(index_dir)
-    click.echo(
+    echo(
         f"{index_dir}/ now holds {_plural(manifest.articles, 'article')} in {_plural(manifest.passages, 'passage')}, "
         f"in {_plural(len(manifest.segments), 'segment')}."
     )
@@ -318,14 +354,14 @@ def check_index(index_dir: Path) -> None:
 
     problems = check(index_dir)
     for problem in problems:
-        click.echo(f"{index_dir}/: {problem}", err=True)
+        echo(f"{index_dir}/: {problem}", err=True)
     if problems:
         raise click.ClickException(f"{index_dir}/ failed {_plural(len(problems), 'check')}; rebuild it with --rebuild")
-    click.echo(f"{index_dir}/ is sound.")
+    echo(f"{index_dir}/ is sound.")
 
 
 export_options = [
-    click.option("--csv", "as_csv", is_flag=True, help="Print CSV (after one # line saying what produced it)."),
+    click.option("--csv", "as_csv", is_flag=True, help="Print CSV: a header row, then the rows."),
     click.option(
         "--parquet",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -395,19 +431,15 @@ def search(
     with Archive(index_dir, model=model) as archive:
         hits = run_search(archive, text, k=k, filters=_filters(**filters), mode=mode)
     if as_json:
-        click.echo(
-            json.dumps(
-                {"query": text, "mode": mode, "hits": [hit.to_dict() for hit in hits]}, ensure_ascii=False, indent=2
-            )
-        )
+        emit(inert_json({"query": text, "mode": mode, "hits": [hit.to_dict() for hit in hits]}, indent=2))
         return
     if not hits:
-        click.echo("No passages match.")
+        echo("No passages match.")
     width = min(shutil.get_terminal_size().columns, 100)
     for hit in hits:
-        click.echo(click.style(f"{hit.rank}. [{hit.score:.3f}] ", bold=True) + " · ".join(hit.place()))
+        echo(" · ".join(hit.place()), bold=f"{hit.rank}. [{hit.score:.3f}] ")
         _echo_also_in(hit, "   ", width)
-        click.echo(textwrap.fill(hit.text, width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
+        echo(textwrap.fill(hit.text, width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
 
 
 def _match(
@@ -429,20 +461,20 @@ def _match(
     rows = found.to_pylist()
     if as_json:
         output = {**described, "facets": counted, "matches": rows}
-        click.echo(json.dumps(output, ensure_ascii=False, indent=2, default=str))
+        emit(inert_json(output, indent=2, default=str))
         return
-    click.echo(f"{_plural(len(rows), 'article')} match {query!r}.")
+    echo(f"{_plural(len(rows), 'article')} match {query!r}.")
     for name in ("source", "language"):
         if counted[name]:
             top = ", ".join(f"{row['value'] or 'none'} {row['count']}" for row in counted[name])
-            click.echo(f"By {name}: {top}")
+            echo(f"By {name}: {top}")
     width = min(shutil.get_terminal_size().columns, 100)
     for row in rows:
         day = row["published"].date().isoformat() if row["published"] else "undated"
         place = " · ".join(str(part) for part in (day, row["source"], row["title"]) if part)
-        click.echo(click.style(place, bold=True) + f"  [{row['article_id']}]")
+        echo(f"  [{row['article_id']}]", bold=place)
         if row["text"]:
-            click.echo(textwrap.fill(row["text"], width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
+            echo(textwrap.fill(row["text"], width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
 
 
 @contextlib.contextmanager
@@ -479,9 +511,9 @@ def _exported(table: Any, described: dict, as_csv: bool, parquet: Path | None) -
 
     if parquet:
         export.write_parquet(table, described, parquet)
-        click.echo(f"{_plural(table.num_rows, 'row')} written to {parquet}", err=True)
+        echo(f"{_plural(table.num_rows, 'row')} written to {parquet}", err=True)
     if as_csv:
-        click.echo(export.csv_bytes(table, described).decode(), nl=False)
+        emit(export.csv_bytes(table).decode(), nl=False)
     return bool(parquet or as_csv)
 
 
@@ -540,16 +572,16 @@ def coverage(
         return
     rows = table.to_pylist()
     if as_json:
-        click.echo(json.dumps({**described, "by": by, "periods": rows}, ensure_ascii=False, indent=2, default=str))
+        emit(inert_json({**described, "by": by, "periods": rows}, indent=2, default=str))
         return
     if rule:
-        click.echo(f"Approximate: {rule}.")
+        echo(f"Approximate: {rule}.")
     if not rows:
-        click.echo("No dated articles in these sources.")
+        echo("No dated articles in these sources.")
     width = max((len(str(row["source"])) for row in rows), default=0) if by_source else 0
     for row in rows:
         source = f"  {str(row['source']):<{width}}" if by_source else ""
-        click.echo(f"{row['period']}{source}  {row['matching']:>7,} of {row['total']:>7,}  {row['share']:7.1%}")
+        echo(f"{row['period']}{source}  {row['matching']:>7,} of {row['total']:>7,}  {row['share']:7.1%}")
 
 
 @cli.command()
@@ -578,24 +610,24 @@ def ask(
     with Archive(index_dir, model=model) as archive:
         answer = run_ask(archive, text, filters=_filters(**filters), mode=mode)
     if as_json:
-        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        emit(inert_json(answer.to_dict(), indent=2))
         return
     width = min(shutil.get_terminal_size().columns, 100)
     if not answer.found:
-        click.echo("Nothing in the archive answers this closely enough.")
+        echo("Nothing in the archive answers this closely enough.")
         return
-    click.echo(textwrap.fill(answer.text(), width=width) + "\n")
+    echo(textwrap.fill(answer.text(), width=width) + "\n")
     for source in answer.sources:
-        click.echo(click.style(f"[{source.number}] ", bold=True) + " · ".join(source.hit.place()))
+        echo(" · ".join(source.hit.place()), bold=f"[{source.number}] ")
         _echo_also_in(source.hit, "    ", width)
-        click.echo(textwrap.fill(source.hit.text, width=width, initial_indent="    ", subsequent_indent="    ") + "\n")
+        echo(textwrap.fill(source.hit.text, width=width, initial_indent="    ", subsequent_indent="    ") + "\n")
 
 
 def _echo_also_in(hit: Any, indent: str, width: int) -> None:
     """The other outlets and languages that ran the hit's story."""
     if hit.also_in:
         line = "also in: " + "; ".join(hit.elsewhere())
-        click.echo(textwrap.fill(line, width=width, initial_indent=indent, subsequent_indent=indent + "  "))
+        echo(textwrap.fill(line, width=width, initial_indent=indent, subsequent_indent=indent + "  "))
 
 
 @cli.command()
@@ -605,11 +637,20 @@ def _echo_also_in(hit: Any, indent: str, width: int) -> None:
 @click.option(
     "--write",
     is_flag=True,
-    help="Allow changes (say, to metadata). The articles they touch are written again, with their passages and "
-    "vectors, as a new commit; a change that would break the index is refused.",
+    help="Allow INSERT, UPDATE and DELETE (say, to correct metadata). The result is checked (ids, offsets, "
+    "vectors) and the articles it touches are written again, with their passages and vectors, as a new commit; a "
+    "change that would break the index is refused, and one that changes nothing makes no commit.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    default=60.0,  # indexer.storage.sandbox.TIMEOUT, repeated so that --help needs no DuckDB
+    show_default=True,
+    help="Stop the query after this many seconds (0: no limit).",
 )
 @index_dir_option
-def sql(query: str, fmt: str | None, write: bool, index_dir: Path) -> None:
+def sql(query: str, fmt: str | None, write: bool, timeout: float, index_dir: Path) -> None:
     """Run a SQL QUERY on the archive's tables and print the rows; read-only unless --write.
 
     The tables are articles, passages and duplicates, as of the current commit; the README's "Query with SQL"
@@ -617,6 +658,11 @@ def sql(query: str, fmt: str | None, write: bool, index_dir: Path) -> None:
     embed(text) gives a question's vector, to compare with passages.embedding; semantic_search(query, k)
     returns the k passages closest in meaning, and search_passages(query, k, mode) the k best of a hybrid,
     dense or lexical search, as (passage_id, score) rows to join.
+
+    The query runs sandboxed: it reads the archive's tables and no other file, writes no file, and loads no
+    extension. Only SELECT (with WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN) runs, and with --write also INSERT,
+    UPDATE and DELETE on articles, passages and duplicates; COPY, ATTACH, INSTALL, CREATE, SET and the like are
+    refused.
 
     \b
     Example:
@@ -626,18 +672,19 @@ def sql(query: str, fmt: str | None, write: bool, index_dir: Path) -> None:
     if write:
         from .storage.edit import write_sql
 
-        columns, rows = write_sql(index_dir, query)
-        _print_rows(columns, rows, fmt or "csv")
-        click.echo(f"{index_dir}/ updated.", err=True)
+        edit = write_sql(index_dir, query, timeout)
+        _print_rows(edit.columns, edit.rows, fmt or "csv")
+        done = f"{index_dir}/ updated (commit {edit.commit})." if edit.commit else "Nothing changed: no commit made."
+        echo(done, err=True)
         return
-    import duckdb
-
     from .sql_functions import register
-    from .storage import Snapshot, catalog
+    from .storage import Snapshot, catalog, sandbox
 
-    with Snapshot(index_dir) as snapshot, catalog.read_only(index_dir, snapshot.manifest) as db:
+    sandbox.check_statements(query, sandbox.READING)
+    with Snapshot(index_dir) as snapshot, catalog.sandboxed(index_dir, snapshot.manifest) as db:
         register(db, snapshot)
-        try:
+        # DuckDB runs a query lazily: errors, and the time limit, can come while the rows are fetched or shown.
+        with sandbox.running(db, timeout):
             relation = db.sql(query)
             if relation is None:
                 return
@@ -645,32 +692,23 @@ def sql(query: str, fmt: str | None, write: bool, index_dir: Path) -> None:
                 shown = io.StringIO()
                 with contextlib.redirect_stdout(shown):
                     relation.show(max_rows=1_000_000, max_width=shutil.get_terminal_size().columns)
-                click.echo(shown.getvalue(), nl=False)
+                echo(shown.getvalue(), nl=False)
                 return
-            # DuckDB runs a query lazily: errors can surface here, while the rows are fetched.
             columns, rows = relation.columns, relation.fetchall()
-        except duckdb.Error as error:
-            message = str(error).strip().splitlines()[0]
-            if query.split(maxsplit=1)[0].upper() in WRITING:
-                message += "; the archive is read-only here: add --write to change it"
-            raise click.ClickException(message) from None
     _print_rows(columns, rows, fmt)
-
-
-WRITING = {"INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "COPY", "TRUNCATE", "MERGE"}
 
 
 def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
     if not columns:
         return
     if fmt == "json":
-        click.echo(json.dumps([dict(zip(columns, row)) for row in rows], ensure_ascii=False, indent=2, default=str))
+        emit(inert_json([dict(zip(columns, row)) for row in rows], indent=2, default=str))
     else:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(columns)
         writer.writerows(rows)
-        click.echo(out.getvalue(), nl=False)
+        emit(out.getvalue(), nl=False)
 
 
 @cli.command("eval")
@@ -738,21 +776,21 @@ def evaluate(
             output["by_language"] = {
                 mode: {p: f for p, f in pairs.items() if p != "all"} for mode, pairs in figures.items()
             }
-        click.echo(json.dumps(output, ensure_ascii=False, indent=2))
+        emit(inert_json(output, indent=2))
         return
-    click.echo(f"{queries}: {_plural(len(questions), 'question')}")
+    echo(f"{queries}: {_plural(len(questions), 'question')}")
     names = [name for name in next(iter(overall.values())) if name != "questions"]
-    click.echo(f"{'mode':<10}" + "".join(f"{name:>20}" for name in names))
+    echo(f"{'mode':<10}" + "".join(f"{name:>20}" for name in names))
     for mode, values in overall.items():
-        click.echo(f"{mode:<10}" + "".join(f"{values[name]:>20}" for name in names))
+        echo(f"{mode:<10}" + "".join(f"{values[name]:>20}" for name in names))
     if by_language:
         names = [name for name in names if name != "queries_per_second"]
-        click.echo(f"\n{'mode':<10}{'languages':<14}{'questions':>10}" + "".join(f"{name:>12}" for name in names))
+        echo(f"\n{'mode':<10}{'languages':<14}{'questions':>10}" + "".join(f"{name:>12}" for name in names))
         for mode, pairs in figures.items():
             for pair, values in pairs.items():
                 if pair != "all":
                     cells = "".join(f"{values[name]:>12}" for name in names)
-                    click.echo(f"{mode:<10}{pair:<14}{values['questions']:>10}" + cells)
+                    echo(f"{mode:<10}{pair:<14}{values['questions']:>10}" + cells)
 
 
 @cli.command()
@@ -792,13 +830,13 @@ def info(as_json: bool, index_dir: Path) -> None:
     details["lexical_bytes"] = sum(size(path / "lexical") for path in paths)
     details["backend_here"] = backends.describe(manifest.model, manifest.precision, config.cache_dir())
     if as_json:
-        click.echo(json.dumps(details, ensure_ascii=False, indent=2))
+        emit(inert_json(details, indent=2))
         return
     for key, value in details.items():
         if key.endswith("_bytes"):
             key, value = key.removesuffix("_bytes"), f"{value / 1e6:.1f} MB"
         # Prompts often end in a space that matters: show them quoted.
-        click.echo(f"{key + ':':<16}{value!r}" if key.endswith("_prompt") else f"{key + ':':<16}{value}")
+        echo(f"{key + ':':<16}{value!r}" if key.endswith("_prompt") else f"{key + ':':<16}{value}")
 
 
 @cli.group(cls=_Group)
@@ -814,7 +852,9 @@ def feeds() -> None:
 
 @feeds.command("add")
 @click.argument("url")
-@click.option("--every", "period", default="15m", show_default=True, help="How often: 90s, 15m, 2h, 1d.")
+@click.option(
+    "--every", "period", default="15m", show_default=True, help="How often: 90s, 15m, 2h, 1d (a minute to 365d)."
+)
 @click.option("--source", help="The source its articles get (default: the feed's own title).")
 @index_dir_option
 def feeds_add(url: str, period: str, source: str | None, index_dir: Path) -> None:
@@ -824,10 +864,11 @@ def feeds_add(url: str, period: str, source: str | None, index_dir: Path) -> Non
     Example:
         newsarchive feeds add https://www.ansa.it/sito/ansait_rss.xml --every 30m --source ANSA
     """
+    from .fetch_policy import shown
     from .live.feeds import add_feed, every
 
     feed = add_feed(url, index_dir, every(period), source)
-    click.echo(f"following {feed.url} every {_period(feed.every_seconds)}; `newsarchive follow` fetches it")
+    echo(f"following {shown(feed.url)} every {_period(feed.every_seconds)}; `newsarchive follow` fetches it")
 
 
 @feeds.command("list")
@@ -837,30 +878,33 @@ def feeds_list(as_json: bool, index_dir: Path) -> None:
     """The feeds followed, each with its health: last fetch and status, entries, failures in a row, next due."""
     import dataclasses
 
+    from .fetch_policy import shown
     from .live.feeds import listed
 
     found = listed(index_dir)
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(feed) for feed in found], default=str, indent=2))
+        rows = [dataclasses.asdict(feed) for feed in found]
+        for row in rows:  # a password in a feed's URL is never printed
+            row["url"], row["location"] = shown(row["url"]), row["location"] and shown(row["location"])
+        emit(inert_json(rows, default=str, indent=2))
         return
     if not found:
-        click.echo(f"no feed is followed in {index_dir}/: `newsarchive feeds add URL` follows one")
+        echo(f"no feed is followed in {index_dir}/: `newsarchive feeds add URL` follows one")
     for feed in found:
         when = f"{feed.last_fetch:%Y-%m-%d %H:%M}" if feed.last_fetch else "never"
         health = feed.last_error or (f"HTTP {feed.last_status}" if feed.last_status else "not fetched yet")
         entries = f"{feed.entries_seen} entries, {feed.entries_new} new" if feed.entries_seen is not None else ""
         due = f"{feed.next_due:%Y-%m-%d %H:%M}" if feed.next_due else "now"
-        click.echo(
-            f"{feed.url}  every {_period(feed.every_seconds)}" + (f", source {feed.source}" if feed.source else "")
-        )
-        click.echo(
+        source = f", source {feed.source}" if feed.source else ""
+        echo(f"{shown(feed.url)}  every {_period(feed.every_seconds)}{source}")
+        echo(
             f"  last fetch {when}: {health}"
             + (f"; {entries}" if entries else "")
             + (f"; {_plural(feed.failures, 'failure')} in a row" if feed.failures else "")
             + f"; next due {due}"
         )
         if feed.location and feed.location != feed.url:
-            click.echo(f"  moved for good to {feed.location}")
+            echo(f"  moved for good to {shown(feed.location)}")
 
 
 @feeds.command("remove")
@@ -868,21 +912,29 @@ def feeds_list(as_json: bool, index_dir: Path) -> None:
 @index_dir_option
 def feeds_remove(url: str, index_dir: Path) -> None:
     """Stop following the feed at URL; the articles it brought stay."""
+    from .fetch_policy import shown
     from .live.feeds import remove_feed
 
     remove_feed(url, index_dir)
-    click.echo(f"no longer following {url}")
+    echo(f"no longer following {shown(url)}")
 
 
 @cli.command("follow")
 @click.option("--once", is_flag=True, help="One round over every feed, due or not, then exit (for cron or a timer).")
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Let the pages that feed entries link to, and redirects, be on private and local addresses too (or "
+    "$NEWSARCHIVE_ALLOW_PRIVATE=1). Off: only public addresses, or the feed's own site.",
+)
 @index_dir_option
-def follow_feeds(once: bool, index_dir: Path) -> None:
+def follow_feeds(once: bool, allow_private: bool, index_dir: Path) -> None:
     """Fetch the followed feeds when due and index their new and changed entries, until stopped.
 
     Each round is one commit and prints one line, then one line per feed that failed; a failing feed is tried again
-    later and the others go on. Requests are conditional: an unchanged feed costs a 304. Stopping it at any moment,
-    even with kill -9, loses nothing committed.
+    later, less and less often, and the others go on. Requests are conditional: an unchanged feed costs a 304. A
+    round's fetching takes at most 120 s, each request 30 s. Stopping it at any moment, even with kill -9, loses
+    nothing committed.
 
     \b
     Examples:
@@ -892,9 +944,9 @@ def follow_feeds(once: bool, index_dir: Path) -> None:
     from .live.follow import follow
 
     try:
-        result = follow(index_dir, once=once, echo=click.echo)
+        result = follow(index_dir, once=once, echo=echo, allow_private=allow_private)
     except KeyboardInterrupt:
-        click.echo("stopped")
+        echo("stopped")
         return
     failed = [item.feed.url for item in result.fetched if item.feed.failures]
     if failed:
@@ -925,7 +977,9 @@ def alerts() -> None:
 @click.option("--source", "sources", multiple=True, help="Only articles of this source (repeatable).")
 @click.option("--language", "languages", multiple=True, help="Only articles in this language (repeatable).")
 @click.option("--threshold", type=float, help="dense: the margin over neutral news a match needs (see the README).")
-@click.option("--webhook", help="POST each round's new matches to this URL, as JSON (retried; failures logged).")
+@click.option(
+    "--webhook", help="POST each round's new matches to this URL, as JSON (retried within 60 s; failures logged)."
+)
 @index_dir_option
 def alerts_add(
     name: str,
@@ -939,6 +993,9 @@ def alerts_add(
 ) -> None:
     """Save the alert NAME for QUERY: from now on, each article indexed that matches it is recorded once.
 
+    NAME is 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'; the alert's Atom feed is
+    alerts/NAME.xml in the index directory.
+
     \b
     Example:
         newsarchive alerts add drones "drone shot down over the Black Sea" --language en --language it
@@ -946,7 +1003,7 @@ def alerts_add(
     from .live.alerts import add_alert
 
     alert = add_alert(name, " ".join(query), index_dir, mode, sources, languages, threshold, webhook)
-    click.echo(f"alert {alert.name}: {alert.query!r} ({alert.mode}, threshold {alert.threshold:g})")
+    echo(f"alert {alert.name}: {alert.query!r} ({alert.mode}, threshold {alert.threshold:g})")
 
 
 @alerts.command("list")
@@ -957,14 +1014,14 @@ def alerts_list(index_dir: Path) -> None:
 
     found = listed(index_dir)
     if not found:
-        click.echo(f"no alert is saved in {index_dir}/: `newsarchive alerts add NAME QUERY` saves one")
+        echo(f"no alert is saved in {index_dir}/: `newsarchive alerts add NAME QUERY` saves one")
     for alert, matched in found:
         filters = "".join(f", source {s}" for s in alert.sources) + "".join(f", language {x}" for x in alert.languages)
-        click.echo(f"{alert.name}: {alert.query!r} ({alert.mode}{filters}); {_plural(matched, 'match')}")
+        echo(f"{alert.name}: {alert.query!r} ({alert.mode}{filters}); {_plural(matched, 'match')}")
         if alert.mode == "lexical":
-            click.echo("  an article matches when a passage holds every word of the query")
+            echo("  an article matches when a passage holds every word of the query")
         else:
-            click.echo(
+            echo(
                 f"  an article matches when a passage's similarity to the query beats the query's to neutral news "
                 f"by {alert.threshold:g}"
             )
@@ -983,15 +1040,15 @@ def alerts_show(name: str, since: Any, as_json: bool, index_dir: Path) -> None:
 
     found = matches_of(name, index_dir, since.date() if since else None)
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(m) for m in found], default=str, indent=2, ensure_ascii=False))
+        emit(inert_json([dataclasses.asdict(m) for m in found], default=str, indent=2))
         return
     width = shutil.get_terminal_size((100, 20)).columns
     for match in found:
         where = f"{match.source or '?'}, {match.url or match.article_id}"
-        click.echo(f"{match.matched_at:%Y-%m-%d %H:%M}  {match.title}  ({where})")
-        click.echo(textwrap.fill(match.passage, width, initial_indent="    ", subsequent_indent="    "))
+        echo(f"{match.matched_at:%Y-%m-%d %H:%M}  {match.title}  ({where})")
+        echo(textwrap.fill(match.passage, width, initial_indent="    ", subsequent_indent="    "))
     if not found:
-        click.echo(f"alert {name} has matched nothing yet")
+        echo(f"alert {name} has matched nothing yet")
 
 
 @alerts.command("remove")
@@ -1002,7 +1059,7 @@ def alerts_remove(name: str, index_dir: Path) -> None:
     from .live.alerts import remove_alert
 
     remove_alert(name, index_dir)
-    click.echo(f"alert {name} removed")
+    echo(f"alert {name} removed")
 
 
 def _period(seconds: int) -> str:

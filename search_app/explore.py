@@ -13,11 +13,11 @@ import altair as alt
 import pyarrow as pa
 import streamlit as st
 
-from indexer.errors import NewsarchiveError
 from indexer.exact import export
 from indexer.exact.counts import PERIODS, coverage, facets, matches
 from indexer.exact.query import with_filters
 from indexer.storage import Snapshot
+from search_app.plain import failures_shown
 
 SHOWN = 50  # matching articles listed at once
 ALL = "All periods"
@@ -89,12 +89,14 @@ def show(snapshot: Snapshot, sources: list[str]) -> None:
         st.query_params.clear()
         st.info("Type an exact query to count the articles it matches over time.")
         return
-    try:
-        table = coverage(snapshot, query, by=by, sources=chosen_sources)
-        counted = facets(snapshot, with_filters(query, tuple(chosen_sources)))
-    except NewsarchiveError as error:
-        st.error(str(error))
-        return
+    with failures_shown("Counting this query"):
+        counted_view(snapshot, query, by, chosen_sources)
+
+
+def counted_view(snapshot: Snapshot, query: str, by: str, chosen_sources: list[str]) -> None:
+    """What the query matches: its counts over time, its top sources and languages, its articles, the downloads."""
+    table = coverage(snapshot, query, by=by, sources=chosen_sources)
+    counted = facets(snapshot, with_filters(query, tuple(chosen_sources)))
     periods = [ALL, *(str(period) for period in table.column("period").to_pylist())]
     if st.session_state.explore_period not in periods:
         st.session_state.explore_period = ALL
@@ -143,13 +145,13 @@ def downloads(snapshot: Snapshot, listed_query: str, found: pa.Table, query: str
     coverage_about = export.about("newsarchive coverage", query, snapshot.directory, snapshot.commit)
     columns = st.columns(4)
     columns[0].download_button(
-        "Articles (CSV)", export.csv_bytes(found, matches_about), "matches.csv", "text/csv", key="dl_matches_csv"
+        "Articles (CSV)", export.csv_bytes(found), "matches.csv", "text/csv", key="dl_matches_csv"
     )
     columns[1].download_button(
         "Articles (Parquet)", export.parquet_bytes(found, matches_about), "matches.parquet", key="dl_matches_parquet"
     )
     columns[2].download_button(
-        "Coverage (CSV)", export.csv_bytes(table, coverage_about), "coverage.csv", "text/csv", key="dl_coverage_csv"
+        "Coverage (CSV)", export.csv_bytes(table), "coverage.csv", "text/csv", key="dl_coverage_csv"
     )
     columns[3].download_button(
         "Coverage (Parquet)", export.parquet_bytes(table, coverage_about), "coverage.parquet", key="dl_coverage_parquet"

@@ -11,6 +11,7 @@ from indexer import config
 from indexer.archive import Archive
 from indexer.errors import IndexNotFound, NewsarchiveError
 from indexer.memory import keep_freed_memory
+from search_app import plain
 
 
 class Served:
@@ -42,8 +43,8 @@ def opened() -> Archive:
         model = os.environ.get(config.MODEL_ENV)  # as for the CLI: a different model than the index's is an error
         return open_archive(directory, model).latest()
     except IndexNotFound:
-        st.error(f"There is no index in `{directory}/` yet. Build it with `make index`, or `newsarchive index seeds/`.")
+        plain.error(f"There is no index in {directory}/ yet. Build it with make index, or newsarchive index seeds/.")
         st.stop()
     except NewsarchiveError as error:
-        st.error(str(error))
+        plain.error(str(error))
         st.stop()

