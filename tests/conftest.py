@@ -7,6 +7,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,6 +52,27 @@ class FakeEmbedder:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(t.split()) for t in texts]
+
+
+def assert_clean_failure(result: Any) -> str:
+    """Exit code 1 with one ``Error:`` line on stderr, not an exception escaping with its traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def clean_cli_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No index or model chosen by the environment, and no ./archive left behind in the repository: for tests
+    that run the command line (``pytestmark = pytest.mark.usefixtures("clean_cli_environment")``)."""
+    from indexer.config import INDEX_DIR_ENV, MODEL_ENV
+
+    monkeypatch.delenv(INDEX_DIR_ENV, raising=False)
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from indexer.cli import cli
-from indexer.config import INDEX_DIR_ENV, MODEL_ENV
+from indexer.config import INDEX_DIR_ENV
 from indexer.ingest import index_paths
 from indexer.storage import Manifest
 from indexer.storage.layout import size
-from tests.conftest import ROOT, SEED, SEEDS, FakeEmbedder
+from tests.conftest import ROOT, SEED, SEEDS, FakeEmbedder, assert_clean_failure
 
 HIT_KEYS = {
     "rank",
@@ -40,12 +40,7 @@ HIT_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No index or model chosen by the environment, and no ./archive left behind in the repository."""
-    monkeypatch.delenv(INDEX_DIR_ENV, raising=False)
-    monkeypatch.delenv(MODEL_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_cli_environment")
 
 
 @pytest.fixture
@@ -63,16 +58,6 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(runner: CliRunner, *args: str | Path) -> Result:
     return runner.invoke(cli, [str(arg) for arg in args])
-
-
-def assert_clean_failure(result: Result) -> str:
-    """Exit code 1 with one ``Error:`` line on stderr, not an exception escaping with its traceback."""
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
 
 
 def search_json(runner: CliRunner, *args: str | Path) -> dict:

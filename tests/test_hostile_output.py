@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from indexer.cli import cli
-from indexer.config import INDEX_DIR_ENV, MODEL_ENV
+from indexer.config import INDEX_DIR_ENV
 from indexer.errors import NewsarchiveError
 from indexer.exact.export import csv_bytes
 from indexer.ingest import index_paths
@@ -51,11 +51,7 @@ ACTIVE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 BOLD = re.compile(r"\x1b\[1m|\x1b\[0m")  # the CLI's own styling, which click.style writes
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(INDEX_DIR_ENV, raising=False)
-    monkeypatch.delenv(MODEL_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_cli_environment")
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 
 from indexer.archive import Archive
 from indexer.cli import cli
-from indexer.config import INDEX_DIR_ENV, MODEL_ENV
 from indexer.errors import EditRefused, NewsarchiveError, NotAnIndex, QueryRefused
 from indexer.ingest import index_paths, optimize
 from indexer.search import search
@@ -34,17 +33,13 @@ from indexer.storage import Manifest, Writer, catalog, sandbox, segment, tables
 from indexer.storage.check import check
 from indexer.storage.edit import write_sql
 
-from .conftest import SEED, SEEDS, FakeEmbedder
+from .conftest import SEED, SEEDS, FakeEmbedder, assert_clean_failure
 
 SLOW_QUERY = "SELECT count(*) FROM range(100000) a, range(100000) b WHERE a.range + b.range = 7"
 NAN_VECTOR = "list_transform(embedding::FLOAT[], lambda x: 'nan'::FLOAT)::FLOAT[64]"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(INDEX_DIR_ENV, raising=False)
-    monkeypatch.delenv(MODEL_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_cli_environment")
 
 
 @pytest.fixture
@@ -68,16 +63,6 @@ def sql(directory: Path, *args: str) -> Result:
 def sql_rows(directory: Path, query: str) -> list[tuple]:
     with catalog.sandboxed(directory, Manifest.load(directory)) as db:
         return db.execute(query).fetchall()
-
-
-def one_line_error(result: Result) -> str:
-    """Exit code 1 and one ``Error:`` line on stderr, not a traceback."""
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
 
 
 def tree(directory: Path) -> dict[str, bytes | None]:
@@ -110,7 +95,7 @@ def commit_of(directory: Path) -> int:
 def test_nothing_is_written_into_the_archive(archive: Path, mode: list[str], statement: str, target: str) -> None:
     before = tree(archive)
     query = statement.format(target=archive / target, folder=archive / "segments")
-    message = one_line_error(sql(archive, *mode, query))
+    message = assert_clean_failure(sql(archive, *mode, query))
     assert "not allowed" in message
     assert tree(archive) == before
     assert check(archive) == []
@@ -144,7 +129,7 @@ def test_no_file_but_the_commits_is_readable(archive: Path, mode: list[str], rea
     if query.startswith("INSERT") and not mode:
         mode = ["--write"]  # the read-only sql refuses it for being an INSERT already
     result = sql(archive, *mode, "--json", query)
-    message = one_line_error(result)
+    message = assert_clean_failure(result)
     assert "root:" not in result.output
     assert "reads the archive's tables only" in message
     assert commit_of(archive) == 1
@@ -199,7 +184,7 @@ def listener() -> Iterator[Listener]:
 )
 def test_no_extension_and_no_network(archive: Path, listener: Listener, mode: list[str], query: str) -> None:
     started = time.perf_counter()
-    message = one_line_error(sql(archive, *mode, query.format(port=listener.port)))
+    message = assert_clean_failure(sql(archive, *mode, query.format(port=listener.port)))
     assert time.perf_counter() - started < 10
     assert "not allowed" in message or "reads the archive's tables only" in message
     time.sleep(0.3)  # a connection on its way would have arrived
@@ -221,7 +206,7 @@ def test_no_extension_and_no_network(archive: Path, listener: Listener, mode: li
     ],
 )
 def test_the_sandbox_cannot_be_undone(archive: Path, mode: list[str], query: str) -> None:
-    message = one_line_error(sql(archive, *mode, query))
+    message = assert_clean_failure(sql(archive, *mode, query))
     assert "is not allowed here" in message
     assert query.split()[0] in message
 
@@ -284,7 +269,7 @@ def test_reading_statements_still_run(archive: Path) -> None:
 @pytest.mark.parametrize("mode", [[], ["--write"]], ids=["sql", "sql --write"])
 def test_a_query_is_stopped_at_its_time_limit(archive: Path, mode: list[str]) -> None:
     started = time.perf_counter()
-    message = one_line_error(sql(archive, *mode, "--timeout", "1", SLOW_QUERY))
+    message = assert_clean_failure(sql(archive, *mode, "--timeout", "1", SLOW_QUERY))
     assert time.perf_counter() - started < 20
     assert "stopped after 1 s" in message
     assert commit_of(archive) == 1
@@ -331,7 +316,7 @@ def test_a_changed_article_stays_findable_by_its_words(archive: Path) -> None:
 
 def test_renaming_only_the_article_is_refused(archive: Path) -> None:
     result = sql(archive, "--write", f"UPDATE articles SET article_id = 'renamed' WHERE article_id = '{SEED.stem}'")
-    assert "17 passages belong to no article" in one_line_error(result)
+    assert "17 passages belong to no article" in assert_clean_failure(result)
     assert commit_of(archive) == 1
 
 
@@ -374,7 +359,7 @@ def test_renaming_only_the_article_is_refused(archive: Path) -> None:
 )
 def test_an_edit_that_would_break_the_index_is_refused(archive: Path, change: str, problem: str) -> None:
     before = tree(archive)
-    message = one_line_error(sql(archive, "--write", change))
+    message = assert_clean_failure(sql(archive, "--write", change))
     assert problem in message
     assert tree(archive) == before
     with pytest.raises(NewsarchiveError, match=problem.replace("(", r"\(")):
@@ -454,7 +439,7 @@ def test_a_real_edit_makes_one_commit(archive: Path) -> None:
 def test_other_statements_are_one_line_in_both_modes(archive: Path, query: str) -> None:
     before = tree(archive)
     for mode in ([], ["--write"]):
-        one_line_error(sql(archive, *mode, query))
+        assert_clean_failure(sql(archive, *mode, query))
     assert tree(archive) == before
 
 
@@ -468,7 +453,7 @@ def test_index_refuses_a_folder_that_is_not_an_archive(tmp_path: Path, use_fake_
         (folder / name).write_text(name, encoding="utf-8")
     before = tree(folder)
     result = CliRunner().invoke(cli, ["index", str(SEEDS), "-d", str(folder)])
-    message = one_line_error(result)
+    message = assert_clean_failure(result)
     assert str(folder) in message and "not empty" in message and "current" in message
     assert tree(folder) == before  # nothing deleted, nothing created: not even the lock
     with pytest.raises(NotAnIndex, match="holds no newsarchive index"):
