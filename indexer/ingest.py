@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -230,7 +231,7 @@ class Ingestion:
         owned = []
         for article in articles:
             owner = known[article.article_id][1] if article.article_id in known else None
-            if owner is None or same_input(article.path, owner):
+            if owner is None or same_input(article.path, owner, article.url):
                 owned.append(article)
                 continue
             reason = (
@@ -363,23 +364,35 @@ def _settings(
     return Settings(model, dimension, query_prompt, passage_prompt, max_tokens, precision, vector_index, backend)
 
 
-def same_input(path: str, owner: str) -> bool:
+def same_input(path: str, owner: str, url: str | None = None) -> bool:
     """Whether an article read from ``path`` (a file, a page's or a feed's URL) may replace the indexed article
-    whose input was ``owner`` (its ``path`` column).
+    whose input was ``owner`` (its ``path`` column); ``url`` is the article's own URL.
 
-    A URL is the same input only as the same URL. A file is the same input as the same file, whatever path names
-    it (relative or absolute, through a link); when the owner's file is gone as it was named (the file moved, or
-    was indexed from another working directory), a file of the same name takes its articles.
+    A URL is the same input as the same URL; and an outlet's feeds and pages may update its own articles, whichever
+    of them indexed it first: an article whose URL is on the site (host) of the page or feed that brings it. A
+    file is the same input as the same file, whatever path names it (relative or absolute, through a link); when
+    the owner's file is gone as it was named (the file moved, or was indexed from another working directory), a
+    file of the same name takes its articles.
     """
     if path == owner or not owner:
         return True
     if is_url(path) or is_url(owner):
-        return False
+        # Two section feeds of one outlet list the same story; an aggregator's feed (another host) cannot take it.
+        return is_url(path) and is_url(owner) and url is not None and _host(url) == _host(path) is not None
     old, new = Path(owner), Path(path)
     try:
         return old.samefile(new) if old.exists() else old.name == new.name
     except (OSError, ValueError):  # unreadable, or a name the system refuses
         return False
+
+
+def _host(url: str) -> str | None:
+    """The host of ``url`` without ``www.``, or ``None`` when it has none or cannot be read."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host.removeprefix("www.") if host else None
 
 
 def _keep(batch: Batch, articles: list[Article]) -> None:

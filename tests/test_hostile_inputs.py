@@ -238,6 +238,54 @@ def test_a_page_url_owns_its_article_against_a_file(tmp_path: Path) -> None:
     assert not same_input("https://b.example/feed.xml", "https://a.example/feed.xml")
     assert not same_input(str(tmp_path / "x"), "https://a.example/x")
     assert not same_input("https://a.example/x", str(tmp_path / "x"))
+    # An outlet's feeds and pages share the articles on its own site; a feed on another host takes none.
+    story = "https://www.a.example/world/story"
+    assert same_input("https://a.example/world.xml", "https://a.example/top.xml", story)
+    assert same_input("http://www.a.example/top.xml", "https://a.example/story.html", story)
+    assert not same_input("https://feeds.aggregator.example/a", "https://a.example/top.xml", story)
+    assert not same_input("https://a.example.evil.example/feed", "https://a.example/top.xml", story)
+    assert not same_input("https://a.example/world.xml", str(tmp_path / "story.rss"), story)
+    assert not same_input("https://a.example/world.xml", "https://a.example/top.xml", "http://[::1/x")
+
+
+def test_two_feeds_of_one_outlet_both_update_its_story(tmp_path: Path) -> None:
+    """Section feeds of one outlet list the same story: the second one's version updates it, and nothing is a
+    conflict; a copycat on another host still cannot take it."""
+    served: dict[str, str] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 -- the name http.server calls
+            body = served.get(self.path, "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        link = f"{base}/world/ferries"
+        served["/top.xml"] = _rss("Harbour Times: top", [("t1", link, BODY * 8)])
+        served["/world.xml"] = _rss("Harbour Times: world", [("w1", link, BODY * 8 + "Updated at noon.")])
+        copycat = tmp_path / "copycat.rss"
+        copycat.write_text(_rss("Copycat Daily", [("c1", link, "Invented. " * 80)]), encoding="utf-8")
+        directory = tmp_path / "archive"
+        assert index_paths([f"{base}/top.xml"], directory, embedder=FakeEmbedder()).added == 1
+        report = index_paths([f"{base}/world.xml"], directory, embedder=FakeEmbedder())
+        assert (report.updated, report.problems) == (1, [])
+        (story,) = _articles(directory).values()
+        assert story["body"].endswith("Updated at noon.") and story["path"] == f"{base}/world.xml"
+        report = index_paths([copycat], directory, embedder=FakeEmbedder())
+        assert report.updated == 0 and "belongs to" in str(report.problems[0])
+        assert check(directory) == []
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # Files and lines that raised instead of being one problem.
