@@ -140,20 +140,84 @@ def shown(url: str) -> str:
     return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)  # httpx's own
+
+
 class Transport(httpx.HTTPTransport):
-    """httpx's transport with the policy in its network layer (:class:`_Backend`)."""
+    """httpx's transport with the policy in its network layer (:class:`_Backend`).
+
+    Where the environment names a proxy for a URL (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, less
+    ``NO_PROXY``, as the standard library reads them), the request goes through it: the proxy connects to the
+    host, so the host's addresses are checked here by name before the request is sent (a name that resolves to a
+    public address here and to a private one at the proxy is beyond this check), and the connection to the proxy,
+    which the operator chose, only keeps the deadline.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         # HTTPTransport takes no network backend; its pool is rebuilt with one, with httpx's own limits.
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
+            max_connections=_LIMITS.max_connections,
+            max_keepalive_connections=_LIMITS.max_keepalive_connections,
+            keepalive_expiry=_LIMITS.keepalive_expiry,
             network_backend=_Backend(),
         )
+        self._proxies: dict[str, httpx.HTTPTransport] = {}
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = _proxy_for(request.url)
+        if proxy is None:
+            return super().handle_request(request)
+        current = _hop.get()
+        if current is not None and not current.trusted and not private_allowed():
+            try:
+                addresses = _resolve(request.url.host, request.url.port or 0, _bounded(None, httpcore.ConnectTimeout))
+            except httpcore.ConnectError:
+                unchecked = f"{request.url.host} does not resolve here, so its address cannot be checked"
+                raise Refused(unchecked) from None
+            for address in addresses:
+                problem = address_problem(address)
+                if problem:
+                    raise Refused(problem)
+        if proxy not in self._proxies:
+            self._proxies[proxy] = _proxied(proxy)
+        return self._proxies[proxy].handle_request(request)
+
+    def close(self) -> None:
+        for transport in self._proxies.values():
+            transport.close()
+        super().close()
+
+
+def _proxy_for(url: httpx.URL) -> str | None:
+    """The http(s) proxy the environment names for ``url``, or ``None`` to connect directly."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(url.host):
+        return None
+    return proxy if proxy.startswith(("http://", "https://")) else f"http://{proxy}"
+
+
+def _proxied(proxy: str) -> httpx.HTTPTransport:
+    """A transport through ``proxy`` whose connections keep the request's deadline (the proxy is not checked)."""
+    transport = httpx.HTTPTransport()
+    parsed = httpx.Proxy(proxy)
+    transport._pool = httpcore.HTTPProxy(
+        proxy_url=httpcore.URL(
+            scheme=parsed.url.raw_scheme, host=parsed.url.raw_host, port=parsed.url.port, target=parsed.url.raw_path
+        ),
+        proxy_auth=parsed.raw_auth,
+        proxy_headers=parsed.headers.raw,
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=_LIMITS.max_connections,
+        max_keepalive_connections=_LIMITS.max_keepalive_connections,
+        keepalive_expiry=_LIMITS.keepalive_expiry,
+        network_backend=_Backend(checked=False),
+    )
+    return transport
 
 
 def _bounded(timeout: float | None, timed_out: type[Exception]) -> float | None:
@@ -179,7 +243,7 @@ def _check(address: Address) -> None:
 class _Stream(httpcore.NetworkStream):
     """A connection whose every wait ends by the request's deadline, and which checks its peer before each write."""
 
-    def __init__(self, stream: httpcore.NetworkStream, peer: Address) -> None:
+    def __init__(self, stream: httpcore.NetworkStream, peer: Address | None) -> None:
         self._stream = stream
         self._peer = peer
 
@@ -187,7 +251,8 @@ class _Stream(httpcore.NetworkStream):
         return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        _check(self._peer)  # a kept connection may be reused by a request that may not reach it
+        if self._peer is not None:  # a kept connection may be reused by a request that may not reach it
+            _check(self._peer)
         self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
@@ -206,8 +271,9 @@ class _Stream(httpcore.NetworkStream):
 class _Backend(httpcore.NetworkBackend):
     """Resolves a host once, checks each address, and connects to one that passed."""
 
-    def __init__(self) -> None:
+    def __init__(self, checked: bool = True) -> None:
         self._system = httpcore.SyncBackend()
+        self._checked = checked  # False for the proxy's connections: it is the operator's choice
 
     def connect_tcp(
         self,
@@ -218,7 +284,7 @@ class _Backend(httpcore.NetworkBackend):
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> httpcore.NetworkStream:
         addresses = _resolve(host, port, _bounded(timeout, httpcore.ConnectTimeout))
-        for address in addresses:
+        for address in addresses if self._checked else ():
             _check(address)  # every address: a name with one private address among public ones is refused
         failure: Exception | None = None
         for address in addresses:
@@ -229,7 +295,7 @@ class _Backend(httpcore.NetworkBackend):
             except httpcore.ConnectError as error:
                 failure = error
                 continue
-            return _Stream(stream, address)
+            return _Stream(stream, address if self._checked else None)
         raise failure or httpcore.ConnectError(f"{host} has no address")
 
     def sleep(self, seconds: float) -> None:

@@ -316,6 +316,32 @@ def test_allow_private_lets_links_through(
     assert not problems and SECRET in articles[0].text and internal.requests["/intranet"] == 3
 
 
+def test_through_a_proxy_links_are_checked_by_name_before_the_proxy_is_asked(
+    sites: Callable[[str], Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy from the environment is used (the feed's host resolves only there), and a link's host is checked
+    here first: a private one, or one that does not resolve here, never reaches the proxy."""
+    proxy = sites("127.0.0.1")  # a forward proxy sees absolute URLs: its routes are keyed by them
+    proxy.routes["http://news.invalid/feed.xml"] = feed_route(
+        rss(
+            item("own", "http://news.invalid/story"),
+            item("private", "http://127.0.0.2:9/secret"),
+            item("unknown", "http://elsewhere.invalid/story"),
+        )
+    )
+    proxy.routes["http://news.invalid/story"] = page("Own story")
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.base)
+    monkeypatch.setenv("http_proxy", proxy.base)
+    articles, problems = _read("http://news.invalid/feed.xml")
+    assert set(proxy.requests) == {"http://news.invalid/feed.xml", "http://news.invalid/story"}
+    assert [WORDS in a.text for a in articles] == [True, False, False]  # its own page; the others keep a summary
+    reasons = sorted(problem.reason for problem in problems)
+    assert reasons[0].startswith("refused: 127.0.0.2 is a loopback address")
+    assert reasons[1].startswith("refused: elsewhere.invalid does not resolve here")
+
+
 def test_addresses_that_are_not_public() -> None:
     import ipaddress
 
