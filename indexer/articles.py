@@ -364,6 +364,11 @@ def _read_jsonl_line(path: Path, raw: bytes, number: int) -> Iterator[Article | 
         yield problem
 
 
+def valid_article_id(article_id: str) -> bool:
+    """Whether ``article_id`` may name an article: not blank, without slashes or control characters."""
+    return bool(article_id.strip()) and not _BAD_ID.search(article_id)
+
+
 def make_article(where: str, fields: dict[str, Any], article_id: str, line: int | None = None) -> Article:
     """An article from extracted ``fields``: ``text``, and ``title`` and :data:`METADATA_KEYS` where known."""
     body = fields["text"].replace("\r\n", "\n").strip()
@@ -384,7 +389,7 @@ def _article(
     paragraphs: list[Paragraph],
     line: int | None = None,
 ) -> Article:
-    if not article_id.strip() or _BAD_ID.search(article_id):
+    if not valid_article_id(article_id):
         raise InputProblem(
             str(path), f"article id {article_id!r} must be non-empty, without slashes or control characters", line
         )

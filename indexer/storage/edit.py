@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..articles import _BAD_ID
+from ..articles import valid_article_id
 from ..errors import EditRefused
 from . import catalog, sandbox, segment
 from .manifest import Manifest
@@ -137,7 +137,7 @@ def write_sql(directory: Path, query: str, timeout: float | None = sandbox.TIMEO
 def _refuse_problems(db: duckdb.DuckDBPyConnection) -> None:
     problems = [f"{n} {what}" for what, sql in _PROBLEMS.items() if (n := db.execute(sql).fetchall()[0][0])]
     touched = db.execute(f"SELECT article_id FROM edit.articles WHERE {_TOUCHED}").fetchall()
-    bad = [article_id for (article_id,) in touched if not article_id.strip() or _BAD_ID.search(article_id)]
+    bad = [article_id for (article_id,) in touched if not valid_article_id(article_id)]
     if bad:
         problems.append(f"{len(bad)} article ids are empty or hold slashes or control characters (as {bad[0]!r})")
     if problems:
