@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import shutil
 import sys
 import textwrap
@@ -41,7 +42,8 @@ def emit(data: str, nl: bool = True) -> None:
 
 
 class _Group(click.Group):
-    """Turns expected failures into one line on stderr and exit code 1, never a traceback."""
+    """Turns failures into one line on stderr and exit code 1, never a traceback: expected ones with their message,
+    others with their kind and first line (``$NEWSARCHIVE_DEBUG=1`` lets their traceback through)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -55,6 +57,18 @@ class _Group(click.Group):
             reason = str(error).strip().splitlines()[0] if str(error).strip() else f"no module {error.name}"
             raise click.ClickException(
                 f"a package newsarchive needs cannot be imported ({reason}); reinstall it: pip install newsarchive"
+            ) from None
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own ways out
+        except Exception as error:  # noqa: BLE001 -- nobody foresaw it (a damaged file, a bug): one line, not a traceback
+            if os.environ.get(config.DEBUG_ENV):
+                raise
+            what = (str(error).strip().splitlines() or [""])[0]
+            raise click.ClickException(
+                inert(
+                    f"unexpected failure ({type(error).__name__}{': ' + what if what else ''}); "
+                    f"run it again with {config.DEBUG_ENV}=1 to see where it happened"
+                )
             ) from None
 
 

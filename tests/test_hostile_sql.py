@@ -520,6 +520,31 @@ def test_check_reports_a_damaged_file(archive: Path, tmp_path: Path, damaged: st
     assert any(Path(damaged).name in problem or "segment 000001" in problem for problem in problems), problems
 
 
+@pytest.mark.parametrize("damaged", ["segments/000001/articles.parquet", "segments/000001/ids.npy"])
+@pytest.mark.parametrize(
+    "command",
+    [["info"], ["search", "--match", "drone"], ["search", "drone"], ["sql", "SELECT count(*) FROM articles"]],
+    ids=["info", "match", "search", "sql"],
+)
+def test_every_command_on_a_damaged_archive_fails_in_one_line(
+    archive: Path, tmp_path: Path, damaged: str, command: list[str], use_fake_model: FakeEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """What nobody foresaw (here, a file damaged outside newsarchive) is one line too; NEWSARCHIVE_DEBUG=1 lets
+    the traceback through, for a bug report."""
+    archive = Path(shutil.copytree(archive, tmp_path / "copy"))  # not the file this process has mapped
+    (archive / damaged).write_bytes(b"a\nx\n")
+    result = CliRunner().invoke(cli, [*command, "-d", str(archive)])
+    if result.exit_code == 0:  # a command that does not read the damaged file
+        return
+    line = assert_clean_failure(result)
+    assert "\n" not in line
+    if "unexpected failure" in line:
+        monkeypatch.setenv("NEWSARCHIVE_DEBUG", "1")
+        result = CliRunner().invoke(cli, [*command, "-d", str(archive)])
+        assert result.exit_code == 1 and not isinstance(result.exception, SystemExit)  # the exception itself
+
+
 # Property: random edits never leave a commit that `check` rejects
 
 
