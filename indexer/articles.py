@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import io
 import json
@@ -123,10 +122,10 @@ def _walked(path: Path) -> Path | Ignored:
     if suffix == ".xml":
         try:
             with path.open("rb") as file:
-                start = file.read(2000)
+                start = file.read(4000)
         except OSError:
             return path  # reading it says what is wrong
-        if web._FEED_START.match(start.removeprefix(codecs.BOM_UTF8)):
+        if web.looks_like_feed(start):
             return path
         return Ignored(printable_path(path), "XML that is not an RSS or Atom feed")
     return Ignored(printable_path(path), f"not an article file ({suffix or 'no suffix'})")

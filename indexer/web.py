@@ -35,11 +35,17 @@ PAGES_AT_ONCE = 8  # pages of one feed's entries fetched at the same time
 PAGES_BUDGET = 60.0  # seconds for all the pages of one feed's entries: those not in by then keep their summary
 REFUSALS_SHOWN = 3  # links of one feed refused by the fetch policy, each a line; the rest are counted
 _PUBLISHED_KEYS = {"article:published_time", "og:article:published_time", "datepublished", "pubdate", "publishdate"}
-_FEED_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(rss|feed|rdf:RDF)\b", re.S)
+# What may come before a feed's root: the XML declaration, comments, a stylesheet (<?xml-stylesheet?>), a DOCTYPE.
+_FEED_START = re.compile(rb"^\s*(?:(?:<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>\[]*>)\s*)*<(rss|feed|rdf:RDF)\b", re.S | re.I)
 
 
 def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
+
+
+def looks_like_feed(body: bytes) -> bool:
+    """Whether a document starts as an RSS, RDF or Atom feed does (a UTF-8 byte order mark first is allowed)."""
+    return bool(_FEED_START.match(body[:4000].removeprefix(b"\xef\xbb\xbf")))
 
 
 def url_id(url: str) -> str:
@@ -76,7 +82,7 @@ def read_url(url: str) -> Iterator[Any]:
     except InputProblem as problem:
         yield problem
         return
-    feed = "rss" in content_type or "atom" in content_type or bool(_FEED_START.match(body[:2000]))
+    feed = "rss" in content_type or "atom" in content_type or looks_like_feed(body)
     yield from read_document(url, body, feed)
 
 

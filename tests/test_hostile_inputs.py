@@ -420,6 +420,10 @@ def test_a_saved_feed_in_a_folder_is_read_and_other_files_are_named(
     feed = _rss("Harbour Times", [(f"h{n}", f"https://harbour.example/{n}", BODY * 8) for n in (1, 2)])
     (folder / "feed.xml").write_text(feed, encoding="utf-8")
     (folder / "bom.xml").write_bytes(b"\xef\xbb\xbf" + _rss("BOM", [("b1", "https://b.example/1", BODY * 8)]).encode())
+    styled = _rss("Styled", [("s1", "https://s.example/1", BODY * 8)]).replace(
+        "?>", '?>\n<?xml-stylesheet type="text/xsl" href="/rss.xsl"?>\n<!DOCTYPE rss>\n<!-- a comment -->', 1
+    )
+    (folder / "styled.xml").write_text(styled, encoding="utf-8")  # as many outlets serve theirs
     (folder / "sitemap.xml").write_text('<?xml version="1.0"?><urlset><url/></urlset>', encoding="utf-8")
     (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not an article")
     (folder / "README").write_text("what these are", encoding="utf-8")
@@ -427,7 +431,7 @@ def test_a_saved_feed_in_a_folder_is_read_and_other_files_are_named(
     (folder / ".DS_Store").write_bytes(b"\x00\x01")
     result = CliRunner().invoke(cli, ["index", str(folder), "-d", str(tmp_path / "archive")])
     assert result.exit_code == 0, result.output
-    assert "4 articles added" in result.output
+    assert "5 articles added" in result.output
     ignored = [line for line in result.output.splitlines() if line.startswith("ignored")]
     assert ignored == [
         f"ignored {folder}/README: not an article file (no suffix)",
