@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import web
-from .errors import InputProblem
+from .errors import InputProblem, Note
 
 SUFFIXES = (".txt", ".md", ".jsonl", *web.HTML_SUFFIXES, ".rss", ".atom")
 # .xml is read as a feed when named; in a folder, only when it starts as a feed does: folders hold other XML too.
@@ -69,12 +69,14 @@ class Article:
         object.__setattr__(self, "content_hash", digest)
 
 
-class Ignored(InputProblem):
+class Ignored(Note):
     """A file in a folder that is not read, and why (a photo beside the articles, an XML file that is not a feed).
 
     A note for the run's output, not a failure: a folder may hold other files, and a run that met only these
     succeeds. Hidden files and ``*.meta.json`` sidecars are passed over without one.
     """
+
+    label = "ignored"
 
 
 def find_files(paths: Iterable[str | Path]) -> Iterator[Path | str | InputProblem]:

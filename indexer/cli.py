@@ -37,8 +37,9 @@ def echo(text: str = "", *, bold: str = "", err: bool = False, nl: bool = True) 
 
 
 def emit(data: str, nl: bool = True) -> None:
-    """Print data for a program as it is: CSV stays faithful, and JSON comes from :func:`inert_json`."""
-    click.echo(data, nl=nl)
+    """Print data for a program as it is: CSV stays faithful, and JSON comes from :func:`inert_json`. On a
+    terminal, where a person reads it, it is made inert like every other line."""
+    click.echo(inert(data) if sys.stdout.isatty() else data, nl=nl)
 
 
 class _Group(click.Group):
@@ -294,9 +295,9 @@ def index(
     for problem in report.problems:
         echo(f"skipped {problem}", err=True)
     for note in report.ignored[:20]:  # a folder of photos would drown the rest
-        echo(f"ignored {note}", err=True)
+        echo(f"{note.label} {note}", err=True)
     if len(report.ignored) > 20:
-        echo(f"ignored {len(report.ignored) - 20} more files that are not articles", err=True)
+        echo(f"and {len(report.ignored) - 20} more notes like these", err=True)
     _summary(report, index_dir)
     for match in report.matches:
         echo(f"alert {match.alert}: {match.title} ({match.url or match.article_id})")
@@ -657,11 +658,11 @@ def _echo_also_in(hit: Any, indent: str, width: int) -> None:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=86_400),  # a day; threading's timer refuses far larger values
     metavar="SECONDS",
     default=60.0,  # indexer.storage.sandbox.TIMEOUT, repeated so that --help needs no DuckDB
     show_default=True,
-    help="Stop the query after this many seconds (0: no limit).",
+    help="Stop the query after this many seconds, at most 86,400 (0: no limit).",
 )
 @index_dir_option
 def sql(query: str, fmt: str | None, write: bool, timeout: float, index_dir: Path) -> None:

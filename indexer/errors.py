@@ -44,3 +44,12 @@ class InputProblem(NewsarchiveError):
         self.path, self.reason, self.line = path, reason, line
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {reason}")
+
+
+class Note(InputProblem):
+    """Something a run passed over without failing, and why: a file in a folder that is not an article, a link
+    whose page was not fetched (its entry's summary was indexed instead). Shown to people; the exit code stays 0.
+    ``label`` is the word the command line puts before it."""
+
+    label = "note"
+

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from . import config, workers
-from .articles import Article, Ignored, count_articles, read_articles
+from .articles import Article, count_articles, read_articles
 from .cluster import Batch, ClusterOptions
 from .embedder import Embedder, load_embedder, model_name, precision_for
-from .errors import IndexMismatch, InputProblem, NewsarchiveError
+from .errors import IndexMismatch, InputProblem, NewsarchiveError, Note
 from .language import article_languages
 from .passages import DEFAULT_MAX_TOKENS, Passage, embedding_text, split_article
 from .storage import AUTO, Manifest, Settings, Writer
@@ -38,7 +38,7 @@ class IndexReport:
     embedded: int = 0
     seconds: float = 0.0
     problems: list[InputProblem] = field(default_factory=list)
-    ignored: list[Ignored] = field(default_factory=list)  # files a folder holds that are not articles: notes
+    ignored: list[Note] = field(default_factory=list)  # what was passed over without failing: files, unfetched links
     matches: list = field(default_factory=list)  # new matches of alerts (indexer.live.alerts.Match)
 
 
@@ -74,7 +74,8 @@ def index_paths(
     not embedded again, and when nothing changed nothing is written. Files that cannot be read are reported in
     ``IndexReport.problems`` and skipped; what was indexed from them stays. An article belongs to the input that
     first indexed it (:func:`same_input`): another input with its id is a problem too, and replaces nothing.
-    Files of a folder that are not articles are named in ``IndexReport.ignored``. What is new goes into a new segment,
+    What was passed over without failing (files of a folder that are not articles, links whose page was not
+    fetched) is noted in ``IndexReport.ignored``. What is new goes into a new segment,
     made current by one commit (:mod:`indexer.storage`); nothing already committed is rewritten, and only one
     process may write at a time.
 
@@ -208,8 +209,8 @@ class Ingestion:
         known = {} if self.writer.rebuild else {a: hash for a, (hash, _) in self.writer.known().items()}
         uncommitted = 0
         for batch in embedded_batches(paths, self.settings, known, cluster, self.backend):
-            self.report.ignored += [p for p in batch.problems if isinstance(p, Ignored)]
-            self.report.problems += [p for p in batch.problems if not isinstance(p, Ignored)]
+            self.report.ignored += [p for p in batch.problems if isinstance(p, Note)]
+            self.report.problems += [p for p in batch.problems if not isinstance(p, Note)]
             owners = self.writer.known(a.article_id for a in batch.articles + batch.unchanged)
             batch.unchanged = self._owned(batch.unchanged, owners)
             _keep(batch, self._owned(batch.articles, owners))
@@ -424,7 +425,7 @@ def _gone(
 def _readable(items: Iterable[Article | InputProblem], report: IndexReport) -> Iterator[Article]:
     """The articles among ``items``, read as they are needed; the problems and notes go to ``report``."""
     for item in items:
-        if isinstance(item, Ignored):
+        if isinstance(item, Note):
             report.ignored.append(item)
         elif isinstance(item, InputProblem):
             report.problems.append(item)

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import fetching
-from .errors import InputProblem
+from .errors import InputProblem, Note
 from .fetch_policy import shown
 
 log = logging.getLogger(__name__)
@@ -268,16 +268,16 @@ def read_entries(
             continue
         page = pages.get(draft.link) if draft.link else None
         if isinstance(page, fetching.FetchFailed) and page.reason.startswith("refused:") and page not in refused:
-            refused.append(page)  # the summary is indexed instead
+            refused.append(Note(page.path, f"{page.reason}; the entry's summary was indexed"))
         late += page is _LATE
         read.append(_guarded(where, draft.number, _article, where, draft, page))
     notes = refused[:REFUSALS_SHOWN]
     if len(refused) > REFUSALS_SHOWN:
         more = len(refused) - REFUSALS_SHOWN
-        notes.append(InputProblem(shown(where), f"{more} more of its entries' links were refused likewise"))
+        notes.append(Note(shown(where), f"{more} more of its entries' links were refused likewise"))
     if late:
         notes.append(
-            InputProblem(
+            Note(
                 shown(where),
                 f"{late} of its entries' pages did not come in time ({PAGES_BUDGET:g} s for a feed's pages, "
                 f"{PAGES_AT_ONCE} at once); their summaries were indexed, and they are tried again next time",

@@ -208,14 +208,18 @@ def test_a_link_to_another_port_of_this_machine_is_refused_and_not_indexed(
     (line,) = [line for line in result.lines() if "refused" in line]
     assert line == (
         f"  {internal.url('/secret')}: refused: 127.0.0.1 is a loopback address; links in feeds are fetched only "
-        "from public addresses or the feed's own site (--allow-private or $NEWSARCHIVE_ALLOW_PRIVATE=1 allows them)"
+        "from public addresses or the feed's own site (--allow-private or $NEWSARCHIVE_ALLOW_PRIVATE=1 allows them); "
+        "the entry's summary was indexed"
     )
     assert listed(index)[0].failures == 0  # the feed itself is fine
 
-    # `index URL` of the feed: the same.
+    # `index URL` of the feed: the same, as a note: the entry is indexed, so the run succeeds.
     articles, problems = _read(news.url("/feed.xml"))
     assert internal.requests["/secret"] == 0 and SECRET not in articles[0].text
     assert [problem.path for problem in problems] == [internal.url("/secret")]
+    indexed = CliRunner().invoke(cli, ["index", news.url("/feed.xml"), "-d", str(tmp_path / "other")])
+    assert indexed.exit_code == 0, indexed.output
+    assert f"note {internal.url('/secret')}: refused: 127.0.0.1 is a loopback address" in indexed.output
 
 
 def test_a_link_to_another_host_is_refused(sites: Callable[[str], Site]) -> None:

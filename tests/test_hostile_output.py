@@ -316,3 +316,27 @@ def test_csv_bytes_holds_the_table_and_nothing_else() -> None:
     table = pa.table({"title": [HOSTILE["title"], "# not a comment"], "count": [1, 2]})
     rows = list(csv.reader(io.StringIO(csv_bytes(table).decode())))
     assert rows == [["title", "count"], [HOSTILE["title"], "1"], ["# not a comment", "2"]]  # data stays faithful
+
+
+def test_data_printed_on_a_terminal_is_inert_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CSV and JSON stay faithful in a file or a pipe; on a terminal a person reads them, so they are inert."""
+    import io
+    import sys
+
+    from indexer.cli import emit
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    row = "title\r\n\x1b]52;c;cHduZWQ=\x07Drone\r\n"
+    for stream, expected in ((io.StringIO(), row), (Terminal(), "title\n]52;c;cHduZWQ=Drone\n")):
+        monkeypatch.setattr(sys, "stdout", stream)
+        emit(row, nl=False)
+        assert stream.getvalue() == expected
+
+
+def test_an_absurd_time_limit_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["sql", "--timeout", "1e10", "SELECT 1", "-d", str(tmp_path)])
+    assert result.exit_code == 2 and "86400" in result.output.replace(",", "") and "Traceback" not in result.output
+
