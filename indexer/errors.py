@@ -52,4 +52,3 @@ class Note(InputProblem):
     ``label`` is the word the command line puts before it."""
 
     label = "note"
-

@@ -49,10 +49,18 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Hop:
-    """One request: may it reach any address (``trusted``), and by when must it be done (``time.monotonic``)."""
+    """One request: may it reach any address (``trusted``), and by when must it be done (``time.monotonic``);
+    ``records``: the site (:func:`site`) of a URL the operator gave, whose connection tells :func:`private_site`."""
 
     trusted: bool
     deadline: float
+    records: tuple[str, str, int] | None = None
+
+
+# site -> whether the operator's URL there last connected to an address that is not public. Only an intranet's own
+# site is trusted for its links: a public site's links are checked like any, so a name that answers a public
+# address for the feed and a private one for a link (DNS rebinding) gains nothing.
+_private_sites: dict[tuple[str, str, int], bool] = {}
 
 
 _hop: contextvars.ContextVar[Hop | None] = contextvars.ContextVar("fetch_hop", default=None)
@@ -60,9 +68,10 @@ _allow_private: contextvars.ContextVar[bool] = contextvars.ContextVar("allow_pri
 
 
 @contextlib.contextmanager
-def hop(trusted: bool, deadline: float) -> Iterator[None]:
-    """Requests made in this block (in this thread) follow ``trusted`` and end by ``deadline``."""
-    token = _hop.set(Hop(trusted, deadline))
+def hop(trusted: bool, deadline: float, records: str | None = None) -> Iterator[None]:
+    """Requests made in this block (in this thread) follow ``trusted`` and end by ``deadline``; ``records``: a URL
+    the operator gave, whose connection's address :func:`private_site` remembers."""
+    token = _hop.set(Hop(trusted, deadline, site(records) if records else None))
     try:
         yield
     finally:
@@ -97,6 +106,12 @@ def site(url: str) -> tuple[str, str, int] | None:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         return None
     return parsed.scheme, parsed.host.lower(), parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def private_site(url: str) -> bool:
+    """Whether the operator's URL on ``url``'s site connected, when last fetched here, to an address that is not
+    public (an intranet, this machine): the links such a site gives are its own business."""
+    return _private_sites.get(site(url), False) if site(url) else False
 
 
 def same_site(url: str, given: str | None) -> bool:
@@ -164,6 +179,7 @@ class Transport(httpx.HTTPTransport):
             network_backend=_Backend(),
         )
         self._proxies: dict[str, httpx.HTTPTransport] = {}
+        self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         proxy = _proxy_for(request.url)
@@ -180,9 +196,11 @@ class Transport(httpx.HTTPTransport):
                 problem = address_problem(address)
                 if problem:
                     raise Refused(problem)
-        if proxy not in self._proxies:
-            self._proxies[proxy] = _proxied(proxy)
-        return self._proxies[proxy].handle_request(request)
+        with self._lock:  # the pool's threads share one client
+            if proxy not in self._proxies:
+                self._proxies[proxy] = _proxied(proxy)
+            transport = self._proxies[proxy]
+        return transport.handle_request(request)
 
     def close(self) -> None:
         for transport in self._proxies.values():
@@ -190,15 +208,26 @@ class Transport(httpx.HTTPTransport):
         super().close()
 
 
+def proxied(url: str) -> bool:
+    """Whether a request for ``url`` goes through a proxy the environment names."""
+    try:
+        return _proxy_for(httpx.URL(url)) is not None
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return False
+
+
 def _proxy_for(url: httpx.URL) -> str | None:
-    """The http(s) proxy the environment names for ``url``, or ``None`` to connect directly."""
+    """The http(s) proxy the environment names for ``url``, or ``None`` to connect directly (also for a SOCKS
+    proxy, which httpx reaches only with an extra package newsarchive does not install)."""
     import urllib.request
 
     proxies = urllib.request.getproxies()
     proxy = proxies.get(url.scheme) or proxies.get("all")
     if not proxy or urllib.request.proxy_bypass(url.host):
         return None
-    return proxy if proxy.startswith(("http://", "https://")) else f"http://{proxy}"
+    if "://" not in proxy:
+        return f"http://{proxy}"
+    return proxy if proxy.startswith(("http://", "https://")) else None
 
 
 def _proxied(proxy: str) -> httpx.HTTPTransport:
@@ -295,6 +324,9 @@ class _Backend(httpcore.NetworkBackend):
             except httpcore.ConnectError as error:
                 failure = error
                 continue
+            current = _hop.get()
+            if current is not None and current.records is not None and self._checked:
+                _private_sites[current.records] = address_problem(address) is not None
             return _Stream(stream, address if self._checked else None)
         raise failure or httpcore.ConnectError(f"{host} has no address")
 

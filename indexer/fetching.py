@@ -215,10 +215,15 @@ def _get(client: httpx.Client, url: str, given: str | None, headers: dict[str, s
     permanent = True
     where = url
     for _ in range(MAX_REDIRECTS + 1):
-        trusted = fetch_policy.same_site(where, given) or fetch_policy.private_allowed()
+        # The URL given may be on any address; its own site's other URLs only when it is an intranet's, or when a
+        # proxy connects to them (which resolves names its own way: the site is taken as the operator gave it).
+        own = where == given
+        trusted = own or fetch_policy.private_allowed()
+        if not trusted and fetch_policy.same_site(where, given):
+            trusted = fetch_policy.private_site(given) or fetch_policy.proxied(where)
         try:
             with (
-                fetch_policy.hop(trusted, deadline),
+                fetch_policy.hop(trusted, deadline, records=given if own else None),
                 client.stream("GET", where, headers=headers, timeout=_timeout(deadline)) as response,
             ):
                 if not response.has_redirect_location:

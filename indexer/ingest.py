@@ -370,19 +370,21 @@ def same_input(path: str, owner: str, url: str | None = None) -> bool:
     whose input was ``owner`` (its ``path`` column); ``url`` is the article's own URL.
 
     A URL is the same input as the same URL; and an outlet's feeds and pages may update its own articles, whichever
-    of them indexed it first: an article whose URL is on the site (host) of the page or feed that brings it. A
-    file is the same input as the same file, whatever path names it (relative or absolute, through a link); when
-    the owner's file is gone as it was named (the file moved, or was indexed from another working directory), a
-    file of the same name takes its articles.
+    of them indexed it first: those on one host (section feeds at feeds.example.com), and an article whose URL is
+    on the host of the page or feed that brings it. A file is the same input as the same file, whatever path names
+    it (relative or absolute, through a link); when the owner's file is gone as it was named (moved, rotated, or
+    indexed from another working directory), another file may take its articles.
     """
     if path == owner or not owner:
         return True
     if is_url(path) or is_url(owner):
-        # Two section feeds of one outlet list the same story; an aggregator's feed (another host) cannot take it.
-        return is_url(path) and is_url(owner) and url is not None and _host(url) == _host(path) is not None
+        # Two section feeds of one outlet list the same story; a feed on another host (a copycat's) cannot take it.
+        if not (is_url(path) and is_url(owner)) or _host(path) is None:
+            return False
+        return _host(path) == _host(owner) or (url is not None and _host(url) == _host(path))
     old, new = Path(owner), Path(path)
     try:
-        return old.samefile(new) if old.exists() else old.name == new.name
+        return old.samefile(new) if old.exists() else True
     except (OSError, ValueError):  # unreadable, or a name the system refuses
         return False
 

@@ -258,6 +258,30 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_where_it_connects(
     ]
 
 
+def test_a_public_feeds_own_site_cannot_turn_private_for_its_links(
+    sites: Callable[[str], Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the feed's name answers a public address (127.0.0.3 plays one here) for the feed, then a
+    private one for a link on the same site. The site is trusted for its links only when the feed itself was on a
+    private address (an intranet): here the link is checked like any, and refused."""
+    news = sites("127.0.0.3")
+    port = int(news.base.rsplit(":", 1)[1])
+    news.routes["/feed.xml"] = feed_route(rss(item("r1", f"http://rebind.test:{port}/admin")))
+    answers = iter(["127.0.0.3", "127.0.0.1"])
+    real_lookup, real_problem = socket.getaddrinfo, fetch_policy.address_problem
+
+    def lookup(host: str, *args: object, **options: object) -> list:
+        if host == "rebind.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+        return real_lookup(host, *args, **options)
+
+    monkeypatch.setattr(fetch_policy.socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(fetch_policy, "address_problem", lambda a: None if str(a) == "127.0.0.3" else real_problem(a))
+    articles, (problem,) = _read(f"http://rebind.test:{port}/feed.xml")
+    assert news.requests["/feed.xml"] == 1 and len(articles) == 1  # the feed was read, its summary indexed
+    assert problem.reason.startswith("refused: 127.0.0.1 is a loopback address"), problem.reason
+
+
 def test_a_redirect_to_a_private_address_is_refused_at_the_hop(sites: Callable[[str], Site]) -> None:
     news, other = sites("127.0.0.1"), sites("127.0.0.2")
     other.routes["/secret"] = page("Secret", SECRET + " " + LONG)

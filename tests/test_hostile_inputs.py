@@ -83,8 +83,9 @@ def test_a_feed_entry_cannot_take_another_outlets_article(tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def feeds_server() -> Iterator[str]:
-    """Two outlets' feeds on 127.0.0.1: the copycat's entry links to the harbour's article."""
+def feeds_server() -> Iterator[tuple[str, str]]:
+    """Two outlets' feeds, the harbour's on 127.0.0.1 and the copycat's on 127.0.0.2 (another host): the copycat's
+    entry links to the harbour's article."""
     link = "https://harbour.example/news/ferries"
     served = {
         "/harbour.xml": _rss("Harbour Times", [("h1", link, BODY * 8)]),
@@ -103,42 +104,47 @@ def feeds_server() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    servers = [http.server.ThreadingHTTPServer((host, 0), Handler) for host in ("127.0.0.1", "127.0.0.2")]
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        harbour, copycat = (f"http://{host}:{server.server_address[1]}" for host, server in zip(
+            ("127.0.0.1", "127.0.0.2"), servers))  # fmt: skip
+        yield f"{harbour}/harbour.xml", f"{copycat}/copycat.xml"
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        for server, thread in zip(servers, threads):
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
 
 
-def test_a_fetched_feed_cannot_take_another_feeds_article(tmp_path: Path, feeds_server: str) -> None:
-    directory = tmp_path / "archive"
-    index_paths([f"{feeds_server}/harbour.xml"], directory, embedder=FakeEmbedder())
+def test_a_fetched_feed_cannot_take_another_feeds_article(tmp_path: Path, feeds_server: tuple[str, str]) -> None:
+    (harbour, copycat), directory = feeds_server, tmp_path / "archive"
+    index_paths([harbour], directory, embedder=FakeEmbedder())
     before = _articles(directory)
-    report = index_paths([f"{feeds_server}/copycat.xml"], directory, embedder=FakeEmbedder())
+    report = index_paths([copycat], directory, embedder=FakeEmbedder())
     (problem,) = report.problems
-    assert problem.path == f"{feeds_server}/copycat.xml" and f"belongs to {feeds_server}/harbour.xml" in str(problem)
+    assert problem.path == copycat and f"belongs to {harbour}" in str(problem)
     assert (report.added, report.updated) == (0, 0) and _articles(directory) == before
-    report = index_paths([f"{feeds_server}/harbour.xml"], directory, embedder=FakeEmbedder())
+    report = index_paths([harbour], directory, embedder=FakeEmbedder())
     assert (report.unchanged, report.problems) == (1, [])  # its own feed read again is no conflict
 
 
-def test_a_followed_feed_cannot_take_another_feeds_article(tmp_path: Path, feeds_server: str) -> None:
+def test_a_followed_feed_cannot_take_another_feeds_article(tmp_path: Path, feeds_server: tuple[str, str]) -> None:
+    harbour, copycat = feeds_server
     from indexer.live.feeds import add_feed
     from indexer.live.follow import run_round
 
     directory = tmp_path / "archive"
-    index_paths([f"{feeds_server}/harbour.xml"], directory, embedder=FakeEmbedder())
+    index_paths([harbour], directory, embedder=FakeEmbedder())
     before = _articles(directory)
-    add_feed(f"{feeds_server}/copycat.xml", directory)
+    add_feed(copycat, directory)
     round_ = run_round(directory, everything=True, embedder=FakeEmbedder())
     assert (round_.index.added, round_.index.updated) == (0, 0) and _articles(directory) == before
-    assert [p.path for p in round_.index.problems] == [f"{feeds_server}/copycat.xml"]
+    assert [p.path for p in round_.index.problems] == [copycat]
     (line,) = [line for line in round_.lines() if "belongs to" in line]  # the round's report says so
-    assert line.startswith(f"  {feeds_server}/copycat.xml") and f"{feeds_server}/harbour.xml" in line
+    assert line.startswith(f"  {copycat}") and harbour in line
     assert check(directory) == []
 
 
@@ -220,6 +226,21 @@ def test_the_same_files_indexed_from_another_directory_or_moved_still_update(
     assert _articles(directory)["a"]["path"] == str(moved / "a.txt")
 
 
+def test_a_saved_feed_saved_again_under_a_new_name_updates_its_stories(tmp_path: Path) -> None:
+    """A feed saved each day under the day's name: once the first file is gone, the next one takes its stories."""
+    directory, link = tmp_path / "archive", "https://harbour.example/news/ferries"
+    first, second = tmp_path / "harbour-2026-12-01.rss", tmp_path / "harbour-2026-12-02.rss"
+    first.write_text(_rss("Harbour Times", [("h1", link, BODY * 8)]), encoding="utf-8")
+    index_paths([first], directory, embedder=FakeEmbedder())
+    second.write_text(_rss("Harbour Times", [("h1", link, BODY * 8 + "Updated.")]), encoding="utf-8")
+    report = index_paths([second], directory, embedder=FakeEmbedder())
+    assert report.updated == 0 and "belongs to" in str(report.problems[0])  # both files there: two inputs
+    first.unlink()
+    report = index_paths([second], directory, embedder=FakeEmbedder())
+    assert (report.updated, report.problems) == (1, [])
+    assert _articles(directory)["harbour.example-news-ferries"]["body"].endswith("Updated.")
+
+
 def test_a_rebuild_has_no_owners_to_respect(tmp_path: Path) -> None:
     directory, first, second = tmp_path / "archive", tmp_path / "one.md", tmp_path / "two.md"
     first.write_text(f"---\nid: story\n---\n# The original\n\n{BODY}\n", encoding="utf-8")
@@ -245,7 +266,8 @@ def test_a_page_url_owns_its_article_against_a_file(tmp_path: Path) -> None:
     assert not same_input("https://feeds.aggregator.example/a", "https://a.example/top.xml", story)
     assert not same_input("https://a.example.evil.example/feed", "https://a.example/top.xml", story)
     assert not same_input("https://a.example/world.xml", str(tmp_path / "story.rss"), story)
-    assert not same_input("https://a.example/world.xml", "https://a.example/top.xml", "http://[::1/x")
+    assert same_input("https://a.example/world.xml", "https://a.example/top.xml", "http://[::1/x")  # one host
+    assert same_input("https://feeds.a.example/world", "https://feeds.a.example/top", "https://www.a.example/s")
 
 
 def test_two_feeds_of_one_outlet_both_update_its_story(tmp_path: Path) -> None:

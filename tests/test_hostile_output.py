@@ -339,4 +339,3 @@ def test_data_printed_on_a_terminal_is_inert_too(monkeypatch: pytest.MonkeyPatch
 def test_an_absurd_time_limit_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["sql", "--timeout", "1e10", "SELECT 1", "-d", str(tmp_path)])
     assert result.exit_code == 2 and "86400" in result.output.replace(",", "") and "Traceback" not in result.output
-
