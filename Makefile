@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 INDEX_DIR ?= archive
 
-.PHONY: install test bare-install index app lint clean
+.PHONY: install test bare-install index app docs lint clean
 
 install: $(INSTALLED)
 
@@ -34,8 +34,12 @@ app: install
 	NEWSARCHIVE_INDEX_DIR=$(INDEX_DIR) $(BIN)/streamlit run search_app/streamlit_app.py \
 		--server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
 
+# The documentation site, rebuilt as pages change (its tools come with the test extra, through the docs extra).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
+
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(INDEX_DIR) .pytest_cache
+	rm -rf $(VENV) $(INDEX_DIR) .pytest_cache site

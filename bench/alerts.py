@@ -7,7 +7,7 @@ the fixtures are indexed, and each (alert, article) pair is judged at each thres
 the odd-numbered alerts (the best F1), is the default (``THRESHOLD``), and is reported on the even-numbered ones,
 which it never saw.
 
-    python bench/alerts.py --out docs/alerts.json --readme README.md
+    python bench/alerts.py --out bench/results/alerts.json --doc docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -119,14 +119,14 @@ def markdown_table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's alerts table")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's alerts table")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         results = measure(Path(work) / "archive")
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(markdown_table(results))
-    if args.readme:
-        replace_table(args.readme, markdown_table(results), marker="alerts")
+    if args.doc:
+        replace_table(args.doc, markdown_table(results), marker="alerts")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ archive without its gold Wikipedia article (every paragraph of that title left o
 Usage (index the passages first; every passage is one article):
 
     newsarchive index bench/data/squad-it/passages.jsonl -d /tmp/squad-archive
-    python bench/answer_quality.py -d /tmp/squad-archive --out docs/answer_quality.json --readme README.md
+    python bench/answer_quality.py -d /tmp/squad-archive --out bench/results/answer_quality.json \\
+        --doc docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def summarize(rows: list[dict], min_margin: float) -> dict:
 
 
 def markdown_table(results: dict) -> str:
-    """The README's answer-quality table, from this script's results file."""
+    """The benchmarks page's answer-quality table, from this script's results file."""
     run = results["runs"][0]
     lines = [
         "| questions | answered | answer contains a gold answer | first sentence does | top passage is gold "
@@ -113,7 +114,7 @@ def main() -> None:
     parser.add_argument("--sentence-weights", type=float, nargs="+", default=[answer_module.SENTENCE_WEIGHT])
     parser.add_argument("--sentence-passages", type=int, nargs="+", default=[answer_module.SENTENCE_PASSAGES])
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's answer-quality table")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's answer-quality table")
     args = parser.parse_args()
 
     min_margin = relevance.MIN_MARGIN
@@ -149,8 +150,8 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.readme:
-        replace_table(args.readme, markdown_table(results), "answer-quality")
+    if args.doc:
+        replace_table(args.doc, markdown_table(results), "answer-quality")
 
 
 if __name__ == "__main__":

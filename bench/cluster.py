@@ -6,7 +6,7 @@ SQuAD-it's first ``--passages`` paragraphs as articles and on one article, so th
 gives the rate of the steady pipeline (passages per second once started) and the one-article run the fixed
 cost of starting (for Ray: the cluster, the actors, their model loads). Medians of ``--runs`` runs.
 
-    python bench/cluster.py --passages 600 --out docs/cluster.json --readme README.md
+    python bench/cluster.py --passages 600 --out bench/results/cluster.json --doc docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -115,13 +115,13 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=600)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's cluster table")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's cluster table")
     args = parser.parse_args()
     results = measure(args.passages, args.runs)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(markdown_table(results))
-    if args.readme:
-        replace_table(args.readme, markdown_table(results), marker="cluster")
+    if args.doc:
+        replace_table(args.doc, markdown_table(results), marker="cluster")
 
 
 if __name__ == "__main__":

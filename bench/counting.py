@@ -6,7 +6,8 @@ publication time over two years, at random. Counting needs no model. Each figure
 percentile) of 21 runs in one process after one warm-up run, which reads the postings and the Parquet footers a
 process reads once; the warm-up's own time is reported too.
 
-    python bench/counting.py --work /tmp/counting-bench --passages 1000000 --out docs/counting.json --readme README.md
+    python bench/counting.py --work /tmp/counting-bench --passages 1000000 --out bench/results/counting.json \\
+        --doc docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -143,13 +144,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="where the corpus and the archive go")
     parser.add_argument("--passages", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's counting table")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's counting table")
     args = parser.parse_args()
     results = measure(args.work, args.passages)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(markdown_table(results))
-    if args.readme:
-        replace_table(args.readme, markdown_table(results), marker="counting")
+    if args.doc:
+        replace_table(args.doc, markdown_table(results), marker="counting")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ the passages file into a new archive, and a plain sentence-transformers script t
 
 Run it on an idle machine: anything else running skews the ratios.
 
-    python bench/embedding.py --passages 300 --whole --out docs/embedding.json --readme README.md
-    python bench/embedding.py --passages 300 --whole --out docs/embedding-xeon.json --readme README.md \
+    python bench/embedding.py --passages 300 --whole --out bench/results/embedding.json --doc docs/benchmarks.md
+    python bench/embedding.py --passages 300 --whole --out bench/results/embedding-xeon.json --doc docs/benchmarks.md \\
         --marker embedding-xeon   # on an Intel Xeon
 """
 
@@ -98,7 +98,7 @@ def whole_processes(passages: Path, tmp: Path) -> dict:
 
 
 def markdown_table(results: dict) -> str:
-    """The README's embedding table, from this script's results file."""
+    """The benchmarks page's embedding table, from this script's results file."""
     lines = ["| run | passages/s | tokens/s | speed | cosine to baseline (mean / worst) |", "|---|---|---|---|---|"]
     baseline = results["runs"][RUNS[0]]["seconds"]
     chosen = BACKEND_RUNS[results["choice"]["backend"]]
@@ -125,8 +125,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--passages", type=int, default=400)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's embedding table")
-    parser.add_argument("--marker", default="embedding", help="the README table's marker (one per kind of CPU)")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's embedding table")
+    parser.add_argument("--marker", default="embedding", help="the docs page table's marker (one per kind of CPU)")
     parser.add_argument("--whole", action="store_true", help="also time newsarchive index against a plain script")
     parser.add_argument("--run", choices=RUNS, help=argparse.SUPPRESS)  # one measurement, in a child process
     parser.add_argument("--vectors", type=Path, help=argparse.SUPPRESS)
@@ -188,8 +188,8 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.readme:
-        replace_table(args.readme, markdown_table(results), args.marker)
+    if args.doc:
+        replace_table(args.doc, markdown_table(results), args.marker)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ that is not a feed. Timed: the first round (every entry new: fetched, read, embe
 nothing changed (the 17 answer 304), a round where one entry of each changed, and the 304 round without the broken
 three (what an unchanged round costs by itself). Each round fetches every feed (``follow --once``).
 
-    python bench/follow.py --out docs/follow.json --readme README.md
+    python bench/follow.py --out bench/results/follow.json --doc docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def markdown_table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's follow table")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's follow table")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         rounds = measure(Path(work) / "archive")
@@ -149,8 +149,8 @@ def main() -> None:
     }
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(markdown_table(results))
-    if args.readme:
-        replace_table(args.readme, markdown_table(results), marker="follow")
+    if args.doc:
+        replace_table(args.doc, markdown_table(results), marker="follow")
 
 
 if __name__ == "__main__":

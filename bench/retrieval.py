@@ -2,14 +2,14 @@
 
 Indexes the benchmark's 2,010 passages (each one an article) unless the index directory already holds them, runs
 ``newsarchive eval``'s measurement for hybrid, dense and lexical search, and writes the figures to a JSON file that
-the README's table is generated from (``--readme`` rewrites that table in place).
+the benchmarks page's table is generated from (``--doc`` rewrites that table in place).
 
 It also measures the fixed sample that ``tests/test_retrieval_quality.py`` checks in ``make test`` (a few hundred
 questions over the paragraphs of a few whole Wikipedia articles), so that test knows what to expect.
 
 Usage:
 
-    python bench/retrieval.py -d /tmp/squad-archive --out docs/retrieval.json --readme README.md
+    python bench/retrieval.py -d /tmp/squad-archive --out bench/results/retrieval.json --doc docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def measure(archive: Archive, questions: dict[str, list[Question]]) -> dict:
 
 
 def markdown_table(results: dict) -> str:
-    """The README's benchmark table, from this script's results file."""
+    """The benchmarks page's retrieval table, from this script's results file."""
     lines = [
         "| questions | mode | R@1 | R@5 | R@10 | R@100 | MRR@10 | nDCG@10 | queries/s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -96,13 +96,13 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_table(readme: Path, table: str, marker: str = "retrieval") -> None:
-    """Put ``table`` between the README's ``<!-- marker:start -->`` and ``<!-- marker:end -->`` lines."""
-    text = readme.read_text(encoding="utf-8")
+def replace_table(page: Path, table: str, marker: str = "retrieval") -> None:
+    """Put ``table`` between the docs page's ``<!-- marker:start -->`` and ``<!-- marker:end -->`` lines."""
+    text = page.read_text(encoding="utf-8")
     pattern = re.compile(rf"(<!-- {marker}:start -->\n)(?:.*?\n)?(<!-- {marker}:end -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"{readme}: no <!-- {marker}:start --> ... <!-- {marker}:end --> markers")
-    readme.write_text(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text), encoding="utf-8")
+        raise SystemExit(f"{page}: no <!-- {marker}:start --> ... <!-- {marker}:end --> markers")
+    page.write_text(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text), encoding="utf-8")
 
 
 def main() -> None:
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("-d", "--index-dir", required=True, type=Path, help="where the SQuAD-it index is (or goes)")
     parser.add_argument("--eval", type=Path, default=EVAL)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's retrieval table")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's retrieval table")
     parser.add_argument(
         "--sample-only", action="store_true", help="measure only the test's sample; keep --out's other figures"
     )
@@ -139,8 +139,8 @@ def main() -> None:
             results["regression_sample"] = {"articles": len(lines), **measure(archive, sample_questions)}
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(markdown_table(results))
-    if args.readme:
-        replace_table(args.readme, markdown_table(results))
+    if args.doc:
+        replace_table(args.doc, markdown_table(results))
 
 
 if __name__ == "__main__":

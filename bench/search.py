@@ -15,8 +15,8 @@ nothing else competes for the two cores or the disk. Searches are timed on the a
 passages, and the added article's) and again after ``newsarchive optimize`` has merged it into one segment, each
 time in three processes one after the other, whose medians are the figures.
 
-    python bench/search.py --work /tmp/search-bench --out docs/search.json --plot docs/search.png \\
-        --readme README.md --sizes 10000 100000 1000000 3000000 --optimize-up-to 1000000
+    python bench/search.py --work /tmp/search-bench --out bench/results/search.json --plot docs/images/search.png \\
+        --doc docs/benchmarks.md --sizes 10000 100000 1000000 3000000 --optimize-up-to 1000000
 
 ``--baseline FILE`` adds a table comparing these figures with another run's results file (say, of the commit
 before a change, run from a ``git worktree`` in the same session: machines differ from day to day).
@@ -297,7 +297,7 @@ def measure(size: int, work: Path, sentence_vectors: Path, optimize_up_to: int) 
 
 
 def markdown_table(results: dict) -> str:
-    """The README's table, from this script's results file."""
+    """The benchmarks page's table, from this script's results file."""
     lines = [
         "| passages | segments | vector index | hybrid p50 / p95 / p99 | dense p50 / p95 | recall@10 "
         "| memory: own / peak | build | add one |",
@@ -404,10 +404,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--out", type=Path)
     parser.add_argument("--plot", type=Path)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's search table")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's search table")
     parser.add_argument("--optimize-up-to", type=int, default=1_000_000, help="merge and measure again up to this size")
     parser.add_argument("--baseline", type=Path, help="another run's results file, to compare with")
-    parser.add_argument("--tables", action="store_true", help="only write the README's tables from --out")
+    parser.add_argument("--tables", action="store_true", help="only write the docs page's tables from --out")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -415,11 +415,11 @@ def main() -> None:
         steps = {"sentences": embed_sentences, "build": build, "latency": latency, "recall": recall, "merge": merge}
         print(json.dumps(steps[args.step](*map(Path, args.args))))
         return
-    if args.tables and args.out and args.readme:
+    if args.tables and args.out and args.doc:
         results = json.loads(args.out.read_text(encoding="utf-8"))
-        replace_table(args.readme, markdown_table(results), marker="search")
+        replace_table(args.doc, markdown_table(results), marker="search")
         if "baseline" in results:
-            replace_table(args.readme, comparison_table(results, results["baseline"]), marker="segments")
+            replace_table(args.doc, comparison_table(results, results["baseline"]), marker="segments")
         if args.plot:
             plot(results, args.plot)
         return
@@ -446,12 +446,12 @@ def main() -> None:
     print(markdown_table(results))
     if args.plot:
         plot(results, args.plot)
-    if args.readme:
-        replace_table(args.readme, markdown_table(results), marker="search")
+    if args.doc:
+        replace_table(args.doc, markdown_table(results), marker="search")
     if args.baseline:
         print(comparison_table(results, results["baseline"]))
-        if args.readme:
-            replace_table(args.readme, comparison_table(results, results["baseline"]), marker="segments")
+        if args.doc:
+            replace_table(args.doc, comparison_table(results, results["baseline"]), marker="segments")
 
 
 if __name__ == "__main__":

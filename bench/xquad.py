@@ -10,9 +10,9 @@ professionally translated. Two kinds of archive are built from it, each paragrap
 Every set is measured in the default (hybrid) and dense modes: R@1 and MRR@10 (with 240 paragraphs, R@10 is near
 1 everywhere). In the mixed archive ``ask`` answers every question too: the share of answers with a sentence that
 holds one of the question's answers (in the gold paragraph's language), and of answers whose first sentence does.
-The figures go to a JSON file that the README's tables are generated from.
+The figures go to a JSON file that the benchmarks page's tables are generated from.
 
-    python bench/xquad.py --work /tmp/xquad --out docs/xquad.json --readme README.md
+    python bench/xquad.py --work /tmp/xquad --out bench/results/xquad.json --doc docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def answer_quality(archive: Archive, questions: list[Question]) -> dict[str, flo
 
 
 def answers_table(results: dict) -> str:
-    """The README's table of answers in the mixed archive."""
+    """The benchmarks page's table of answers in the mixed archive."""
     lines = ["| questions → mixed archive | answer holds the answer | its first sentence does |", "|---|---|---|"]
     for row in results["rows"]:
         if "answers" in row:
@@ -130,7 +130,7 @@ def answers_table(results: dict) -> str:
 
 
 def markdown_table(results: dict) -> str:
-    """The README's cross-language table, from this script's results file."""
+    """The benchmarks page's cross-language table, from this script's results file."""
     lines = [
         "| questions → archive | hybrid R@1 (default) | dense R@1 | hybrid − dense | hybrid MRR@10 | dense MRR@10 |",
         "|---|---|---|---|---|---|",
@@ -149,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="where the archives are built (and kept)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--readme", type=Path, help="rewrite this README's cross-language table")
+    parser.add_argument("--doc", type=Path, help="rewrite this docs page's cross-language table")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
@@ -172,9 +172,9 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(markdown_table(results))
     print(answers_table(results))
-    if args.readme:
-        replace_table(args.readme, markdown_table(results), "xquad")
-        replace_table(args.readme, answers_table(results), "xquad-answers")
+    if args.doc:
+        replace_table(args.doc, markdown_table(results), "xquad")
+        replace_table(args.doc, answers_table(results), "xquad-answers")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from .language import detect
 from .search import Filters, Hit, embed_query, search_embedded
 from .sentences import sentence_spans
 
-# Tuned on SQuAD-it with the default model (bench/answer_quality.py; README).
+# Tuned on SQuAD-it with the default model (bench/answer_quality.py; docs/benchmarks.md).
 SENTENCE_WEIGHT = 0.5
 SENTENCE_PASSAGES = 6  # answer sentences come from this many of the best passages
 SECOND_SENTENCE_MARGIN = 0.02

@@ -543,7 +543,8 @@ def _exported(table: Any, described: dict, as_csv: bool, parquet: Path | None) -
 @click.option(
     "--threshold",
     type=float,
-    help="--semantic: the margin over neutral news a passage needs (default: the alerts', see the README).",
+    help="--semantic: the margin over neutral news a passage needs (default: the alerts', see the Alerts section of "
+    "docs/adding-articles.md).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @with_export_options
@@ -668,8 +669,8 @@ def _echo_also_in(hit: Any, indent: str, width: int) -> None:
 def sql(query: str, fmt: str | None, write: bool, timeout: float, index_dir: Path) -> None:
     """Run a SQL QUERY on the archive's tables and print the rows; read-only unless --write.
 
-    The tables are articles, passages and duplicates, as of the current commit; the README's "Query with SQL"
-    section documents their columns.
+    The tables are articles, passages and duplicates, as of the current commit; docs/the-archive.md ("Query
+    with SQL") documents their columns.
     embed(text) gives a question's vector, to compare with passages.embedding; semantic_search(query, k)
     returns the k passages closest in meaning, and search_passages(query, k, mode) the k best of a hybrid,
     dense or lexical search, as (passage_id, score) rows to join.
@@ -991,7 +992,11 @@ def alerts() -> None:
 )
 @click.option("--source", "sources", multiple=True, help="Only articles of this source (repeatable).")
 @click.option("--language", "languages", multiple=True, help="Only articles in this language (repeatable).")
-@click.option("--threshold", type=float, help="dense: the margin over neutral news a match needs (see the README).")
+@click.option(
+    "--threshold",
+    type=float,
+    help="dense: the margin over neutral news a match needs (see the Alerts section of docs/adding-articles.md).",
+)
 @click.option(
     "--webhook", help="POST each round's new matches to this URL, as JSON (retried within 60 s; failures logged)."
 )

@@ -45,8 +45,8 @@ PRECISIONS = ("auto", "int8", "fp32")
 def precision_for(name: str, asked: str | None = None) -> str:
     """The precision a model runs at: fp32 unless ``int8`` is asked for (here or in ``$NEWSARCHIVE_PRECISION``).
 
-    ``auto`` is fp32: int8 embeds about twice as fast but costs about a point of R@10 on SQuAD-it (see the
-    README), more than the half point we accept. ``int8`` exists for the default model only.
+    ``auto`` is fp32: int8 embeds about twice as fast but costs about a point of R@10 on SQuAD-it (see
+    docs/benchmarks.md), more than the half point we accept. ``int8`` exists for the default model only.
     """
     asked = asked or os.environ.get(config.PRECISION_ENV) or "auto"
     if asked not in PRECISIONS:

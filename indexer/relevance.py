@@ -15,7 +15,7 @@ import numpy as np
 
 from .embedder import Embedder
 
-# Calibrated with the default model on the seed article and on SQuAD-it (bench/answer_quality.py; README).
+# Calibrated with the default model on the seed article and on SQuAD-it (bench/answer_quality.py; docs/benchmarks.md).
 MIN_MARGIN = 0.005
 
 NEUTRAL_TEXTS = (

@@ -1,7 +1,7 @@
 """Reading the archive's tables -- ``articles``, ``passages``, ``duplicates`` -- through one DuckDB connection.
 
 The tables are one commit's views (:mod:`indexer.storage.catalog`); their columns are a public contract, documented
-in the README's "Query with SQL" section. Writing goes through :mod:`indexer.storage` alone.
+in docs/the-archive.md ("Query with SQL"). Writing goes through :mod:`indexer.storage` alone.
 """
 
 from __future__ import annotations

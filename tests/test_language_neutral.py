@@ -1,8 +1,8 @@
 """Retrieval across languages: the right passage first whatever the language of the question and of the passage.
 
 The real model on XQuAD's mixed archive (240 paragraphs, each in one of six languages; ``bench/xquad.py``) must
-hold what ``docs/xquad.json`` records, within a point; the parts (centering, tokens of unspaced scripts, the
-fusion's evidence) are checked on their own below, with small vectors.
+hold what ``bench/results/xquad.json`` records, within a point; the parts (centering, tokens of unspaced scripts,
+the fusion's evidence) are checked on their own below, with small vectors.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def _bench():
 @pytest.mark.model
 def test_the_mixed_archive_holds_its_recorded_figures(tmp_path, real_model) -> None:
     bench = _bench()
-    recorded = {row["label"]: row for row in json.loads((ROOT / "docs" / "xquad.json").read_text())["rows"]}
+    results = json.loads((ROOT / "bench" / "results" / "xquad.json").read_text())
+    recorded = {row["label"]: row for row in results["rows"]}
     sets = bench.mixed_sets(tmp_path, embedder=real_model)
     assert len(sets) == 3
     for label, directory, questions in sets:

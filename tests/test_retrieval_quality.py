@@ -1,7 +1,7 @@
 """Retrieval quality does not regress: a fixed SQuAD-it sample, the real model, every search mode.
 
-``bench/retrieval.py`` measured the same sample when it wrote ``docs/retrieval.json``; a drop of more than a point
-(0.01) in R@10 or MRR@10 fails. The sample is a few hundred questions over an archive of their passages and
+``bench/retrieval.py`` measured the same sample when it wrote ``bench/results/retrieval.json``; a drop of more than
+a point (0.01) in R@10 or MRR@10 fails. The sample is a few hundred questions over an archive of their passages and
 distractors, small enough to embed in about a minute.
 """
 
@@ -44,7 +44,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory, real_model) -> dict:
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
 @pytest.mark.parametrize("metric", ["recall@10", "mrr@10"])
 def test_quality_holds_on_the_fixed_sample(measured: dict, language: str, mode: str, metric: str) -> None:
-    results = json.loads((ROOT / "docs" / "retrieval.json").read_text(encoding="utf-8"))
+    results = json.loads((ROOT / "bench" / "results" / "retrieval.json").read_text(encoding="utf-8"))
     expected = results["regression_sample"][language][mode][metric]
     assert measured[language][mode][metric] >= expected - TOLERANCE, (language, mode, metric, expected)
 

@@ -41,7 +41,7 @@ from . import atom
 
 log = logging.getLogger(__name__)
 MODES = ("dense", "lexical")
-THRESHOLD = 0.05  # the dense margin: calibrated on tests/fixtures/alerts (bench/alerts.py, README "Alerts")
+THRESHOLD = 0.05  # the dense margin: calibrated on tests/fixtures/alerts (bench/alerts.py, docs/benchmarks.md "Alerts")
 NAME_RULE = "1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
 _NAME = re.compile(r"[\w-][\w.-]{0,63}")
 WEBHOOKS_AT_ONCE = 8
