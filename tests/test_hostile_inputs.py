@@ -8,6 +8,7 @@ nothing but the expected one-line errors, and nothing committed that ``check`` r
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import itertools
 import json
@@ -82,15 +83,9 @@ def test_a_feed_entry_cannot_take_another_outlets_article(tmp_path: Path) -> Non
     assert check(directory) == []
 
 
-@pytest.fixture
-def feeds_server() -> Iterator[tuple[str, str]]:
-    """Two outlets' feeds, the harbour's on 127.0.0.1 and the copycat's on 127.0.0.2 (another host): the copycat's
-    entry links to the harbour's article."""
-    link = "https://harbour.example/news/ferries"
-    served = {
-        "/harbour.xml": _rss("Harbour Times", [("h1", link, BODY * 8)]),
-        "/copycat.xml": _rss("Copycat Daily", [("c1", link, "Invented. " * 80)]),
-    }
+@contextlib.contextmanager
+def _serving(served: dict[str, str], host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``served`` (path -> feed XML, read at each request) on ``host``; yields the server's base URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 -- the name http.server calls
@@ -104,19 +99,28 @@ def feeds_server() -> Iterator[tuple[str, str]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    servers = [http.server.ThreadingHTTPServer((host, 0), Handler) for host in ("127.0.0.1", "127.0.0.2")]
-    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in servers]
-    for thread in threads:
-        thread.start()
+    server = http.server.ThreadingHTTPServer((host, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        harbour, copycat = (f"http://{host}:{server.server_address[1]}" for host, server in zip(
-            ("127.0.0.1", "127.0.0.2"), servers))  # fmt: skip
-        yield f"{harbour}/harbour.xml", f"{copycat}/copycat.xml"
+        yield f"http://{host}:{server.server_address[1]}"
     finally:
-        for server, thread in zip(servers, threads):
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=10)
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def feeds_server() -> Iterator[tuple[str, str]]:
+    """Two outlets' feeds, the harbour's on 127.0.0.1 and the copycat's on 127.0.0.2 (another host): the copycat's
+    entry links to the harbour's article."""
+    link = "https://harbour.example/news/ferries"
+    served = {
+        "/harbour.xml": _rss("Harbour Times", [("h1", link, BODY * 8)]),
+        "/copycat.xml": _rss("Copycat Daily", [("c1", link, "Invented. " * 80)]),
+    }
+    with _serving(served, "127.0.0.1") as harbour, _serving(served, "127.0.0.2") as copycat:
+        yield f"{harbour}/harbour.xml", f"{copycat}/copycat.xml"
 
 
 def test_a_fetched_feed_cannot_take_another_feeds_article(tmp_path: Path, feeds_server: tuple[str, str]) -> None:
@@ -274,23 +278,7 @@ def test_two_feeds_of_one_outlet_both_update_its_story(tmp_path: Path) -> None:
     """Section feeds of one outlet list the same story: the second one's version updates it, and nothing is a
     conflict; a copycat on another host still cannot take it."""
     served: dict[str, str] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 -- the name http.server calls
-            body = served.get(self.path, "").encode()
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "application/rss+xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with _serving(served) as base:
         link = f"{base}/world/ferries"
         served["/top.xml"] = _rss("Harbour Times: top", [("t1", link, BODY * 8)])
         served["/world.xml"] = _rss("Harbour Times: world", [("w1", link, BODY * 8 + "Updated at noon.")])
@@ -305,9 +293,6 @@ def test_two_feeds_of_one_outlet_both_update_its_story(tmp_path: Path) -> None:
         report = index_paths([copycat], directory, embedder=FakeEmbedder())
         assert report.updated == 0 and "belongs to" in str(report.problems[0])
         assert check(directory) == []
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # Files and lines that raised instead of being one problem.
