@@ -51,7 +51,7 @@ def matches(snapshot: Snapshot, query: str | Condition, sort: str = "date", limi
         + (f" LIMIT {int(limit)}" if limit is not None else "")
     )
     with condition.registered(_scores=_scores(snapshot, condition.node), **tables) as db:
-        found = db.sql(sql, params=condition.params).to_arrow_table()
+        found = db.sql(sql).to_arrow_table()
     cited = found.column("passage_id").drop_null().to_numpy()
     hits = snapshot.hits(cited) if len(cited) else {}
     texts = [hits[p]["text"] if p in hits else None for p in found.column("passage_id").to_pylist()]
@@ -82,7 +82,7 @@ def coverage(
         f"round(matching / total, 6) AS share FROM marked GROUP BY {group} ORDER BY {group}"
     )
     with condition.registered() as db:
-        return db.sql(sql, params=condition.params + params).to_arrow_table()
+        return db.sql(sql, params=params).to_arrow_table()
 
 
 def facets(snapshot: Snapshot, query: str | Condition, top: int = 10) -> dict[str, pa.Table]:
@@ -99,8 +99,7 @@ def facets(snapshot: Snapshot, query: str | Condition, top: int = 10) -> dict[st
             order = "count DESC, value" if limit else "value"
             found[name] = db.sql(
                 f"SELECT {column} AS value, count(*) AS count FROM {source} a WHERE {condition.sql} "
-                f"GROUP BY value ORDER BY {order}" + (f" LIMIT {limit}" if limit else ""),
-                params=condition.params,
+                f"GROUP BY value ORDER BY {order}" + (f" LIMIT {limit}" if limit else "")
             ).to_arrow_table()
     return found
 

@@ -45,7 +45,6 @@ class Condition:
     def __init__(self, snapshot: Snapshot, query: str) -> None:
         self.snapshot, self.query = snapshot, query
         self.tables: dict[str, pa.Table] = {}
-        self.params: list[Any] = []  # values for the ``?`` in ``sql`` (none: the sets are tables)
         self.node: Node | None = None  # the parsed query, when there is one
         if not query:  # :meth:`of_articles`
             self.sql = "false"

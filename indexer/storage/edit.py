@@ -21,10 +21,10 @@ import duckdb
 from ..articles import valid_article_id
 from ..errors import EditRefused
 from . import catalog, sandbox, segment
+from .check import NORM_TOLERANCE
 from .manifest import Manifest
 from .writer import WRITE_CACHE, Writer
 
-NORM_TOLERANCE = 1e-3  # searches take a dot product for the cosine: a stored vector is of unit length
 TABLES = ("articles", "passages", "duplicates")
 
 
