@@ -186,7 +186,7 @@ class Transport(httpx.HTTPTransport):
         if proxy is None:
             return super().handle_request(request)
         current = _hop.get()
-        if current is not None and not current.trusted and not private_allowed():
+        if current is not None and not current.trusted:  # trusted includes --allow-private (fetching._get)
             try:
                 addresses = _resolve(request.url.host, request.url.port or 0, _bounded(None, httpcore.ConnectTimeout))
             except httpcore.ConnectError:
@@ -262,7 +262,7 @@ def _bounded(timeout: float | None, timed_out: type[Exception]) -> float | None:
 
 def _check(address: Address) -> None:
     current = _hop.get()
-    if current is None or current.trusted or private_allowed():
+    if current is None or current.trusted:  # a hop is trusted when private addresses are allowed too
         return
     problem = address_problem(address)
     if problem:
