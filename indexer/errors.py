@@ -52,3 +52,16 @@ class Note(InputProblem):
     ``label`` is the word the command line puts before it."""
 
     label = "note"
+
+
+def unforeseen(error: Exception) -> str:
+    """Why an input could not be read, for a failure nobody foresaw (a parser that breaks on it): the last-resort
+    guards that keep one input's fault from stopping the others say this in its problem line.
+
+    Raises:
+        ImportError: ``error`` itself when it is one: a broken install is no input's fault, and the command line
+            says how to repair it.
+    """
+    if isinstance(error, ImportError):
+        raise error
+    return f"could not be read ({type(error).__name__}: {error})"

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import fetching
-from .errors import InputProblem, Note
+from .errors import InputProblem, Note, unforeseen
 from .fetch_policy import shown
 
 log = logging.getLogger(__name__)
@@ -99,11 +99,9 @@ def read_document(where: str, body: bytes, feed: bool) -> Iterator[Any]:
             yield read_page(where, body)
     except InputProblem as problem:
         yield problem
-    except ImportError:
-        raise  # a broken install, not this input's fault: the command says how to repair it
     except Exception as error:  # noqa: BLE001 -- a last resort: one input's fault must not stop the others
         log.debug("reading %s failed", shown(where), exc_info=True)
-        yield InputProblem(shown(where), f"could not be read ({type(error).__name__}: {error})")
+        yield InputProblem(shown(where), unforeseen(error))
 
 
 def page_fields(html: bytes | str, url: str | None = None) -> dict[str, Any] | None:
@@ -336,12 +334,9 @@ def _guarded(where: str, number: int, read: Any, *args: Any) -> Any:
         return read(*args)
     except InputProblem as problem:
         return EntryRead(number, problem)
-    except ImportError:
-        raise  # a broken install, not this input's fault: the command says how to repair it
     except Exception as error:  # noqa: BLE001 -- a last resort: one entry's fault must not cost the feed
         log.debug("entry %s of %s could not be read", number, shown(where), exc_info=True)
-        reason = f"feed entry {number} could not be read ({type(error).__name__}: {error})"
-        return EntryRead(number, InputProblem(shown(where), reason, number))
+        return EntryRead(number, InputProblem(shown(where), f"feed entry {number} {unforeseen(error)}", number))
 
 
 _LATE = object()  # a page that did not come by the deadline

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from .. import config, fetch_policy, fetching, web
 from ..articles import Article
 from ..embedder import Embedder
-from ..errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveError
+from ..errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveError, unforeseen
 from ..fetch_policy import shown
 from ..ingest import IndexReport, Ingestion, settings_of
 from ..storage import Snapshot, Writer
@@ -195,11 +195,9 @@ def _guarded(feed: Feed, seen: dict[str, tuple[str, str]], now: datetime, client
         return Fetched(feed, problems=[InputProblem(shown(feed.url), why)])
     try:
         return _fetch(feed, seen, now, client, deadline)
-    except ImportError:
-        raise  # a broken install, not this input's fault: the command says how to repair it
     except Exception as error:  # noqa: BLE001 -- one feed's fault must not stop the round
         log.debug("reading the feed %s failed", shown(feed.url), exc_info=True)
-        return Fetched(feed.failed(now, f"could not be read ({type(error).__name__}: {error})", None))
+        return Fetched(feed.failed(now, unforeseen(error), None))
 
 
 def _fetch(feed: Feed, seen: dict[str, tuple[str, str]], now: datetime, client: Any, deadline: float) -> Fetched:
