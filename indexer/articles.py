@@ -139,11 +139,7 @@ def printable_path(path: str | Path) -> str:
 
 
 def _bad_name(path: Path) -> bool:
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return not _is_text(str(path))  # the bytes of a name that is not UTF-8 come as surrogates
 
 
 def _misnamed(root: Path, parts: tuple[str, ...]) -> InputProblem:
