@@ -37,6 +37,7 @@ from .. import config
 from ..embedder import Embedder
 from ..errors import NewsarchiveError
 from ..storage import Manifest, Writer, tables
+from ..terminal import inert
 from . import atom
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ def run_alerts(directory: str | Path | None = None, embedder: Embedder | None = 
 
 def shown_name(name: str) -> str:
     """An alert's name as it may be printed: without control characters, and cut short when it is long."""
-    name = re.sub(r"[\x00-\x1f\x7f-\x9f]", "", name)
+    name = inert(name).replace("\n", "").replace("\t", "")  # a log line stays one line
     return name if len(name) <= 64 else f"{name[:60]}…"
 
 
