@@ -207,7 +207,7 @@ def cli() -> None:
     "--allow-private",
     is_flag=True,
     help="Let the pages that feed entries link to, and redirects, be on private and local addresses too (or "
-    "$NEWSARCHIVE_ALLOW_PRIVATE=1). Off: only public addresses, or the site of the URL given.",
+    "$NEWSARCHIVE_ALLOW_PRIVATE=1). Off: only public addresses, or the site of a URL given on your own network.",
 )
 def index(
     paths: tuple[str, ...],
@@ -231,17 +231,17 @@ def index(
     """Build or update the index from article files, folders and URLs.
 
     Reads .txt (first line is the title), .md and .jsonl files (one article per line: id, title, text, and
-    optionally source, url, published, language, author), saved web pages (.html, .htm: the main text and the
-    page's title, date, author, site and canonical URL), and RSS or Atom feeds (.rss, .atom, .xml: one article per
-    entry, with the page's text when the entry holds only a summary). PATHS may also be http(s) URLs of pages or
-    feeds, each fetched within 30 s (the pages a feed's entries link to: 60 s for them all, only from public
-    addresses or the feed's own site). New and changed articles are embedded, and grouped with their copies and
-    translations into stories (articles.story_id); unchanged ones are skipped. A file or URL that cannot be read
-    is reported and skipped (what was indexed from it stays), and the exit code is then 1. An article belongs to
-    the file, page or feed that first indexed it: another input with its id is reported and replaces nothing
-    (remove it first to hand it over). Files in folders that are not articles (a photo, XML that is not a feed)
-    are named as ignored, without changing the exit code. Readers keep seeing the previous version until the new
-    one is complete.
+    optionally source, url, published, language, author), saved web pages (.html, .htm: the main text and the page's
+    title, date, author, site and canonical URL), and RSS or Atom feeds (.rss, .atom, .xml: one article per entry,
+    with the page's text when the entry holds only a summary). PATHS may also be http(s) URLs of pages or feeds,
+    each fetched within 30 s (the pages a feed's entries link to: 60 s for them all, only from public addresses, or
+    the feed's own site when it is on your network). New and changed articles are embedded, and grouped with their
+    copies and translations into stories (articles.story_id); unchanged ones are skipped. A file or URL that cannot
+    be read is reported and skipped (what was indexed from it stays), and the exit code is then 1. An article
+    belongs to the file, page or feed that first indexed it: another input with its id is reported and replaces
+    nothing (remove it first to hand it over). Files in folders that are not articles (a photo, XML that is not a
+    feed), and links whose page was not fetched (refused, or late), are notes that do not change the exit code.
+    Readers keep seeing the previous version until the new one is complete.
 
     \b
     Examples:
@@ -941,7 +941,7 @@ def feeds_remove(url: str, index_dir: Path) -> None:
     "--allow-private",
     is_flag=True,
     help="Let the pages that feed entries link to, and redirects, be on private and local addresses too (or "
-    "$NEWSARCHIVE_ALLOW_PRIVATE=1). Off: only public addresses, or the feed's own site.",
+    "$NEWSARCHIVE_ALLOW_PRIVATE=1). Off: only public addresses, or the site of a feed on your own network.",
 )
 @index_dir_option
 def follow_feeds(once: bool, allow_private: bool, index_dir: Path) -> None:

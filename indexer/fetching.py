@@ -3,7 +3,8 @@ conditional requests, and redirects followed a bounded number of times, with whe
 
 What may be fetched, and for how long, is the fetch policy (:mod:`indexer.fetch_policy`): a URL the operator gave
 (:func:`get`) may be on any address, a link found in what was fetched (:func:`get_link`) only on a public one or
-on the site of the URL given, every redirect is checked again, and every request ends by a deadline.
+on the site of the URL given when that is on a private address, every redirect is checked again, and every request
+ends by a deadline.
 
 Every failure -- no answer, an error status, a redirect loop, a body over the cap, a name that does not resolve, an
 address the policy refuses -- is an :class:`~indexer.errors.InputProblem` naming the URL (without its password)
@@ -82,8 +83,9 @@ def get(
     """GET ``url``, a URL the operator gave, conditionally when ``etag`` or ``last_modified`` is given.
 
     Args:
-        url: The URL; it may be on any address, and so may its redirects on its own site (scheme, host and port);
-            a redirect elsewhere must lead to public addresses (:mod:`indexer.fetch_policy`).
+        url: The URL; it may be on any address, and so may its redirects on its own site (scheme, host and port)
+            when it is on a private one (an intranet's); any other redirect must lead to public addresses
+            (:mod:`indexer.fetch_policy`).
         etag: The ``ETag`` of the last fetch.
         last_modified: The ``Last-Modified`` of the last fetch.
         client: A client of :func:`new_client` to reuse (a new one otherwise).
@@ -106,8 +108,8 @@ def get_link(
     url: str, found_in: str | None, client: httpx.Client | None = None, *, deadline: float | None = None
 ) -> Response:
     """GET ``url``, a link found in what was read from ``found_in`` (a URL the operator gave, or ``None`` for a
-    file): fetched only when it is on public addresses or on ``found_in``'s site, redirects too, unless private
-    addresses are allowed (:func:`indexer.fetch_policy.private_allowed`).
+    file): fetched only when it is on public addresses, or on ``found_in``'s site when that is on a private address,
+    redirects too, unless private addresses are allowed (:func:`indexer.fetch_policy.private_allowed`).
 
     Raises:
         FetchFailed: As :func:`get`; ``reason`` starts with ``refused:`` when the policy refused an address.
