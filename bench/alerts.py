@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from retrieval import machine, replace_table  # noqa: E402
 
-from indexer.ingest import index_paths  # noqa: E402
+from indexer.ingest.index import index_paths  # noqa: E402
 from indexer.live.alerts import THRESHOLD, add_alert  # noqa: E402
 from indexer.storage import Snapshot  # noqa: E402
 

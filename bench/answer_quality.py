@@ -1,7 +1,7 @@
 """Answer quality and the no-answer rule, measured on SQuAD-it.
 
 For each question, ``ask`` chooses answer sentences; an answer counts as right when one of its sentences contains
-one of the question's gold answer strings. The no-answer rule (:mod:`indexer.relevance`) is checked both ways:
+one of the question's gold answer strings. The no-answer rule (:mod:`indexer.retrieval.relevance`) is checked both ways:
 how many questions it answers, and how many off-topic questions it refuses -- the same question asked of the
 archive without its gold Wikipedia article (every paragraph of that title left out of the search).
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import answer as answer_module
-from indexer import relevance
-from indexer.archive import Archive
+from indexer.answers import quotes as answer_module
+from indexer.retrieval import relevance
+from indexer.retrieval.archive import Archive
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import EVAL, machine, replace_table  # noqa: E402

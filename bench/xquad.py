@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from retrieval import DATA, machine, replace_table  # noqa: E402
 
-from indexer.answer import ask  # noqa: E402
-from indexer.archive import Archive  # noqa: E402
-from indexer.evaluate import Question, evaluate  # noqa: E402
-from indexer.ingest import index_paths  # noqa: E402
+from indexer.answers.quotes import ask
+from indexer.ingest.index import index_paths
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.evaluate import Question, evaluate
 
 XQUAD = DATA / "xquad"
 MIXED = ("de", "es", "ru", "zh", "ar", "en")  # paragraph i is in MIXED[i % 6]

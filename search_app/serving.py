@@ -8,9 +8,9 @@ import threading
 import streamlit as st
 
 from indexer import config
-from indexer.archive import Archive
 from indexer.errors import IndexNotFound, NewsarchiveError
-from indexer.memory import keep_freed_memory
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.memory import keep_freed_memory
 from search_app import plain
 
 

@@ -1,7 +1,7 @@
 """newsarchive's web app: a question in, an answer with numbered citations out.
 
 Run it with ``make app``, or ``streamlit run search_app/streamlit_app.py``. It is UI only: answers come from
-:func:`indexer.answer.ask`, the same function behind ``newsarchive ask``.
+:func:`indexer.answers.quotes.ask`, the same function behind ``newsarchive ask``.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import html
 
 import streamlit as st
 
-from indexer.answer import Answer, Source, ask
-from indexer.archive import Archive
-from indexer.search import Filters, Hit
-from indexer.web import is_url
+from indexer.answers.quotes import Answer, Source, ask
+from indexer.reading.web import is_url
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.search import Filters, Hit
 from search_app import plain
 from search_app.serving import opened
 

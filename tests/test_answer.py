@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from indexer.answer import ask
-from indexer.archive import Archive
-from indexer.cli import cli
-from indexer.ingest import index_paths
-from indexer.search import Filters
+from indexer.answers.quotes import ask
+from indexer.cli.main import cli
+from indexer.ingest.index import index_paths
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.search import Filters
 
 ARTICLES = [
     {

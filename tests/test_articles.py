@@ -10,17 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.articles import (
-    Article,
-    Ignored,
-    count_articles,
-    jsonl_parts,
-    markdown_paragraphs,
-    plain_paragraphs,
-    read_articles,
-    read_lines,
-)
 from indexer.errors import InputProblem
+from indexer.reading.article import Article, markdown_paragraphs, plain_paragraphs
+from indexer.reading.inputs import Ignored, count_articles, jsonl_parts, read_articles, read_lines
 from tests.conftest import SEED
 
 HEADINGS = (

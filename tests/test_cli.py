@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from indexer.cli import cli
+from indexer.cli.main import cli
 from indexer.config import INDEX_DIR_ENV
-from indexer.ingest import index_paths
+from indexer.ingest.index import index_paths
 from indexer.storage import Manifest
 from indexer.storage.layout import size
 from tests.conftest import ROOT, SEED, SEEDS, FakeEmbedder, assert_clean_failure
@@ -338,7 +338,7 @@ def test_help(runner: CliRunner, command: list[str], flag: str) -> None:
 
 _PROBE = """
 import sys
-from indexer.cli import cli
+from indexer.cli.main import cli
 code = None
 try:
     cli(sys.argv[1:], prog_name="newsarchive")

@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from indexer import cluster
-from indexer.articles import Article, plain_paragraphs
-from indexer.cli import cli
-from indexer.cluster import ClusterOptions, Unreachable, _Embedded, _first_copies, read_unit
+from indexer.cli.main import cli
 from indexer.errors import InputProblem, NewsarchiveError
-from indexer.ingest import index_paths
-from indexer.passages import Passage
+from indexer.ingest import cluster
+from indexer.ingest.cluster import ClusterOptions, Unreachable, _Embedded, _first_copies, read_unit
+from indexer.ingest.index import index_paths
+from indexer.reading.article import Article, plain_paragraphs
 from indexer.storage import Manifest, Snapshot
 from indexer.storage.check import check
+from indexer.text.passages import Passage
 
 from .conftest import ROOT, SEEDS, SQUAD_IT
 
@@ -153,7 +153,7 @@ def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_lost_or_doubled(
 def test_a_driver_killed_mid_run_resumes_without_embedding_again(ray_cluster, corpus, local_archive, tmp_path):
     directory = tmp_path / "archive"
     script = (
-        "import sys; from indexer.ingest import index_paths; from indexer.cluster import ClusterOptions; "
+        "import sys; from indexer.ingest.index import index_paths; from indexer.ingest.cluster import ClusterOptions; "
         "index_paths(sys.argv[2:], sys.argv[1], commit_every=10, "
         f"cluster=ClusterOptions({ray_cluster.get_runtime_context().gcs_address!r}, actors=1, cpus_per_actor=2))"
     )

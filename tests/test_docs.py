@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from indexer.cli import cli
+from indexer.cli.main import cli
 
 from .conftest import ROOT
 

@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from indexer.archive import Archive
-from indexer.cli import cli
-from indexer.duplicates import Fingerprint, _components, compare
-from indexer.ingest import index_paths, remove_articles
-from indexer.search import search
+from indexer.cli.main import cli
+from indexer.ingest.index import index_paths, remove_articles
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.search import search
+from indexer.storage.duplicates import Fingerprint, _components, compare
 from indexer.storage.edit import write_sql
 from tests.conftest import SEED, FakeEmbedder
 
@@ -201,7 +201,7 @@ def test_copies_in_different_segments_of_one_build_are_one_story(
     tmp_path: Path, use_fake_model: FakeEmbedder, monkeypatch
 ) -> None:
     """A build that writes several segments finds pairs across them (from the newer side), in either order."""
-    from indexer import ingest
+    from indexer.ingest import index as ingest
     from indexer.storage import Manifest, writer
 
     monkeypatch.setattr(ingest, "ARTICLES_PER_BATCH", 1)
@@ -221,7 +221,7 @@ def test_a_build_of_several_approximate_segments_trains_once_and_finds_copies_ac
 ) -> None:
     """The segments one build writes share one trained index's cells; its near-copy lookups, which find a query's
     cells once for them all, still pair copies in the first and last segments, and ``check`` agrees."""
-    from indexer import ingest
+    from indexer.ingest import index as ingest
     from indexer.storage import Manifest, Snapshot, writer
     from indexer.storage.check import check
 

@@ -24,11 +24,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from indexer.archive import Archive
-from indexer.cli import cli
+from indexer.cli.main import cli
 from indexer.errors import IndexMismatch
-from indexer.ingest import index_paths, optimize, remove_articles
-from indexer.search import search
+from indexer.ingest.index import index_paths, optimize, remove_articles
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.search import search
 from indexer.storage import Manifest, segment
 from indexer.storage.check import check
 from indexer.storage.layout import CATALOG as DATABASE
@@ -39,7 +39,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from tests.conftest import FakeEmbedder
-from indexer.ingest import index_paths, optimize
+from indexer.ingest.index import index_paths, optimize
 source, directory = Path(sys.argv[1]), sys.argv[2]
 index_paths([source / "articles.jsonl"], directory, embedder=FakeEmbedder(), rebuild=sys.argv[3] == "rebuild")
 if (source / "late.jsonl").exists():  # a second commit, and a merge of the two segments
@@ -301,7 +301,7 @@ MARKED = """
 import json, sys
 from pathlib import Path
 from tests.conftest import FakeEmbedder
-from indexer.ingest import index_paths, optimize
+from indexer.ingest.index import index_paths, optimize
 folder, directory, commits = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 for version in range(1, commits + 1):  # each commit replaces the marker and adds one article
     rows = [{"id": "marker", "title": f"marker version {version}", "text": "The marker of the harbour story."},

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from indexer import evaluate as evaluation
-from indexer.cli import cli
+from indexer.cli.main import cli
 from indexer.errors import InputProblem
-from indexer.evaluate import Question, evaluate, load_questions
+from indexer.retrieval import evaluate as evaluation
+from indexer.retrieval.evaluate import Question, evaluate, load_questions
 
 
 def test_metrics_on_controlled_rankings(monkeypatch: pytest.MonkeyPatch) -> None:

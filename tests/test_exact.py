@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.cli import cli
+from indexer.cli.main import cli
 from indexer.exact import match
 from indexer.exact.counts import coverage, facets, matches
 from indexer.exact.query import QueryError, parse
-from indexer.ingest import index_paths
+from indexer.ingest.index import index_paths
 from indexer.storage import Snapshot
 
 from .conftest import FakeEmbedder
@@ -140,7 +140,7 @@ def test_facets_count_the_matches_by_source_language_and_day(dated: Path) -> Non
 
 
 def test_a_deleted_article_is_not_matched(tmp_path: Path) -> None:
-    from indexer.ingest import remove_articles
+    from indexer.ingest.index import remove_articles
 
     directory = tmp_path / "archive"
     index_paths([DATED], directory, embedder=FakeEmbedder())

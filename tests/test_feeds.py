@@ -23,10 +23,10 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from indexer import fetching
-from indexer.cli import cli
+from indexer.cli.main import cli
 from indexer.live.feeds import add_feed, every, listed, remove_feed
 from indexer.live.follow import follow, run_round
+from indexer.reading import fetching
 from indexer.storage import Manifest
 from indexer.storage.check import check
 from tests.conftest import ROOT, FakeEmbedder

@@ -23,13 +23,14 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.articles import Article, Ignored, parse_published, read_articles
-from indexer.cli import cli
+from indexer.cli.main import cli
 from indexer.errors import InputProblem
 from indexer.exact.counts import coverage, facets, matches
 from indexer.exact.match import Condition
 from indexer.exact.query import MAX_DEPTH, MAX_QUERY_CHARS, MAX_TERMS, QueryError, parse
-from indexer.ingest import index_paths, remove_articles
+from indexer.ingest.index import index_paths, remove_articles
+from indexer.reading.article import Article, parse_published
+from indexer.reading.inputs import Ignored, read_articles
 from indexer.storage import Snapshot
 from indexer.storage.check import check
 from tests.conftest import ROOT, FakeEmbedder
@@ -183,8 +184,8 @@ def test_a_front_matter_id_cannot_take_another_files_article_until_it_is_removed
 
 def test_ownership_holds_for_articles_embedded_on_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What Ray's workers send back is refused in the same way: the conflicting article, its passages and vectors."""
-    from indexer import cluster
-    from indexer.ingest import embed_articles
+    from indexer.ingest import cluster
+    from indexer.ingest.embedding import embed_articles
 
     def embedded_batches(paths, settings, known, options, backend=None):  # a Ray run, in this process
         articles = list(read_articles(paths))  # one batch, the conflicting article among others
@@ -257,7 +258,7 @@ def test_a_rebuild_has_no_owners_to_respect(tmp_path: Path) -> None:
 
 def test_a_page_url_owns_its_article_against_a_file(tmp_path: Path) -> None:
     """A URL and a file are never the same input, whatever the file's name."""
-    from indexer.ingest import same_input
+    from indexer.ingest.index import same_input
 
     assert same_input("https://a.example/x", "https://a.example/x")
     assert not same_input("https://b.example/feed.xml", "https://a.example/feed.xml")
@@ -409,7 +410,7 @@ def test_a_long_or_of_words_is_one_set_for_duckdb(dated: Path) -> None:
 
 
 def test_a_question_past_its_limit_is_one_line(dated: Path, use_fake_model: FakeEmbedder) -> None:
-    from indexer.search import MAX_QUESTION_CHARS
+    from indexer.retrieval.search import MAX_QUESTION_CHARS
 
     result = CliRunner().invoke(cli, ["search", "ferry " * MAX_QUESTION_CHARS, "-d", str(dated)])
     assert f"the limit is {MAX_QUESTION_CHARS:,}" in _one_line_failure(result)

@@ -20,12 +20,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from indexer.cli import cli
+from indexer.cli.main import cli
 from indexer.config import INDEX_DIR_ENV
 from indexer.errors import NewsarchiveError
 from indexer.exact.export import csv_bytes
-from indexer.ingest import index_paths
-from indexer.live.alerts import add_alert
+from indexer.ingest.index import index_paths
+from indexer.live.alerts import add_alert, run_alerts
 from indexer.terminal import inert, inert_json
 from tests.conftest import ROOT, FakeEmbedder
 
@@ -64,7 +64,7 @@ def hostile(tmp_path: Path, use_fake_model: FakeEmbedder) -> Path:
     add_alert("wrecks", "drone wreck", directory, mode="lexical")  # before the article comes: it matches then
     source = tmp_path / "hostile.jsonl"
     source.write_text(json.dumps(HOSTILE) + "\n", encoding="utf-8")
-    index_paths([source], directory, embedder=use_fake_model)
+    index_paths([source], directory, embedder=use_fake_model, run_alerts=run_alerts)
     return directory
 
 
@@ -169,14 +169,15 @@ def test_a_hostile_file_name_and_an_error_message_reach_the_terminal_as_text(
     def refused(*args: object) -> None:  # an error that quotes an article as it is
         raise NewsarchiveError(f"cannot remove {HOSTILE['title']}")
 
-    monkeypatch.setattr("indexer.ingest.remove_articles", refused)
+    monkeypatch.setattr("indexer.ingest.index.remove_articles", refused)
     failed = invoke("remove", "hostile", "-d", tmp_path / "archive")
     assert failed.exit_code == 1 and "Error: cannot remove Drone[2J lost]0;pwned" in terminal(failed)
 
 
 def test_every_line_the_cli_prints_goes_through_one_function() -> None:
-    """cli.py calls click.echo in two places: echo, for people (inert), and emit, for data (JSON, CSV)."""
-    tree = ast.parse((ROOT / "indexer" / "cli.py").read_text(encoding="utf-8"))
+    """indexer/cli/ calls click.echo in two places: echo, for people (inert), and emit, for data (JSON, CSV)."""
+    modules = sorted((ROOT / "indexer" / "cli").glob("*.py"))
+    tree = ast.Module([node for path in modules for node in ast.parse(path.read_text(encoding="utf-8")).body], [])
     callers = set()
     for function in ast.walk(tree):
         if isinstance(function, ast.FunctionDef):
@@ -323,7 +324,7 @@ def test_data_printed_on_a_terminal_is_inert_too(monkeypatch: pytest.MonkeyPatch
     import io
     import sys
 
-    from indexer.cli import emit
+    from indexer.cli.common import emit
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

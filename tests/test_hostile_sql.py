@@ -24,11 +24,11 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.archive import Archive
-from indexer.cli import cli
+from indexer.cli.main import cli
 from indexer.errors import EditRefused, NewsarchiveError, NotAnIndex, QueryRefused
-from indexer.ingest import index_paths, optimize
-from indexer.search import search
+from indexer.ingest.index import index_paths, optimize
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.search import search
 from indexer.storage import Manifest, Writer, catalog, sandbox, segment, tables
 from indexer.storage.check import check
 from indexer.storage.edit import write_sql

@@ -14,13 +14,13 @@ from typing import Any
 import duckdb
 import pytest
 
-from indexer.archive import Archive
 from indexer.errors import IndexMismatch, IndexNotFound, NewsarchiveError
-from indexer.ingest import IndexReport, index_paths
-from indexer.language import detect
-from indexer.search import search
+from indexer.ingest.index import IndexReport, index_paths
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.search import search
 from indexer.storage import Manifest
 from indexer.storage.layout import CATALOG as DATABASE
+from indexer.text.language import detect
 from tests.conftest import SEED, SEEDS, FakeEmbedder
 
 HEADING_1 = "Ripresa delle linee telefoniche militari per allentare tensioni tra Mosca e Washington"
@@ -220,7 +220,7 @@ def test_reindexing_without_embedder_does_not_load_a_model(
     def refuse(*args: object) -> None:
         raise AssertionError("no model should be loaded when nothing changed")
 
-    monkeypatch.setattr("indexer.ingest.load_embedder", refuse)
+    monkeypatch.setattr("indexer.ingest.index.load_embedder", refuse)
     report = index_paths([seeds_copy], index_dir, model="fake-hash")
     assert report.unchanged == 1
     assert Manifest.load(index_dir).query_prompt == "q: "
@@ -290,7 +290,7 @@ def test_a_large_input_is_read_as_it_is_embedded_and_progress_counts_its_article
     tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Articles are read a batch ahead of the model, never all at once: a dump of millions fits in memory."""
-    from indexer import ingest
+    from indexer.ingest import index as ingest
 
     dump = tmp_path / "dump.jsonl"
     rows = [{"id": f"a{n}", "text": f"Articolo {n} sul porto e sui traghetti del mattino."} for n in range(250)]
@@ -458,7 +458,7 @@ def test_each_update_commits_a_new_segment_and_old_readers_keep_theirs(
 def test_old_commits_files_go_once_no_reader_can_hold_them(
     built: Snapshot, index_dir: Path, seeds_copy: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from indexer.ingest import optimize
+    from indexer.ingest.index import optimize
     from indexer.storage import layout
 
     edit(seeds_copy / SEED.name, "MQ-9 Breacher", "MQ-9 Reaper")
@@ -476,7 +476,7 @@ def test_old_commits_files_go_once_no_reader_can_hold_them(
 def test_small_segments_are_merged_as_they_pile_up_and_optimize_merges_all(
     built: Snapshot, index_dir: Path, seeds_copy: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    from indexer.ingest import optimize, remove_articles
+    from indexer.ingest.index import optimize, remove_articles
     from indexer.storage.check import check
 
     for number in range(12):  # a feed's small commits: one article each
@@ -608,8 +608,8 @@ def _after_edit_and_check(seeds_copy: Path, index_dir: Path, fake_embedder: Fake
 def test_a_large_archive_gets_an_approximate_index_that_updates_in_place(
     seeds_copy: Path, index_dir: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("indexer.vectors.EXACT_UP_TO", 10)  # the seed's 17 passages count as "large"
-    monkeypatch.setattr("indexer.vectors.APPROXIMATE_FROM", 10)
+    monkeypatch.setattr("indexer.indexes.vectors.EXACT_UP_TO", 10)  # the seed's 17 passages count as "large"
+    monkeypatch.setattr("indexer.indexes.vectors.APPROXIMATE_FROM", 10)
     index_paths([seeds_copy], index_dir, embedder=fake_embedder)
     assert Manifest.load(index_dir).index_type == "IVF16,SQ8"
     with Archive(index_dir, embedder=fake_embedder) as archive:
@@ -626,8 +626,8 @@ def test_an_approximate_index_ranks_by_exact_similarity(
     import faiss
     import numpy as np
 
-    monkeypatch.setattr("indexer.vectors.EXACT_UP_TO", 10)
-    monkeypatch.setattr("indexer.vectors.APPROXIMATE_FROM", 10)
+    monkeypatch.setattr("indexer.indexes.vectors.EXACT_UP_TO", 10)
+    monkeypatch.setattr("indexer.indexes.vectors.APPROXIMATE_FROM", 10)
     index_paths([seeds_copy], index_dir, embedder=fake_embedder)
     with Archive(index_dir, embedder=fake_embedder) as archive:
         ids, vectors = archive.store.vectors_of()

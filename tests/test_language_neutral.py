@@ -13,14 +13,14 @@ import json
 import numpy as np
 import pytest
 
-from indexer import centering
-from indexer.archive import Archive
-from indexer.evaluate import evaluate, load_questions
-from indexer.ingest import index_paths
-from indexer.lexical import LexicalIndex
-from indexer.search import search
+from indexer.indexes.lexical import LexicalIndex
+from indexer.ingest.index import index_paths
+from indexer.models import centering
+from indexer.retrieval.archive import Archive
+from indexer.retrieval.evaluate import evaluate, load_questions
+from indexer.retrieval.search import search
 from indexer.storage import segment
-from indexer.tokens import tokenize
+from indexer.text.tokens import tokenize
 
 from .conftest import ROOT
 
@@ -100,7 +100,7 @@ def test_language_means_take_each_language_out_and_lean_to_all_passages_when_few
 
 
 def test_question_means_are_computed_once_and_kept_in_the_model_cache(tmp_path, monkeypatch) -> None:
-    from indexer.questions import QUESTIONS
+    from indexer.models.questions import QUESTIONS
 
     from .conftest import FakeEmbedder
 
@@ -135,7 +135,7 @@ def test_a_question_is_centered_in_an_archive_of_several_languages_or_in_another
 
 
 def test_a_segment_stores_its_language_sums_and_an_older_one_gets_the_same_from_its_vectors(tmp_path) -> None:
-    from indexer.ingest import index_paths
+    from indexer.ingest.index import index_paths
 
     from .conftest import FakeEmbedder
 
@@ -188,7 +188,7 @@ def test_evidence_reorders_a_language_without_lifting_it_above_another() -> None
 
 @pytest.mark.model
 def test_a_story_speaks_in_the_questions_language_when_it_has_an_article_in_it(real_stories_index, real_model) -> None:
-    from indexer.search import search
+    from indexer.retrieval.search import search
 
     with Archive(real_stories_index, embedder=real_model) as archive:
         english = search(archive, "What did the Pentagon release after the drone crash?", k=1)[0]

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.language import article_languages, detect
-from indexer.lexical import LexicalIndex
-from indexer.tokens import grams, name_grams, names_and_codes, passage_grams, plain_words, tokenize
+from indexer.indexes.lexical import LexicalIndex
+from indexer.text.language import article_languages, detect
+from indexer.text.tokens import grams, name_grams, names_and_codes, passage_grams, plain_words, tokenize
 
 CODES = ["mq-9", "f-16", "covid-19", "55mila", "2023", "1.200"]
 
@@ -202,7 +202,7 @@ def test_segments_score_as_one_index_and_merge_into_a_rebuild(tmp_path: Path) ->
 
 def test_bm25_scores_follow_lucenes_formula() -> None:
     """One document of three holding a term once: idf x tf / (tf + k1 (1 - b + b len / avg len))."""
-    from indexer.lexical import K1, B, Bm25
+    from indexer.indexes.lexical import K1, B, Bm25
 
     index = Bm25.build([["drone", "mare"], ["mare"], ["mare", "nero", "mare", "nero"]])
     average = (2 + 1 + 4) / 3
@@ -214,7 +214,7 @@ def test_bm25_scores_follow_lucenes_formula() -> None:
 
 @given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5]), max_size=60), st.integers(1, 20))
 def test_best_rows_equal_a_full_stable_sort(scores: list[float], k: int) -> None:
-    from indexer.lexical import _best
+    from indexer.indexes.lexical import _best
 
     array = np.asarray(scores, dtype=np.float32)
     expected = [row for row in np.argsort(-array, kind="stable") if array[row] > 0][:k]
@@ -226,7 +226,7 @@ def test_best_rows_equal_a_full_stable_sort(scores: list[float], k: int) -> None
     st.sampled_from([0.0, 0.5]),
 )
 def test_scores_add_alike_over_their_matches_or_the_whole_array(cells: list[tuple[float, bool]], start: float) -> None:
-    from indexer import lexical
+    from indexer.indexes import lexical
 
     scores = np.asarray([score for score, _ in cells], dtype=np.float32)
     rows = np.asarray([inside for _, inside in cells])
@@ -245,9 +245,10 @@ def test_scores_add_alike_over_their_matches_or_the_whole_array(cells: list[tupl
 PARALLEL_CHECK = """
 import json, os
 import numpy as np
-from indexer import lexical, workers
-from indexer.language import article_languages
-from indexer.lexical import LexicalIndex
+from indexer import workers
+from indexer.indexes import lexical
+from indexer.indexes.lexical import LexicalIndex
+from indexer.text.language import article_languages
 from tests.test_lexical import ROWS
 rows = [(number, text, language) for number, (_, text, language) in enumerate(ROWS * 3)]
 asked = [(text, [text, text[:20]], None) for _, text, _ in rows]
@@ -315,7 +316,7 @@ def test_language_detection_keeps_its_classifier_unpacked_in_the_cache(tmp_path:
     """py3langid's model is unpacked once per cache, not once per process; a damaged cache file is replaced."""
     from py3langid.langid import LanguageIdentifier
 
-    from indexer import language
+    from indexer.text import language
 
     monkeypatch.setenv("NEWSARCHIVE_CACHE", str(tmp_path))
     text = "Il drone è precipitato nel Mar Nero dopo l'incontro con due caccia russi."

@@ -1,4 +1,4 @@
-"""A process that answers many questions keeps the memory one frees for the next (indexer.memory)."""
+"""A process that answers many questions keeps the memory one frees for the next (indexer.retrieval.memory)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 ROUNDS = """
 import resource, sys
 import numpy as np
-from indexer.memory import keep_freed_memory
+from indexer.retrieval.memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 def one_round():

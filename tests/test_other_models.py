@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from indexer import backends, config
-from indexer.cli import cli
-from indexer.embedder import OnnxEmbedder, SentenceTransformerEmbedder, load_embedder
+from indexer import config
+from indexer.cli.main import cli
 from indexer.errors import NewsarchiveError
+from indexer.models import backends
+from indexer.models.embedder import load_embedder
+from indexer.models.encoders import OnnxEmbedder, SentenceTransformerEmbedder
 
 from .conftest import SEED
 

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.articles import Article, plain_paragraphs, read_articles
-from indexer.passages import Passage, embedding_text, split_article
-from indexer.sentences import sentence_spans
+from indexer.reading.article import Article, plain_paragraphs
+from indexer.reading.inputs import read_articles
+from indexer.text.passages import Passage, embedding_text, split_article
+from indexer.text.sentences import sentence_spans
 from tests.conftest import SEED, FakeEmbedder
 
 

@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from indexer.archive import Archive
-from indexer.ingest import index_paths
+from indexer.ingest.index import index_paths
+from indexer.retrieval.archive import Archive
 
 from .conftest import ROOT
 

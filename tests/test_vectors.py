@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from indexer.errors import NewsarchiveError
+from indexer.indexes.vectors import EXACT, EXACT_UP_TO, Part, SegmentedVectors, VectorIndex, factory_for, release_pages
 from indexer.storage.segment import stored_vectors
-from indexer.vectors import EXACT, EXACT_UP_TO, Part, SegmentedVectors, VectorIndex, factory_for, release_pages
 
 
 def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:

@@ -19,11 +19,12 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from indexer import fetch_policy, fetching
-from indexer.articles import Article, read_articles
-from indexer.cli import cli
+from indexer.cli.main import cli
 from indexer.errors import InputProblem
-from indexer.ingest import index_paths
+from indexer.ingest.index import index_paths
+from indexer.reading import fetch_policy, fetching
+from indexer.reading.article import Article
+from indexer.reading.inputs import read_articles
 from tests.conftest import FakeEmbedder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "web"
@@ -174,7 +175,7 @@ def test_a_url_that_does_not_answer_in_time_is_reported(server: str, monkeypatch
 def test_index_takes_urls_and_indexes_the_rest_when_one_fails(
     server: str, tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("indexer.ingest.load_embedder", lambda *args, **kwargs: fake_embedder)
+    monkeypatch.setattr("indexer.ingest.index.load_embedder", lambda *args, **kwargs: fake_embedder)
     index = tmp_path / "index"
     result = CliRunner().invoke(
         cli, ["index", f"{server}/harbour-times-drone.html", f"{server}/gone", "-d", str(index)]

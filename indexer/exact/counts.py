@@ -9,11 +9,11 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..embedder import Embedder
-from ..storage import Snapshot
-from ..tokens import tokenize
-from .match import CANDIDATE_COLUMNS, Condition, distinct
-from .query import And, Node, Or, Phrase, Word
+from indexer.exact.match import CANDIDATE_COLUMNS, Condition, distinct
+from indexer.exact.query import And, Node, Or, Phrase, Word
+from indexer.models.embedder import Embedder
+from indexer.storage import Snapshot
+from indexer.text.tokens import tokenize
 
 PERIODS = ("day", "week", "month", "year")
 SORTS = ("date", "relevance")
@@ -36,7 +36,7 @@ def matches(snapshot: Snapshot, query: str | Condition, sort: str = "date", limi
         NewsarchiveError: ``sort`` is unknown.
     """
     if sort not in SORTS:
-        from ..errors import NewsarchiveError
+        from indexer.errors import NewsarchiveError
 
         raise NewsarchiveError(f"sort {sort!r}: one of {', '.join(SORTS)}")
     condition = _condition(snapshot, query)
@@ -69,7 +69,7 @@ def coverage(
         NewsarchiveError: ``by`` is not one of :data:`PERIODS`.
     """
     if by not in PERIODS:
-        from ..errors import NewsarchiveError
+        from indexer.errors import NewsarchiveError
 
         raise NewsarchiveError(f"--by {by!r}: one of {', '.join(PERIODS)}")
     condition = _condition(snapshot, query)
@@ -120,8 +120,8 @@ def by_meaning(snapshot: Snapshot, embedder: Embedder, question: str, threshold:
     question's mean similarity to its five closest neutral sentences (what an unrelated passage scores, as for
     ``ask`` and alerts), is at least ``threshold``. Every passage's stored vector is scored, so the count is
     exact for that rule; what the rule counts is approximate."""
-    from ..relevance import neutral_similarity
-    from ..search import check_question
+    from indexer.retrieval.relevance import neutral_similarity
+    from indexer.retrieval.search import check_question
 
     vector = embedder.embed_queries([check_question(question)])[0]
     floor = neutral_similarity(embedder, vector) + threshold

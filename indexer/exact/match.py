@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..storage import Snapshot
-from ..storage.segment import ARTICLE_SCHEMA
-from ..tokens import fold, tokenize
-from .query import And, Field, Node, Not, Or, Phrase, Published, QueryError, Title, Word, parse
+from indexer.exact.query import And, Field, Node, Not, Or, Phrase, Published, QueryError, Title, Word, parse
+from indexer.storage import Snapshot
+from indexer.storage.segment import ARTICLE_SCHEMA
+from indexer.text.tokens import fold, tokenize
 
 _RE2 = (r"[\pL\pN]", r"[^\pL\pN]")
 CANDIDATES = 20_000  # articles: up to this many, a query's are read from the lookup files (Condition.candidates)

@@ -23,7 +23,7 @@ from datetime import date, timedelta
 
 import lark
 
-from ..errors import NewsarchiveError
+from indexer.errors import NewsarchiveError
 
 FIELDS = ("source", "language", "author", "title", "published")
 MAX_QUERY_CHARS = 2_000

@@ -8,14 +8,14 @@ What counts as a match, by the alert's mode:
 
 - ``dense`` (the default): a passage of the article is closer in meaning to the query than the query is to
   everyday news on other subjects, by at least ``threshold`` -- the cosine similarity minus the query's mean
-  similarity to its five closest neutral sentences (:mod:`indexer.relevance`, the rule ``ask`` answers by). It
+  similarity to its five closest neutral sentences (:mod:`indexer.retrieval.relevance`, the rule ``ask`` answers by). It
   works across languages, as dense search does.
 - ``lexical``: a passage holds every word of the query (stemmed, as the lexical index reads them); ``threshold``
   is not used.
 
 Each alert runs, writes its feed file and posts to its webhook on its own: a failure in one is logged as one line
 naming it, and the others go on. Webhooks are posted to at the same time, each within its own time budget
-(:func:`indexer.fetching.post_json`).
+(:func:`indexer.reading.fetching.post_json`).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import config
-from ..embedder import Embedder
-from ..errors import NewsarchiveError
-from ..storage import Manifest, Writer, tables
-from ..terminal import inert
-from . import atom
+from indexer import config
+from indexer.errors import NewsarchiveError
+from indexer.live import atom
+from indexer.models.embedder import Embedder
+from indexer.storage import Manifest, Writer, tables
+from indexer.terminal import inert
 
 log = logging.getLogger(__name__)
 MODES = ("dense", "lexical")
@@ -82,7 +82,7 @@ class Match:
 
 def to_table(rows: list, name: str) -> pa.Table:
     """Alerts or matches as their table (``name``)."""
-    from ..storage.tables import SCHEMAS
+    from indexer.storage.tables import SCHEMAS
 
     return pa.Table.from_pylist([dataclasses.asdict(row) for row in rows], schema=SCHEMAS[name])
 
@@ -109,8 +109,8 @@ def add_alert(
         NewsarchiveError: The name is taken or not :data:`NAME_RULE`, the query empty, the mode unknown or the
             webhook not a URL.
     """
-    from ..ingest import open_writer
-    from ..web import is_url
+    from indexer.ingest.index import open_writer
+    from indexer.reading.web import is_url
 
     if webhook is not None and not is_url(webhook):
         raise NewsarchiveError(f"webhook {webhook!r}: an http:// or https:// URL")
@@ -128,7 +128,7 @@ def add_alert(
         threshold = (THRESHOLD if mode == "dense" else 0.0) if threshold is None else threshold
         alert = Alert(name, query.strip(), mode, threshold, now, now, list(sources), list(languages), webhook)
         writer.set_table("alerts", to_table([*alerts, alert], "alerts"))
-    atom.write(config.index_dir(directory), alert, [])
+    write_feed(config.index_dir(directory), alert, [])
     return alert
 
 
@@ -138,7 +138,7 @@ def remove_alert(name: str, directory: str | Path | None = None) -> None:
     Raises:
         NewsarchiveError: There is none of that name.
     """
-    from ..ingest import open_writer
+    from indexer.ingest.index import open_writer
 
     directory = config.index_dir(directory)
     with open_writer(directory) as writer:
@@ -154,8 +154,8 @@ def remove_alert(name: str, directory: str | Path | None = None) -> None:
 def run_alerts(directory: str | Path | None = None, embedder: Embedder | None = None) -> list[Match]:
     """Run every alert on the articles indexed since it last ran, and record its new matches (a commit when
     something was run). Returns the new matches."""
-    from ..archive import Archive
-    from ..errors import IndexNotFound
+    from indexer.errors import IndexNotFound
+    from indexer.retrieval.archive import Archive
 
     directory = config.index_dir(directory)
     try:
@@ -196,7 +196,7 @@ def run_alerts(directory: str | Path | None = None, embedder: Embedder | None = 
         mine = [match for match in new if match.alert == alert.name]
         if mine:
             try:
-                atom.write(directory, alert, matches_of(alert.name, directory))
+                write_feed(directory, alert, matches_of(alert.name, directory))
             except Exception as error:  # noqa: BLE001 -- the matches are committed; the file is written next time
                 log.warning("alert %s: its feed file could not be written (%s)", shown_name(alert.name), _what(error))
         if mine and alert.webhook:
@@ -207,6 +207,32 @@ def run_alerts(directory: str | Path | None = None, embedder: Embedder | None = 
     return new
 
 
+def write_feed(directory: Path, alert: Alert, matches: list[Match]) -> Path:
+    """Write ``alert``'s feed file: an entry per match, newest first, with the passage that matched. It is written
+    again after each run that found something new."""
+    entries = [
+        atom.Entry(
+            id=f"urn:newsarchive:alert:{alert.name}:{match.article_id}",
+            title=match.title,
+            updated=match.matched_at,
+            summary=f"{match.passage} ({match.source})" if match.source else match.passage,
+            link=match.url,
+            published=match.published,
+        )
+        for match in matches[: atom.LATEST]
+    ]
+    target = atom.path(directory, alert.name)
+    title = f"newsarchive alert {alert.name}: {alert.query}"
+    atom.write(
+        target,
+        f"urn:newsarchive:alert:{alert.name}",
+        title,
+        matches[0].matched_at if matches else alert.created_at,
+        entries,
+    )
+    return target
+
+
 def shown_name(name: str) -> str:
     """An alert's name as it may be printed: without control characters, and cut short when it is long."""
     name = inert(name).replace("\n", "").replace("\t", "")  # a log line stays one line
@@ -215,7 +241,7 @@ def shown_name(name: str) -> str:
 
 def _deliver(alert: Alert, matches: list[Match]) -> None:
     """POST an alert's new matches to its webhook; a failure is logged, and what was indexed stays."""
-    from .. import fetching
+    from indexer.reading import fetching
 
     payload = {"alert": alert.name, "query": alert.query, "matches": [dataclasses.asdict(m) for m in matches]}
     name, count = shown_name(alert.name), len(matches)
@@ -240,7 +266,7 @@ def _matches(archive, alert: Alert, now: datetime) -> list[Match]:  # noqa: ANN0
         scores = _words_found(archive, alert.query, ids)
         baseline = 1.0  # every word
     else:
-        from ..relevance import neutral_similarity
+        from indexer.retrieval.relevance import neutral_similarity
 
         vector = archive.embedder.embed_queries([alert.query])[0]
         scores = archive.vectors.vectors(ids) @ vector
@@ -264,8 +290,8 @@ def _matches(archive, alert: Alert, now: datetime) -> list[Match]:  # noqa: ANN0
 
 def _words_found(archive, query: str, ids: np.ndarray) -> np.ndarray:  # noqa: ANN001 -- an Archive
     """The share of the query's words (stemmed, each passage read in its language) in each of these passages."""
-    from ..language import detect
-    from ..tokens import tokenize
+    from indexer.text.language import detect
+    from indexer.text.tokens import tokenize
 
     candidates = [passage_id for passage_id, _ in archive.lexical.search(query, detect(query), len(ids), ids)]
     shares = dict.fromkeys(ids.tolist(), 0.0)
@@ -278,8 +304,8 @@ def _words_found(archive, query: str, ids: np.ndarray) -> np.ndarray:  # noqa: A
 
 def listed(directory: str | Path | None = None) -> list[tuple[Alert, int]]:
     """The saved alerts, each with how many articles it matched."""
-    from ..errors import IndexNotFound
-    from ..storage import Snapshot
+    from indexer.errors import IndexNotFound
+    from indexer.storage import Snapshot
 
     try:
         with Snapshot(config.index_dir(directory)) as snapshot:
@@ -297,7 +323,7 @@ def matches_of(name: str, directory: str | Path | None = None, since: date | Non
     Raises:
         NewsarchiveError: There is no alert of that name.
     """
-    from ..storage import Snapshot
+    from indexer.storage import Snapshot
 
     directory = config.index_dir(directory)
     with Snapshot(directory) as snapshot:

@@ -1,22 +1,17 @@
-"""Each alert as an Atom feed file (``archive/alerts/NAME.xml``), so that any feed reader can subscribe to it.
-
-One entry per match, newest first, with the passage that matched; the file is written again, whole and in one
-rename, after each run that found something new.
-"""
+"""Atom feed files: where each alert's is (``archive/alerts/NAME.xml``), so that any feed reader can subscribe to
+it, and writing one, whole and in one rename (what goes in it is :func:`indexer.live.alerts.write_feed`'s)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..storage import layout
-
-if TYPE_CHECKING:
-    from .alerts import Alert, Match
+from indexer.storage import layout
 
 FOLDER = "alerts"
 LATEST = 200  # entries a feed file holds: readers keep what they have read
@@ -36,31 +31,40 @@ def path(directory: Path, name: str) -> Path:
     return directory / FOLDER / f"{slug}-{digest}.xml"
 
 
-def write(directory: Path, alert: Alert, matches: list[Match]) -> Path:
-    """Write alert ``alert``'s feed file from its matches (newest first)."""
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a feed: ``summary`` is its text, ``link`` the page it is about."""
+
+    id: str
+    title: str
+    updated: datetime
+    summary: str
+    link: str | None = None
+    published: datetime | None = None
+
+
+def write(target: Path, feed_id: str, title: str, updated: datetime, entries: Iterable[Entry]) -> None:
+    """Write an Atom feed file, whole and in one rename."""
     ET.register_namespace("", _ATOM)
     feed = ET.Element(f"{{{_ATOM}}}feed")
-    _text(feed, "id", f"urn:newsarchive:alert:{alert.name}")
-    _text(feed, "title", f"newsarchive alert {alert.name}: {alert.query}")
-    _text(feed, "updated", _time(matches[0].matched_at if matches else alert.created_at))
+    _text(feed, "id", feed_id)
+    _text(feed, "title", title)
+    _text(feed, "updated", _time(updated))
     author = ET.SubElement(feed, f"{{{_ATOM}}}author")
     _text(author, "name", "newsarchive")
     _text(feed, "generator", "newsarchive")
-    for match in matches[:LATEST]:
+    for item in entries:
         entry = ET.SubElement(feed, f"{{{_ATOM}}}entry")
-        _text(entry, "id", f"urn:newsarchive:alert:{alert.name}:{match.article_id}")
-        _text(entry, "title", match.title)
-        if match.url:
-            ET.SubElement(entry, f"{{{_ATOM}}}link", href=match.url, rel="alternate")
-        _text(entry, "updated", _time(match.matched_at))
-        if match.published:
-            _text(entry, "published", _time(match.published))
-        source = f" ({match.source})" if match.source else ""
-        _text(entry, "summary", f"{match.passage}{source}")
-    target = path(directory, alert.name)
+        _text(entry, "id", item.id)
+        _text(entry, "title", item.title)
+        if item.link:
+            ET.SubElement(entry, f"{{{_ATOM}}}link", href=item.link, rel="alternate")
+        _text(entry, "updated", _time(item.updated))
+        if item.published:
+            _text(entry, "published", _time(item.published))
+        _text(entry, "summary", item.summary)
     target.parent.mkdir(exist_ok=True)
     layout.write_atomically(target, ET.tostring(feed, encoding="utf-8", xml_declaration=True))
-    return target
 
 
 def _text(parent: ET.Element, tag: str, text: str | None) -> None:

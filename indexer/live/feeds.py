@@ -18,12 +18,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import config
-from ..errors import NewsarchiveError
-from ..fetch_policy import shown, site
-from ..storage import Writer
-from ..storage.tables import SCHEMAS
-from ..web import is_url
+from indexer import config
+from indexer.errors import NewsarchiveError
+from indexer.reading.fetch_policy import shown, site
+from indexer.reading.web import is_url
+from indexer.storage import Writer
+from indexer.storage.tables import SCHEMAS
 
 DEFAULT_EVERY = 15 * 60
 MIN_EVERY = 60  # a feed asked for more often than once a minute is being hammered
@@ -122,7 +122,7 @@ def add_feed(
         raise NewsarchiveError(f"{shown(url)!r}: a feed is followed by its http:// or https:// URL")
     if not MIN_EVERY <= every_seconds <= MAX_EVERY:
         raise NewsarchiveError(f"every {every_seconds} s: a feed is fetched between once a minute and once a year")
-    from ..ingest import open_writer
+    from indexer.ingest.index import open_writer
 
     now = now or datetime.now(timezone.utc)
     with open_writer(config.index_dir(directory)) as writer:
@@ -140,7 +140,7 @@ def remove_feed(url: str, directory: str | Path | None = None) -> None:
     Raises:
         NewsarchiveError: It is not followed.
     """
-    from ..ingest import open_writer
+    from indexer.ingest.index import open_writer
 
     directory = config.index_dir(directory)
     with open_writer(directory) as writer:
@@ -156,8 +156,8 @@ def remove_feed(url: str, directory: str | Path | None = None) -> None:
 
 def listed(directory: str | Path | None = None) -> list[Feed]:
     """The feeds followed in the current commit (none when there is no archive yet)."""
-    from ..errors import IndexNotFound
-    from ..storage import Snapshot
+    from indexer.errors import IndexNotFound
+    from indexer.storage import Snapshot
 
     try:
         with Snapshot(config.index_dir(directory)) as snapshot:

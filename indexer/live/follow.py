@@ -12,7 +12,7 @@ fails in a way nobody foresaw: a last resort records it as failed rather than le
 entry is one line naming the feed and the entry; the rest of the feed is read.
 
 Fetching has a budget: :data:`ROUND_BUDGET` for a round's feeds and their entries' pages, besides each request's
-own deadline (:mod:`indexer.fetch_policy`); a feed whose turn comes after it is fetched next round.
+own deadline (:mod:`indexer.reading.fetch_policy`); a feed whose turn comes after it is fetched next round.
 """
 
 from __future__ import annotations
@@ -33,16 +33,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import config, fetch_policy, fetching, web
-from ..articles import Article
-from ..embedder import Embedder
-from ..errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveError, unforeseen
-from ..fetch_policy import shown
-from ..ingest import IndexReport, Ingestion, settings_of
-from ..storage import Snapshot, Writer
-from ..storage.tables import SCHEMAS
-from .alerts import Match, run_alerts
-from .feeds import Feed, followed, from_table, to_table
+from indexer import config
+from indexer.errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveError, unforeseen
+from indexer.ingest.index import IndexReport, Ingestion, settings_of
+from indexer.live.alerts import Match, run_alerts
+from indexer.live.feeds import Feed, followed, from_table, to_table
+from indexer.models.embedder import Embedder
+from indexer.reading import fetch_policy, fetching, web
+from indexer.reading.article import Article
+from indexer.reading.fetch_policy import shown
+from indexer.storage import Snapshot, Writer
+from indexer.storage.tables import SCHEMAS
 
 log = logging.getLogger(__name__)
 IDLE_CHECK = 60  # seconds `follow` sleeps at most between rounds, so that a feed added meanwhile is soon fetched
@@ -101,7 +102,7 @@ def run_round(
 ) -> Round:
     """Fetch the feeds that are due (``everything``: all of them) and index what is new, as one commit.
 
-    Links in entries reach private addresses only inside :func:`indexer.fetch_policy.allowing_private` (or with
+    Links in entries reach private addresses only inside :func:`indexer.reading.fetch_policy.allowing_private` (or with
     ``$NEWSARCHIVE_ALLOW_PRIVATE``).
 
     Raises:
@@ -150,7 +151,7 @@ def follow(
     allow_private: bool = False,
 ) -> Round:
     """Run rounds until stopped, each when a feed is due (``once``: one round over every feed, then return);
-    ``allow_private`` lets links in entries reach private addresses (:mod:`indexer.fetch_policy`)."""
+    ``allow_private`` lets links in entries reach private addresses (:mod:`indexer.reading.fetch_policy`)."""
     with fetch_policy.allowing_private(allow_private):
         return _follow(directory, once, embedder, echo, sleep)
 

@@ -7,8 +7,8 @@ alone touches the directory's files. :mod:`.catalog` turns a commit into DuckDB 
 one.
 """
 
-from .manifest import AUTO, SCHEMA_VERSION, Manifest, SegmentEntry
-from .snapshot import Snapshot
-from .writer import Settings, Writer
+from indexer.storage.manifest import AUTO, SCHEMA_VERSION, Manifest, SegmentEntry
+from indexer.storage.snapshot import Snapshot
+from indexer.storage.writer import Settings, Writer
 
 __all__ = ["AUTO", "SCHEMA_VERSION", "Manifest", "SegmentEntry", "Settings", "Snapshot", "Writer"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from . import layout, sandbox, segment, tables
-from .manifest import Manifest
+from indexer.storage import layout, sandbox, segment, tables
+from indexer.storage.manifest import Manifest
 
 ARTICLE_COLUMNS = (*segment.ARTICLE_SCHEMA.names, "story_id")
 SEPARATED = "separated"

@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from .. import duplicates
-from ..errors import NewsarchiveError
-from . import catalog, layout, segment, tables
-from .manifest import Manifest, SegmentEntry
-from .snapshot import Snapshot
+from indexer.errors import NewsarchiveError
+from indexer.storage import catalog, duplicates, layout, segment, tables
+from indexer.storage.manifest import Manifest, SegmentEntry
+from indexer.storage.snapshot import Snapshot
 
 SAMPLED_VECTORS = 1000  # stored vectors compared with the Parquet embeddings, spread over each segment
 NORM_TOLERANCE = 1e-3  # a stored vector is of unit length: searches take a dot product for the cosine

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import duckdb
 
-from ..articles import valid_article_id
-from ..errors import EditRefused
-from . import catalog, sandbox, segment
-from .check import NORM_TOLERANCE
-from .manifest import Manifest
-from .writer import WRITE_CACHE, Writer
+from indexer.errors import EditRefused
+from indexer.reading.article import valid_article_id
+from indexer.storage import catalog, sandbox, segment
+from indexer.storage.check import NORM_TOLERANCE
+from indexer.storage.manifest import Manifest
+from indexer.storage.writer import WRITE_CACHE, Writer
 
 TABLES = ("articles", "passages", "duplicates")
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import IndexBusy
+from indexer.errors import IndexBusy
 
 MANIFEST = "manifest.json"
 CATALOG = "archive.duckdb"

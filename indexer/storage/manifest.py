@@ -7,12 +7,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import IndexMismatch, IndexNotFound
-from . import layout
+from indexer.errors import IndexMismatch, IndexNotFound
+from indexer.storage import layout
 
 SCHEMA_VERSION = 5  # 2: passages.embedding; 3: language, lexical/; 4: author, stories; 5: segments
 UPGRADABLE_FROM = (3, 4)  # formats that `index` converts (indexer/storage/upgrade.py)
-AUTO = "auto"  # vector_index: let each segment's size choose (indexer.vectors.factory_for)
+AUTO = "auto"  # vector_index: let each segment's size choose (indexer.indexes.vectors.factory_for)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Manifest:
         schema_version: The Parquet schema and directory layout version.
         precision: How the model ran: ``int8`` (ONNX) or ``fp32``; queries are embedded the same way.
         vector_index: The FAISS index kind asked for: ``auto`` (chosen by each segment's size, see
-            :mod:`indexer.vectors`) or a factory string.
+            :mod:`indexer.indexes.vectors`) or a factory string.
         backend: What ran the model for the passages last embedded: ``openvino``, ``onnx`` (onnxruntime) or
             ``torch``. A record, not a setting: every backend's vectors agree with fp32, so queries may run on another.
         commit: This commit's number; each commit's is one more than the one before.

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import catalog, segment
-from .manifest import SegmentEntry
+from indexer.storage import catalog, segment
+from indexer.storage.manifest import SegmentEntry
 
 if TYPE_CHECKING:
-    from .snapshot import Snapshot
+    from indexer.storage.snapshot import Snapshot
 
 MERGE_FACTOR = 10
 AUTOMATIC_UP_TO = 50_000  # passages in one automatic merge
@@ -96,7 +96,7 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
                 ORDER BY p.article_id, p.duplicate_id, p.segment DESC))
             TO {catalog.quoted(path / segment.DUPLICATES)} (FORMAT parquet)"""
     )
-    from ..vectors import release_pages
+    from indexer.indexes.vectors import release_pages
 
     stored = [snapshot.loaded[entry.name].stored for entry in run]
     with open(path / segment.VECTORS, "wb") as out:
@@ -112,7 +112,7 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
     np.save(path / segment.IDS, merged_ids)
     lexicals = [snapshot.loaded[entry.name].lexical for entry in run]
     lexical_keeps = [~np.isin(lexical.ids, snapshot.deleted[e.name]) for lexical, e in zip(lexicals, run)]
-    from ..lexical import LexicalIndex
+    from indexer.indexes.lexical import LexicalIndex
 
     LexicalIndex.merged(lexicals, lexical_keeps).save(path / segment.LEXICAL)
     segment.write_lookup(path)

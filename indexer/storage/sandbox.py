@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..errors import NewsarchiveError, QueryRefused
+from indexer.errors import NewsarchiveError, QueryRefused
 
 TIMEOUT = 60.0  # seconds a query of people's may run (`sql --timeout`); 0 is no limit
 MEMORY = "1GB"  # DuckDB's memory for people's SQL; it spills what does not fit to a temporary directory

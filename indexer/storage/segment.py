@@ -8,8 +8,8 @@
       duplicates.parquet       pairs of articles found to be one story when this segment was written
       ids.npy, vectors.f32     the passage ids in order, and their exact vectors (float32 rows), memory-mapped
       vectors.faiss            an approximate index, for a segment too large to search exactly (else built at load)
-      lexical/                 BM25 term counts (indexer/lexical.py)
-      language_sums.npz        the sum and count of its passages' vectors by language (indexer/centering.py)
+      lexical/                 BM25 term counts (indexer/indexes/lexical.py)
+      language_sums.npz        the sum and count of its passages' vectors by language (indexer/models/centering.py)
       lookup/                  the columns a search shows (passages.arrow, articles.arrow), memory-mapped, and
                                the bodies duplicates are compared on (bodies.arrow, compressed in small batches)
       deleted-000007.parquet   (article_id, passage_id) of its tombstoned rows, as of commit 7
@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..articles import Article
-from ..errors import NewsarchiveError
-from ..passages import Passage, embedding_text
+from indexer.errors import NewsarchiveError
+from indexer.reading.article import Article
+from indexer.text.passages import Passage, embedding_text
 
 ARTICLES = "articles.parquet"
 PASSAGES = "passages.parquet"
@@ -45,7 +45,8 @@ LOOKUP = "lookup"  # Arrow IPC copies of the columns a search shows, memory-mapp
 VECTORS = "vectors.f32"
 FAISS = "vectors.faiss"
 LEXICAL = "lexical"
-LANGUAGE_SUMS = "language_sums.npz"  # per language, the sum and count of the passages' vectors (indexer.centering)
+# per language, the sum and count of the passages' vectors (indexer.models.centering)
+LANGUAGE_SUMS = "language_sums.npz"
 # Small row groups: a search fetches a few passages by id, and DuckDB reads whole row groups of the columns it needs.
 PASSAGE_ROWS = 2048
 ARTICLE_ROWS = 1024
@@ -136,7 +137,7 @@ class SegmentWriter:
     def finish(self) -> None:
         """Close the files and build the segment's lexical index (its vector index waits for the commit, which
         knows how large the archive will be)."""
-        from ..lexical import LexicalIndex
+        from indexer.indexes.lexical import LexicalIndex
 
         self._passages.close()
         self._vectors.close()
@@ -209,7 +210,7 @@ def language_sums(path: Path, dimension: int) -> dict[str, tuple[np.ndarray, int
             }
     except FileNotFoundError:
         pass
-    from ..lexical import LexicalIndex
+    from indexer.indexes.lexical import LexicalIndex
 
     lexical = LexicalIndex.load(path / LEXICAL)
     ids, stored = np.load(path / IDS), stored_vectors(path, dimension)
@@ -242,9 +243,9 @@ def build_vector_indexes(
 
     Segments of one kind with cells are trained once, on a sample of them all, and share their cells: a large
     build then trains once instead of once per segment, and a search or a near-copy lookup finds a query's
-    nearest cells once for all its segments (:class:`indexer.vectors.SegmentedVectors`).
+    nearest cells once for all its segments (:class:`indexer.indexes.vectors.SegmentedVectors`).
     """
-    from ..vectors import EXACT, TRAINING_PER_LIST, VectorIndex
+    from indexer.indexes.vectors import EXACT, TRAINING_PER_LIST, VectorIndex
 
     ids = [np.load(path / IDS) for path in paths] if ids is None else ids
     kinds = [_factory(vector_index, len(segment_ids), archive_passages) for segment_ids in ids]
@@ -270,7 +271,7 @@ def _sample(parts: Sequence[np.ndarray], size: int) -> np.ndarray:
 
 
 def _factory(vector_index: str, passages: int, archive_passages: int) -> str:
-    from ..vectors import EXACT, TRAINING_PER_LIST, factory_for
+    from indexer.indexes.vectors import EXACT, TRAINING_PER_LIST, factory_for
 
     if vector_index == "auto":
         return factory_for(passages, archive_passages)
@@ -331,11 +332,11 @@ class Loaded:
 
     @functools.cached_property
     def mapped_vectors(self) -> Any:  # VectorIndex
-        """The vector index memory-mapped: for a few lookups (:meth:`indexer.vectors.VectorIndex.load`)."""
+        """The vector index memory-mapped: for a few lookups (:meth:`indexer.indexes.vectors.VectorIndex.load`)."""
         return self._vectors(mapped=True)
 
     def _vectors(self, mapped: bool) -> Any:
-        from ..vectors import VectorIndex
+        from indexer.indexes.vectors import VectorIndex
 
         with self._lock:
             if (self.path / FAISS).exists():
@@ -344,7 +345,7 @@ class Loaded:
 
     @functools.cached_property
     def lexical(self) -> Any:  # LexicalIndex
-        from ..lexical import LexicalIndex
+        from indexer.indexes.lexical import LexicalIndex
 
         with self._lock:
             return LexicalIndex.load(self.path / LEXICAL)

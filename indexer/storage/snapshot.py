@@ -17,15 +17,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import IndexNotFound
-from ..lexical import LexicalIndex
-from ..store import HIT_COLUMNS, Store
-from ..vectors import Part, SegmentedVectors
-from . import catalog, layout, segment, tables
-from .manifest import Manifest
+from indexer.errors import IndexNotFound
+from indexer.indexes.lexical import LexicalIndex
+from indexer.indexes.vectors import Part, SegmentedVectors
+from indexer.storage import catalog, layout, segment, tables
+from indexer.storage.manifest import Manifest
+from indexer.storage.store import HIT_COLUMNS, Store
 
 if TYPE_CHECKING:
-    from ..centering import LanguageMeans
+    from indexer.models.centering import LanguageMeans
 
 # DuckDB's cache in a search process: enough for the passages a search fetches and for SQL over a large archive
 # (DuckDB spills what does not fit), not the 80% of the machine it takes by default.
@@ -102,7 +102,7 @@ class Snapshot:
     def language_means(self) -> LanguageMeans:
         """Each language's mean passage vector over the live segments (tombstoned passages still count in them
         until a merge drops them)."""
-        from ..centering import LanguageMeans
+        from indexer.models.centering import LanguageMeans
 
         return LanguageMeans([item.language_sums for item in self.loaded.values()], self.manifest.dimension)
 
@@ -172,7 +172,7 @@ class Snapshot:
         return found
 
     def hits(self, passage_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """The passages with these ids, with their articles' fields (:data:`indexer.store.HIT_COLUMNS`), by id.
+        """The passages with these ids, with their articles' fields (:data:`indexer.storage.store.HIT_COLUMNS`), by id.
 
         Read from the segments' memory-mapped lookup files: a search's few passages cost a few slices, where a
         query of the Parquet files would scan row groups of every segment.

@@ -1,8 +1,8 @@
 """Which articles tell one story, kept up to date commit by commit.
 
 A commit's stories are the connected groups of its live duplicate pairs (the ``duplicates`` view, see
-:mod:`indexer.duplicates`). Recomputing them all would read every pair and every article at each commit; a commit
-changes only the stories of the articles it adds, replaces or deletes and of the pairs it records, so only those
+:mod:`indexer.storage.duplicates`). Recomputing them all would read every pair and every article at each commit; a
+commit changes only the stories of the articles it adds, replaces or deletes and of the pairs it records, so only those
 are computed again, from the pairs that touch them. ``newsarchive check`` compares the result with a recomputation
 from the ``duplicates`` view.
 """
@@ -16,11 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import duplicates
-from . import catalog, segment
+from indexer.storage import catalog, duplicates, segment
 
 if TYPE_CHECKING:
-    from .snapshot import Snapshot
+    from indexer.storage.snapshot import Snapshot
 
 Pair = tuple[str, str, str, float]  # (article_id, duplicate_id, kind, similarity)
 Record = tuple[str, str, str]  # a pair's record in a segment: (kind, article_hash, duplicate_hash)

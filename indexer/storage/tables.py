@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import layout
+from indexer.storage import layout
 
 _TIME = pa.timestamp("us", tz="UTC")
 SCHEMAS = {

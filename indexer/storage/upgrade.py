@@ -7,49 +7,36 @@ vectors). The conversion is a commit like any other; the old generations are rem
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 
-from ..errors import NewsarchiveError
-from . import layout, segment
-from .catalog import quoted
-from .manifest import Manifest, SegmentEntry
-
-if TYPE_CHECKING:
-    from .writer import Writer
+from indexer.errors import NewsarchiveError
+from indexer.storage import layout, segment
+from indexer.storage.catalog import quoted
+from indexer.storage.manifest import Manifest, SegmentEntry
 
 
-def upgrade(writer: Writer, old: Manifest) -> None:
-    """Write ``old``'s generation as the first commit of segments, through ``writer`` (which holds the lock).
+def convert(directory: Path, old: Manifest, name: str) -> tuple[SegmentEntry, Path, int]:
+    """Write ``old``'s generation as the files of segment ``name``, staged in ``directory`` for the writer (which
+    holds the lock) to commit: the segment's entry, its staging folder and the next passage id.
 
     Raises:
         NewsarchiveError: The old index cannot be read; it is left as it was.
     """
-    from .writer import Settings
-
-    generation = Path(os.path.realpath(writer.directory / "current"))
+    generation = Path(os.path.realpath(directory / "current"))
     if not (generation / "archive.duckdb").exists():
-        generation = writer.directory  # the flat layout before generations
-    name = writer._segment_name()  # noqa: SLF001 -- the writer's own helper, for its own commit
-    path = layout.staging_directory(writer.directory, name)
+        generation = directory  # the flat layout before generations
+    path = layout.staging_directory(directory, name)
     try:
         entry, next_id = _convert(generation, path, old, name)
     except (duckdb.Error, OSError, KeyError) as error:
         shutil.rmtree(path, ignore_errors=True)
-        raise NewsarchiveError(f"cannot upgrade {writer.directory}/: {error}; rebuild it with --rebuild") from None
-    writer.settings = Settings.of(dataclasses.replace(old, vector_index=old.vector_index or "auto"))
-    writer._staged.append((entry, path))  # noqa: SLF001
-    writer._next_passage = next_id  # noqa: SLF001
-    writer._changed = True  # noqa: SLF001
-    # Stories are found again from the vectors (format 3 had none); the old pairs are kept, made by hand or not.
-    writer._new_ids.append(np.load(path / segment.IDS))  # noqa: SLF001
-    writer.commit()
+        raise NewsarchiveError(f"cannot upgrade {directory}/: {error}; rebuild it with --rebuild") from None
+    return entry, path, next_id
 
 
 def _convert(generation: Path, path: Path, old: Manifest, name: str) -> tuple[SegmentEntry, int]:
@@ -92,7 +79,7 @@ def _convert(generation: Path, path: Path, old: Manifest, name: str) -> tuple[Se
     segment.write_lookup(path)
     segment.write_language_sums(path, dimension)
     index_type = "Flat"
-    from ..vectors import VectorIndex
+    from indexer.indexes.vectors import VectorIndex
 
     old_vectors = VectorIndex.load(generation / "vectors.faiss")
     if not old_vectors.exact:

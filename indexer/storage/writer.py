@@ -24,14 +24,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import duplicates
-from ..articles import Article
-from ..errors import EditRefused, NewsarchiveError, NotAnIndex
-from ..passages import Passage
-from . import catalog, layout, merges, segment, stories, tables
-from .check import check_snapshot
-from .manifest import AUTO, SCHEMA_VERSION, UPGRADABLE_FROM, Manifest, SegmentEntry
-from .snapshot import Snapshot
+from indexer.errors import EditRefused, NewsarchiveError, NotAnIndex
+from indexer.reading.article import Article
+from indexer.storage import catalog, duplicates, layout, merges, segment, stories, tables, upgrade
+from indexer.storage.check import check_snapshot
+from indexer.storage.manifest import AUTO, SCHEMA_VERSION, UPGRADABLE_FROM, Manifest, SegmentEntry
+from indexer.storage.snapshot import Snapshot
+from indexer.text.passages import Passage
 
 SEGMENT_PASSAGES = 100_000  # a segment being written is closed at this size, so a large build's memory stays flat
 MAPPED_BELOW = 10_000  # new passages: fewer look up their near-copies in memory-mapped vector indexes, unread
@@ -41,7 +40,7 @@ STORIES_SCHEMA = pa.schema([("article_id", pa.string()), ("story_id", pa.string(
 
 @dataclass(frozen=True)
 class Settings:
-    """What an index is built with; an update must keep them (see :mod:`indexer.ingest`)."""
+    """What an index is built with; an update must keep them (see :mod:`indexer.ingest.index`)."""
 
     model: str
     dimension: int
@@ -92,9 +91,7 @@ class Writer:
             return
         found = Manifest.read(self.directory)
         if found.schema_version in UPGRADABLE_FROM and not rebuild:
-            from .upgrade import upgrade
-
-            upgrade(self, found)
+            self._upgrade(found)
             found = Manifest.read(self.directory)
         if found.schema_version != SCHEMA_VERSION and not rebuild:
             Manifest.load(self.directory)  # the message for a format it cannot upgrade
@@ -104,6 +101,16 @@ class Writer:
         self._clean()
         if rebuild:
             self.settings = None
+
+    def _upgrade(self, old: Manifest) -> None:
+        """Commit ``old``'s generation, of an earlier format, as the first segment (:mod:`.upgrade`)."""
+        entry, path, self._next_passage = upgrade.convert(self.directory, old, self._segment_name())
+        self.settings = Settings.of(dataclasses.replace(old, vector_index=old.vector_index or "auto"))
+        self._staged.append((entry, path))
+        self._changed = True
+        # Stories are found again from the vectors (format 3 had none); the old pairs are kept, made by hand or not.
+        self._new_ids.append(np.load(path / segment.IDS))
+        self.commit()
 
     # reading what is there
 

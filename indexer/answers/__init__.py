@@ -1,0 +1,1 @@
+"""Answers to questions, quoted from the archive's passages with their citations."""

@@ -1,0 +1,565 @@
+"""Lexical search over passages (BM25), knowing which language each passage and the query are in.
+
+Two BM25 indexes share the passages' row order:
+
+- ``words``: stemmed words and whole codes (:func:`indexer.text.tokens.tokenize`). A query searches the passages in its
+  own language with all its words, and passages in other languages of its script only with its codes, numbers and
+  names, the words that survive translation.
+- ``grams``: character 4-grams of words, which let cognates meet across languages, and of a passage's names in
+  another script than Latin, spelt in Latin letters (:func:`indexer.text.tokens.passage_grams`), which a query's names
+  meet across scripts.
+
+Each one's scores are divided by their best in each passage language and weighted by :data:`WEIGHTS` (lexical
+search). Hybrid search adds :meth:`LexicalIndex.evidence` to centered similarities (:mod:`indexer.models.centering`):
+there words reorder the passages of one language without lifting one language above another, and only a passage
+holding most of the question's words in its own language gains over the others (see the method).
+
+The indexes keep term counts (not scores) by term, in NumPy files that searches memory-map, one set per segment: a
+search scores every segment's with the whole archive's statistics (:class:`Bm25Set`), a merge combines segments'
+counts without reading their text again, and a search reads only its terms' postings. (bm25s, which
+this replaced, builds from Python token lists -- tens of GB for a million passages -- and cannot update.)
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from indexer import workers
+from indexer.text.language import CASED_SCRIPTS, script
+from indexer.text.tokens import grams, name_grams, names_and_codes, passage_grams, tokenize
+
+# Weight of each index's normalized score, for passages in the query's language and in another one ("names": the
+# query's names' 4-grams, for passages in another script; as other grams). Measured on SQuAD-it (Italian passages,
+# Italian and English questions) with multilingual-e5-small: see bench/retrieval.py.
+WEIGHTS = {"same": {"words": 0.04, "grams": 0.03}, "other": {"words": 0.01, "grams": 0.03, "names": 0.03}}
+# Hybrid search's weights beside centered similarities, which spread about four times wider than plain ones (other
+# languages' evidence twice today's: English questions over SQuAD-it's Italian passages needed it), and
+# the bonus of a passage in the question's language holding more than COVERAGE_FROM of its words (by idf): tuned on
+# XQuAD's dev languages, single and mixed archives, and checked on SQuAD-it (bench/xquad.py, bench/retrieval.py);
+# names across scripts left every XQuAD row within 0.001 of R@1 at 0.03, and at 0.06 cost its mixed archive 0.005.
+HYBRID_WEIGHTS = {"same": {"words": 0.16, "grams": 0.12}, "other": {"words": 0.02, "grams": 0.06, "names": 0.03}}
+COVERAGE_WEIGHT, COVERAGE_FROM = 0.2, 0.5
+K1, B = 1.5, 0.75  # BM25's usual term-frequency saturation and length normalization (Lucene's defaults)
+ROWS = "rows.json"
+KINDS = {"words": tokenize, "grams": passage_grams}
+PARTS = ("indptr", "indices", "data", "lengths")
+CHUNK = 5_000  # passages per sparse block of term counts
+DENSE_FROM = 8  # a score matching more than one passage in this many is added over the whole archive's array
+
+Row = tuple[int, str, str | None]  # (passage_id, text, language)
+
+
+class Bm25:
+    """BM25 (Lucene's variant) over one kind of token: term counts by term, scored when a query comes.
+
+    Args:
+        vocabulary: Token -> term number.
+        indptr, indices, data: Term counts as a compressed sparse column matrix (one column per term, one row per
+            passage); memory-mapped when loaded.
+        lengths: Each passage's token count.
+    """
+
+    def __init__(
+        self, vocabulary: dict[str, int], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, lengths: np.ndarray
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.indptr, self.indices, self.data, self.lengths = indptr, indices, data, lengths
+        average = float(lengths.mean()) if len(lengths) and lengths.any() else 1.0
+        # The length part of BM25's denominator, per passage: computed once, not per query.
+        self._norms = norms(lengths, average)
+
+    def frequency(self, token: str) -> int:
+        """How many passages hold ``token``."""
+        term = self.vocabulary.get(token)
+        return 0 if term is None else int(self.indptr[term + 1] - self.indptr[term])
+
+    def rows_of(self, terms: Iterable[int]) -> np.ndarray:
+        """The sorted rows of passages holding any of these term numbers."""
+        found = [self.indices[self.indptr[term] : self.indptr[term + 1]] for term in terms]
+        if len(found) == 1:
+            return found[0]  # one term's postings are sorted and distinct already
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int32)
+
+    def terms_starting(self, prefix: str) -> list[int]:
+        """The term numbers of the tokens beginning with ``prefix``."""
+        start = bisect.bisect_left(self._sorted_tokens, prefix)
+        end = bisect.bisect_left(self._sorted_tokens, prefix + "\U0010ffff", start)
+        return [self.vocabulary[token] for token in self._sorted_tokens[start:end]]
+
+    @functools.cached_property
+    def _sorted_tokens(self) -> list[str]:
+        return sorted(self.vocabulary)
+
+    @classmethod
+    def _of(cls, vocabulary: dict[str, int], counts: sparse.csr_matrix) -> Bm25:
+        lengths = np.asarray(counts.sum(axis=1), dtype=np.float32).reshape(-1)
+        columns = counts.tocsc()
+        columns.sort_indices()
+        return cls(vocabulary, columns.indptr.astype(np.int64), columns.indices.astype(np.int32), columns.data, lengths)
+
+    @classmethod
+    def build(cls, token_lists: Iterable[list[str]]) -> Bm25:
+        vocabulary: dict[str, int] = {}
+        return cls._of(vocabulary, _counts(token_lists, vocabulary))
+
+    @classmethod
+    def merged(cls, parts: Sequence[Bm25], keeps: Sequence[np.ndarray]) -> Bm25:
+        """One index of the rows of ``parts`` that their ``keeps`` masks keep, in order, without tokenizing again."""
+        blocks = []
+        for part, keep in zip(parts, keeps):
+            terms = sorted(part.vocabulary, key=part.vocabulary.__getitem__)
+            shape = (len(part.lengths), len(part.vocabulary))
+            blocks.append((terms, sparse.csc_matrix((part.data, part.indices, part.indptr), shape=shape).tocsr()[keep]))
+        return cls._of(*_stacked(blocks))
+
+    def save(self, directory: Path, name: str) -> None:
+        (directory / f"{name}.vocabulary.json").write_text(json.dumps(list(self.vocabulary)), encoding="utf-8")
+        for part in PARTS:
+            np.save(directory / f"{name}.{part}.npy", getattr(self, part))
+
+    @classmethod
+    def load(cls, directory: Path, name: str) -> Bm25:
+        tokens = json.loads((directory / f"{name}.vocabulary.json").read_text(encoding="utf-8"))
+        # Mapped, but as plain arrays: a query slices postings hundreds of times, and each slice of a np.memmap
+        # builds a new memmap object (a third of a search's lexical time).
+        parts = {part: np.asarray(np.load(directory / f"{name}.{part}.npy", mmap_mode="r")) for part in PARTS}
+        parts["lengths"] = np.array(parts["lengths"])
+        return cls({token: number for number, token in enumerate(tokens)}, **parts)
+
+    def scores(
+        self,
+        tokens: Sequence[str],
+        rows: np.ndarray | None = None,
+        idf: dict[str, float] | None = None,
+        norms: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Every passage's BM25 score for ``tokens`` (a token given twice counts twice).
+
+        With ``rows`` (sorted row numbers), only those passages are scored, the others left at zero: each term's
+        postings are then searched, not read, which keeps a common term cheap in a large archive. ``idf`` and
+        ``norms`` replace this index's own statistics with those of a larger collection (:class:`Bm25Set`).
+        """
+        passages = len(self.lengths)
+        norms = self._norms if norms is None else norms
+        matched, parts = [], []
+        for token in tokens:
+            term = self.vocabulary.get(token)
+            if term is None or (idf is not None and token not in idf):
+                continue
+            start, end = self.indptr[term], self.indptr[term + 1]
+            if start == end:
+                continue
+            weight = idf[token] if idf is not None else inverse_frequency(passages, end - start)
+            row, count = self._postings(start, end, rows)
+            matched.append(row)
+            parts.append(weight * count / (count + norms[row]))
+        if not matched:
+            return np.zeros(passages, dtype=np.float32)
+        return np.bincount(np.concatenate(matched), np.concatenate(parts), minlength=passages).astype(np.float32)
+
+    def _postings(self, start: int, end: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One term's (row numbers, counts): all of them, or those among ``rows``, found by binary search."""
+        postings = self.indices[start:end]  # sorted row numbers
+        if rows is None:
+            return postings, self.data[start:end]
+        places = np.searchsorted(postings, rows)
+        inside = places < len(postings)
+        found = inside.copy()
+        found[inside] = postings[places[inside]] == rows[inside]
+        return rows[found], self.data[start + places[found]]
+
+
+def norms(lengths: np.ndarray, average: float) -> np.ndarray:
+    """The length part of BM25's denominator, per passage."""
+    return (K1 * (1 - B + B * lengths / average)).astype(np.float32)
+
+
+def inverse_frequency(passages: int, frequency: int) -> float:
+    return float(np.log1p((passages - frequency + 0.5) / (frequency + 0.5)))
+
+
+class Bm25Set:
+    """Several segments' :class:`Bm25` indexes scored as one, rows one after the other.
+
+    Document frequencies and the average length are the whole set's, so a passage scores the same whichever
+    segment holds it. Tombstoned passages still count in them until a merge drops them: a small lag, since
+    deletions are few beside an archive.
+    """
+
+    def __init__(self, parts: Sequence[Bm25]) -> None:
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0] + [len(part.lengths) for part in self.parts])
+        total = sum(float(part.lengths.sum()) for part in self.parts)
+        average = total / self.offsets[-1] if self.offsets[-1] and total else 1.0
+        self._norms = [norms(np.asarray(part.lengths), average) for part in self.parts]
+
+    def idf(self, tokens: Sequence[str]) -> dict[str, float]:
+        """The inverse document frequency, over every segment, of each of ``tokens`` the archive holds."""
+        passages = int(self.offsets[-1])
+        found = {}
+        for token in set(tokens):
+            frequency = sum(part.frequency(token) for part in self.parts)
+            if frequency:
+                found[token] = inverse_frequency(passages, frequency)
+        return found
+
+    def scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`Bm25.scores` over every segment's rows."""
+        passages = int(self.offsets[-1])
+        idf = self.idf(tokens)
+        total = np.zeros(passages, dtype=np.float32)
+        if not idf:
+            return total
+        for part, part_norms, start, end in zip(self.parts, self._norms, self.offsets[:-1], self.offsets[1:]):
+            part_rows = None if rows is None else rows[(rows >= start) & (rows < end)] - start
+            if part_rows is None or len(part_rows):
+                total[start:end] = part.scores(tokens, part_rows, idf, part_norms)
+        return total
+
+    def coverage(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        """For each of ``rows`` (sorted), the share of ``tokens``' inverse document frequency its passage holds:
+        1 when it holds every token, however often. A token no passage holds counts as much as the question's
+        average known one: the place a question names may be in no passage of its language ("Vietnam" beside an
+        English passage on Brazil's coffee), and that passage then holds less of the question, not all of it. (Its
+        own rarity cannot be known, and in a small archive ordinary words are missing too.)"""
+        idf = self.idf(tokens)
+        held = np.zeros(len(rows), dtype=np.float32)
+        if not idf:
+            return held
+        unique = list(idf)
+        for part, start, end in zip(self.parts, self.offsets[:-1], self.offsets[1:]):
+            inside = (rows >= start) & (rows < end)
+            if inside.any():
+                part_rows = rows[inside] - start
+                # With no length part, a term's share is count / count: its idf once, however often it occurs.
+                scores = part.scores(unique, part_rows, idf, np.zeros(len(part.lengths), dtype=np.float32))
+                held[inside] = scores[part_rows]
+        known = sum(idf.values())
+        return held / (known + len(set(tokens) - set(idf)) * known / len(idf))
+
+
+def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
+    """Term counts, one row per token list; tokens new to ``vocabulary`` are added to it."""
+    blocks: list[sparse.csr_matrix] = []
+    indptr, terms = [0], array("i")  # 4 bytes a token: a block of token lists stays small
+    for tokens in token_lists:
+        terms.extend(vocabulary.setdefault(token, len(vocabulary)) for token in tokens)
+        indptr.append(len(terms))
+        if len(indptr) > CHUNK:
+            blocks.append(_block(indptr, terms, len(vocabulary)))
+            indptr, terms = [0], array("i")
+    if len(indptr) > 1 or not blocks:
+        blocks.append(_block(indptr, terms, len(vocabulary)))
+    for block in blocks:
+        block.resize(block.shape[0], len(vocabulary))
+    return sparse.vstack(blocks, format="csr")
+
+
+def _stacked(blocks: Iterable[tuple[list[str], sparse.csr_matrix]]) -> tuple[dict[str, int], sparse.csr_matrix]:
+    """Blocks of term counts, each with its own terms (column order), as one vocabulary and one matrix."""
+    vocabulary: dict[str, int] = {}
+    renumbered = []
+    for terms, block in blocks:
+        numbers = np.fromiter((vocabulary.setdefault(t, len(vocabulary)) for t in terms), np.int32, len(terms))
+        shape = (block.shape[0], len(vocabulary))
+        renumbered.append(sparse.csr_matrix((block.data, numbers[block.indices], block.indptr), shape=shape))
+    for block in renumbered:
+        block.resize(block.shape[0], len(vocabulary))
+    if not renumbered:
+        return vocabulary, sparse.csr_matrix((0, 0), dtype=np.float32)
+    return vocabulary, sparse.vstack(renumbered, format="csr")
+
+
+def chunk_counts(rows: Sequence[tuple[str, str | None]]) -> dict[str, tuple[list[str], sparse.csr_matrix]]:
+    """Per kind of token, the term counts of these (text, language) rows, with terms of their own (workers run
+    this on a build's chunks of rows)."""
+    counted = {}
+    for kind, tokens in KINDS.items():
+        vocabulary: dict[str, int] = {}
+        counts = _counts((tokens(text, language) for text, language in rows), vocabulary)
+        counted[kind] = (list(vocabulary), counts)
+    return counted
+
+
+def _block(indptr: list[int], terms: array, vocabulary_size: int) -> sparse.csr_matrix:
+    columns = np.frombuffer(terms, dtype=np.int32) if len(terms) else np.zeros(0, np.int32)
+    block = sparse.csr_matrix(
+        (np.ones(len(columns), np.float32), columns, np.asarray(indptr, np.int64)),
+        shape=(len(indptr) - 1, vocabulary_size),
+    )
+    block.sum_duplicates()  # a token repeated in a passage becomes one count, before blocks pile up
+    return block
+
+
+class LexicalIndex:
+    """BM25 over passages, by passage id; see the module docstring.
+
+    Args:
+        ids: Passage ids, in row order.
+        languages: Each passage's language (ISO 639-1) or None.
+        indexes: Per kind of token in :data:`KINDS`, a :class:`Bm25` (one segment) or a :class:`Bm25Set`.
+        deleted: Passage ids that searches skip (tombstones).
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        languages: list[str | None],
+        indexes: dict[str, Bm25 | Bm25Set],
+        deleted: np.ndarray | None = None,
+    ) -> None:
+        self.ids = ids
+        self.languages = list(languages)
+        # Rows per language, computed once: a query scores each language's passages in its own way.
+        codes = np.asarray([language or "" for language in languages], dtype=object)
+        self._rows_by_language = {language or None: codes == (language or "") for language in set(languages)}
+        self.indexes = indexes
+        self._alive = ~np.isin(ids, deleted) if deleted is not None and len(deleted) else None
+        # Ids grow with time, so one segment's are in order; several segments' after a merge may not be.
+        self._order = np.arange(len(ids)) if len(ids) < 2 or (ids[1:] > ids[:-1]).all() else np.argsort(ids)
+        self._sorted_ids = ids[self._order]
+
+    @classmethod
+    def build(cls, rows: Sequence[Row]) -> LexicalIndex:
+        """Index ``(passage_id, text, language)`` rows; the text should carry the title, as embeddings do."""
+        chunks = [[(text, language) for _, text, language in rows[i : i + CHUNK]] for i in range(0, len(rows), CHUNK)]
+        counted = workers.starmap(chunk_counts, [(chunk,) for chunk in chunks], len(rows))
+        indexes = {kind: Bm25._of(*_stacked(chunk[kind] for chunk in counted)) for kind in KINDS}
+        return cls(np.asarray([row[0] for row in rows], dtype=np.int64), [row[2] for row in rows], indexes)
+
+    @classmethod
+    def merged(cls, parts: Sequence[LexicalIndex], keeps: Sequence[np.ndarray]) -> LexicalIndex:
+        """One segment's index of the rows of ``parts`` that ``keeps`` (masks) keep, from their term counts."""
+        indexes = {kind: Bm25.merged([part.indexes[kind] for part in parts], keeps) for kind in KINDS}
+        ids = np.concatenate([part.ids[keep] for part, keep in zip(parts, keeps)] or [np.zeros(0, np.int64)])
+        languages = [lang for part, keep in zip(parts, keeps) for lang, kept in zip(part.languages, keep) if kept]
+        return cls(ids, languages, indexes)
+
+    @classmethod
+    def combined(cls, parts: Sequence[LexicalIndex], deleted: np.ndarray | Sequence[np.ndarray]) -> LexicalIndex:
+        """Several segments' indexes searched as one, skipping deleted passages: ``deleted`` holds each part's
+        deleted passage ids, or is one array of ids deleted from every part. Tombstones are a segment's own: an
+        article written again by ``sql --write`` keeps its passage ids, live in its new segment."""
+        ids = np.concatenate([part.ids for part in parts] or [np.zeros(0, np.int64)])
+        languages = [language for part in parts for language in part.languages]
+        indexes = {kind: Bm25Set([part.indexes[kind] for part in parts]) for kind in KINDS}
+        combined = cls(ids, languages, indexes)
+        each = [deleted] * len(parts) if isinstance(deleted, np.ndarray) else deleted
+        dead = [np.isin(part.ids, gone) for part, gone in zip(parts, each)]
+        if any(mask.any() for mask in dead):
+            combined._alive = ~np.concatenate(dead)
+        return combined
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        rows = {"ids": self.ids.tolist(), "languages": self.languages}
+        (directory / ROWS).write_text(json.dumps(rows), encoding="utf-8")
+        for kind, index in self.indexes.items():
+            index.save(directory, kind)
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex:
+        rows = json.loads((directory / ROWS).read_text(encoding="utf-8"))
+        indexes = {kind: Bm25.load(directory, kind) for kind in KINDS}
+        return cls(np.asarray(rows["ids"], dtype=np.int64), rows["languages"], indexes)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows_holding(self, tokens_of: Callable[[str | None], Iterable[str]], prefix: bool = False) -> np.ndarray:
+        """The sorted rows of the passages holding a word, read in each passage's language: ``tokens_of(language)``
+        gives the word's tokens in that language (or the beginnings of tokens, with ``prefix``). A word of several
+        tokens (a run of Chinese, cut into pairs of characters) needs them all; a prefix, any token it begins."""
+        words = self.indexes["words"]
+        assert isinstance(words, Bm25), "one segment's index"
+        found = []
+        for language, mask in self._rows_by_language.items():
+            tokens = list(dict.fromkeys(tokens_of(language)))
+            if prefix:
+                rows = words.rows_of([term for token in tokens for term in words.terms_starting(token)])
+            elif tokens and all(token in words.vocabulary for token in tokens):
+                rows = functools.reduce(np.intersect1d, (words.rows_of([words.vocabulary[t]]) for t in tokens))
+            else:
+                continue
+            found.append(rows[mask[rows]])
+        found = [rows for rows in found if len(rows)]
+        if len(found) == 1:
+            return found[0]
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int32)
+
+    @property
+    def present_languages(self) -> list[str | None]:
+        """The languages of these passages, each once."""
+        return list(self._rows_by_language)
+
+    def search(
+        self,
+        query: str,
+        language: str | None,
+        k: int,
+        allowed: np.ndarray | None = None,
+        among: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        """The ``k`` passages with the most lexical evidence for ``query`` (in ``language``), best first.
+
+        Scores are the weighted sum of each index's BM25 score divided by its best; passages without a single
+        matching token are left out. ``allowed``, when given, limits the search to those passage ids.
+
+        ``among`` (passage ids) makes the 4-gram evidence, which reads far more postings than words do, count only
+        for those passages and for the ``k`` best by words: hybrid search passes its dense candidates, since
+        lexical evidence only breaks near-ties among them.
+        """
+        if not len(self):
+            return []
+        total, _, _ = self._weighted(query, language, k, WEIGHTS, allowed, among)
+        return [(int(self.ids[row]), float(total[row])) for row in _best(total, k)]
+
+    def evidence(
+        self,
+        query: str,
+        language: str | None,
+        k: int,
+        among: np.ndarray,
+        allowed: np.ndarray | None = None,
+        centered: bool = True,
+    ) -> list[tuple[int, float]]:
+        """What hybrid search adds to the centered similarity of the passages ``among`` (the dense candidates) and
+        of the ``k`` best by words, as (passage id, evidence): zero or less, but for a strong match.
+
+        Within each passage language, a passage's weighted score (:data:`HYBRID_WEIGHTS`) less the best one's: the
+        best lexical match of each language loses nothing, the others lose their distance to it, so words reorder
+        a language's passages but cannot lift a language whose passages share the question's words (all of its
+        own language's, only the names and numbers of another's) above one that shares fewer. A passage in the
+        question's language that holds more than :data:`COVERAGE_FROM` of its words (by idf) gains
+        :data:`COVERAGE_WEIGHT` times the excess: such a match, counting the words no passage holds
+        (:meth:`Bm25Set.coverage`), is rarely an off-topic passage. Beside plain
+        similarities (``centered`` false: an archive of one language), the weights are :data:`WEIGHTS` and there
+        is no such gain: in one language this ranks as :meth:`search` does.
+        """
+        if not len(self):
+            return []
+        weights = HYBRID_WEIGHTS if centered else WEIGHTS
+        total, groups, scored = self._weighted(query, language, k, weights, allowed, among, same_script=True)
+        assert scored is not None
+        evidence = np.zeros(len(scored), dtype=np.float32)
+        kept = np.zeros(len(scored), dtype=bool)
+        matched = np.flatnonzero(total > 0)  # a language's best is among these; (> 0) is 3x faster than nonzero
+        for rows, same, words in groups:
+            inside = rows[scored]
+            if not inside.any():
+                continue
+            kept |= inside
+            best = total[matched[rows[matched]]]
+            evidence[inside] = total[scored[inside]] - (best.max() if len(best) else np.float32(0))
+            if centered and same and words:
+                coverage = self.indexes["words"].coverage(words, scored[inside])
+                evidence[inside] += COVERAGE_WEIGHT * np.maximum(coverage - COVERAGE_FROM, 0)
+        return [(int(self.ids[row]), float(value)) for row, value in zip(scored[kept], evidence[kept])]
+
+    def _weighted(
+        self,
+        query: str,
+        language: str | None,
+        k: int,
+        weights: dict[str, dict[str, float]],
+        allowed: np.ndarray | None,
+        among: np.ndarray | None,
+        same_script: bool = False,
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, bool, list[str]]], np.ndarray | None]:
+        """Each row's weighted lexical score; the (rows, same language as the query, word tokens) of each passage
+        language; and, with ``among``, the sorted rows whose 4-grams were scored (``among``'s and the k best by
+        words). Passages in another script than the query's are matched by their names' 4-grams, both spelt in
+        Latin letters (:func:`indexer.text.tokens.name_grams`); with ``same_script`` by those alone, and only in a
+        script with capitals: between scripts only numbers match as words, and on XQuAD they reordered a language's
+        passages for the worse."""
+        mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
+        if self._alive is not None:
+            mask &= self._alive
+        groups, crossing = [], []
+        for passage_language, in_language in self._rows_by_language.items():
+            rows = mask & in_language
+            if not rows.any():
+                continue
+            same = language is None or passage_language == language
+            crosses = language is not None and script(passage_language) != script(language)
+            if crosses and same_script and script(passage_language) not in CASED_SCRIPTS:
+                continue  # its names were not spelt in Latin letters: nothing of the question's can match it
+            if same:
+                words = tokenize(query, language)
+            else:
+                words = [] if crosses and same_script else names_and_codes(query, language, passage_language)
+            groups.append((rows, same, words))
+            crossing.append(crosses)
+        total = np.zeros(len(self), dtype=np.float32)
+        word_scores: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}  # languages often share words
+        for rows, same, words in groups:
+            if words and tuple(words) not in word_scores:
+                word_scores[tuple(words)] = _matched(self.indexes["words"].scores(words))
+            if words:
+                _add_normalized(total, *word_scores[tuple(words)], rows, weights["same" if same else "other"]["words"])
+        scored = None
+        if among is not None:
+            scored = np.union1d(self._rows_of(among), _best(total, k))
+        gram_scores = {}
+        for crosses in set(crossing):
+            tokens = name_grams(query, language) if crosses else grams(query, language)
+            gram_scores[crosses] = _matched(self.indexes["grams"].scores(tokens, scored))
+        for (rows, same, _), crosses in zip(groups, crossing):
+            weight = weights["other"]["names"] if crosses else weights["same" if same else "other"]["grams"]
+            _add_normalized(total, *gram_scores[crosses], rows, weight)
+        return total, groups, scored
+
+    def languages_of(self, passage_ids: Sequence[int]) -> list[str | None]:
+        """The language of each of these passage ids (each must be in the index)."""
+        places = np.searchsorted(self._sorted_ids, np.asarray(passage_ids, dtype=np.int64))
+        return [self.languages[row] for row in self._order[places]]
+
+    def _rows_of(self, passage_ids: np.ndarray) -> np.ndarray:
+        """The rows of these passage ids, sorted; found by binary search over the ids in order."""
+        ids = np.asarray(passage_ids, dtype=np.int64)
+        places = np.searchsorted(self._sorted_ids, ids)
+        inside = places < len(self._sorted_ids)
+        places, ids = places[inside], ids[inside]
+        return np.unique(self._order[places[self._sorted_ids[places] == ids]])
+
+
+def _best(scores: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the ``k`` best positive scores, best first (ties in row order), without sorting them all."""
+    found = np.flatnonzero(scores > 0)
+    if len(found) > k:
+        values = scores[found]
+        kth = -np.partition(-values, k - 1)[k - 1]  # the k-th best score
+        better = found[values > kth]
+        found = np.concatenate([better, found[values == kth][: k - len(better)]])
+    return found[np.argsort(-scores[found], kind="stable")]
+
+
+def _matched(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` and the rows where they are not zero: few beside a large archive, and all that is added."""
+    return scores, np.flatnonzero(scores > 0)  # scores are never negative; a mask is 3x faster than nonzero
+
+
+def _add_normalized(
+    total: np.ndarray, scores: np.ndarray, matched: np.ndarray, rows: np.ndarray, weight: float
+) -> None:
+    """Add ``weight`` times ``scores`` on ``rows`` (a mask), divided by the best among them, to ``total``; only
+    the ``matched`` rows are read, not the whole archive -- unless they are a good part of it (common words):
+    then whole arrays, read in order, cost a seventh of gathering and scattering the matched rows."""
+    if len(matched) * DENSE_FROM > len(total):
+        inside = scores if rows.all() else np.where(rows, scores, np.float32(0))
+        best = inside.max()
+        if best > 0:
+            total += weight * (inside / best)
+        return
+    inside = matched[rows[matched]]
+    if len(inside):
+        found = scores[inside]
+        total[inside] += weight * (found / found.max())

@@ -1,0 +1,1 @@
+"""Searching an archive: hybrid ranking, relevance, retrieval figures, search inside SQL."""

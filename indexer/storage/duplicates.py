@@ -1,0 +1,199 @@
+"""Duplicate stories: one report run by several outlets -- copied, lightly edited, or translated.
+
+Candidates come from the vector index: a copy's or a translation's passages lie next to the original's, so each
+new article's passages look up their nearest neighbours there. The index does the work MinHash-LSH buckets would,
+without a second index to keep, and finds translations, which share no shingles. Each candidate pair is then
+checked on the text:
+
+- ``exact``: the same words, case, punctuation and spacing aside;
+- ``near``: at least ``NEAR`` of their word 3-shingles in common (Jaccard), as wire copy edited by an outlet has,
+  and the same numbers (see below): templated reports -- markets, weather, results -- differ in little else. In
+  scripts without spaces between words each character is a word (:func:`indexer.text.tokens.plain_words`);
+- ``translation``: in two languages, each passage of the shorter article has a counterpart in the other (mean best
+  cosine at least ``ALIGNED``), and the numbers of both -- dates, figures, "MQ-9", which translation keeps --
+  mostly agree. Reports of one event by other reporters can align nearly as closely as a translation (the model
+  sees the same topic); their numbers tell them apart.
+
+Numbers agree when the Jaccard similarity of the two articles' numbers, counted with repeats, is at least
+``NUMBERS`` (or neither has any).
+
+Pairs are stored with the segment of the newer article (the ``duplicates`` view); pairs that connect make one
+story, whose id (``articles.story_id``) is the article_id of its earliest article.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from indexer.text.tokens import plain_words
+
+if TYPE_CHECKING:
+    from indexer.storage.snapshot import Snapshot
+
+NEIGHBOURS = 20  # per passage: a translation's passages rank below same-language articles on the same event
+CANDIDATE = 0.88  # cosine of a passage to its copy or translation (multilingual-e5-small: translations 0.9+)
+NEAR = 0.5
+ALIGNED = 0.865  # translations 0.867-0.907 on tests/fixtures/stories*; other reports of the event up to 0.879
+NUMBERS = 0.6  # copies and translations keep all their numbers; other reports of the event shared at most half
+# Less text than this (a headline, a caption) is too little to call two articles one; a character of Chinese,
+# Japanese or Thai counts as a word (indexer.text.tokens.plain_words).
+MIN_WORDS = 20
+BATCH = 4096  # passages looked up at once
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+@dataclass(frozen=True)
+class Match:
+    """Why two articles are one story: ``kind`` (exact, near, translation) and its measure (see the module)."""
+
+    kind: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What comparing an article takes: its words (counted, and hashed whole), their 3-shingles, its numbers.
+
+    Shingles are hashed and kept in a sorted array: a build keeps every candidate article's, and a set of Python
+    ints would take eight times the memory. Numbers are a set of (number, occurrence) pairs, so that sets compare
+    as the multisets they stand for, and a build's many comparisons cost set operations, not new Counters.
+    """
+
+    article_id: str
+    words: int
+    digest: int
+    shingles: np.ndarray
+    numbers: frozenset[tuple[str, int]]
+    language: str | None
+
+    @classmethod
+    def of(cls, article_id: str, body: str, language: str | None) -> Fingerprint:
+        words = tuple(plain_words(body))
+        hashed = np.fromiter((hash(words[i : i + 3]) for i in range(max(1, len(words) - 2))), np.int64)
+        shingles = np.unique(hashed.astype(np.int32))  # 32 bits: two articles' few hundred shingles rarely collide
+        counted = Counter(re.sub(r"[.,]", "", number) for number in _NUMBER.findall(body))
+        numbers = frozenset((number, n) for number, count in counted.items() for n in range(count))
+        return cls(article_id, len(words), hash(words), shingles, numbers, language)
+
+
+def find(snapshot: Snapshot, passage_ids: Sequence[int]) -> list[tuple[str, str, str, float]]:
+    """The duplicates of the articles these new passages belong to: (article_id, duplicate_id, kind, similarity)
+    pairs, the smaller id first.
+
+    Candidates are gathered first, as pairs of article numbers; then every candidate's text is read in one pass
+    (a query per batch would read the bodies of half the archive each time), and each pair is compared once.
+    """
+    numbers: dict[str, int] = {}
+    segments: dict[str, str] = {}
+    found = []
+    for start in range(0, len(passage_ids), BATCH):
+        found.append(_candidates(snapshot, passage_ids[start : start + BATCH], numbers, segments))
+        snapshot.vectors.release()  # a build's pass reads every vector once: they need not stay resident
+    pairs = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+    if not len(pairs):
+        return []
+    names = list(numbers)
+    by_segment: dict[str, list[str]] = {}
+    for number in np.unique(np.concatenate([pairs >> 32, pairs & 0xFFFFFFFF])).tolist():
+        by_segment.setdefault(segments[names[number]], []).append(names[number])
+    fingerprints = {
+        article_id: Fingerprint.of(article_id, body, language)
+        for article_id, body, language in snapshot.article_texts(by_segment)
+    }
+    article_vectors = functools.cache(lambda article_id: snapshot.vectors.vectors(snapshot.locate([article_id])[0][2]))
+    matches = []
+    for pair in pairs.tolist():
+        a, b = sorted((names[pair >> 32], names[pair & 0xFFFFFFFF]))
+        match = compare(fingerprints[a], fingerprints[b], article_vectors)
+        if match is not None:
+            matches.append((a, b, match.kind, match.similarity))
+    return sorted(matches)
+
+
+def _candidates(
+    snapshot: Snapshot, passage_ids: Sequence[int], numbers: dict[str, int], segments: dict[str, str]
+) -> np.ndarray:
+    """Pairs of articles in which one of these passages has a close neighbour, as ``(i << 32) | j`` of their
+    numbers in ``numbers`` (which it extends, as it does ``segments``: article -> the segment holding it), the
+    smaller number first."""
+    ids = np.asarray(passage_ids, dtype=np.int64)
+    neighbours, similarities = snapshot.vectors.neighbours(snapshot.vectors.vectors(ids), NEIGHBOURS, ids)
+    close = (similarities >= CANDIDATE) & (neighbours >= 0)
+    rows, columns = np.nonzero(close)
+    if not len(rows):
+        return np.zeros(0, np.int64)
+    owners, places = snapshot.owners(np.concatenate([ids[rows], neighbours[rows, columns]]))
+    segments.update(zip(owners, places))
+    own = np.fromiter((numbers.setdefault(a, len(numbers)) for a in owners), np.int64, len(owners))
+    first, second = own[: len(rows)], own[len(rows) :]
+    differ = first != second
+    low, high = np.minimum(first, second)[differ], np.maximum(first, second)[differ]
+    return np.unique((low << 32) | high)
+
+
+def compare(a: Fingerprint, b: Fingerprint, vectors: Callable[[str], np.ndarray]) -> Match | None:
+    """Whether two articles are one story, and how; ``vectors`` gives an article's passage vectors."""
+    if min(a.words, b.words) < MIN_WORDS:
+        return None
+    if (a.words, a.digest) == (b.words, b.digest):
+        return Match("exact", 1.0)
+    numbers_agree = _jaccard(a.numbers, b.numbers) >= NUMBERS if a.numbers or b.numbers else True
+    if not numbers_agree:
+        return None
+    common = len(np.intersect1d(a.shingles, b.shingles, assume_unique=True))
+    shared = common / (len(a.shingles) + len(b.shingles) - common)
+    if shared >= NEAR:
+        return Match("near", shared)
+    if a.language and b.language and a.language != b.language and a.numbers:
+        similarities = vectors(a.article_id) @ vectors(b.article_id).T
+        alignment = float(max(similarities.max(axis=1).mean(), similarities.max(axis=0).mean()))
+        if alignment >= ALIGNED:
+            return Match("translation", alignment)
+    return None
+
+
+def _jaccard(a: frozenset, b: frozenset) -> float:
+    """|a ∩ b| / |a ∪ b|."""
+    common = len(a & b)
+    union = len(a) + len(b) - common
+    return common / union if union else 0.0
+
+
+def stories(pairs: Iterable[tuple[str, str]], published: dict[str, datetime | None]) -> dict[str, str]:
+    """article_id -> story_id of every article that ``pairs`` join to another: its story's earliest article."""
+    found = {}
+    for component in _components(pairs):
+        first = min(component, key=lambda article_id: story_order(published[article_id], article_id))
+        found.update(dict.fromkeys(component, first))
+    return found
+
+
+def story_order(published: datetime | None, article_id: str) -> tuple:
+    """The sort key of a story's articles: by publication date, undated ones last, then by id."""
+    return (published is None, published or datetime.min, article_id)
+
+
+def _components(pairs: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """The connected groups of articles that ``pairs`` link (union-find)."""
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in pairs:
+        parent[root(a)] = root(b)
+    groups: dict[str, list[str]] = {}
+    for node in parent:
+        groups.setdefault(root(node), []).append(node)
+    return list(groups.values())
