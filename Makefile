@@ -38,8 +38,13 @@ app: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve -a 127.0.0.1:8000
 
+# Style, the package's layers (pyproject.toml's [tool.importlinter]), the CLI reference against --help, and the
+# docs site with every link checked; CI runs it.
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/cog --check docs/cli.md
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
 
 clean:
 	rm -rf $(VENV) $(INDEX_DIR) .pytest_cache site
