@@ -98,3 +98,36 @@ def test_filters_restrict_the_sources(archive: Archive) -> None:
     assert {hit.source for hit in answer.retrieved} == {"Other paper"}
     dated = ask(archive, "drone crashed into the sea", filters=Filters(since=date(2023, 3, 1)))
     assert {hit.article_id for hit in dated.retrieved} == {"drone"}
+
+
+KREMLIN = {
+    "ru": (
+        "Что заявил Кремль о беспилотнике?",
+        "Кремль заявил, что беспилотник MQ-9 упал в Чёрное море после столкновения с российским истребителем. "
+        "Об этом сообщил пресс-секретарь г. Песков журналистам в Москве. "
+        "Тем временем «Спартак» обыграл «Зенит» со счётом 2:1.",
+    ),
+    "zh": (
+        "克里姆林宫对无人机说了什么？",
+        "克里姆林宫表示，MQ-9无人机在与俄罗斯战斗机相撞后坠入黑海。"
+        "发言人佩斯科夫在莫斯科向记者宣布了这一消息。"
+        "与此同时，斯巴达克队以2比1击败了泽尼特队。",
+    ),
+}
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("language", sorted(KREMLIN))
+def test_a_quoted_answer_is_a_sentence_in_every_script(tmp_path: Path, real_model, language: str) -> None:
+    """A paragraph in a script without Latin capitals is split into its sentences, so the answer quotes the one
+    that answers, not the whole paragraph with the football score."""
+    question, paragraph = KREMLIN[language]
+    source = tmp_path / "kremlin.jsonl"
+    source.write_text(json.dumps({"id": "kremlin", "title": "MQ-9", "text": paragraph}) + "\n", encoding="utf-8")
+    index_paths([source], tmp_path / "archive", embedder=real_model)
+    with Archive(tmp_path / "archive", embedder=real_model) as archive:
+        answer = ask(archive, question)
+    assert answer.found
+    first = answer.sentences[0]
+    assert paragraph.startswith(first.text) and first.text.endswith(("。", "."))
+    assert all("2" not in sentence.text.replace("MQ-9", "") for sentence in answer.sentences)

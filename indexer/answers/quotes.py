@@ -118,7 +118,7 @@ def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = N
     candidates = []  # (score, hit index, span, vector)
     scorers, spread = _scorers(archive, question, query, hits)
     for index, (hit, passage_score, score_sentences) in enumerate(scorers):
-        spans, vectors = _embedded_sentences(archive, hit.passage_id, hit.text)
+        spans, vectors = _embedded_sentences(archive, hit.passage_id, hit.text, hit.language)
         for span, vector, sentence_score in zip(spans, vectors, score_sentences(vectors)):
             blended = SENTENCE_WEIGHT * float(sentence_score) + (1 - SENTENCE_WEIGHT) * passage_score
             candidates.append((blended, index, span, vector))
@@ -184,7 +184,9 @@ def _unique(hits: list[Hit]) -> list[Hit]:
 
 
 @functools.lru_cache(maxsize=8192)
-def _embedded_sentences(archive: Archive, passage_id: int, text: str) -> tuple[list[tuple[int, int]], np.ndarray]:
+def _embedded_sentences(
+    archive: Archive, passage_id: int, text: str, language: str | None
+) -> tuple[list[tuple[int, int]], np.ndarray]:
     """A passage's sentence spans and their embeddings, kept for the passages asked about most recently."""
-    spans = sentence_spans(text) or [(0, len(text))]
+    spans = sentence_spans(text, language) or [(0, len(text))]
     return spans, archive.embedder.embed_passages([text[start:end] for start, end in spans])

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from indexer.reading.article import Article
+from indexer.text.language import detect
 from indexer.text.sentences import sentence_spans
 
 TokenCounter = Callable[[list[str]], list[int]]
@@ -59,7 +60,9 @@ def split_article(article: Article, count_tokens: TokenCounter, max_tokens: int 
     for number, (paragraph, count) in enumerate(zip(article.paragraphs, counts), start=1):
         spans = [(paragraph.start, paragraph.end)]
         if count > max_tokens:
-            spans = _pack(text, _units(text, paragraph.start, paragraph.end, count_tokens, max_tokens), max_tokens)
+            language = article.language or detect(text[paragraph.start : paragraph.end])  # for its abbreviations
+            units = _units(text, paragraph.start, paragraph.end, count_tokens, max_tokens, language)
+            spans = _pack(text, units, max_tokens)
         pieces.extend((number, start, end, paragraph.heading) for start, end in spans)
     texts = [text[start:end] for _, start, end, _ in pieces]
     return [
@@ -70,9 +73,11 @@ def split_article(article: Article, count_tokens: TokenCounter, max_tokens: int 
     ]
 
 
-def _units(text: str, start: int, end: int, count_tokens: TokenCounter, max_tokens: int) -> list[tuple[int, int, int]]:
+def _units(
+    text: str, start: int, end: int, count_tokens: TokenCounter, max_tokens: int, language: str | None
+) -> list[tuple[int, int, int]]:
     """Sentences of ``text[start:end]`` with their token counts; over-long sentences broken into words."""
-    sentences = [(start + s, start + e) for s, e in sentence_spans(text[start:end])]
+    sentences = [(start + s, start + e) for s, e in sentence_spans(text[start:end], language)]
     units = []
     for (s, e), count in zip(sentences, count_tokens([text[s:e] for s, e in sentences])):
         if count <= max_tokens:
