@@ -12,6 +12,10 @@ PRECISION_ENV = "NEWSARCHIVE_PRECISION"
 BACKEND_ENV = "NEWSARCHIVE_BACKEND"
 THREADS_ENV = "NEWSARCHIVE_THREADS"
 DEBUG_ENV = "NEWSARCHIVE_DEBUG"  # set: a failure nobody foresaw shows its traceback
+# A language model that writes answers (indexer.answers.generate): an OpenAI-compatible endpoint, its model, its key.
+LLM_URL_ENV = "NEWSARCHIVE_LLM_URL"
+LLM_MODEL_ENV = "NEWSARCHIVE_LLM_MODEL"
+LLM_KEY_ENV = "NEWSARCHIVE_LLM_API_KEY"
 DEFAULT_INDEX_DIR = "archive"
 
 

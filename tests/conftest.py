@@ -66,12 +66,13 @@ def assert_clean_failure(result: Any) -> str:
 
 @pytest.fixture
 def clean_cli_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No index or model chosen by the environment, and no ./archive left behind in the repository: for tests
-    that run the command line (``pytestmark = pytest.mark.usefixtures("clean_cli_environment")``)."""
-    from indexer.config import INDEX_DIR_ENV, MODEL_ENV
+    """No index, model or language model chosen by the environment, and no ./archive left behind in the
+    repository: for tests that run the command line
+    (``pytestmark = pytest.mark.usefixtures("clean_cli_environment")``)."""
+    from indexer.config import INDEX_DIR_ENV, LLM_KEY_ENV, LLM_MODEL_ENV, LLM_URL_ENV, MODEL_ENV
 
-    monkeypatch.delenv(INDEX_DIR_ENV, raising=False)
-    monkeypatch.delenv(MODEL_ENV, raising=False)
+    for name in (INDEX_DIR_ENV, MODEL_ENV, LLM_URL_ENV, LLM_MODEL_ENV, LLM_KEY_ENV):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
 

@@ -1,7 +1,8 @@
 """Answers with citations: the sentences of the best passages that best answer a question.
 
-No language model writes anything: every answer sentence is quoted from a passage, and cites it. A generator
-could later replace :func:`ask` and return the same :class:`Answer`.
+No language model writes anything: every answer sentence is quoted from a passage, and cites it. This is the
+answer when no generator is configured, and the one a generated answer falls back to
+(:mod:`indexer.answers.generate`), which returns the same :class:`Answer`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.answers.verify import Citation, Rejected
 from indexer.models import centering
 from indexer.retrieval import relevance
 from indexer.retrieval.archive import Archive
@@ -42,13 +44,20 @@ class Source:
 
 @dataclass(frozen=True)
 class AnswerSentence:
-    """A sentence quoted from source ``source``, at ``start:end`` of that passage's text."""
+    """A sentence of the answer. Quoted, it is source ``source``'s text at ``start:end``; generated, it is the
+    model's, and ``source``, ``start`` and ``end`` are its first citation's. ``citations`` are its verified quotes
+    (a quoted sentence's is itself); ``score`` ranks a quoted sentence, and is a generated one's similarity to
+    what it quotes."""
 
     text: str
     source: int
     score: float
     start: int
     end: int
+    citations: tuple[Citation, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "citations": [asdict(citation) for citation in self.citations]}
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,11 @@ class Answer:
         sources: The cited passages, numbered from 1 in order of first use.
         retrieved: Every passage retrieved for the question, best first (cited or not).
         timings: Seconds spent retrieving and choosing sentences.
+        generated: Written by a language model, every sentence on verified quotes; else quoted.
+        fallback: Why a generated answer was asked for and this is the quoted one (``None`` otherwise).
+        generator: The model that wrote it, and the seconds it took.
+        removed: What the verifier took out: sentences, and citations of sentences that stand.
+        language: The language the answer was asked in (an ISO 639-1 code), for a generated answer.
     """
 
     question: str
@@ -68,6 +82,11 @@ class Answer:
     sources: tuple[Source, ...]
     retrieved: tuple[Hit, ...]
     timings: dict[str, float] = field(default_factory=dict)
+    generated: bool = False
+    fallback: str | None = None
+    generator: dict[str, Any] | None = None
+    removed: tuple[Rejected, ...] = ()
+    language: str | None = None
 
     @property
     def found(self) -> bool:
@@ -75,17 +94,26 @@ class Answer:
 
     def text(self) -> str:
         """The answer as prose with ``[n]`` citation markers."""
-        return " ".join(f"{sentence.text} [{sentence.source}]" for sentence in self.sentences)
+        return " ".join(f"{sentence.text} {_markers(sentence)}" for sentence in self.sentences)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "found": self.found,
             "answer": self.text(),
-            "sentences": [asdict(sentence) for sentence in self.sentences],
+            "generated": self.generated,
+            "fallback": self.fallback,
+            "generator": self.generator,
+            "sentences": [sentence.to_dict() for sentence in self.sentences],
             "sources": [source.to_dict() for source in self.sources],
+            "removed": [asdict(rejected) for rejected in self.removed],
             "timings": self.timings,
         }
+
+
+def _markers(sentence: AnswerSentence) -> str:
+    numbers = dict.fromkeys(citation.source for citation in sentence.citations) or {sentence.source: None}
+    return "".join(f"[{number}]" for number in numbers)
 
 
 def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = None, mode: str = "hybrid") -> Answer:
@@ -134,7 +162,8 @@ def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = N
     sentences = []
     for score, index, (start, end), _ in chosen:
         number = numbers.setdefault(index, len(numbers) + 1)
-        sentences.append(AnswerSentence(hits[index].text[start:end], number, score, start, end))
+        quote = hits[index].text[start:end]
+        sentences.append(AnswerSentence(quote, number, score, start, end, (Citation(number, quote, start, end),)))
     sources = tuple(
         Source(number, hits[index], tuple(sorted((s.start, s.end) for s in sentences if s.source == number)))
         for index, number in numbers.items()

@@ -150,7 +150,8 @@ def info(as_json: bool, index_dir: Path) -> None:
     stories counts an article with its copies and translations as one; duplicates counts the pairs in the
     duplicates table. vectors_bytes is what a search holds in memory for the vectors (the model and DuckDB's
     cache come on top); lexical_bytes is memory-mapped, so a search reads only its words' part. backend is what
-    embedded the passages last written; backend_here is what runs the model on this machine, and why.
+    embedded the passages last written; backend_here is what runs the model on this machine, and why. generator
+    is the language model ask writes answers with ($NEWSARCHIVE_LLM_URL and $NEWSARCHIVE_LLM_MODEL), if any.
 
     \b
     Example:
@@ -177,6 +178,7 @@ def info(as_json: bool, index_dir: Path) -> None:
     details["vectors_bytes"] = sum(size(path) for path in held)
     details["lexical_bytes"] = sum(size(path / "lexical") for path in paths)
     details["backend_here"] = backends.describe(manifest.model, manifest.precision, config.cache_dir())
+    details["generator"] = _generator()
     if as_json:
         emit(inert_json(details, indent=2))
         return
@@ -185,3 +187,15 @@ def info(as_json: bool, index_dir: Path) -> None:
             key, value = key.removesuffix("_bytes"), f"{value / 1e6:.1f} MB"
         # Prompts often end in a space that matters: show them quoted.
         echo(f"{key + ':':<16}{value!r}" if key.endswith("_prompt") else f"{key + ':':<16}{value}")
+
+
+def _generator() -> str:
+    """The language model the environment configures for ``ask``, as ``info`` shows it."""
+    from indexer.answers.llm import Generator
+    from indexer.errors import NewsarchiveError
+
+    try:
+        generator = Generator.configured()
+    except NewsarchiveError as error:
+        return f"none: {error}"
+    return generator.describe() if generator else "none: answers are quoted"

@@ -94,40 +94,147 @@ def search(
 @click.command()
 @click.argument("question", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the answer object as JSON.")
+@click.option(
+    "--llm",
+    "llm_url",
+    metavar="BASE_URL",
+    help="Have a language model write the answer: an OpenAI-compatible endpoint, ending in /v1 (default: "
+    "$NEWSARCHIVE_LLM_URL). Without one the answer is quoted, and nothing leaves this machine.",
+)
+@click.option(
+    "--llm-model",
+    metavar="NAME",
+    help="The model to ask there (default: $NEWSARCHIVE_LLM_MODEL). A key, if it needs one, is read from "
+    "$NEWSARCHIVE_LLM_API_KEY.",
+)
+@click.option(
+    "--llm-timeout",
+    type=click.FloatRange(0, 3600, min_open=True),
+    default=120.0,  # indexer.answers.llm.TIMEOUT, repeated so that --help needs no httpx
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the model may take to reply; then the answer is the quoted one.",
+)
+@click.option(
+    "--answer-language",
+    metavar="CODE",
+    help="The language the model answers in, an ISO 639-1 code such as ru (default: the question's).",
+)
+@click.option(
+    "--translate",
+    is_flag=True,
+    help="With a model: also translate each cited passage written in another language than the answer "
+    "(a machine translation, shown below the original).",
+)
 @mode_option
 @filter_options
 @index_dir_option
 @model_option
 def ask(
-    question: tuple[str, ...], as_json: bool, mode: str, index_dir: Path, model: str | None, **filters: Any
+    question: tuple[str, ...],
+    as_json: bool,
+    llm_url: str | None,
+    llm_model: str | None,
+    llm_timeout: float,
+    answer_language: str | None,
+    translate: bool,
+    mode: str,
+    index_dir: Path,
+    model: str | None,
+    **filters: Any,
 ) -> None:
-    """Answer QUESTION with sentences quoted from the archive, each citing its passage.
+    """Answer QUESTION from the archive, each sentence citing the passages it comes from.
 
-    When nothing in the archive is relevant enough, says so instead of citing noise.
+    By default the answer's sentences are quoted from the passages. With a language model (--llm), the answer is
+    written in the question's language, and each of its sentences stands only on quotes found word for word in
+    the passages it cites; when none does, or the model fails, the answer is the quoted one, with a line saying
+    why. When nothing in the archive is relevant enough, says so instead of citing noise.
 
     \b
     Example:
         newsarchive ask what happened to the MQ-9 drone
         newsarchive ask --json "Quanti soldati ucraini sono stati uccisi?"
+        newsarchive ask --llm http://127.0.0.1:11434/v1 --llm-model qwen2.5:7b "Что случилось с MQ-9?"
     """
-    from indexer.answers.quotes import ask as run_ask
+    from indexer.answers.llm import Generator
     from indexer.retrieval.archive import Archive
 
     text = " ".join(question)
+    generator = Generator.configured(llm_url, llm_model, llm_timeout)
+    if (translate or answer_language) and generator is None:
+        raise click.UsageError("--translate and --answer-language need a language model: --llm BASE_URL")
     with Archive(index_dir, model=model) as archive:
-        answer = run_ask(archive, text, filters=common.filters(**filters), mode=mode)
+        if generator is None:
+            from indexer.answers.quotes import ask as quoted
+
+            answer = quoted(archive, text, filters=common.filters(**filters), mode=mode)
+        else:
+            from indexer.answers.generate import ask as generated
+
+            answer = generated(
+                archive, text, generator, filters=common.filters(**filters), mode=mode, language=answer_language
+            )
+    translations = _translations(generator, answer) if translate and generator is not None else {}
     if as_json:
-        emit(inert_json(answer.to_dict(), indent=2))
+        data = answer.to_dict()
+        if translate:
+            data["translations"] = {str(number): translated for number, translated in translations.items()}
+        emit(inert_json(data, indent=2))
         return
     width = min(shutil.get_terminal_size().columns, 100)
+    if generator is not None and answer.fallback:
+        echo(f"Quoted answer: {answer.fallback}.", err=True)
     if not answer.found:
         echo("Nothing in the archive answers this closely enough.")
         return
     echo(textwrap.fill(answer.text(), width=width) + "\n")
+    if answer.generated:
+        removed = sum(rejected.citation is None for rejected in answer.removed)
+        echo(f"Written by {generator.model} in {answer.generator['seconds']:.1f} s; every sentence quotes its sources.")
+        if removed:
+            echo(f"{plural(removed, 'sentence')} removed: not supported by the sources they cite.")
+        echo()
     for source in answer.sources:
         echo(" · ".join(source.hit.place()), bold=f"[{source.number}] ")
         _echo_also_in(source.hit, "    ", width)
-        echo(textwrap.fill(source.hit.text, width=width, initial_indent="    ", subsequent_indent="    ") + "\n")
+        echo(textwrap.fill(source.hit.text, width=width, initial_indent="    ", subsequent_indent="    "))
+        if answer.generated:
+            for start, end in source.highlights:
+                echo(
+                    textwrap.fill(
+                        f"quoted: “{source.hit.text[start:end]}”",
+                        width=width,
+                        initial_indent="    ",
+                        subsequent_indent="      ",
+                    )
+                )
+        if source.number in translations:
+            label = f"machine translation ({generator.model}): "
+            echo(
+                textwrap.fill(
+                    label + translations[source.number], width=width, initial_indent="    ", subsequent_indent="    "
+                )
+            )
+        echo()
+    for rejected in answer.removed:
+        what = f"“{rejected.sentence}”" + (f", citing source {rejected.citation[0]}" if rejected.citation else "")
+        echo(textwrap.fill(f"removed: {what}: {rejected.reason}", width=width, subsequent_indent="  "))
+
+
+def _translations(generator: Any, answer: Any) -> dict[int, str]:
+    """Each cited passage in another language than the answer's, translated; a failure is one line each."""
+    from indexer.answers.generate import translate
+    from indexer.answers.llm import GeneratorFailed
+
+    language = answer.language
+    found = {}
+    for source in answer.sources:
+        if source.hit.language and language and source.hit.language != language:
+            try:
+                found[source.number] = translate(generator, source.hit.text, language)
+            except GeneratorFailed as failure:
+                echo(f"[{source.number}] not translated: {failure.reason}", err=True)
+    return found
 
 
 def _echo_also_in(hit: Any, indent: str, width: int) -> None:
