@@ -8,6 +8,7 @@ import threading
 import streamlit as st
 
 from indexer import config
+from indexer.answers.llm import Generator
 from indexer.errors import IndexNotFound, NewsarchiveError
 from indexer.retrieval.archive import Archive
 from indexer.retrieval.memory import keep_freed_memory
@@ -48,3 +49,13 @@ def opened() -> Archive:
     except NewsarchiveError as error:
         plain.error(str(error))
         st.stop()
+
+
+def generator_configured() -> Generator | None:
+    """The language model answers are written with ($NEWSARCHIVE_LLM_URL, ..._MODEL, ..._API_KEY), if any; a
+    setting that is wrong is shown once in the sidebar, and answers stay quoted."""
+    try:
+        return Generator.configured()
+    except NewsarchiveError as error:
+        st.sidebar.warning(f"No language model: {error}")
+        return None

@@ -1,21 +1,26 @@
 """newsarchive's web app: a question in, an answer with numbered citations out.
 
 Run it with ``make app``, or ``streamlit run search_app/streamlit_app.py``. It is UI only: answers come from
-:func:`indexer.answers.quotes.ask`, the same function behind ``newsarchive ask``.
+:func:`indexer.answers.quotes.ask`, or with a language model configured ($NEWSARCHIVE_LLM_URL) from
+:func:`indexer.answers.generate.ask`, the same functions behind ``newsarchive ask``.
 """
 
 from __future__ import annotations
 
 import html
+import json
+import re
 
 import streamlit as st
 
+from indexer.answers import generate
+from indexer.answers.llm import Generator, GeneratorFailed
 from indexer.answers.quotes import Answer, Source, ask
 from indexer.reading.web import is_url
 from indexer.retrieval.archive import Archive
 from indexer.retrieval.search import Filters, Hit
 from search_app import plain
-from search_app.serving import opened
+from search_app.serving import generator_configured, opened
 
 EXAMPLES = (
     "What happened to the MQ-9 drone?",
@@ -36,6 +41,8 @@ STYLE = """
 .na-article p { margin: 0 0 0.7rem; }
 .na-article .na-cited { background: rgba(250, 204, 21, 0.12); }
 .na-article h4 { margin: 1rem 0 0.4rem; font-size: 1rem; }
+.na-writing { color: rgba(120, 120, 120, 1); font-style: italic; padding: 0.5rem 1.25rem; }
+.na-removed { font-size: 0.9rem; margin: 0.2rem 0; }
 .na-error { padding: 0.9rem 1rem; border-radius: 0.5rem; background: rgba(255, 43, 43, 0.09);
             border-left: 4px solid rgb(255, 75, 75); white-space: pre-wrap; overflow-wrap: anywhere; }
 </style>
@@ -93,15 +100,23 @@ def article_html(archive: Archive, hit: Hit, highlights: tuple[tuple[int, int], 
     return f'<div class="na-article">{"".join(blocks)}</div>'
 
 
-def show_answer(archive: Archive, answer: Answer) -> None:
+def show_answer(archive: Archive, answer: Answer, generator: Generator | None = None) -> None:
+    if generator is not None and answer.fallback and answer.found:
+        st.info(f"Quoted answer: {answer.fallback}.")
     if not answer.found:
         st.info(
             "Nothing in the archive answers this closely enough. Try other words, or another language; "
             "the closest passages are below."
         )
     else:
-        sentences = " ".join(f"{html.escape(s.text)} <sup>[{s.source}]</sup>" for s in answer.sentences)
+        sentences = " ".join(f"{html.escape(s.text)} <sup>{markers(s)}</sup>" for s in answer.sentences)
         st.html(f'<div class="na-answer">{sentences}</div>')
+        if answer.generated:
+            st.caption(
+                f"Written by {plain.label(generator.model)} in {answer.generator['seconds']:.1f} s; "
+                "every sentence quotes its sources, highlighted below."
+            )
+        show_removed(answer)
         heading, order = st.columns([1, 1], vertical_alignment="bottom")
         heading.markdown("**Sources**")
         timeline = order.toggle("On a timeline", key="timeline", help="Order the sources by publication date.")
@@ -125,6 +140,31 @@ def show_answer(archive: Archive, answer: Answer) -> None:
     )
 
 
+def markers(sentence) -> str:
+    """``[1][2]``: the sources a sentence cites."""
+    return "".join(f"[{n}]" for n in dict.fromkeys(c.source for c in sentence.citations) or [sentence.source])
+
+
+def show_removed(answer: Answer) -> None:
+    """How many sentences the verifier removed, with what and why in an expander."""
+    removed = [rejected for rejected in answer.removed if rejected.citation is None]
+    if not answer.removed:
+        return
+    count = len(removed)
+    label = (
+        f"{count} {'sentence' if count == 1 else 'sentences'} removed: not found in their sources"
+        if count
+        else f"{len(answer.removed)} citation{'s' if len(answer.removed) > 1 else ''} removed"
+    )
+    with st.expander(label):
+        for rejected in answer.removed:
+            cited = f" (its citation of source {rejected.citation[0]})" if rejected.citation else ""
+            st.html(
+                f'<div class="na-removed">“{html.escape(rejected.sentence)}”{html.escape(cited)}: '
+                f"{html.escape(rejected.reason)}</div>"
+            )
+
+
 def show_timeline(archive: Archive, sources: tuple[Source, ...]) -> None:
     """The sources by publication date, earliest first, under a heading per day; undated ones last."""
     ordered = sorted(sources, key=lambda s: (s.hit.published is None, s.hit.published or 0, s.number))
@@ -144,8 +184,32 @@ def show_source(archive: Archive, source: Source) -> None:
             meta_line(source.number, source.hit)
             + f'<div class="na-passage">{marked(source.hit.text, source.highlights)}</div>'
         )
+        show_translation(source)
         with st.expander("Read the article"):
             st.html(article_html(archive, source.hit, source.highlights))
+
+
+def show_translation(source: Source) -> None:
+    """A "Translate" button under a passage in another language than the generated answer's; its machine
+    translation, once asked for, stays for the session."""
+    generator, language = st.session_state.get("generator"), st.session_state.get("answer_language")
+    if generator is None or not language or source.hit.language in (None, language):
+        return
+    key = (source.hit.passage_id, language, generator.describe())
+    translations = st.session_state.setdefault("translations", {})
+    if key not in translations:
+        if not st.button("Translate", key=f"translate-{source.hit.passage_id}"):
+            return
+        try:
+            with st.spinner("Translating…"):
+                translations[key] = generate.translate(generator, source.hit.text, language)
+        except GeneratorFailed as failure:
+            plain.error(f"Not translated: {failure.reason}")
+            return
+    label = f"Machine translation ({generator.model}), from {source.hit.language}"
+    st.html(
+        f'<div class="na-meta">{html.escape(label)}</div><div class="na-passage">{html.escape(translations[key])}</div>'
+    )
 
 
 ALERT_MATCHES = 5  # latest matches shown per alert
@@ -161,6 +225,9 @@ def sidebar(archive: Archive) -> tuple[Filters, str]:
         f"<div class='na-meta'>Model: <code>{html.escape(manifest.model)}</code><br>"
         f"Built: {html.escape(manifest.built_at.replace('T', ' '))}</div>"
     )
+    generator = st.session_state.get("generator")
+    answers = f"written by <code>{html.escape(generator.describe())}</code>" if generator else "quoted answers only"
+    st.sidebar.html(f"<div class='na-meta' id='na-generator'>Answers: {answers}</div>")
     mode = st.sidebar.radio(
         "Search by",
         list(MODE_LABELS),
@@ -216,6 +283,7 @@ def ask_page() -> None:
     st.title("newsarchive")
     st.caption("Ask the news archive in English, Italian or another language: every answer cites its passages.")
     archive = opened()
+    st.session_state.generator = generator_configured()
     filters, mode = sidebar(archive)
     with plain.failures_shown("Showing the alerts"):
         show_alerts(archive)
@@ -229,8 +297,49 @@ def ask_page() -> None:
         if submitted:
             st.warning("Type a question first, or pick one of the examples.")
         return
+    generator = st.session_state.get("generator")
     with plain.failures_shown("Answering this question"):
-        show_answer(archive, ask(archive, question, filters=filters, mode=mode))
+        show_answer(archive, answered(archive, question, filters, mode, generator), generator)
+
+
+def answered(archive: Archive, question: str, filters: Filters, mode: str, generator: Generator | None) -> Answer:
+    """The answer, kept for the session: a click (Translate, the timeline) runs the page again, and must not
+    ask the model again. A generated answer is shown as the model writes it, then replaced by the verified one."""
+    key = (question, repr(filters), mode, archive.manifest.commit, generator.describe() if generator else None)
+    kept = st.session_state.setdefault("answers", {})
+    if key not in kept:
+        if generator is None:
+            kept[key] = ask(archive, question, filters=filters, mode=mode)
+        else:
+            writing = st.empty()
+            kept[key] = generate.ask(
+                archive,
+                question,
+                generator,
+                filters=filters,
+                mode=mode,
+                on_text=lambda text: writing.html(f'<div class="na-writing">{html.escape(so_far(text))}</div>'),
+            )
+            writing.empty()
+        while len(kept) > 20:  # the latest questions
+            kept.pop(next(iter(kept)))
+    st.session_state.answer_language = kept[key].language
+    return kept[key]
+
+
+_TEXT_FIELD = re.compile(r'"text"\s*:\s*"((?:[^"\\]|\\.)*)')
+
+
+def so_far(reply: str) -> str:
+    """The sentences of a reply still being written (JSON, cut anywhere), for the page to show them coming."""
+    sentences = []
+    for found in _TEXT_FIELD.finditer(reply):
+        raw = found.group(1)
+        try:
+            sentences.append(json.loads(f'"{raw}"'))
+        except ValueError:
+            sentences.append(raw.replace('\\"', '"'))
+    return " ".join(sentences) or "Writing the answer…"
 
 
 def main() -> None:

@@ -223,3 +223,61 @@ def test_explore_says_where_a_query_is_malformed(monkeypatch: pytest.MonkeyPatch
     app.switch_page("explore_view.py").run()
     app.text_input(key="explore_q").input("drone AND (").run()
     assert errors(app) == ["query 'drone AND (' at character 11: \"(\" is never closed"]
+
+
+MQ9_QUOTE = "hanno dichiarato di aver dovuto abbandonare un drone MQ-9 Breacher nel Mar Nero nel marzo 2023"
+
+
+def generated_reply(request: dict) -> str:
+    """A model's reply citing the seed's MQ-9 paragraph: one sentence on a true quote, one on an invented one; and
+    a translation when one is asked for."""
+    if "Translate" in request["messages"][0]["content"]:
+        return "In one of these incidents, US forces said they had to abandon an MQ-9 drone over the Black Sea."
+    number = next(int(b[1]) for b in request["messages"][-1]["content"].split("\n\n") if "MQ-9 Breacher" in b)
+    return json.dumps(
+        {
+            "answer": [
+                {
+                    "text": "US forces said they had to abandon an MQ-9 drone over the Black Sea in March 2023.",
+                    "citations": [{"source": number, "quote": MQ9_QUOTE}],
+                },
+                {
+                    "text": "The drone was shot down by a Russian missile.",
+                    "citations": [{"source": number, "quote": "il drone è stato abbattuto da un missile russo"}],
+                },
+            ]
+        }
+    )
+
+
+def test_a_generated_answer_shows_its_verified_sentences_and_what_was_removed(
+    monkeypatch: pytest.MonkeyPatch, real_seed_index: Path
+) -> None:
+    from tests.chat_server import ChatServer
+
+    server = ChatServer(generated_reply)
+    monkeypatch.setenv("NEWSARCHIVE_LLM_URL", server.url)
+    monkeypatch.setenv("NEWSARCHIVE_LLM_MODEL", "scripted")
+    try:
+        app = run_app(monkeypatch, real_seed_index, "What happened to the MQ-9 drone?")
+        answer = next(element.proto.body for element in app.html if 'class="na-answer"' in element.proto.body)
+        assert "US forces said they had to abandon an MQ-9 drone" in answer and "<sup>[1]</sup>" in answer
+        assert "missile" not in answer
+        assert f"<mark>{MQ9_QUOTE}</mark>" in html_of(app)  # the verified quote, highlighted in its passage
+        assert any("Written by scripted" in caption.value for caption in app.caption)
+        assert [e.label for e in app.expander if "removed" in e.label] == [
+            "1 sentence removed: not found in their sources"
+        ]
+        assert "its quote is not in source 1" in html_of(app)
+        assert "written by <code>scripted at " in html_of(app)  # the sidebar names the generator
+        assert server.requests[0]["stream"] is True  # streamed, to be shown as it comes
+        asked = len(server.requests)
+        app.toggle(key="timeline").set_value(True).run()  # a click runs the page again: the answer is kept
+        assert len(server.requests) == asked and not app.exception
+        translate = next(button for button in app.button if (button.key or "").startswith("translate-"))
+        translate.click().run()  # the Italian passage, under an English answer
+        assert not app.exception, app.exception
+        assert "Machine translation (scripted), from it" in html_of(app)
+        assert "In one of these incidents, US forces" in html_of(app)
+    finally:
+        server.close()

@@ -51,8 +51,8 @@ def _wait_healthy(url: str, server: subprocess.Popen, seconds: float = 120) -> N
     raise AssertionError("streamlit did not become healthy")
 
 
-def _serve(index: Path):
-    """The app on a free port over ``index``, until the generator is closed."""
+def _serve(index: Path, **environment: str):
+    """The app on a free port over ``index`` (with ``environment`` set), until the generator is closed."""
     if not CHROMIUM:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
@@ -74,7 +74,7 @@ def _serve(index: Path):
             "--browser.gatherUsageStats",
             "false",
         ],
-        env={**os.environ, "NEWSARCHIVE_INDEX_DIR": str(index)},
+        env={**os.environ, "NEWSARCHIVE_INDEX_DIR": str(index), **environment},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -95,6 +95,19 @@ def app_url(real_seed_index: Path):
 @pytest.fixture(scope="module")
 def stories_app_url(real_stories_index: Path):
     yield from _serve(real_stories_index)
+
+
+@pytest.fixture(scope="module")
+def generating_app_url(real_seed_index: Path):
+    """The app with a language model configured: a scripted endpoint (tests/test_app.py's reply)."""
+    from tests.chat_server import ChatServer
+    from tests.test_app import generated_reply
+
+    server = ChatServer(generated_reply)
+    try:
+        yield from _serve(real_seed_index, NEWSARCHIVE_LLM_URL=server.url, NEWSARCHIVE_LLM_MODEL="scripted")
+    finally:
+        server.close()
 
 
 def _open(playwright, url: str, question: str):
@@ -186,4 +199,27 @@ def test_explore_charts_coverage_and_a_period_opens_its_articles(dated_app_url: 
         again.goto(page.url)
         expect(again.locator(".na-meta")).to_have_count(1, timeout=120_000)
         expect(again.locator(".na-meta").first).to_contain_text("Droni sul porto di Odessa")
+        browser.close()
+
+
+def test_a_verified_generated_answer_in_the_browser(generating_app_url: str) -> None:
+    """Screenshot: test-artifacts/app-generated-answer.png, the verified sentence with its quote highlighted, and
+    the sentence the verifier removed counted below it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser, page = _open(playwright, generating_app_url, "What happened to the MQ-9 drone?")
+        page.get_by_role("button", name="Ask", exact=True).click()
+        answer = page.locator(".na-answer")
+        expect(answer).to_be_visible(timeout=60_000)
+        expect(answer).to_contain_text("US forces said they had to abandon an MQ-9 drone")
+        expect(answer).not_to_contain_text("missile")
+        removed = page.get_by_text("1 sentence removed: not found in their sources")
+        expect(removed).to_be_visible()
+        removed.click()
+        expect(page.locator(".na-removed")).to_contain_text("its quote is not in source 1")
+        expect(page.locator(".na-passage mark").first).to_contain_text("abbandonare un drone MQ-9 Breacher")
+        expect(page.get_by_text("Retrieved in")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "app-generated-answer.png"), full_page=True)
         browser.close()
