@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -92,6 +93,7 @@ def _wait(server: subprocess.Popen, url: str, log) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # kill stops the model's server too
     with served(int(sys.argv[1]) if len(sys.argv) > 1 else 8080) as base:
         print(f"serving {MODEL} at {base} as model 'local'; Ctrl-C stops it", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

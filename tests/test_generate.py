@@ -130,6 +130,9 @@ def test_a_failing_endpoint_gives_the_quoted_answer_and_says_why(
     server = endpoint(answer, delay)
     result = generate.ask(archive, QUESTION, Generator(server.url, "m", timeout=1))
     assert not result.generated and result.fallback.startswith(fallback), result.fallback
+    assert result.generator["model"] == "m"  # which model failed, and after how long
+    if delay:
+        assert result.generator["seconds"] >= 1  # given up at the deadline, not before
     assert result.sentences == quoted(archive, QUESTION).sentences and result.found
 
 

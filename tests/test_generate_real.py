@@ -32,7 +32,9 @@ def test_a_real_model_answers_through_a_real_server(real_seed_index: Path, real_
 
     with served() as url, Archive(real_seed_index, embedder=real_model) as archive:
         answer = generate.ask(archive, "What happened to the MQ-9 drone?", Generator(url, "local", timeout=900))
-    assert answer.generator is not None and answer.generator["model"] == "local"  # it replied, and it was read
+    assert answer.generator["model"] == "local"
+    # it replied, in time, and the reply was read: what follows is the verifier's doing
+    assert not (answer.fallback or "").startswith(("the generator failed", "the generator's reply is not"))
     assert answer.found and answer.language == "en"
     if answer.generated:
         check_citations(answer)

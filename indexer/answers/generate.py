@@ -106,13 +106,14 @@ def ask(
     started = time.perf_counter()
     try:
         reply = generator.chat(prompt(question, hits, language), SCHEMA, on_text)
-        claims = parse(reply)
     except GeneratorFailed as failure:
-        return _fallback(quoted, language, f"the generator failed: {failure.reason}")
+        return _fallback(quoted, language, f"the generator failed: {failure.reason}", _about(generator, started))
+    about = _about(generator, started)
+    seconds = about["seconds"]
+    try:
+        claims = parse(reply)
     except ReplyUnreadable as error:
-        return _fallback(quoted, language, f"the generator's reply is not an answer: {error}")
-    seconds = time.perf_counter() - started
-    about = {"model": generator.model, "seconds": round(seconds, 3)}
+        return _fallback(quoted, language, f"the generator's reply is not an answer: {error}", about)
     if not claims:
         return _fallback(quoted, language, "the generator's answer was empty", about)
     kept, rejected = verify(claims, [hit.text for hit in hits], archive.embedder)
@@ -237,6 +238,10 @@ def _numbered(kept: list[Supported], hits: list[Hit]) -> tuple[tuple[AnswerSente
         for given, number in numbers.items()
     )
     return tuple(sentences), sources
+
+
+def _about(generator: Generator, started: float) -> dict[str, object]:
+    return {"model": generator.model, "seconds": round(time.perf_counter() - started, 3)}
 
 
 def _fallback(quoted: Answer, language: str, reason: str, about: dict | None = None, removed: tuple = ()) -> Answer:
