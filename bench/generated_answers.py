@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shlex
 import statistics
 import sys
 import time
@@ -127,10 +128,10 @@ def markdown_table(results: dict) -> str:
         q, g = run["quoted"], run["generated"]
         lines.append(f"| {label} ({run['questions']}) | quoted | {q['answered']:.1%} | — | {q['holds_gold']:.1%} | — "
                      f"| {q['p50_seconds']:.2f} |")  # fmt: skip
+        language = f"{g['in_question_language']:.1%}" if g["answered"] else "—"  # of no answer at all
         lines.append(
             f"| | generated | {g['answered']:.1%} | {g['removed']:.1%} | {g['holds_gold']:.1%} "
-            f"({g['holds_gold_with_fallback']:.1%} with fallbacks) | {g['in_question_language']:.1%} "
-            f"| {g['p50_seconds']:.2f} |"
+            f"({g['holds_gold_with_fallback']:.1%} with fallbacks) | {language} | {g['p50_seconds']:.2f} |"
         )
     lines.append(
         f"\nModel: {results['model']} at a local llama.cpp server. Measured {results['date']} on "
@@ -159,7 +160,7 @@ def main() -> None:
         "date": datetime.now(timezone.utc).date().isoformat(),
         "machine": machine(),
         "model": args.model_name or args.llm_model,
-        "command": "python bench/generated_answers.py " + " ".join(sys.argv[1:]),
+        "command": "python bench/generated_answers.py " + shlex.join(sys.argv[1:]),
         "sets": {},
     }
     for label, (directory, rows) in sets.items():

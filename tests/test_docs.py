@@ -142,6 +142,7 @@ def _table(marker: str) -> str:
         "embedding-xeon",
         "second_encoder",
         "support",
+        "generated_answers",
     ],
 )
 def test_benchmark_tables_match_their_results_files(name: str) -> None:

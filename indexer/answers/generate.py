@@ -26,6 +26,7 @@ from indexer.retrieval.search import Filters, Hit
 from indexer.text.language import detect
 
 SOURCES = 5  # passages the model reads: the best retrieved, as many as a small model's context holds
+MAX_TOKENS = 512  # one to three sentences with their quotes fit; a model that rambles on is cut short sooner
 SCHEMA = {
     "type": "object",
     "properties": {
@@ -105,7 +106,7 @@ def ask(
     hits = list(quoted.retrieved[:SOURCES])
     started = time.perf_counter()
     try:
-        reply = generator.chat(prompt(question, hits, language), SCHEMA, on_text)
+        reply = generator.chat(prompt(question, hits, language), SCHEMA, on_text, MAX_TOKENS)
     except GeneratorFailed as failure:
         return _fallback(quoted, language, f"the generator failed: {failure.reason}", _about(generator, started))
     about = _about(generator, started)
