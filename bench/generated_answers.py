@@ -84,7 +84,7 @@ def measure(archive: Archive, rows: list[dict], generator: Generator) -> dict:
         started = time.perf_counter()
         answer = generate.ask(archive, row["text"], generator)
         made["seconds"].append(time.perf_counter() - started)
-        gone = sum(rejected.citation is None for rejected in answer.removed)
+        gone = len(answer.removed_sentences)
         made["sentences"] += len(answer.sentences) * answer.generated + gone
         removed += gone
         if answer.generated:

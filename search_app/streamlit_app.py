@@ -109,7 +109,7 @@ def show_answer(archive: Archive, answer: Answer, generator: Generator | None = 
             "the closest passages are below."
         )
     else:
-        sentences = " ".join(f"{html.escape(s.text)} <sup>{markers(s)}</sup>" for s in answer.sentences)
+        sentences = " ".join(f"{html.escape(s.text)} <sup>{s.markers()}</sup>" for s in answer.sentences)
         st.html(f'<div class="na-answer">{sentences}</div>')
         if answer.generated:
             st.caption(
@@ -140,14 +140,9 @@ def show_answer(archive: Archive, answer: Answer, generator: Generator | None = 
     )
 
 
-def markers(sentence) -> str:
-    """``[1][2]``: the sources a sentence cites."""
-    return "".join(f"[{n}]" for n in dict.fromkeys(c.source for c in sentence.citations) or [sentence.source])
-
-
 def show_removed(answer: Answer) -> None:
     """How many sentences the verifier removed, with what and why in an expander."""
-    removed = [rejected for rejected in answer.removed if rejected.citation is None]
+    removed = answer.removed_sentences
     if not answer.removed:
         return
     count = len(removed)
@@ -193,7 +188,7 @@ def show_translation(source: Source) -> None:
     """A "Translate" button under a passage in another language than the generated answer's; its machine
     translation, once asked for, stays for the session."""
     generator, language = st.session_state.get("generator"), st.session_state.get("answer_language")
-    if generator is None or not language or source.hit.language in (None, language):
+    if generator is None or not source.in_another_language(language):
         return
     key = (source.hit.passage_id, language, generator.describe())
     translations = st.session_state.setdefault("translations", {})

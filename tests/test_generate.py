@@ -288,3 +288,48 @@ def test_translate_shows_a_machine_translation_below_the_original(
 def test_a_bad_generator_setting_is_one_line(archive_dir: Path, use_fake_model, args: list, message: str) -> None:
     shown = CliRunner().invoke(cli, ["ask", QUESTION, "-d", str(archive_dir), *args])
     assert shown.exit_code in (1, 2) and message in shown.output and "Traceback" not in shown.output
+
+
+# --- Hostile replies --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("answer", "fallback"),
+    [
+        ("[" * 20_000 + "]" * 20_000, "the generator's reply is not an answer: no JSON object in it"),
+        (
+            '{"answer": ' + "[" * 20_000 + "]" * 20_000 + "}",
+            "the generator's reply is not an answer: its JSON is nested",
+        ),
+        ("x" * 5_000, "the generator failed: the reply is longer than 4,096 bytes"),
+    ],
+)
+def test_a_hostile_reply_is_one_line_and_the_quoted_answer(
+    archive: Archive, endpoint, monkeypatch: pytest.MonkeyPatch, answer: str, fallback: str, stream: bool
+) -> None:
+    from indexer.answers import llm
+
+    monkeypatch.setattr(llm, "MAX_REPLY_BYTES", 4096 if answer.startswith("x") else llm.MAX_REPLY_BYTES)
+    server = endpoint(answer)
+    heard: list[str] = []
+    result = generate.ask(archive, QUESTION, Generator(server.url, "m"), on_text=heard.append if stream else None)
+    assert not result.generated and result.found and result.fallback.startswith(fallback), result.fallback
+
+
+def test_a_reply_nested_too_deep_for_the_parser_is_not_an_answer() -> None:
+    with pytest.raises(ReplyUnreadable, match="nested deeper"):
+        parse('{"answer": ' + "[" * 20_000 + "]" * 20_000 + "}")
+
+
+def test_a_reply_with_terminal_controls_is_shown_inert(archive_dir: Path, use_fake_model, endpoint) -> None:
+    hostile = "The drone crashed\x1b[2J\x1b]8;;http://evil.example\x07 into the sea after a fighter jet clipped"
+    hostile += " its propeller."
+
+    def answer(request: dict) -> str:
+        return reply((hostile, [(source_of(request, CRASH), CRASH)]))
+
+    server = endpoint(answer)
+    shown = CliRunner().invoke(cli, ["ask", QUESTION, "-d", str(archive_dir), "--llm", server.url, "--llm-model", "m"])
+    assert shown.exit_code == 0 and "\x1b" not in shown.output and "\x07" not in shown.output
+    assert "The drone crashed" in shown.output and "[1]" in shown.output

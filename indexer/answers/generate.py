@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from indexer.answers import quotes
 from indexer.answers.llm import Generator, GeneratorFailed
-from indexer.answers.quotes import Answer, AnswerSentence, Source
+from indexer.answers.quotes import Answer, AnswerSentence, Source, cited_sources
 from indexer.answers.verify import Claim, Supported, verify
 from indexer.errors import NewsarchiveError
 from indexer.retrieval.archive import Archive
@@ -170,6 +170,8 @@ def parse(reply: str) -> list[Claim]:
         data = json.loads(reply[start : end + 1])
     except ValueError as error:
         raise ReplyUnreadable(f"its JSON does not parse ({error})") from None
+    except RecursionError:
+        raise ReplyUnreadable("its JSON is nested deeper than it can be read") from None
     items = data.get("answer") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ReplyUnreadable('it has no "answer" list')
@@ -230,14 +232,7 @@ def _numbered(kept: list[Supported], hits: list[Hit]) -> tuple[tuple[AnswerSente
         sentences.append(
             AnswerSentence(supported.text, first.source, supported.support, first.start, first.end, citations)
         )
-    sources = tuple(
-        Source(
-            number,
-            hits[given - 1],
-            tuple(sorted({(c.start, c.end) for s in sentences for c in s.citations if c.source == number})),
-        )
-        for given, number in numbers.items()
-    )
+    sources = cited_sources({number: hits[given - 1] for given, number in numbers.items()}, sentences)
     return tuple(sentences), sources
 
 

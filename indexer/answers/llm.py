@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,11 +107,15 @@ class Generator:
             "max_tokens": max_tokens,
             "stream": on_text is not None,
         }
-        formats = [
-            {"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": schema}},
-            {"type": "json_object", "schema": schema},
-        ]
-        for response_format in formats if schema is not None else []:
+        formats = (
+            [
+                {"type": "json_schema", "json_schema": {"name": "reply", "strict": True, "schema": schema}},
+                {"type": "json_object", "schema": schema},
+            ]
+            if schema is not None
+            else []
+        )
+        for response_format in formats:
             try:
                 return self._post({**body, "response_format": response_format}, on_text)
             except _SchemaRefused:
@@ -137,31 +141,27 @@ class Generator:
                         raise _SchemaRefused
                     raise GeneratorFailed(f"the endpoint answered HTTP {response.status_code}{message}")
                 if body["stream"]:
-                    return self._streamed(response, on_text, deadline)
-                return _content(_json(_read(response)))
+                    return self._streamed(response, on_text)
+                return _content(_json(b"".join(_capped(response))))
         except httpx.TimeoutException:
             raise GeneratorFailed(f"no complete reply within {self.timeout:g} s") from None
         except httpx.HTTPError as error:
             reason = self._scrubbed(str(error)) or type(error).__name__
             raise GeneratorFailed(f"cannot reach {fetch_policy.shown(self.url)}: {reason}") from None
 
-    def _streamed(self, response: httpx.Response, on_text: Callable[[str], None] | None, deadline: float) -> str:
+    def _streamed(self, response: httpx.Response, on_text: Callable[[str], None] | None) -> str:
+        """The text of a streamed reply (server-sent events). Its deadline is the hop's, which ends every read."""
         parts: list[str] = []
-        size = 0
-        for line in response.iter_lines():
-            if time.monotonic() > deadline:
-                raise httpx.ReadTimeout("deadline")
+        for raw in _lines(_capped(response)):
+            line = raw.decode("utf-8", "replace").strip()
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
             if data == "[DONE]":
                 break
-            size += len(data)
-            if size > MAX_REPLY_BYTES:
-                raise GeneratorFailed(f"the reply is longer than {MAX_REPLY_BYTES:,} bytes")
             try:
                 delta = json.loads(data)["choices"][0].get("delta") or {}
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            except (ValueError, RecursionError, KeyError, IndexError, TypeError, AttributeError):
                 raise GeneratorFailed("the endpoint streamed something that is not a chat completion") from None
             if isinstance(delta.get("content"), str) and delta["content"]:
                 parts.append(delta["content"])
@@ -179,7 +179,7 @@ class Generator:
         try:
             said = json.loads(raw).get("error")
             said = said.get("message") if isinstance(said, dict) else said
-        except (ValueError, AttributeError):
+        except (ValueError, RecursionError, AttributeError):
             said = None
         said = " ".join(str(said).split())[:200] if said else ""
         return f": {self._scrubbed(said)}" if said else ""
@@ -192,19 +192,30 @@ class _SchemaRefused(Exception):
     """The server refused ``response_format``: it is asked again without it."""
 
 
-def _read(response: httpx.Response) -> bytes:
-    raw = b""
+def _capped(response: httpx.Response) -> Iterator[bytes]:
+    """The reply's bytes as they come, until there are more than :data:`MAX_REPLY_BYTES`."""
+    size = 0
     for chunk in response.iter_bytes():
-        raw += chunk
-        if len(raw) > MAX_REPLY_BYTES:
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
             raise GeneratorFailed(f"the reply is longer than {MAX_REPLY_BYTES:,} bytes")
-    return raw
+        yield chunk
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Lines of the bytes: none is held longer than the bytes are, which :func:`_capped` bounds."""
+    pending = b""
+    for chunk in chunks:
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
 
 
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise GeneratorFailed("the endpoint's reply is not JSON") from None
 
 

@@ -41,6 +41,10 @@ class Source:
     def to_dict(self) -> dict[str, Any]:
         return {"number": self.number, **self.hit.to_dict(), "highlights": [list(span) for span in self.highlights]}
 
+    def in_another_language(self, language: str | None) -> bool:
+        """Whether the passage is known to be in another language than ``language`` (one to translate)."""
+        return bool(language and self.hit.language and self.hit.language != language)
+
 
 @dataclass(frozen=True)
 class AnswerSentence:
@@ -58,6 +62,11 @@ class AnswerSentence:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "citations": [asdict(citation) for citation in self.citations]}
+
+    def markers(self) -> str:
+        """``[1][2]``: the sources it cites."""
+        numbers = dict.fromkeys(citation.source for citation in self.citations) or {self.source: None}
+        return "".join(f"[{number}]" for number in numbers)
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,14 @@ class Answer:
     def found(self) -> bool:
         return bool(self.sentences)
 
+    @property
+    def removed_sentences(self) -> tuple[Rejected, ...]:
+        """The sentences the verifier removed whole (``removed`` also holds citations dropped from others)."""
+        return tuple(rejected for rejected in self.removed if rejected.citation is None)
+
     def text(self) -> str:
         """The answer as prose with ``[n]`` citation markers."""
-        return " ".join(f"{sentence.text} {_markers(sentence)}" for sentence in self.sentences)
+        return " ".join(f"{sentence.text} {sentence.markers()}" for sentence in self.sentences)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,11 +123,6 @@ class Answer:
             "removed": [asdict(rejected) for rejected in self.removed],
             "timings": self.timings,
         }
-
-
-def _markers(sentence: AnswerSentence) -> str:
-    numbers = dict.fromkeys(citation.source for citation in sentence.citations) or {sentence.source: None}
-    return "".join(f"[{number}]" for number in numbers)
 
 
 def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = None, mode: str = "hybrid") -> Answer:
@@ -164,12 +173,21 @@ def ask(archive: Archive, question: str, k: int = 8, filters: Filters | None = N
         number = numbers.setdefault(index, len(numbers) + 1)
         quote = hits[index].text[start:end]
         sentences.append(AnswerSentence(quote, number, score, start, end, (Citation(number, quote, start, end),)))
-    sources = tuple(
-        Source(number, hits[index], tuple(sorted((s.start, s.end) for s in sentences if s.source == number)))
-        for index, number in numbers.items()
-    )
+    sources = cited_sources({number: hits[index] for index, number in numbers.items()}, sentences)
     timings["answer"] = time.perf_counter() - retrieved_at
     return Answer(question, tuple(sentences), sources, tuple(hits), timings)
+
+
+def cited_sources(hits: dict[int, Hit], sentences: list[AnswerSentence]) -> tuple[Source, ...]:
+    """The sources numbered ``hits``' keys, each with its citations' spans to highlight."""
+    return tuple(
+        Source(
+            number,
+            hit,
+            tuple(sorted({(c.start, c.end) for s in sentences for c in s.citations if c.source == number})),
+        )
+        for number, hit in hits.items()
+    )
 
 
 def _scorers(

@@ -189,7 +189,7 @@ def ask(
         return
     echo(textwrap.fill(answer.text(), width=width) + "\n")
     if answer.generated:
-        removed = sum(rejected.citation is None for rejected in answer.removed)
+        removed = len(answer.removed_sentences)
         echo(f"Written by {generator.model} in {answer.generator['seconds']:.1f} s; every sentence quotes its sources.")
         if removed:
             echo(f"{plural(removed, 'sentence')} removed: not supported by the sources they cite.")
@@ -229,7 +229,7 @@ def _translations(generator: Any, answer: Any) -> dict[int, str]:
     language = answer.language
     found = {}
     for source in answer.sources:
-        if source.hit.language and language and source.hit.language != language:
+        if source.in_another_language(language):
             try:
                 found[source.number] = translate(generator, source.hit.text, language)
             except GeneratorFailed as failure:
