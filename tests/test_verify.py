@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.answers.verify import Citation, Claim, verify
+from indexer.answers.verify import KINDS, Citation, Claim, verify
 
 SOURCES = [
     "Il drone MQ-9 Reaper è precipitato nel Mar Nero dopo che un caccia russo ne ha colpito l'elica. "
@@ -46,24 +46,44 @@ def test_matching_forgives_only_typing(quote: str, found: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("citation", "reason"),
+    ("citation", "kind", "reason"),
     [
-        ((1, "il drone è stato abbattuto da un missile"), "its quote is not in source 1"),  # invented
-        ((1, "the drone fell into the Black Sea"), "its quote is in source 2, not in source 1 it cites"),
-        ((1, "Il drone MQ-9 Reaper ... colpito l'elica"), "its quote is not in source 1"),  # spliced
-        ((1, "Il drone MQ-9 Reaper colpito l'elica"), "its quote is not in source 1"),  # spliced, no marks
-        ((3, "Il drone MQ-9 Reaper"), "it cites source 3, and there are 2"),
-        ((0, "Il drone MQ-9 Reaper"), "it cites source 0, and there are 2"),
-        ((1, "The MQ-9 Reaper drone crashed into the Black Sea"), "its quote is not in source 1"),  # translated
-        ((1, "MQ-9"), "its quote 'MQ-9' is too short to support a claim"),
-        ((1, "drone  MQ- 9"), "its quote 'drone  MQ- 9' is too short to support a claim"),
+        ((1, "il drone è stato abbattuto da un missile"), "quote not in source", "its quote is not in source 1"),
+        (
+            (1, "the drone fell into the Black Sea"),
+            "quote in another source",
+            "its quote is in source 2, not in source 1 it cites",
+        ),
+        ((1, "Il drone MQ-9 Reaper ... colpito l'elica"), "quote not in source", "its quote is not in source 1"),
+        ((1, "Il drone MQ-9 Reaper colpito l'elica"), "quote not in source", "its quote is not in source 1"),
+        ((3, "Il drone MQ-9 Reaper"), "source out of range", "it cites source 3, and there are 2"),
+        ((0, "Il drone MQ-9 Reaper"), "source out of range", "it cites source 0, and there are 2"),
+        (
+            (1, "The MQ-9 Reaper drone crashed into the Black Sea"),  # translated
+            "quote not in source",
+            "its quote is not in source 1",
+        ),
+        ((1, "MQ-9"), "quote too short", "its quote 'MQ-9' is too short to support a claim"),
+        ((1, "drone  MQ- 9"), "quote too short", "its quote 'drone  MQ- 9' is too short to support a claim"),
     ],
+    ids=[
+        "invented",
+        "another source",
+        "spliced",
+        "spliced without marks",
+        "out of range",
+        "source 0",
+        "translated",
+        "too short",
+        "too short when spaces go",
+    ],  # fmt: skip
 )
-def test_a_sentence_whose_only_quote_fails_is_removed(citation: tuple[int, str], reason: str) -> None:
+def test_a_sentence_whose_only_quote_fails_is_removed(citation: tuple[int, str], kind: str, reason: str) -> None:
     kept, rejected = verify([one("The drone was shot down.", citation)], SOURCES, None)
-    assert kept == [] and [(r.sentence, r.reason, r.citation) for r in rejected] == [
-        ("The drone was shot down.", reason, None)
+    assert kept == [] and [(r.sentence, r.reason, r.citation, r.kind) for r in rejected] == [
+        ("The drone was shot down.", reason, None, kind)
     ]
+    assert kind in KINDS
 
 
 def test_a_sentence_keeps_its_verified_citations_and_loses_the_others() -> None:
@@ -71,12 +91,14 @@ def test_a_sentence_keeps_its_verified_citations_and_loses_the_others() -> None:
     bad = (1, "the Kremlin denied everything")
     kept, rejected = verify([one("Moscow denied any contact.", bad, good)], SOURCES, None)
     assert [c.source for c in kept[0].citations] == [2]
-    assert [(r.reason, r.citation) for r in rejected] == [("its quote is not in source 1", bad)]
+    assert [(r.reason, r.citation, r.kind) for r in rejected] == [
+        ("its quote is not in source 1", bad, "quote not in source")
+    ]
 
 
 def test_a_sentence_without_citations_and_an_empty_answer() -> None:
     kept, rejected = verify([one("The drone was lost.")], SOURCES, None)
-    assert kept == [] and rejected[0].reason == "it cites no source"
+    assert kept == [] and (rejected[0].reason, rejected[0].kind) == ("it cites no source", "no citation")
     assert verify([], SOURCES, None) == ([], [])
 
 
@@ -100,3 +122,4 @@ def test_a_true_quote_under_a_claim_it_does_not_support_is_removed(real_model) -
     assert [s.text for s in kept] == ["A Russian fighter jet struck the drone's propeller."]
     assert rejected[0].sentence == "Italy won the football match two to one."
     assert rejected[0].reason.startswith("too far in meaning from what it quotes")
+    assert rejected[0].kind == "too far in meaning"

@@ -28,6 +28,10 @@ _DASHES = re.compile(r"[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
 _DECORATION = " \t\n\"'“”„«»‘’‹›…"  # around a quote, not part of it: the marks a model wraps it in
 
 
+KINDS = ("no citation", "source out of range", "quote too short", "quote in another source", "quote not in source",
+         "too far in meaning")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Claim:
     """A sentence as the model wrote it, with the citations it gave: (source number, quote)."""
@@ -63,6 +67,7 @@ class Rejected:
     sentence: str
     reason: str
     citation: tuple[int, str] | None = None
+    kind: str = ""  # one of KINDS: what a bench counts, where ``reason`` is for a reader
 
 
 def verify(
@@ -81,34 +86,36 @@ def verify(
     rejected: list[Rejected] = []
     for claim in claims:
         found: list[Citation] = []
-        reasons: list[tuple[tuple[int, str], str]] = []
+        failed: list[tuple[tuple[int, str], str, str]] = []  # (citation, kind, reason)
         for source, quote in claim.citations:
-            citation, reason = _locate(source, quote, sources, indexed)
+            citation, kind, reason = _locate(source, quote, sources, indexed)
             if citation is None:
-                reasons.append(((source, quote), reason))
+                failed.append(((source, quote), kind, reason))
             elif citation not in found:
                 found.append(citation)
         if not found:
-            why = "; ".join(reason for _, reason in reasons) or "it cites no source"
-            rejected.append(Rejected(claim.text, why))
+            why = "; ".join(reason for _, _, reason in failed) or "it cites no source"
+            rejected.append(Rejected(claim.text, why, kind=failed[0][1] if failed else "no citation"))
             continue
         support = _support(embedder, claim.text, [citation.quote for citation in found])
         if support < SUPPORT:
-            rejected.append(Rejected(claim.text, f"too far in meaning from what it quotes ({support:.2f} < {SUPPORT})"))
+            why = f"too far in meaning from what it quotes ({support:.2f} < {SUPPORT})"
+            rejected.append(Rejected(claim.text, why, kind="too far in meaning"))
             continue
         kept.append(Supported(claim.text, tuple(found), support))
-        rejected.extend(Rejected(claim.text, reason, cited) for cited, reason in reasons)
+        rejected.extend(Rejected(claim.text, reason, cited, kind) for cited, kind, reason in failed)
     return kept, rejected
 
 
 def _locate(
     source: int, quote: str, sources: Sequence[str], indexed: list[tuple[str, list[tuple[int, int]]]]
-) -> tuple[Citation | None, str]:
+) -> tuple[Citation | None, str, str]:
+    """The citation found, or None with its kind (of :data:`KINDS`) and the reason."""
     if not 1 <= source <= len(sources):
-        return None, f"it cites source {source}, and there are {len(sources)}"
+        return None, "source out of range", f"it cites source {source}, and there are {len(sources)}"
     wanted, _ = _normalized(quote.strip(_DECORATION).removesuffix("..."))
     if len(wanted.replace(" ", "")) < MIN_QUOTE_CHARS:
-        return None, f"its quote {quote!r} is too short to support a claim"
+        return None, "quote too short", f"its quote {quote!r} is too short to support a claim"
     text, spans = indexed[source - 1]
     at = text.find(wanted)
     if at < 0 and wanted.endswith("."):  # a full stop the model ended the quote with, where the source goes on
@@ -117,10 +124,11 @@ def _locate(
     if at < 0:
         elsewhere = [number for number, (other, _) in enumerate(indexed, start=1) if wanted in other]
         if elsewhere:
-            return None, f"its quote is in source {elsewhere[0]}, not in source {source} it cites"
-        return None, f"its quote is not in source {source}"
+            reason = f"its quote is in source {elsewhere[0]}, not in source {source} it cites"
+            return None, "quote in another source", reason
+        return None, "quote not in source", f"its quote is not in source {source}"
     start, end = spans[at][0], spans[at + len(wanted) - 1][1]
-    return Citation(source, sources[source - 1][start:end], start, end), ""
+    return Citation(source, sources[source - 1][start:end], start, end), "", ""
 
 
 def _normalized(text: str) -> tuple[str, list[tuple[int, int]]]:
