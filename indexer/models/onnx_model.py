@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -266,7 +267,15 @@ def _openvino(model: Path, threads: int) -> tuple[Callable[[dict], np.ndarray], 
     compiled = openvino.Core().compile_model(str(model), "CPU", {"INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
     compute = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name().replace("f32", "fp32")
-    return (lambda feed: request.infer(feed)[0]), compute
+    # An infer request is not thread-safe, and the app's sessions and the API's requests embed from threads; one
+    # request at a time already takes every core it was given.
+    lock = threading.Lock()
+
+    def infer(feed: dict) -> np.ndarray:
+        with lock:
+            return request.infer(feed)[0]
+
+    return infer, compute
 
 
 def _truncated(ids: list[int], limit: int) -> list[int]:
