@@ -3,38 +3,24 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import streamlit as st
 
 from indexer import config
 from indexer.answers.llm import Generator
 from indexer.errors import IndexNotFound, NewsarchiveError
-from indexer.retrieval.archive import Archive
+from indexer.retrieval.archive import Archive, Served
 from indexer.retrieval.memory import keep_freed_memory
 from search_app import plain
-
-
-class Served:
-    """The archive this process serves, moved to the index's newest commit when a question comes."""
-
-    def __init__(self, archive: Archive) -> None:
-        self.archive = archive
-        self._lock = threading.Lock()
-
-    def latest(self) -> Archive:
-        with self._lock:  # sessions run in threads: one of them opens the new commit
-            self.archive = self.archive.latest()
-            return self.archive
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…")
 def open_archive(directory: str, model: str | None) -> Served:
     """One archive, and one model, per process; each question then sees the newest commit, the model kept."""
     keep_freed_memory()  # this process answers question after question
-    archive = Archive(directory, model=model)
-    archive.embedder.embed_queries(["warm up"])  # load the model now rather than on the first question
-    return Served(archive)
+    served = Served(directory, model)
+    served.latest().embedder.embed_queries(["warm up"])  # load the model now rather than on the first question
+    return served
 
 
 def opened() -> Archive:

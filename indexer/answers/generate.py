@@ -157,6 +157,19 @@ def translate(generator: Generator, text: str, language: str) -> str:
     return translated
 
 
+def translations(generator: Generator, answer: Answer) -> tuple[dict[int, str], dict[int, str]]:
+    """Each cited passage of ``answer`` in another language than the answer's, translated: (source number ->
+    translation, source number -> why it was not translated)."""
+    found, failures = {}, {}
+    for source in answer.sources:
+        if source.in_another_language(answer.language):
+            try:
+                found[source.number] = translate(generator, source.hit.text, answer.language)
+            except GeneratorFailed as failure:
+                failures[source.number] = failure.reason
+    return found, failures
+
+
 def parse(reply: str) -> list[Claim]:
     """The sentences and citations of a reply: JSON of :data:`SCHEMA`'s shape, alone or inside other text.
 

@@ -84,6 +84,15 @@ class Generator:
         """The model and where it runs, as a person may be shown them (no password, no key)."""
         return f"{self.model} at {fetch_policy.shown(self.url)}"
 
+    @classmethod
+    def configured_description(cls) -> str:
+        """The generator the environment configures, as ``info`` shows it: described, or why there is none."""
+        try:
+            generator = cls.configured()
+        except NewsarchiveError as error:
+            return f"none: {error}"
+        return generator.describe() if generator else "none: answers are quoted"
+
     def chat(
         self,
         messages: list[dict[str, str]],

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from indexer import config
 from indexer.cli.common import echo, emit, index_dir_option, plural
 from indexer.terminal import inert_json
 
@@ -107,24 +106,19 @@ def sql(query: str, fmt: str | None, write: bool, timeout: float, index_dir: Pat
         done = f"{index_dir}/ updated (commit {edit.commit})." if edit.commit else "Nothing changed: no commit made."
         echo(done, err=True)
         return
-    from indexer.retrieval.sql_functions import register
-    from indexer.storage import Snapshot, catalog, sandbox
+    from indexer.retrieval.sql_functions import people_sql
+    from indexer.storage import Snapshot
 
-    sandbox.check_statements(query, sandbox.READING)
-    with Snapshot(index_dir) as snapshot, catalog.sandboxed(index_dir, snapshot.manifest) as db:
-        register(db, snapshot)
-        # DuckDB runs a query lazily: errors, and the time limit, can come while the rows are fetched or shown.
-        with sandbox.running(db, timeout):
-            relation = db.sql(query)
-            if relation is None:
-                return
-            if fmt is None:
-                shown = io.StringIO()
-                with contextlib.redirect_stdout(shown):
-                    relation.show(max_rows=1_000_000, max_width=shutil.get_terminal_size().columns)
-                echo(shown.getvalue(), nl=False)
-                return
-            columns, rows = relation.columns, relation.fetchall()
+    with Snapshot(index_dir) as snapshot, people_sql(snapshot, query, timeout) as relation:
+        if relation is None:
+            return
+        if fmt is None:
+            shown = io.StringIO()
+            with contextlib.redirect_stdout(shown):
+                relation.show(max_rows=1_000_000, max_width=shutil.get_terminal_size().columns)
+            echo(shown.getvalue(), nl=False)
+            return
+        columns, rows = relation.columns, relation.fetchall()
     _print_rows(columns, rows, fmt)
 
 
@@ -157,28 +151,13 @@ def info(as_json: bool, index_dir: Path) -> None:
     Example:
         newsarchive info --index-dir archive
     """
-    from dataclasses import asdict
-
-    from indexer.models import backends
+    from indexer.answers.llm import Generator
+    from indexer.retrieval.info import describe
     from indexer.storage import Snapshot
-    from indexer.storage.layout import size
 
     with Snapshot(index_dir) as snapshot:
-        manifest = snapshot.manifest
-        details = {"index_dir": str(index_dir), **asdict(manifest)}
-        details["segments"] = len(manifest.segments)
-        details["tombstones"] = sum(entry.deleted for entry in manifest.segments)
-        query = "SELECT (SELECT count(DISTINCT story_id) FROM articles), (SELECT count(*) FROM duplicates)"
-        details["stories"], details["duplicates"] = snapshot.store.db.execute(query).fetchall()[0]
-        details["vector_index_kind"] = snapshot.vectors.describe()
-        paths = list(snapshot.paths.values())
-    details["size_bytes"] = size(index_dir)
-    # A segment with an approximate index holds it in memory; an exact one, its vectors.
-    held = [path / "vectors.faiss" if (path / "vectors.faiss").exists() else path / "vectors.f32" for path in paths]
-    details["vectors_bytes"] = sum(size(path) for path in held)
-    details["lexical_bytes"] = sum(size(path / "lexical") for path in paths)
-    details["backend_here"] = backends.describe(manifest.model, manifest.precision, config.cache_dir())
-    details["generator"] = _generator()
+        details = describe(snapshot)
+    details["generator"] = Generator.configured_description()
     if as_json:
         emit(inert_json(details, indent=2))
         return
@@ -187,15 +166,3 @@ def info(as_json: bool, index_dir: Path) -> None:
             key, value = key.removesuffix("_bytes"), f"{value / 1e6:.1f} MB"
         # Prompts often end in a space that matters: show them quoted.
         echo(f"{key + ':':<16}{value!r}" if key.endswith("_prompt") else f"{key + ':':<16}{value}")
-
-
-def _generator() -> str:
-    """The language model the environment configures for ``ask``, as ``info`` shows it."""
-    from indexer.answers.llm import Generator
-    from indexer.errors import NewsarchiveError
-
-    try:
-        generator = Generator.configured()
-    except NewsarchiveError as error:
-        return f"none: {error}"
-    return generator.describe() if generator else "none: answers are quoted"

@@ -223,17 +223,11 @@ def ask(
 
 def _translations(generator: Any, answer: Any) -> dict[int, str]:
     """Each cited passage in another language than the answer's, translated; a failure is one line each."""
-    from indexer.answers.generate import translate
-    from indexer.answers.llm import GeneratorFailed
+    from indexer.answers.generate import translations
 
-    language = answer.language
-    found = {}
-    for source in answer.sources:
-        if source.in_another_language(language):
-            try:
-                found[source.number] = translate(generator, source.hit.text, language)
-            except GeneratorFailed as failure:
-                echo(f"[{source.number}] not translated: {failure.reason}", err=True)
+    found, failures = translations(generator, answer)
+    for number, reason in failures.items():
+        echo(f"[{number}] not translated: {reason}", err=True)
     return found
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +17,25 @@ def match(
     text: str, sort: str, as_json: bool, as_csv: bool, parquet: Path | None, index_dir: Path, filters: dict
 ) -> None:
     """``search --match``: every article the exact query matches, printed, as JSON, or exported."""
-    from indexer.exact.counts import facets, matches
-    from indexer.exact.match import Condition
+    from indexer.exact.counts import matches
+    from indexer.exact.export import about
     from indexer.exact.query import with_filters
+    from indexer.exact.reports import match_report
     from indexer.storage import Snapshot
 
-    query = with_filters(text, filters["sources"], filters["languages"], filters["since"], filters["until"])
+    narrowed = (filters["sources"], filters["languages"], filters["since"], filters["until"])
     with Snapshot(index_dir) as snapshot:
-        condition = Condition(snapshot, query)
-        found = matches(snapshot, condition, sort=sort)
-        described = _described("search --match", query, index_dir, snapshot.commit)
-        if _exported(found, described, as_csv, parquet):
+        if as_csv or parquet:
+            query = with_filters(text, *narrowed)
+            described = about("newsarchive search --match", query, index_dir, snapshot.commit)
+            _exported(matches(snapshot, query, sort=sort), described, as_csv, parquet)
             return
-        counted = {name: table.to_pylist() for name, table in facets(snapshot, condition).items()}
-    rows = found.to_pylist()
+        report = match_report(snapshot, text, "newsarchive search --match", sort, *narrowed)
     if as_json:
-        output = {**described, "facets": counted, "matches": rows}
-        emit(inert_json(output, indent=2, default=str))
+        emit(inert_json(report, indent=2, default=str))
         return
-    echo(f"{plural(len(rows), 'article')} match {query!r}.")
+    rows, counted = report["matches"], report["facets"]
+    echo(f"{plural(len(rows), 'article')} match {report['query']!r}.")
     for name in ("source", "language"):
         if counted[name]:
             top = ", ".join(f"{row['value'] or 'none'} {row['count']}" for row in counted[name])
@@ -49,34 +47,6 @@ def match(
         echo(f"  [{row['article_id']}]", bold=place)
         if row["text"]:
             echo(textwrap.fill(row["text"], width=width, initial_indent="   ", subsequent_indent="   ") + "\n")
-
-
-@contextlib.contextmanager
-def _counted(index_dir: Path, text: str, semantic: bool, threshold: float | None) -> Iterator[tuple[Any, Any, str]]:
-    """(snapshot, what to count, the rule when approximate) for an exact query or, with ``semantic``, a question."""
-    if not semantic:
-        from indexer.storage import Snapshot
-
-        with Snapshot(index_dir) as snapshot:
-            yield snapshot, text, ""
-        return
-    from indexer.exact.counts import by_meaning
-    from indexer.live.alerts import THRESHOLD
-    from indexer.retrieval.archive import Archive
-
-    margin = THRESHOLD if threshold is None else threshold
-    with Archive(index_dir) as archive:
-        rule = (
-            f"articles with a passage whose cosine similarity to the question exceeds its similarity to everyday "
-            f"news by at least {margin:g}"
-        )
-        yield archive, by_meaning(archive, archive.embedder, text, margin), rule
-
-
-def _described(command: str, query: str, index_dir: Path, commit: int) -> dict:
-    from indexer.exact.export import about
-
-    return about(f"newsarchive {command}", query, index_dir, commit)
 
 
 def _exported(table: Any, described: dict, as_csv: bool, parquet: Path | None) -> bool:
@@ -133,22 +103,27 @@ def coverage(
         newsarchive coverage grano --by month --by-source --csv > grano.csv
         newsarchive coverage --semantic "a drone downed over the sea" --by month
     """
-    from indexer.exact.counts import coverage as count
+    from indexer.exact.reports import coverage_counts
 
     text = " ".join(query)
     if threshold is not None and not semantic:
         raise click.UsageError("--threshold is for --semantic")
-    with _counted(index_dir, text, semantic, threshold) as (snapshot, counted, rule):
-        table = count(snapshot, counted, by=by, sources=sources, by_source=by_source)
-        described = _described("coverage" + (" --semantic" if semantic else ""), text, index_dir, snapshot.commit)
-    if rule:
-        described["approximate"] = rule
+    if semantic:
+        from indexer.live.alerts import THRESHOLD
+        from indexer.retrieval.archive import Archive as opened
+    else:
+        from indexer.storage import Snapshot as opened
+    margin = (THRESHOLD if threshold is None else threshold) if semantic else None
+    with opened(index_dir) as snapshot:
+        options = {"sources": sources, "by_source": by_source, "semantic": semantic, "threshold": margin}
+        table, described = coverage_counts(snapshot, text, "newsarchive coverage", by, **options)
     if _exported(table, described, as_csv, parquet):
         return
     rows = table.to_pylist()
     if as_json:
         emit(inert_json({**described, "by": by, "periods": rows}, indent=2, default=str))
         return
+    rule = described.get("approximate")
     if rule:
         echo(f"Approximate: {rule}.")
     if not rows:

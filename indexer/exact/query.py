@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import lark
 
@@ -274,7 +274,13 @@ def with_filters(
         if values:
             parts.append("(" + " OR ".join(f'{name}:"{value}"' for value in values) + ")")
     if since or until:
-        start = since.date().isoformat() if since else ""
-        end = until.date().isoformat() if until else ""
+        start, end = _iso_day(since), _iso_day(until)
         parts.append(f"published:{start}..{end}" if start != end else f"published:{start}")
     return " ".join(parts)
+
+
+def _iso_day(value: object) -> str:
+    """A date or datetime as its ISO day; "" for ``None``."""
+    if value is None:
+        return ""
+    return (value.date() if isinstance(value, datetime) else value).isoformat()  # type: ignore[union-attr]

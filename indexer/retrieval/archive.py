@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from indexer import config
@@ -60,3 +61,29 @@ class Archive(Snapshot):
 
     def __enter__(self) -> Archive:
         return self
+
+
+class Served:
+    """The archive a long-running process serves (the app, ``newsarchive serve``): opened on first use, then moved
+    to the index's newest commit each time a request asks, the model kept.
+
+    Each request holds the :class:`Archive` it got, so it sees one commit whole while newer ones are committed.
+    Requests may run in threads: reads go through DuckDB cursors, and one thread at a time opens a new commit.
+
+    Raises (from :meth:`latest`):
+        IndexNotFound: There is no index yet; a later request opens it once it is built.
+    """
+
+    def __init__(self, directory: str | Path | None = None, model: str | None = None, embedder: Embedder | None = None):
+        self.directory, self._model, self._embedder = config.index_dir(directory), model, embedder
+        self.archive: Archive | None = None
+        self._lock = threading.Lock()
+
+    def latest(self) -> Archive:
+        """The archive at the newest commit."""
+        with self._lock:
+            if self.archive is None:
+                self.archive = Archive(self.directory, model=self._model, embedder=self._embedder)
+            else:
+                self.archive = self.archive.latest()
+            return self.archive

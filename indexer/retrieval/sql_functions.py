@@ -6,22 +6,39 @@
 
 Both macros return ``(passage_id, score)`` rows, best first, to join with ``passages`` and ``articles``.
 
-They are registered on the connection that ``newsarchive sql`` opens. The model and the search indexes load on the
-first call that needs them, so queries that use neither stay instant.
+They are registered on the connection that ``newsarchive sql`` (and ``POST /v1/sql``) opens, by :func:`people_sql`.
+The model and the search indexes load on the first call that needs them, so queries that use neither stay instant.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 import duckdb
 
 from indexer.models.embedder import load_embedder
+from indexer.storage import Snapshot, catalog, sandbox
 
-if TYPE_CHECKING:
-    from indexer.storage import Snapshot
+
+@contextlib.contextmanager
+def people_sql(snapshot: Snapshot, query: str, timeout: float | None) -> Iterator[duckdb.DuckDBPyRelation | None]:
+    """Run a person's read-only ``query`` on ``snapshot``'s commit, sandboxed (:mod:`indexer.storage.sandbox`) and
+    with these functions; yields its relation (``None`` for a statement without rows), to be read inside the
+    block, which the time limit covers: DuckDB runs a query lazily, so errors and the limit may come as rows are read.
+
+    Raises:
+        QueryRefused: A statement other than SELECT and its kin, or the time limit reached.
+        NewsarchiveError: DuckDB refused or failed the query.
+    """
+    sandbox.check_statements(query, sandbox.READING)
+    with catalog.sandboxed(snapshot.directory, snapshot.manifest) as db:
+        register(db, snapshot)
+        with sandbox.running(db, timeout):
+            yield db.sql(query)
+
 
 SEMANTIC_SEARCH = """
 CREATE TEMP MACRO semantic_search(query, k := 10) AS TABLE
@@ -43,10 +60,16 @@ def register(db: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
     from indexer.retrieval.search import embed_query, rank
 
     manifest = snapshot.manifest
-    archive = functools.cache(lambda: Archive(snapshot.directory))
+    # A served archive (the API's) has its model loaded already; `newsarchive sql` loads what a query needs.
+    served = snapshot if isinstance(snapshot, Archive) else None
+    archive = (lambda: served) if served else functools.cache(lambda: Archive(snapshot.directory))
 
     def embed(text: str) -> list[float]:  # the model alone: semantic_search needs neither FAISS nor BM25
-        model = load_embedder(manifest.model, manifest.query_prompt, manifest.passage_prompt, manifest.precision)
+        model = (
+            served.embedder
+            if served
+            else load_embedder(manifest.model, manifest.query_prompt, manifest.passage_prompt, manifest.precision)
+        )
         return model.embed_queries([text])[0].tolist()
 
     def search_passages(query: str, k: int, mode: str) -> list[dict[str, float]]:

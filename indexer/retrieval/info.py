@@ -1,0 +1,53 @@
+"""What ``info`` (and ``GET /v1/info``) says of an index: its commit's settings and sizes, and what runs its model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from indexer import config
+from indexer.models import backends
+from indexer.storage import Snapshot
+from indexer.storage.layout import size
+
+
+def describe(snapshot: Snapshot) -> dict[str, Any]:
+    """The commit's manifest with its counts, sizes and the model's backend here (``backend_here``)."""
+    manifest = snapshot.manifest
+    details = {"index_dir": str(snapshot.directory), **asdict(manifest)}
+    details["segments"] = len(manifest.segments)
+    details["tombstones"] = sum(entry.deleted for entry in manifest.segments)
+    with snapshot.store.db.cursor() as cursor:
+        query = "SELECT (SELECT count(DISTINCT story_id) FROM articles), (SELECT count(*) FROM duplicates)"
+        details["stories"], details["duplicates"] = cursor.execute(query).fetchall()[0]
+    details["vector_index_kind"] = snapshot.vectors.describe()
+    paths = list(snapshot.paths.values())
+    details["size_bytes"] = size(snapshot.directory)
+    # A segment with an approximate index holds it in memory; an exact one, its vectors.
+    held = [path / "vectors.faiss" if (path / "vectors.faiss").exists() else path / "vectors.f32" for path in paths]
+    details["vectors_bytes"] = sum(size(path) for path in held)
+    details["lexical_bytes"] = sum(size(path / "lexical") for path in paths)
+    details["backend_here"] = backends.describe(manifest.model, manifest.precision, config.cache_dir())
+    return details
+
+
+def article_of(snapshot: Snapshot, article_id: str) -> dict[str, Any] | None:
+    """An article as ``GET /v1/articles/{id}`` returns it: its columns (without ``path``, which may name a file on
+    the server), its passages in order (without their vectors), and its story's articles; ``None`` if unknown."""
+    article = snapshot.store.article(article_id)
+    if article is None:
+        return None
+    article.pop("path", None)
+    with snapshot.store.db.cursor() as cursor:
+        result = cursor.execute(
+            "SELECT passage_id, seq, paragraph, heading, char_start, char_end, tokens, language, text "
+            "FROM passages WHERE article_id = ? ORDER BY seq",
+            [article_id],
+        )
+        columns = [d[0] for d in result.description]
+        passages = [dict(zip(columns, row)) for row in result.fetchall()]
+    members = snapshot.stories.get(article["story_id"], (article_id,))
+    shown = ("title", "source", "url", "published", "language")
+    others = snapshot.store.articles(members, shown)
+    story = [{"article_id": member, **others[member]} for member in members if member in others]
+    return {"article": article, "passages": passages, "story": {"story_id": article["story_id"], "articles": story}}
