@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from indexer.cli.main import cli
+from indexer.service import keys
 
 from .conftest import ROOT
 
@@ -67,7 +68,14 @@ def test_docs_have_commands_and_sql() -> None:
 
 
 @pytest.mark.parametrize("command", _commands(), ids=lambda words: " ".join(words)[:60])
-def test_docs_command_runs(command: list[str], docs_index: Path) -> None:
+def test_docs_command_runs(command: list[str], docs_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if command[0] == "serve":  # it would serve until stopped: check what it would serve (test_service.py serves)
+        served = []
+        monkeypatch.setattr("indexer.service.server.run", lambda *args: served.append(args))
+        keys.create(docs_index, "docs-test", "read")  # the page creates its keys first, in another run of this test
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 0 and len(served) == 1, result.output
+        return
     if "--llm" in command:  # the page's endpoint is the reader's: the test's own has no answer, and says so
         from tests.chat_server import ChatServer
 

@@ -14,6 +14,7 @@ from indexer.cli.asking import ask, evaluate, search
 from indexer.cli.common import CONTEXT, Group
 from indexer.cli.counting import coverage
 from indexer.cli.following import alerts, feeds, follow_feeds
+from indexer.cli.serving import keys, serve
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
@@ -44,8 +45,14 @@ cli.add_command(info)
 cli.add_command(feeds)
 cli.add_command(follow_feeds)
 cli.add_command(alerts)
+cli.add_command(serve)
+cli.add_command(keys)
 
 
 def main() -> None:
     """The console script's entry point."""
     cli(prog_name="newsarchive")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,6 +47,7 @@ Progress = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)`` while articles are embedded: ``done`` of the ``total`` articles in
 the inputs have been read (and embedded, unless unchanged)."""
 ARTICLES_PER_BATCH = 1000  # split, embedded and stored together, so memory stays flat however many there are
+API_INPUT = "api"  # the path of articles posted to the API: one input, of no file; only the API may replace them
 COMMIT_EVERY = 20_000  # articles, on Ray: what a run killed and started again embeds a second time at most
 
 
@@ -69,6 +70,7 @@ def index_paths(
     cluster: ClusterOptions | None = None,
     commit_every: int = COMMIT_EVERY,
     run_alerts: Callable[[Path, Embedder], list] | None = None,
+    articles: Iterable[Article | InputProblem] | None = None,
 ) -> IndexReport:
     """Add the articles found under ``paths`` to the index in ``directory``, creating it if needed.
 
@@ -108,6 +110,7 @@ def index_paths(
         run_alerts: Runs the saved alerts after a commit that added or changed articles, given the index
             directory and the model; what they matched goes into ``IndexReport.matches``. The CLI passes
             :func:`indexer.live.alerts.run_alerts`, which lives above this layer.
+        articles: Articles already read, instead of ``paths`` (the API's, whose ``path`` is :data:`API_INPUT`).
 
     Raises:
         IndexMismatch: The existing index was built with another model, passage budget or prompts; use ``rebuild``.
@@ -117,9 +120,9 @@ def index_paths(
         started = time.perf_counter()
         directory = config.index_dir(directory)
         report = IndexReport()
-        articles: Iterable[Article] = ()
+        given, articles = articles, ()
         if cluster is None:  # on Ray, the workers read
-            articles = _readable(read_articles(paths), report)
+            articles = _readable(read_articles(paths) if given is None else given, report)
             first = next(articles, None)
             if first is None and not exists(directory):
                 report.seconds = time.perf_counter() - started
@@ -127,7 +130,7 @@ def index_paths(
             if first is None:
                 rebuild = False  # nothing could be read: even a rebuild keeps what there is
             articles = itertools.chain([first] if first else [], articles)
-        total = count_articles(paths) if progress else 0
+        total = count_articles(paths) if progress and given is None else 0
         with Writer(directory, rebuild=rebuild) as writer:
             previous = writer.base if not writer.rebuild else None
             settings = _settings(
@@ -380,6 +383,8 @@ def same_input(path: str, owner: str, url: str | None = None) -> bool:
     """
     if path == owner or not owner:
         return True
+    if API_INPUT in (path, owner):
+        return False
     if is_url(path) or is_url(owner):
         # Two section feeds of one outlet list the same story; a feed on another host (a copycat's) cannot take it.
         if not (is_url(path) and is_url(owner)) or _host(path) is None:
@@ -417,13 +422,17 @@ def _gone(
 ) -> list[str]:
     """Indexed articles whose file is gone, or whose file was read whole this time without them.
 
-    Articles read from a URL are kept: a page may be gone for a while, and a feed drops its old entries.
+    Articles read from a URL are kept: a page may be gone for a while, and a feed drops its old entries. So are
+    those posted to the API, which no file holds.
     """
     whole = paths - {problem.path for problem in problems}
     return sorted(
         article_id
         for article_id, (_, path) in known.items()
-        if article_id not in read and not is_url(path) and (path in whole or not Path(path).exists())
+        if article_id not in read
+        and not is_url(path)
+        and path != API_INPUT
+        and (path in whole or not Path(path).exists())
     )
 
 

@@ -91,6 +91,11 @@ def saved(writer: Writer) -> list[Alert]:
     return [Alert(**row) for row in writer.table("alerts").to_pylist()]
 
 
+def valid_name(name: str) -> bool:
+    """Whether ``name`` follows :data:`NAME_RULE`: safe as a file name, in a URL and on a terminal."""
+    return bool(_NAME.fullmatch(name))
+
+
 def add_alert(
     name: str,
     query: str,
@@ -116,7 +121,7 @@ def add_alert(
         raise NewsarchiveError(f"webhook {webhook!r}: an http:// or https:// URL")
     if mode not in MODES:
         raise NewsarchiveError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
-    if not _NAME.fullmatch(name):
+    if not valid_name(name):
         raise NewsarchiveError(f"alert name {shown_name(name)!r}: a name is {NAME_RULE}")
     if not query.strip():
         raise NewsarchiveError("an alert needs a query")

@@ -12,6 +12,7 @@
       segments/000012/deleted-000007.parquet   the segment's tombstones as of commit 7
       segments/.staging-*/               a segment being written, or left by a run that died
       .lock                              held by the one process writing
+      keys.json                          the API keys' hashes (indexer/service/keys.py), outside the DuckDB contract
 
 Nothing a commit names is ever changed: a commit writes new files, then replaces ``manifest.json`` in one atomic
 rename. A ``kill -9`` before the rename leaves the previous commit current; whatever the dead run wrote is removed
@@ -38,6 +39,8 @@ STORIES = "stories"
 TABLES = "tables"
 SEGMENTS = "segments"
 LOCK = ".lock"
+KEYS = "keys.json"
+KEYS_LOCK = ".keys.lock"
 STAGING_PREFIX = ".staging-"
 PARTIAL = ".partial"
 # Files of older commits stay this long, and those of the two latest always: a reader (a search, a user's DuckDB
@@ -48,7 +51,7 @@ RETAIN_COMMITS = 2
 OLD_LAYOUT = ("current", "generations", "vectors.faiss", "lexical")
 # What a writer leaves in a folder before the folder's first commit is complete (a first run killed): a folder
 # holding only these, and no manifest, is an index being made. Files at the top; folders with what they may hold.
-FIRST_RUN_FILES = (LOCK, MANIFEST + PARTIAL)
+FIRST_RUN_FILES = (LOCK, MANIFEST + PARTIAL, KEYS, KEYS_LOCK)  # keys may be made before the first index
 FIRST_RUN_FOLDERS = {
     SEGMENTS: re.compile(rf"(?:{re.escape(STAGING_PREFIX)})?\d+"),
     COMMITS: re.compile(r"\d+\.json(?:\.partial)?"),
