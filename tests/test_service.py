@@ -356,3 +356,77 @@ def test_newsarchive_serve_with_the_real_model_answers_as_the_cli(real_seed_inde
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_mcp_tools_over_http_behind_the_keys(archive: Path, use_fake_model: FakeEmbedder) -> None:
+    """The MCP SDK's own client at /mcp: list the tools, call each; the same answers as the API's."""
+    import anyio
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    key = keys.create(archive, "assistant", "read")
+    app = create_app(archive, auth=True, served=Served(archive, embedder=use_fake_model))
+
+    async def session(url: str, headers: dict[str, str]) -> dict:
+        transport = streamable_http_client(f"{url}/mcp", http_client=create_mcp_http_client(headers=headers))
+        async with Client(transport) as client:
+            tools = sorted(tool.name for tool in (await client.list_tools()).tools)
+            calls = {
+                "search": {"query": "MQ-9 drone", "k": 2},
+                "ask": {"question": "what happened to the MQ-9 drone"},
+                "match": {"query": "drone*"},
+                "coverage": {"query": "drone*", "by": "month"},
+            }
+            results = {name: (await client.call_tool(name, arguments)) for name, arguments in calls.items()}
+            article = results["search"].structured_content["hits"][0]["article_id"]
+            results["get_article"] = await client.call_tool("get_article", {"article_id": article})
+            results["missing"] = await client.call_tool("get_article", {"article_id": "no-such-article"})
+            return {"tools": tools, **results}
+
+    with serving(app) as url, httpx.Client(base_url=url, timeout=60) as api:
+        refused = api.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert refused.status_code == 401 and "key" in refused.json()["error"]
+        got = anyio.run(session, url, {"Authorization": f"Bearer {key}"})
+        as_reader = {"Authorization": f"Bearer {key}"}
+        assert got["tools"] == ["ask", "coverage", "get_article", "match", "search"]
+        search = api.get("/v1/search", params={"q": "MQ-9 drone", "k": 2}, headers=as_reader).json()
+        assert got["search"].structured_content == search
+        answer = api.post("/v1/ask", json={"question": "what happened to the MQ-9 drone"}, headers=as_reader).json()
+        assert without_commit(got["ask"].structured_content) == without_commit(answer)
+        matched = api.get("/v1/match", params={"q": "drone*"}, headers=as_reader).json()
+        assert got["match"].structured_content["matches"] == matched["matches"] and matched["matches"]
+        periods = api.get("/v1/coverage", params={"q": "drone*", "by": "month"}, headers=as_reader).json()["periods"]
+        assert got["coverage"].structured_content["periods"] == periods
+        article = got["get_article"].structured_content
+        assert article["article"]["article_id"] == search["hits"][0]["article_id"] and article["passages"]
+        assert got["missing"].is_error and "no-such-article" in got["missing"].content[0].text
+
+
+@pytest.mark.model
+def test_newsarchive_mcp_over_stdio_with_the_real_model(real_seed_index: Path) -> None:
+    """`newsarchive mcp` as a desktop assistant starts it, through the SDK's stdio client: the tools, and a
+    Russian question answered from the Italian article."""
+    import sys
+
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    command = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "indexer.cli.main", "mcp", "--index-dir", str(real_seed_index)],
+        env={**os.environ, "NEWSARCHIVE_LLM_URL": ""},
+    )
+
+    async def session() -> tuple[list[str], dict, dict]:
+        async with Client(command, read_timeout_seconds=300) as client:
+            tools = sorted(tool.name for tool in (await client.list_tools()).tools)
+            search = await client.call_tool("search", {"query": "Что случилось с беспилотником MQ-9?", "k": 3})
+            answer = await client.call_tool("ask", {"question": "Что случилось с беспилотником MQ-9?"})
+            return tools, search.structured_content, answer.structured_content
+
+    tools, search, answer = anyio.run(session)
+    assert tools == ["ask", "coverage", "get_article", "match", "search"]
+    expected = cli_json("search", "-k", "3", "--json", "Что случилось с беспилотником MQ-9?", "-d", real_seed_index)
+    assert without_commit(search) == expected
+    assert answer["found"] and "MQ-9" in answer["sources"][0]["text"]

@@ -14,7 +14,7 @@ from indexer.cli.asking import ask, evaluate, search
 from indexer.cli.common import CONTEXT, Group
 from indexer.cli.counting import coverage
 from indexer.cli.following import alerts, feeds, follow_feeds
-from indexer.cli.serving import keys, serve
+from indexer.cli.serving import keys, mcp, serve
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
@@ -47,6 +47,7 @@ cli.add_command(follow_feeds)
 cli.add_command(alerts)
 cli.add_command(serve)
 cli.add_command(keys)
+cli.add_command(mcp)
 
 
 def main() -> None:

@@ -135,3 +135,25 @@ def keys_revoke(name: str, index_dir: Path) -> None:
 
     revoke(index_dir, name)
     echo(f"key {name} revoked")
+
+
+@click.command("mcp")
+@index_dir_option
+def mcp(index_dir: Path) -> None:
+    """Serve the archive's tools to an AI assistant over MCP, on standard input and output.
+
+    The tools are search, ask, get_article, match and coverage; each returns cited passages with their article,
+    source, date and URL, as the API does (`serve` offers the same tools at /mcp, behind its keys). A desktop
+    assistant starts this command itself: docs/serving.md has a configuration to copy.
+
+    \b
+    Example:
+        newsarchive mcp --index-dir /srv/archive
+    """
+    from indexer.answers.llm import Generator
+    from indexer.retrieval.archive import Served
+    from indexer.service.mcp import create_mcp
+
+    served = Served(index_dir)
+    served.latest().embedder.embed_queries(["warm up"])  # a missing index is one line now, not a failed tool later
+    create_mcp(served, Generator.configured()).run("stdio")

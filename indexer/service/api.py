@@ -21,18 +21,20 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from indexer.errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveError
 from indexer.retrieval.archive import Archive, Served
+from indexer.service import queries
 from indexer.service.keys import Key, KeyRing
 from indexer.service.limits import JsonErrors, Limits, RateLimiter
 from indexer.terminal import inert_json
 
 log = logging.getLogger(__name__)
 Mode = Literal["hybrid", "dense", "lexical"]
-MAX_K = 1000  # as `search -k`
 MAX_SQL_ROWS = 10_000
 SQL_TIMEOUT = 30.0
 
@@ -105,11 +107,20 @@ def create_app(
     keys = KeyRing(directory)
     rates = RateLimiter(limits.requests_per_minute)
 
+    from indexer.service.mcp import create_mcp
+
+    assistants = create_mcp(served, generator)
+    # Behind the API's keys, so the MCP SDK's own check of the Host header (against DNS rebinding, for servers
+    # without keys on loopback) stays on only when there are no keys.
+    security = None if not auth else TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    tools_app = assistants.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+
     @contextlib.asynccontextmanager
     async def warmed(_: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(NewsarchiveError):  # no index yet: requests get 503 until one is built
             served.latest().embedder.embed_queries(["warm up"])  # the model loads now, not on the first request
-        yield
+        async with assistants.session_manager.run():
+            yield
 
     app = FastAPI(
         lifespan=warmed,
@@ -190,19 +201,14 @@ def create_app(
     @app.get("/v1/search", dependencies=[reader], summary="The passages that best match q (as `search --json`)")
     def search(
         q: Annotated[str, Query(max_length=10_000, description="A question or keywords, in any language.")],
-        k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+        k: Annotated[int, Query(ge=1, le=queries.MAX_K)] = 5,
         mode: Mode = "hybrid",
         source: Annotated[list[str], Query(max_length=100)] = [],  # noqa: B006 -- FastAPI copies it
         language: Annotated[list[str], Query(max_length=100)] = [],  # noqa: B006
         since: date | None = None,
         until: date | None = None,
     ) -> Response:
-        from indexer.retrieval.search import Filters
-        from indexer.retrieval.search import search as run_search
-
-        archive = latest()
-        hits = run_search(archive, q, k=k, filters=Filters(tuple(source), tuple(language), since, until), mode=mode)
-        return json_response({"query": q, "mode": mode, "commit": archive.commit, "hits": [h.to_dict() for h in hits]})
+        return json_response(queries.search(latest(), q, k, mode, source, language, since, until))
 
     @app.post(
         "/v1/ask",
@@ -211,24 +217,9 @@ def create_app(
         summary="A cited answer to the question (as `ask --json`)",
     )
     def ask(body: AskBody) -> Response:
-        from indexer.answers import generate, quotes
-        from indexer.retrieval.search import Filters
-
-        archive = latest()
-        filters = Filters(tuple(body.source), tuple(body.language), body.since, body.until)
-        if (body.translate or body.answer_language) and generator is None:
-            raise Problem(400, "translate and answer_language need a language model, and this server has none")
-        if generator is None:
-            answer = quotes.ask(archive, body.question, filters=filters, mode=body.mode)
-        else:
-            answer = generate.ask(
-                archive, body.question, generator, filters=filters, mode=body.mode, language=body.answer_language
-            )
-        data = {**answer.to_dict(), "commit": archive.commit}
-        if body.translate:
-            translated, _ = generate.translations(generator, answer)
-            data["translations"] = {str(number): text for number, text in translated.items()}
-        return json_response(data)
+        options = body.model_dump(exclude={"question"})
+        options["sources"], options["languages"] = options.pop("source"), options.pop("language")
+        return json_response(queries.ask(latest(), body.question, generator, **options))
 
     @app.get("/v1/match", dependencies=[reader], summary="Every article the exact query matches (`search --match`)")
     def match(
@@ -355,7 +346,23 @@ def create_app(
         counts = {name: getattr(report, name) for name in ("added", "updated", "unchanged", "articles", "passages")}
         return json_response({**counts, "commit": latest().commit, "problems": problems})
 
+    app.router.routes.append(Route("/mcp", _Guarded(tools_app, reader.dependency), include_in_schema=False))
     return app
+
+
+class _Guarded:
+    """An ASGI app behind the API's keys and rates: ``/mcp``, the MCP tools over streamable HTTP."""
+
+    def __init__(self, app: Any, check: Any) -> None:
+        self.app, self.check = app, check
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        try:
+            self.check(Request(scope, receive))
+        except Problem as refused:
+            await json_response({"error": refused.message}, refused.status, refused.headers)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _authorized(request: Request, keys: KeyRing, scope: str) -> str:

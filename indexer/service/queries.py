@@ -1,0 +1,66 @@
+"""What the API's endpoints and the MCP server's tools both answer, as JSON-ready objects, from one commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from indexer.retrieval.archive import Archive
+
+MAX_K = 1000  # as `search -k`
+
+
+def search(
+    archive: Archive,
+    query: str,
+    k: int = 5,
+    mode: str = "hybrid",
+    sources: Sequence[str] = (),
+    languages: Sequence[str] = (),
+    since: date | None = None,
+    until: date | None = None,
+) -> dict[str, Any]:
+    """``search --json``'s object, with the commit."""
+    from indexer.retrieval.search import Filters
+    from indexer.retrieval.search import search as run_search
+
+    filters = Filters(tuple(sources), tuple(languages), since, until)
+    hits = run_search(archive, query, k=k, filters=filters, mode=mode)
+    return {"query": query, "mode": mode, "commit": archive.commit, "hits": [hit.to_dict() for hit in hits]}
+
+
+def ask(
+    archive: Archive,
+    question: str,
+    generator: Any = None,
+    mode: str = "hybrid",
+    sources: Sequence[str] = (),
+    languages: Sequence[str] = (),
+    since: date | None = None,
+    until: date | None = None,
+    answer_language: str | None = None,
+    translate: bool = False,
+) -> dict[str, Any]:
+    """``ask --json``'s object, with the commit: written by ``generator`` if given, else quoted.
+
+    Raises:
+        NewsarchiveError: ``translate`` or ``answer_language`` without a generator, or a question that is empty
+            or too long.
+    """
+    from indexer.answers import generate, quotes
+    from indexer.errors import NewsarchiveError
+    from indexer.retrieval.search import Filters
+
+    if (translate or answer_language) and generator is None:
+        raise NewsarchiveError("translating and answer_language need a language model, and this server has none")
+    filters = Filters(tuple(sources), tuple(languages), since, until)
+    if generator is None:
+        answer = quotes.ask(archive, question, filters=filters, mode=mode)
+    else:
+        answer = generate.ask(archive, question, generator, filters=filters, mode=mode, language=answer_language)
+    data = {**answer.to_dict(), "commit": archive.commit}
+    if translate:
+        translated, _ = generate.translations(generator, answer)
+        data["translations"] = {str(number): text for number, text in translated.items()}
+    return data
