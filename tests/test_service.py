@@ -252,6 +252,14 @@ def test_keys_missing_wrong_revoked_and_read_only(archive: Path, use_fake_model:
         assert leak.status_code == 400 and keys.digest(writer) not in leak.text
 
 
+def test_keys_made_before_the_index_leave_room_for_it(tmp_path: Path, use_fake_model: FakeEmbedder) -> None:
+    directory = tmp_path / "new"
+    key = keys.create(directory, "early", "read")
+    result = CliRunner().invoke(cli, ["index", str(SEEDS), "-d", str(directory)])
+    assert result.exit_code == 0, result.output
+    assert keys.KeyRing(directory).find(key).name == "early"
+
+
 def test_keys_from_the_command_line(archive: Path) -> None:
     created = CliRunner().invoke(cli, ["keys", "create", "desk", "--scope", "write", "-d", str(archive)])
     assert created.exit_code == 0, created.output

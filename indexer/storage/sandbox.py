@@ -38,7 +38,7 @@ MEMORY = "1GB"  # DuckDB's memory for people's SQL; it spills what does not fit 
 READING = frozenset({"SELECT", "EXPLAIN"})  # statement types (duckdb.StatementType) of `newsarchive sql`
 CHANGING = frozenset({"INSERT", "UPDATE", "DELETE"})
 EDITING = READING | CHANGING  # of `newsarchive sql --write`
-_LIMIT_HINT = "narrow it, or give it longer with --timeout"
+_LIMIT_HINT = "narrow it, or give it longer (sql --timeout; the API's timeout, up to its limit)"
 
 _SPACE = r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)"  # blanks and comments between keywords
 _FIRST_WORD = re.compile(rf"(?s)^{_SPACE}*(\w+)")
