@@ -30,6 +30,7 @@ import shlex
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -71,37 +72,42 @@ def holds(texts: list[str], answers: list[str]) -> bool:
     return any(answer.strip() and answer.casefold() in text for text in folded for answer in answers)
 
 
-def measure(archive: Archive, rows: list[dict], generator: Generator) -> dict:
+def measure(archive: Archive, rows: list[dict], generator: Generator, at_once: int = 1) -> dict:
     quoted = {"answered": 0, "holds": 0, "seconds": []}
     made = {"answered": 0, "holds": 0, "holds_or_fallback": 0, "english": 0, "seconds": [], "sentences": 0}
     removed = 0
     kinds = dict.fromkeys(KINDS, 0)
     fallbacks: dict[str, int] = {}
-    for number, row in enumerate(rows, start=1):
+    for row in rows:  # alone on the machine: no model is generating meanwhile
         started = time.perf_counter()
         plain = quotes.ask(archive, row["text"])
         quoted["seconds"].append(time.perf_counter() - started)
         quoted["answered"] += plain.found
         quoted["holds"] += holds([s.text for s in plain.sentences], row["answers"])
+
+    def generated(row: dict) -> tuple[generate.Answer, float]:
         started = time.perf_counter()
-        answer = generate.ask(archive, row["text"], generator)
-        made["seconds"].append(time.perf_counter() - started)
-        gone = len(answer.removed_sentences)
-        made["sentences"] += len(answer.sentences) * answer.generated + gone
-        removed += gone
-        for rejected in answer.removed_sentences:
-            kinds[rejected.kind] += 1
-        if answer.generated:
-            made["answered"] += 1
-            made["english"] += detect(answer.text()) == "en"
-            quotes_found = [c.quote for s in answer.sentences for c in s.citations]
-            made["holds"] += holds(quotes_found, row["answers"])
-            made["holds_or_fallback"] += holds(quotes_found, row["answers"])
-        else:
-            reason = (answer.fallback or "").split(":")[0]
-            fallbacks[reason] = fallbacks.get(reason, 0) + 1
-            made["holds_or_fallback"] += holds([s.text for s in answer.sentences], row["answers"])
-        print(f"{number}/{len(rows)}: {'generated' if answer.generated else 'fallback'} {answer.fallback or ''}")
+        return generate.ask(archive, row["text"], generator), time.perf_counter() - started
+
+    with ThreadPoolExecutor(at_once) as pool:
+        for number, (row, (answer, seconds)) in enumerate(zip(rows, pool.map(generated, rows)), start=1):
+            made["seconds"].append(seconds)
+            gone = len(answer.removed_sentences)
+            made["sentences"] += len(answer.sentences) * answer.generated + gone
+            removed += gone
+            for rejected in answer.removed_sentences:
+                kinds[rejected.kind] += 1
+            if answer.generated:
+                made["answered"] += 1
+                made["english"] += detect(answer.text()) == "en"
+                quotes_found = [c.quote for s in answer.sentences for c in s.citations]
+                made["holds"] += holds(quotes_found, row["answers"])
+                made["holds_or_fallback"] += holds(quotes_found, row["answers"])
+            else:
+                reason = (answer.fallback or "").split(":")[0]
+                fallbacks[reason] = fallbacks.get(reason, 0) + 1
+                made["holds_or_fallback"] += holds([s.text for s in answer.sentences], row["answers"])
+            print(f"{number}/{len(rows)}: {'generated' if answer.generated else 'fallback'} {answer.fallback or ''}")
     n = len(rows)
     return {
         "questions": n,
@@ -144,8 +150,9 @@ def markdown_table(results: dict) -> str:
             shares = ", ".join(f"{kind} {count / total:.0%}" for kind, count in counts.items() if count)
             lines.append(f"\n{label.split(',')[0]}: the sentences removed were {shares}.")
     lines.append(
-        f"\nModel: {results['model']} at a local llama.cpp server. Measured {results['date']} on "
-        f"{results['machine']}, with `{results['command']}`."
+        f"\nModel: {results['model']}, served by {results.get('server', 'a local llama.cpp server')}. "
+        + (f"Generated answers were asked {results['at_once']} at a time. " if results.get("at_once", 1) > 1 else "")
+        + f"Measured {results['date']} on {results['machine']}, with `{results['command']}`."
     )
     return "\n".join(lines)
 
@@ -156,6 +163,17 @@ def main() -> None:
     parser.add_argument("--llm", required=True, help="an OpenAI-compatible endpoint, ending in /v1")
     parser.add_argument("--llm-model", required=True)
     parser.add_argument("--model-name", help="what to call the model in the table (default: --llm-model)")
+    parser.add_argument(
+        "--server", default="a local llama.cpp server", help="what serves the model, as the table names it"
+    )
+    parser.add_argument(
+        "--at-once",
+        type=int,
+        default=1,
+        help="questions put to the model at a time, for a server with as many slots (llama-server -np N): faster "
+        "on the whole, though batched arithmetic may change a word here and there, and p50 seconds is then the "
+        "time of one answer among that many",
+    )
     parser.add_argument("--sample", type=int, default=300, help="questions per set (a seeded sample)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--doc", type=Path)
@@ -170,12 +188,14 @@ def main() -> None:
         "date": datetime.now(timezone.utc).date().isoformat(),
         "machine": machine(),
         "model": args.model_name or args.llm_model,
+        "server": args.server,
+        "at_once": args.at_once,
         "command": "python bench/generated_answers.py " + shlex.join(sys.argv[1:]),
         "sets": {},
     }
     for label, (directory, rows) in sets.items():
         with Archive(directory) as archive:
-            results["sets"][label] = measure(archive, rows, generator)
+            results["sets"][label] = measure(archive, rows, generator, args.at_once)
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
