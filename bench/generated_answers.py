@@ -67,6 +67,12 @@ def xquad_set(work: Path, sample: int) -> tuple[Path, list[dict]]:
     return archive, random.Random(SEED).sample(rows, min(sample, len(rows)))
 
 
+SETS = {
+    "squad-it": ("SQuAD-it, English questions over Italian paragraphs", squad_set),
+    "xquad": ("XQuAD, English questions over the mixed archive", xquad_set),
+}
+
+
 def holds(texts: list[str], answers: list[str]) -> bool:
     folded = [text.casefold() for text in texts]
     return any(answer.strip() and answer.casefold() in text for text in folded for answer in answers)
@@ -149,11 +155,20 @@ def markdown_table(results: dict) -> str:
         if total := sum(counts.values()):
             shares = ", ".join(f"{kind} {count / total:.0%}" for kind, count in counts.items() if count)
             lines.append(f"\n{label.split(',')[0]}: the sentences removed were {shares}.")
+    at_once = results.get("at_once", 1)
     lines.append(
-        f"\nModel: {results['model']}, served by {results.get('server', 'a local llama.cpp server')}. "
-        + (f"Generated answers were asked {results['at_once']} at a time. " if results.get("at_once", 1) > 1 else "")
-        + f"Measured {results['date']} on {results['machine']}, with `{results['command']}`."
+        f"\nModel: {results['model']}, served by {results.get('server', 'a local llama.cpp server')}."
+        + (f" Generated answers were asked {at_once} at a time." if at_once > 1 else "")
     )
+    runs = {label: run.get("measured", results) for label, run in results["sets"].items()}
+    if len({json.dumps(run, sort_keys=True) for run in runs.values()}) == 1:
+        run = next(iter(runs.values()))
+        lines[-1] += f" Measured {run['date']} on {run['machine']}, with `{run['command']}`."
+    else:
+        for label, run in runs.items():
+            lines.append(
+                f"\n{label.split(',')[0]}: measured {run['date']} on {run['machine']}, with `{run['command']}`."
+            )
     return "\n".join(lines)
 
 
@@ -175,30 +190,40 @@ def main() -> None:
         "time of one answer among that many",
     )
     parser.add_argument("--sample", type=int, default=300, help="questions per set (a seeded sample)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        choices=sorted(SETS),
+        help="measure only this set (repeatable; default: both); the other's figures in --out are kept",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--doc", type=Path)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     generator = Generator(args.llm, args.llm_model, timeout=600)
-    sets = {
-        "SQuAD-it, English questions over Italian paragraphs": squad_set(args.work, args.sample),
-        "XQuAD, English questions over the mixed archive": xquad_set(args.work, args.sample),
-    }
+    chosen = {name: SETS[name] for name in args.set or SETS}
     results = {
-        "date": datetime.now(timezone.utc).date().isoformat(),
-        "machine": machine(),
         "model": args.model_name or args.llm_model,
         "server": args.server,
         "at_once": args.at_once,
-        "command": "python bench/generated_answers.py " + shlex.join(sys.argv[1:]),
         "sets": {},
     }
-    for label, (directory, rows) in sets.items():
+    if args.out and args.out.exists():  # a set measured before, by the same model and server, is kept
+        before = json.loads(args.out.read_text(encoding="utf-8"))
+        if all(before.get(key) == results[key] for key in ("model", "server", "at_once")):
+            results["sets"] = before["sets"]
+    measured = {
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "machine": machine(),
+        "command": "python bench/generated_answers.py " + shlex.join(sys.argv[1:]),
+    }
+    for label, make in chosen.values():
+        directory, rows = make(args.work, args.sample)
         with Archive(directory) as archive:
-            results["sets"][label] = measure(archive, rows, generator, args.at_once)
+            results["sets"][label] = {**measure(archive, rows, generator, args.at_once), "measured": measured}
+        if args.out:  # each set as soon as it is done: a long run stopped later keeps it
+            args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if args.doc:
         replace_table(args.doc, markdown_table(results), "generated-answers")
 
