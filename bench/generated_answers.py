@@ -164,6 +164,8 @@ def markdown_table(results: dict) -> str:
     if len({json.dumps(run, sort_keys=True) for run in runs.values()}) == 1:
         run = next(iter(runs.values()))
         lines[-1] += f" Measured {run['date']} on {run['machine']}, with `{run['command']}`."
+        if run.get("note"):
+            lines[-1] += f" Note: {run['note']}."
     else:
         for label, run in runs.items():
             lines.append(
