@@ -9,6 +9,7 @@ person through :func:`inert`, and every JSON document through :func:`inert_json`
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional embeddings, overrides and isolates.
@@ -17,6 +18,8 @@ ACTIVE = frozenset(
 )
 _REMOVED = dict.fromkeys(ACTIVE)
 _ESCAPED = {code: f"\\u{code:04x}" for code in ACTIVE}
+# Finding one is a scan in C; translating is a Python call per character: most text has none, and is left as is.
+_ANY_ACTIVE = re.compile("[" + "".join(re.escape(chr(code)) for code in sorted(ACTIVE)) + "]")
 
 
 def inert(text: str) -> str:
@@ -29,7 +32,7 @@ def inert(text: str) -> str:
         >>> inert("\\x1b]0;pwned\\x07Drone \\u202edown\\x1b[2J")
         ']0;pwnedDrone down[2J'
     """
-    return text.translate(_REMOVED)
+    return text.translate(_REMOVED) if _ANY_ACTIVE.search(text) else text
 
 
 def inert_json(value: Any, **options: Any) -> str:
@@ -39,4 +42,5 @@ def inert_json(value: Any, **options: Any) -> str:
     only the bytes that would reach a terminal are inert. JSON escapes C0 controls itself; this adds DEL, C1 and
     the bidirectional controls, which ``ensure_ascii=False`` would otherwise write raw.
     """
-    return json.dumps(value, ensure_ascii=False, **options).translate(_ESCAPED)
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return text.translate(_ESCAPED) if _ANY_ACTIVE.search(text) else text

@@ -151,6 +151,7 @@ def _table(marker: str) -> str:
         "second_encoder",
         "support",
         "generated_answers",
+        "api_load",
     ],
 )
 def test_benchmark_tables_match_their_results_files(name: str) -> None:
