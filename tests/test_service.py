@@ -93,6 +93,7 @@ def test_search_ask_match_coverage_info_and_sql_answer_as_the_cli_does(api: http
     question = "what happened to the MQ-9 drone"
     got = api.get("/v1/search", params={"q": question, "k": 3})
     assert got.status_code == 200 and got.headers["content-type"] == "application/json"
+    assert float(got.headers["server-timing"].removeprefix("app;dur=")) > 0  # the server's own time, in ms
     assert without_commit(got.json()) == cli_json("search", "-k", "3", "--json", question, "-d", archive)
 
     got = api.post("/v1/ask", json={"question": question})

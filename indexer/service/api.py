@@ -30,7 +30,7 @@ from indexer.errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveEr
 from indexer.retrieval.archive import Archive, Served
 from indexer.service import queries
 from indexer.service.keys import Key, KeyRing
-from indexer.service.limits import JsonErrors, Limits, RateLimiter
+from indexer.service.limits import JsonErrors, Limits, RateLimiter, ServerTiming
 from indexer.terminal import inert_json
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ def create_app(
         "POST /v1/articles"
     )
     app.add_middleware(JsonErrors, hints={413: too_large})
+    app.add_middleware(ServerTiming)
 
     @app.exception_handler(Problem)
     async def problem(_: Request, error: Problem) -> Response:

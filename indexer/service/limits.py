@@ -73,3 +73,25 @@ class JsonErrors:
             await send(message)
 
         await self.app(scope, receive, sending)
+
+
+class ServerTiming:
+    """ASGI middleware: each response says how long the server took to start it, ``Server-Timing: app;dur=MS``,
+    so that a client can tell the server's time from the network's and its own."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()
+                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", took)]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
