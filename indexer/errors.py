@@ -11,6 +11,10 @@ class IndexNotFound(NewsarchiveError):
     """There is no index where one was asked for."""
 
 
+class NotFound(NewsarchiveError):
+    """What was asked for by name is not there: an article, an alert."""
+
+
 class IndexMismatch(NewsarchiveError):
     """The index was built with another model, other settings, or another schema version."""
 

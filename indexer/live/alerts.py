@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from indexer import config
-from indexer.errors import NewsarchiveError
+from indexer.errors import NewsarchiveError, NotFound
 from indexer.live import atom
 from indexer.models.embedder import Embedder
 from indexer.storage import Manifest, Writer, tables
@@ -141,7 +141,7 @@ def remove_alert(name: str, directory: str | Path | None = None) -> None:
     """Remove an alert and its matches (a commit).
 
     Raises:
-        NewsarchiveError: There is none of that name.
+        NotFound: There is none of that name.
     """
     from indexer.ingest.index import open_writer
 
@@ -149,7 +149,7 @@ def remove_alert(name: str, directory: str | Path | None = None) -> None:
     with open_writer(directory) as writer:
         alerts = saved(writer)
         if name not in {alert.name for alert in alerts}:
-            raise NewsarchiveError(f"no alert named {name!r} in {directory}/ (`newsarchive alerts list` shows them)")
+            raise NotFound(f"no alert named {name!r} in {directory}/ (`newsarchive alerts list` shows them)")
         writer.set_table("alerts", to_table([alert for alert in alerts if alert.name != name], "alerts"))
         matches = writer.table("alert_matches")
         writer.set_table("alert_matches", matches.filter(pc.not_equal(matches.column("alert"), name)))
@@ -326,14 +326,14 @@ def matches_of(name: str, directory: str | Path | None = None, since: date | Non
     """What alert ``name`` matched (on or after ``since``), newest first.
 
     Raises:
-        NewsarchiveError: There is no alert of that name.
+        NotFound: There is no alert of that name.
     """
     from indexer.storage import Snapshot
 
     directory = config.index_dir(directory)
     with Snapshot(directory) as snapshot:
         if name not in snapshot.table("alerts").column("name").to_pylist():
-            raise NewsarchiveError(f"no alert named {name!r} in {directory}/ (`newsarchive alerts list` shows them)")
+            raise NotFound(f"no alert named {name!r} in {directory}/ (`newsarchive alerts list` shows them)")
         rows = snapshot.table("alert_matches").to_pylist()
     found = [Match(**row) for row in rows if row["alert"] == name]
     found = [m for m in found if since is None or m.matched_at.date() >= since]

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
-from indexer.errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveError
+from indexer.errors import IndexBusy, IndexNotFound, InputProblem, NewsarchiveError, NotFound
 from indexer.retrieval.archive import Archive, Served
 from indexer.service import queries
 from indexer.service.keys import Key, KeyRing
@@ -145,6 +145,8 @@ def create_app(
     async def expected(_: Request, error: NewsarchiveError) -> Response:
         if isinstance(error, IndexNotFound):
             return json_response({"error": str(error)}, 503, {"Retry-After": "60"})
+        if isinstance(error, NotFound):
+            return json_response({"error": str(error)}, 404)
         if isinstance(error, IndexBusy):
             return json_response({"error": str(error)}, 503, {"Retry-After": "5"})
         return json_response({"error": str(error)}, 400)
@@ -157,8 +159,7 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> Response:
-        message = too_large if error.status_code == 413 else str(error.detail)
-        return json_response({"error": message}, error.status_code, getattr(error, "headers", None))
+        return json_response({"error": str(error.detail)}, error.status_code, getattr(error, "headers", None))
 
     @app.exception_handler(Exception)
     async def unforeseen(_: Request, error: Exception) -> Response:
@@ -267,13 +268,7 @@ def create_app(
 
     @app.get("/v1/articles/{article_id}", dependencies=[reader], summary="An article, its passages and its story")
     def article(article_id: str) -> Response:
-        from indexer.retrieval.info import article_of
-
-        archive = latest()
-        found = article_of(archive, article_id)
-        if found is None:
-            raise Problem(404, f"no article {article_id!r} in commit {archive.commit}")
-        return json_response({**found, "commit": archive.commit})
+        return json_response(queries.article(latest(), article_id))
 
     @app.post(
         "/v1/sql",
@@ -309,10 +304,8 @@ def create_app(
     def alert_matches(name: str, since: date | None = None) -> Response:
         from dataclasses import asdict
 
-        from indexer.live.alerts import listed, matches_of
+        from indexer.live.alerts import matches_of
 
-        if name not in {alert.name for alert, _ in listed(directory)}:
-            raise Problem(404, f"no alert named {name!r}")
         return json_response({"alert": name, "matches": [asdict(m) for m in matches_of(name, directory, since)]})
 
     @app.post(

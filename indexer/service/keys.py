@@ -95,10 +95,6 @@ class KeyRing:
             self._seen = seen
         return self._by_digest.get(digest(key))
 
-    def __len__(self) -> int:
-        self.find("")
-        return len(self._by_digest)
-
 
 def _read(path: Path) -> list[Key]:
     try:

@@ -78,13 +78,7 @@ def create_mcp(served: Served, generator: Any = None) -> MCPServer:
     def get_article(article_id: str) -> dict[str, Any]:
         """One article whole: its columns (title, body, source, URL, date, language, author), its passages in
         order with their offsets in the body, and the articles of its story (copies, edits and translations)."""
-        from indexer.retrieval.info import article_of
-
-        archive = served.latest()
-        found = article_of(archive, article_id)
-        if found is None:
-            raise NewsarchiveError(f"no article {article_id!r} in the archive")
-        return _plain({**found, "commit": archive.commit})
+        return _plain(queries.article(served.latest(), article_id))
 
     @server.tool(annotations=_READ_ONLY)
     @_explained

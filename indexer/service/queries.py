@@ -30,6 +30,21 @@ def search(
     return {"query": query, "mode": mode, "commit": archive.commit, "hits": [hit.to_dict() for hit in hits]}
 
 
+def article(archive: Archive, article_id: str) -> dict[str, Any]:
+    """The article, its passages and its story (:func:`indexer.retrieval.info.article_of`), with the commit.
+
+    Raises:
+        NotFound: No article has that id in this commit.
+    """
+    from indexer.errors import NotFound
+    from indexer.retrieval.info import article_of
+
+    found = article_of(archive, article_id)
+    if found is None:
+        raise NotFound(f"no article {article_id!r} in commit {archive.commit}")
+    return {**found, "commit": archive.commit}
+
+
 def ask(
     archive: Archive,
     question: str,
