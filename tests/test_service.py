@@ -162,6 +162,62 @@ def test_a_commit_is_served_from_the_next_request(api: httpx.Client, archive: Pa
     assert after["hits"][0]["article_id"] == "lugano"
 
 
+def test_twenty_clients_each_see_one_commit_whole_while_a_writer_commits(
+    archive: Path, use_fake_model: FakeEmbedder, tmp_path: Path
+) -> None:
+    """1,000 searches or more from 20 clients while a writer commits 10 articles one by one: every response is a
+    200, and the articles it finds are exactly those of the commit it names, never half of a commit."""
+    from indexer.ingest.index import index_paths
+
+    served = Served(archive, embedder=use_fake_model)
+    app = create_app(archive, auth=False, served=served, limits=Limits(requests_per_minute=0))
+    words = ["harbour", "council", "budget", "ferry", "strike", "museum", "vaccine", "bridge", "tunnel", "orchard"]
+    done, failures, seen, newest = threading.Event(), [], [], set()
+
+    def write() -> None:
+        try:
+            for number in range(10):
+                text = " ".join(words[(number + i) % len(words)] for i in range(0, 30, 3)) + f" quokka report {number}"
+                row = {"id": f"load-{number}", "title": f"Quokka census {number}", "text": text}
+                path = tmp_path / f"load-{number}.jsonl"
+                path.write_text(json.dumps(row), encoding="utf-8")
+                index_paths([path], archive, embedder=use_fake_model)
+                deadline = time.monotonic() + READY_WITHIN
+                while len(newest) <= number and time.monotonic() < deadline:  # a client has seen this commit
+                    time.sleep(0.01)
+        finally:
+            done.set()
+
+    def read(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while not done.is_set() or len(seen) < 1000:
+                got = client.get("/v1/search", params={"q": "quokka", "k": 1000, "mode": "lexical"})
+                if got.status_code != 200:
+                    failures.append(got.text)
+                    return
+                data = got.json()
+                found = {hit["article_id"] for hit in data["hits"] if hit["article_id"].startswith("load-")}
+                seen.append((data["commit"], found))
+                newest.update(found)
+
+    with serving(app) as url:
+        readers = [threading.Thread(target=read, args=(url,)) for _ in range(20)]
+        for thread in readers:
+            thread.start()
+        write()
+        for thread in readers:
+            thread.join()
+    assert failures == [] and len(seen) >= 1000
+    by_commit: dict[int, set[frozenset[str]]] = {}
+    for commit, found in seen:
+        by_commit.setdefault(commit, set()).add(frozenset(found))
+    assert all(len(sets) == 1 for sets in by_commit.values())  # one commit, one answer
+    made = [len(sets.pop()) for _, sets in sorted(by_commit.items())]
+    assert made == sorted(made) and made[-1] == 10 and len(made) >= 10  # each commit was searched
+    for _, found in seen:
+        assert found == {f"load-{n}" for n in range(len(found))}  # the articles committed so far, in order
+
+
 @pytest.mark.parametrize(
     ("path", "params", "wanted"),
     [
