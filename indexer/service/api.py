@@ -167,7 +167,7 @@ def create_app(
         return json_response({"error": f"unexpected failure ({type(error).__name__}); the server's log has more"}, 500)
 
     def caller(scope: str) -> Any:
-        def check(request: Request) -> str:
+        async def check(request: Request) -> str:  # on the event loop: a thread would cost more than the check
             address = request.client.host if request.client else "?"
             who = _authorized(request, keys, scope) if auth else f"address {address}"
             wait = rates.take(who)
@@ -233,11 +233,7 @@ def create_app(
         since: date | None = None,
         until: date | None = None,
     ) -> Response:
-        from indexer.exact.reports import match_report
-
-        archive = latest()
-        report = match_report(archive, q, "GET /v1/match", sort, source, language, since, until, limit)
-        return json_response(report)
+        return json_response(queries.match(latest(), q, "GET /v1/match", sort, source, language, since, until, limit))
 
     @app.get("/v1/coverage", dependencies=[reader], summary="Matching articles per period (`coverage --json`)")
     def coverage(
@@ -248,13 +244,12 @@ def create_app(
         semantic: bool = False,
         threshold: float | None = None,
     ) -> Response:
-        from indexer.exact.reports import coverage_report
         from indexer.live.alerts import THRESHOLD
 
         if threshold is not None and not semantic:
             raise Problem(400, "threshold is for semantic=true")
         margin = (THRESHOLD if threshold is None else threshold) if semantic else None
-        report = coverage_report(
+        report = queries.coverage(
             latest(),
             q,
             "GET /v1/coverage",
@@ -352,7 +347,7 @@ class _Guarded:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         try:
-            self.check(Request(scope, receive))
+            await self.check(Request(scope, receive))
         except Problem as refused:
             await json_response({"error": refused.message}, refused.status, refused.headers)(scope, receive, send)
             return

@@ -95,10 +95,8 @@ def create_mcp(served: Served, generator: Any = None) -> MCPServer:
         and the matches counted by source, language and day. The query language: words (stemmed), "quoted
         phrases", drone* (prefixes), AND (the default), OR, NOT or -word, parentheses, and the fields source:,
         language:, author:, title: and published:2025-01-01..2025-03-31."""
-        from indexer.exact.reports import match_report
-
         limit = max(1, min(limit, 10_000))
-        report = match_report(
+        report = queries.match(
             served.latest(), query, "MCP match", sort, source or (), language or (), since, until, limit
         )
         return _plain(report)
@@ -113,10 +111,8 @@ def create_mcp(served: Served, generator: Any = None) -> MCPServer:
     ) -> dict[str, Any]:
         """How many articles an exact query (as match's) matches per period, beside all articles of the same
         sources in that period, and the share; by_source gives a row per source and period."""
-        from indexer.exact.reports import coverage_report
-
         options = {"sources": source or (), "by_source": by_source}
-        return _plain(coverage_report(served.latest(), query, "MCP coverage", by, **options))
+        return _plain(queries.coverage(served.latest(), query, "MCP coverage", by, **options))
 
     return server
 

@@ -30,6 +30,35 @@ def search(
     return {"query": query, "mode": mode, "commit": archive.commit, "hits": [hit.to_dict() for hit in hits]}
 
 
+def match(
+    archive: Archive,
+    query: str,
+    command: str,
+    sort: str = "date",
+    sources: Sequence[str] = (),
+    languages: Sequence[str] = (),
+    since: date | None = None,
+    until: date | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """``search --match --json``'s object (:func:`indexer.exact.reports.match_report`), but the index's path."""
+    from indexer.exact.reports import match_report
+
+    return _served(match_report(archive, query, command, sort, sources, languages, since, until, limit))
+
+
+def coverage(archive: Archive, query: str, command: str, by: str = "day", **options: Any) -> dict[str, Any]:
+    """``coverage --json``'s object (:func:`indexer.exact.reports.coverage_report`), but the index's path."""
+    from indexer.exact.reports import coverage_report
+
+    return _served(coverage_report(archive, query, command, by, **options))
+
+
+def _served(report: dict[str, Any]) -> dict[str, Any]:
+    """A report without the ``index`` directory it names for the CLI: where a server keeps it is its own business."""
+    return {key: value for key, value in report.items() if key != "index"}
+
+
 def article(archive: Archive, article_id: str) -> dict[str, Any]:
     """The article, its passages and its story (:func:`indexer.retrieval.info.article_of`), with the commit.
 
