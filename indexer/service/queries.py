@@ -30,21 +30,12 @@ def search(
     return {"query": query, "mode": mode, "commit": archive.commit, "hits": [hit.to_dict() for hit in hits]}
 
 
-def match(
-    archive: Archive,
-    query: str,
-    command: str,
-    sort: str = "date",
-    sources: Sequence[str] = (),
-    languages: Sequence[str] = (),
-    since: date | None = None,
-    until: date | None = None,
-    limit: int = 100,
-) -> dict[str, Any]:
-    """``search --match --json``'s object (:func:`indexer.exact.reports.match_report`), but the index's path."""
+def match(archive: Archive, query: str, command: str, *args: Any, **options: Any) -> dict[str, Any]:
+    """``search --match --json``'s object (:func:`indexer.exact.reports.match_report`, which takes the same
+    arguments), but the index's path."""
     from indexer.exact.reports import match_report
 
-    return _served(match_report(archive, query, command, sort, sources, languages, since, until, limit))
+    return _served(match_report(archive, query, command, *args, **options))
 
 
 def coverage(archive: Archive, query: str, command: str, by: str = "day", **options: Any) -> dict[str, Any]:
