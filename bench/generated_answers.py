@@ -171,7 +171,16 @@ def markdown_table(results: dict) -> str:
             lines.append(
                 f"\n{label.split(',')[0]}: measured {run['date']} on {run['machine']}, with `{run['command']}`."
             )
+            if run.get("note"):
+                lines[-1] += f" Note: {run['note']}."
     return "\n".join(lines)
+
+
+def _quoted(argument: str) -> str:
+    """``argument`` as a shell reads it back, in double quotes when it holds an apostrophe (as a person writes it)."""
+    if "'" in argument and not any(c in argument for c in '"$`\\!'):
+        return f'"{argument}"'
+    return shlex.quote(argument)
 
 
 def main() -> None:
@@ -217,7 +226,7 @@ def main() -> None:
     measured = {
         "date": datetime.now(timezone.utc).date().isoformat(),
         "machine": machine(),
-        "command": "python bench/generated_answers.py " + shlex.join(sys.argv[1:]),
+        "command": "python bench/generated_answers.py " + " ".join(_quoted(arg) for arg in sys.argv[1:]),
     }
     for label, make in chosen.values():
         directory, rows = make(args.work, args.sample)

@@ -384,8 +384,9 @@ def test_without_an_index_503_until_articles_make_one(tmp_path: Path, use_fake_m
 
 @pytest.mark.model
 def test_newsarchive_serve_with_the_real_model_answers_as_the_cli(real_seed_index: Path, tmp_path: Path) -> None:
-    """The command itself, in its own process with the default model, with a key; the same hits and the same
-    answer as the CLI's for English and Russian questions over the Italian seed article."""
+    """The command itself, two worker processes with the default model each, with a key; the same hits and the
+    same answer as the CLI's for English and Russian questions over the Italian seed article; then a commit made by
+    `index` is what every request sees, on new connections (which either process may take)."""
     import shutil
     import subprocess
     import sys
@@ -397,11 +398,14 @@ def test_newsarchive_serve_with_the_real_model_answers_as_the_cli(real_seed_inde
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "indexer.cli.main", "serve", "-d", str(directory), "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [*command, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300  # the model loads before the server listens
-        with httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {key}"}) as api:
+        authorized = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=url, timeout=120, headers=authorized) as api:
             while True:
                 assert server.poll() is None, server.stderr.read()
                 with contextlib.suppress(httpx.TransportError):
@@ -419,6 +423,17 @@ def test_newsarchive_serve_with_the_real_model_answers_as_the_cli(real_seed_inde
             assert (
                 api.get("/v1/search", params={"q": "drone"}, headers={"Authorization": "Bearer x"}).status_code == 401
             )
+            before = api.get("/v1/search", params={"q": "drone"}).json()["commit"]
+        extra = tmp_path / "new"
+        extra.mkdir()
+        (extra / "lugano.txt").write_text("Zebra crossing\n\nA zebra crossing in Lugano was painted blue.", "utf-8")
+        result = CliRunner().invoke(cli, ["index", str(extra), "-d", str(directory)])
+        assert result.exit_code == 0, result.output
+        for _ in range(10):
+            got = httpx.get(
+                f"{url}/v1/search", params={"q": "zebra crossing in Lugano"}, headers=authorized, timeout=120
+            )
+            assert got.json()["commit"] == before + 1 and got.json()["hits"][0]["article_id"] == "lugano"
     finally:
         server.terminate()
         server.wait(timeout=60)
