@@ -68,7 +68,10 @@ def questions() -> list[str]:
 def in_process(directory: Path, asked: list[str], mode: str) -> list[float]:
     """Seconds of each ``search`` called in this process: the API's baseline."""
     from indexer.retrieval.archive import Archive
+    from indexer.retrieval.memory import keep_freed_memory
     from indexer.retrieval.search import search
+
+    keep_freed_memory()  # as a server does (indexer.retrieval.archive.Served)
 
     with Archive(directory) as opened:
         search(opened, "warm up", k=5, mode=mode)

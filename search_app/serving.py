@@ -10,14 +10,12 @@ from indexer import config
 from indexer.answers.llm import Generator
 from indexer.errors import IndexNotFound, NewsarchiveError
 from indexer.retrieval.archive import Archive, Served
-from indexer.retrieval.memory import keep_freed_memory
 from search_app import plain
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…")
 def open_archive(directory: str, model: str | None) -> Served:
     """One archive, and one model, per process; each question then sees the newest commit, the model kept."""
-    keep_freed_memory()  # this process answers question after question
     served = Served(directory, model)
     served.latest().embedder.embed_queries(["warm up"])  # load the model now rather than on the first question
     return served

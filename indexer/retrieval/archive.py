@@ -64,8 +64,9 @@ class Archive(Snapshot):
 
 
 class Served:
-    """The archive a long-running process serves (the app, ``newsarchive serve``): opened on first use, then moved
-    to the index's newest commit each time a request asks, the model kept.
+    """The archive a long-running process serves (the app, ``newsarchive serve`` and ``mcp``): opened on first use,
+    then moved to the index's newest commit each time a request asks, the model kept; freed memory is kept for the
+    next search (:mod:`indexer.retrieval.memory`).
 
     Each request holds the :class:`Archive` it got, so it sees one commit whole while newer ones are committed.
     Requests may run in threads: reads go through DuckDB cursors, and one thread at a time opens a new commit.
@@ -75,6 +76,9 @@ class Served:
     """
 
     def __init__(self, directory: str | Path | None = None, model: str | None = None, embedder: Embedder | None = None):
+        from indexer.retrieval.memory import keep_freed_memory
+
+        keep_freed_memory()  # this process answers question after question
         self.directory, self._model, self._embedder = config.index_dir(directory), model, embedder
         self.archive: Archive | None = None
         self._lock = threading.Lock()

@@ -4,7 +4,8 @@ A hybrid search over a large archive makes temporary arrays of megabytes (a scor
 joined). glibc's malloc gives blocks that large back to the system when they are freed (an mmap of their own, or a
 trimmed heap), so the next search faults their pages in again, 4 KiB at a time: at a million passages, 6,000 to
 11,000 page faults a search, about half the time of the slowest question asked again. A process that answers
-many questions (the app, `eval`) asks malloc to keep them instead; a one-question command would gain nothing.
+many questions (the app, `serve`, `mcp`, `eval`) asks malloc to keep them instead; a one-question command would
+gain nothing.
 """
 
 from __future__ import annotations
