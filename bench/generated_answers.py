@@ -162,18 +162,17 @@ def markdown_table(results: dict) -> str:
     )
     runs = {label: run.get("measured", results) for label, run in results["sets"].items()}
     if len({json.dumps(run, sort_keys=True) for run in runs.values()}) == 1:
-        run = next(iter(runs.values()))
-        lines[-1] += f" Measured {run['date']} on {run['machine']}, with `{run['command']}`."
-        if run.get("note"):
-            lines[-1] += f" Note: {run['note']}."
+        said = _measured(next(iter(runs.values())))
+        lines[-1] += f" {said[0].upper()}{said[1:]}"
     else:
-        for label, run in runs.items():
-            lines.append(
-                f"\n{label.split(',')[0]}: measured {run['date']} on {run['machine']}, with `{run['command']}`."
-            )
-            if run.get("note"):
-                lines[-1] += f" Note: {run['note']}."
+        lines += [f"\n{label.split(',')[0]}: {_measured(run)}" for label, run in runs.items()]
     return "\n".join(lines)
+
+
+def _measured(run: dict) -> str:
+    """When, where and how a run was measured, and its note if it has one."""
+    said = f"measured {run['date']} on {run['machine']}, with `{run['command']}`."
+    return said + (f" Note: {run['note']}." if run.get("note") else "")
 
 
 def _quoted(argument: str) -> str:
