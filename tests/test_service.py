@@ -241,6 +241,17 @@ def test_a_malformed_request_is_a_400_naming_what_is_wrong(
     assert api.get("/healthz").json()["status"] == "ok"
 
 
+def test_control_characters_in_a_request_come_back_inert(api: httpx.Client) -> None:
+    """A query holding terminal controls, NUL and a right-to-left override is answered, and echoed escaped."""
+    hostile = "drone\x00\x1b[2J\x9b31m\u202e"
+    for path in ("/v1/search", "/v1/match", "/v1/coverage"):
+        got = api.get(path, params={"q": hostile})
+        assert got.status_code == 200, got.text
+        assert not any(c in got.text for c in "\x00\x1b\x9b\u202e") and got.json()["query"].startswith("drone")
+    got = api.post("/v1/sql", json={"query": "SELECT '\x1b[2J\u202e' AS x"})
+    assert got.status_code == 200 and "\x1b" not in got.text and got.json()["rows"] == [{"x": "\x1b[2J\u202e"}]
+
+
 @pytest.mark.parametrize(
     "sql",
     [
