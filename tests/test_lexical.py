@@ -334,3 +334,84 @@ def test_language_detection_keeps_its_classifier_unpacked_in_the_cache(tmp_path:
         assert cached.stat().st_size > 1_000_000  # written again whole
     finally:
         language._identifier.cache_clear()
+
+
+def _synthetic_rows(count: int, seed: int = 7) -> list[tuple[int, str, str]]:
+    """Passages of made-up words and names drawn with Zipf's skew (a few in most passages, most in few, as in news),
+    in Italian and English."""
+    rng = np.random.default_rng(seed)
+    syllables = ["ba", "ce", "di", "fo", "gu", "la", "me", "ni", "po", "ru", "sa", "te", "vi", "zo"]
+    vocabulary = list(dict.fromkeys("".join(rng.choice(syllables, 3)) for _ in range(3000)))
+    vocabulary = [word.title() if i % 5 == 0 else word for i, word in enumerate(vocabulary)]  # names: in any language
+    weights = 1.0 / np.arange(1, len(vocabulary) + 1) ** 1.1
+    rows = []
+    for number in range(count):
+        drawn = rng.choice(len(vocabulary), size=int(rng.integers(5, 40)), p=weights / weights.sum())
+        rows.append((1000 + number, " ".join(vocabulary[i] for i in drawn), "it" if number % 3 else "en"))
+    return rows
+
+
+def test_top_rows_hold_the_k_best_and_skip_the_rest(tmp_path: Path) -> None:
+    """MaxScore's candidates hold every passage of the k best scores (ties included), scored to the last bit as
+    exhaustive scoring does, in one segment and in several; and for most queries they are far fewer than the
+    passages matching any token."""
+    from indexer.indexes.lexical import top_rows
+
+    rows = _synthetic_rows(1500)
+    whole = LexicalIndex.build(rows)
+    for number, start in enumerate(range(0, len(rows), 500)):
+        LexicalIndex.build(rows[start : start + 500]).save(tmp_path / f"part{number}")
+    parts = [LexicalIndex.load(tmp_path / f"part{number}") for number in range(3)]
+    combined = LexicalIndex.combined(parts, np.zeros(0, np.int64))
+    rng = np.random.default_rng(11)
+    words = [word for _, text, _ in rows[:50] for word in text.split()]  # common words more often than rare ones
+    queries = [" ".join(rng.choice(words, int(rng.integers(1, 8)))) for _ in range(30)]
+    pruned = tried = 0
+    for index in (whole.indexes["words"], combined.indexes["words"]):
+        for query in queries:
+            tokens = tokenize(query, "it")
+            for k in (1, 10, 50):
+                mask = np.ones(len(rows), dtype=bool)
+                mask[::4] = False  # a filter: passages top_rows must leave out
+                exact = np.where(mask, index.scores(tokens), np.float32(0))
+                found = top_rows(index, tokens, k, mask)
+                matching = np.flatnonzero(exact > 0)
+                if found is None:
+                    continue
+                assert mask[found].all()
+                kth = np.sort(exact[matching])[::-1][min(k, len(matching)) - 1] if len(matching) else 0
+                assert set(matching[exact[matching] >= kth]) <= set(found.tolist())
+                assert (index.scores_at(tokens, found) == exact[found]).all()  # to the last bit
+                pruned += len(found) < len(matching)
+                tried += 1
+    assert pruned >= tried / 2, (pruned, tried)  # most queries read fewer passages than match
+
+
+def test_hybrid_evidence_is_the_same_with_and_without_skipping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hybrid search's lexical evidence, reading only the passages that can matter (:func:`top_rows`), is the
+    exhaustive scoring's: the same passages, in the same order, with the same values, whatever the question, its
+    language, the dense candidates, the filter and the tombstones."""
+    from indexer.indexes import lexical
+
+    rows = _synthetic_rows(1500)
+    for number, start in enumerate(range(0, len(rows), 500)):
+        LexicalIndex.build(rows[start : start + 500]).save(tmp_path / f"part{number}")
+    parts = [LexicalIndex.load(tmp_path / f"part{number}") for number in range(3)]
+    none = np.zeros(0, np.int64)
+    indexes = [LexicalIndex.combined(parts[:1], none), LexicalIndex.combined(parts, np.asarray([1003, 1400, 1777]))]
+    rng = np.random.default_rng(5)
+    words = [word for _, text, _ in rows[:50] for word in text.split()]
+    cases = []
+    for _ in range(40):
+        query = " ".join(rng.choice(words, int(rng.integers(1, 8))))
+        among = rng.choice([row[0] for row in rows], 30, replace=False)
+        allowed = rng.choice([row[0] for row in rows], 900, replace=False) if rng.random() < 0.3 else None
+        cases.append((query, str(rng.choice(["it", "en"])), among, allowed, bool(rng.random() < 0.5)))
+
+    def evidence() -> list:
+        return [index.evidence(*case[:2], k, *case[2:]) for index in indexes for case in cases for k in (3, 20)]
+
+    skipping = evidence()
+    monkeypatch.setattr(lexical, "top_rows", lambda *args: None)  # every passage scored
+    assert skipping == evidence()
+    assert sum(len(found) for found in skipping) > len(cases)  # there was evidence to compare

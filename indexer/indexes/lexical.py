@@ -148,33 +148,69 @@ class Bm25:
         ``norms`` replace this index's own statistics with those of a larger collection (:class:`Bm25Set`).
         """
         passages = len(self.lengths)
+        if rows is not None:
+            total = np.zeros(passages, dtype=np.float32)
+            total[rows] = self.scores_at(tokens, rows, idf, norms)
+            return total
         norms = self._norms if norms is None else norms
         matched, parts = [], []
-        for token in tokens:
-            term = self.vocabulary.get(token)
-            if term is None or (idf is not None and token not in idf):
-                continue
-            start, end = self.indptr[term], self.indptr[term + 1]
-            if start == end:
-                continue
-            weight = idf[token] if idf is not None else inverse_frequency(passages, end - start)
-            row, count = self._postings(start, end, rows)
+        for weight, start, end in self._terms(tokens, idf):
+            row, count = self.indices[start:end], self.data[start:end]
             matched.append(row)
             parts.append(weight * count / (count + norms[row]))
         if not matched:
             return np.zeros(passages, dtype=np.float32)
         return np.bincount(np.concatenate(matched), np.concatenate(parts), minlength=passages).astype(np.float32)
 
-    def _postings(self, start: int, end: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """One term's (row numbers, counts): all of them, or those among ``rows``, found by binary search."""
+    def scores_at(
+        self,
+        tokens: Sequence[str],
+        rows: np.ndarray,
+        idf: dict[str, float] | None = None,
+        norms: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """:meth:`scores` of ``rows`` (sorted row numbers) alone, in their order: each term's postings are searched,
+        not read, which keeps a common term cheap in a large archive. The same sums in the same order as
+        :meth:`scores`, so the same scores to the last bit."""
+        norms = self._norms if norms is None else norms
+        places, parts = [], []
+        for weight, start, end in self._terms(tokens, idf):
+            found, count = self._postings(start, end, rows)
+            places.append(found)
+            parts.append(weight * count / (count + norms[rows[found]]))
+        if not places:
+            return np.zeros(len(rows), dtype=np.float32)
+        return np.bincount(np.concatenate(places), np.concatenate(parts), minlength=len(rows)).astype(np.float32)
+
+    def idf(self, tokens: Iterable[str]) -> dict[str, float]:
+        """The inverse document frequency of each of ``tokens`` this index holds."""
+        passages = len(self.lengths)
+        return {token: inverse_frequency(passages, f) for token in set(tokens) if (f := self.frequency(token))}
+
+    def postings(self, token: str) -> np.ndarray:
+        """The sorted rows of the passages holding ``token``."""
+        term = self.vocabulary.get(token)
+        return np.zeros(0, np.int32) if term is None else self.indices[self.indptr[term] : self.indptr[term + 1]]
+
+    def _terms(self, tokens: Sequence[str], idf: dict[str, float] | None) -> Iterable[tuple[float, int, int]]:
+        """(inverse document frequency, postings' start, end) of each of ``tokens`` some passage holds."""
+        passages = len(self.lengths)
+        for token in tokens:
+            term = self.vocabulary.get(token)
+            if term is None or (idf is not None and token not in idf):
+                continue
+            start, end = self.indptr[term], self.indptr[term + 1]
+            if start < end:
+                yield idf[token] if idf is not None else inverse_frequency(passages, end - start), start, end
+
+    def _postings(self, start: int, end: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One term's postings among ``rows``, found by binary search: (their places in ``rows``, their counts)."""
         postings = self.indices[start:end]  # sorted row numbers
-        if rows is None:
-            return postings, self.data[start:end]
         places = np.searchsorted(postings, rows)
         inside = places < len(postings)
         found = inside.copy()
         found[inside] = postings[places[inside]] == rows[inside]
-        return rows[found], self.data[start + places[found]]
+        return np.flatnonzero(found), self.data[start + places[found]]
 
 
 def norms(lengths: np.ndarray, average: float) -> np.ndarray:
@@ -184,6 +220,35 @@ def norms(lengths: np.ndarray, average: float) -> np.ndarray:
 
 def inverse_frequency(passages: int, frequency: int) -> float:
     return float(np.log1p((passages - frequency + 0.5) / (frequency + 0.5)))
+
+
+def top_rows(index: Bm25 | Bm25Set, tokens: Sequence[str], k: int, mask: np.ndarray) -> np.ndarray | None:
+    """Sorted rows among ``mask`` that hold every passage of the ``k`` best BM25 scores for ``tokens`` (ties at the
+    k-th too), found without reading the postings of tokens too common to lift a passage there (MaxScore); or
+    ``None`` when they would be a good part of the archive, which is then cheaper scored whole.
+
+    A token adds less than its idf to a passage's score (count / (count + norm) < 1). Tokens are taken rarest
+    first, the passages holding them become candidates, and once the k-th best candidate scores more on the tokens
+    taken than the idf of all the others together, a passage holding none of those taken cannot reach the k best.
+    """
+    times = dict.fromkeys(tokens, 0)
+    for token in tokens:
+        times[token] += 1  # a token given twice counts twice
+    idf = index.idf(times)
+    bounds = sorted(((idf[token] * n, token) for token, n in times.items() if token in idf), reverse=True)
+    left = [sum(bound for bound, _ in bounds[i + 1 :]) for i in range(len(bounds))]  # what the tokens not taken can add
+    candidates, taken = np.zeros(0, np.int64), []
+    for (_, token), rest in zip(bounds, left):
+        rows = index.postings(token)
+        candidates = np.union1d(candidates, rows[mask[rows]])
+        taken += [token] * times[token]
+        if len(candidates) * DENSE_FROM > len(mask):
+            return None
+        if len(candidates) >= k and rest > 0:
+            scores = index.scores_at(taken, candidates)
+            if rest * (1 + 1e-6) < np.partition(scores, len(scores) - k)[len(scores) - k]:  # margin for float32 sums
+                break
+    return candidates
 
 
 class Bm25Set:
@@ -223,6 +288,23 @@ class Bm25Set:
             if part_rows is None or len(part_rows):
                 total[start:end] = part.scores(tokens, part_rows, idf, part_norms)
         return total
+
+    def scores_at(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
+        """:meth:`Bm25.scores_at` over every segment's rows."""
+        idf = self.idf(tokens)
+        found = np.zeros(len(rows), dtype=np.float32)
+        if not idf:
+            return found
+        slices = np.searchsorted(rows, self.offsets)  # rows are sorted: each segment's are a slice of them
+        for part, part_norms, start, first, last in zip(self.parts, self._norms, self.offsets, slices, slices[1:]):
+            if first < last:
+                found[first:last] = part.scores_at(tokens, rows[first:last] - start, idf, part_norms)
+        return found
+
+    def postings(self, token: str) -> np.ndarray:
+        """The sorted rows of the passages holding ``token``, in every segment."""
+        found = [part.postings(token) + start for part, start in zip(self.parts, self.offsets)]
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
 
     def coverage(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
         """For each of ``rows`` (sorted), the share of ``tokens``' inverse document frequency its passage holds:
@@ -419,7 +501,7 @@ class LexicalIndex:
         """
         if not len(self):
             return []
-        total, _, _ = self._weighted(query, language, k, WEIGHTS, allowed, among)
+        total, _, _, _ = self._weighted(query, language, k, WEIGHTS, allowed, among)
         return [(int(self.ids[row]), float(total[row])) for row in _best(total, k)]
 
     def evidence(
@@ -447,18 +529,24 @@ class LexicalIndex:
         if not len(self):
             return []
         weights = HYBRID_WEIGHTS if centered else WEIGHTS
-        total, groups, scored = self._weighted(query, language, k, weights, allowed, among, same_script=True)
+        total, groups, scored, floors = self._weighted(query, language, k, weights, allowed, among, same_script=True)
         assert scored is not None
         evidence = np.zeros(len(scored), dtype=np.float32)
         kept = np.zeros(len(scored), dtype=bool)
-        matched = np.flatnonzero(total > 0)  # a language's best is among these; (> 0) is 3x faster than nonzero
-        for rows, same, words in groups:
+        matched = None
+        for (rows, same, words), floor in zip(groups, floors):
             inside = rows[scored]
             if not inside.any():
                 continue
             kept |= inside
-            best = total[matched[rows[matched]]]
-            evidence[inside] = total[scored[inside]] - (best.max() if len(best) else np.float32(0))
+            if floor is None:  # every passage of this language has its score: the best is among them
+                if matched is None:
+                    matched = np.flatnonzero(total > 0)  # (> 0) is 3x faster than nonzero
+                found = total[matched[rows[matched]]]
+                best = found.max() if len(found) else np.float32(0)
+            else:  # only those that may be the best: one of the passages scored, or the best by words alone
+                best = max(floor, total[scored[inside]].max())
+            evidence[inside] = total[scored[inside]] - best
             if centered and same and words:
                 coverage = self.indexes["words"].coverage(words, scored[inside])
                 evidence[inside] += COVERAGE_WEIGHT * np.maximum(coverage - COVERAGE_FROM, 0)
@@ -473,12 +561,17 @@ class LexicalIndex:
         allowed: np.ndarray | None,
         among: np.ndarray | None,
         same_script: bool = False,
-    ) -> tuple[np.ndarray, list[tuple[np.ndarray, bool, list[str]]], np.ndarray | None]:
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, bool, list[str]]], np.ndarray | None, list[np.float32 | None]]:
         """Each row's weighted lexical score; the (rows, same language as the query, word tokens) of each passage
-        language; and, with ``among``, the sorted rows whose 4-grams were scored (``among``'s and the k best by
-        words). Passages in another script than the query's are matched by their names' 4-grams, both spelt in
-        Latin letters (:func:`indexer.text.tokens.name_grams`); with ``same_script`` by those alone, and only in a
-        script with capitals: between scripts only numbers match as words, and on XQuAD they reordered a language's
+        language; with ``among``, the sorted rows whose 4-grams were scored (``among``'s and the k best by words);
+        and each language's floor. With ``among``, only rows that may be among the k best by words or are scored
+        may get their words (see :func:`top_rows`): a language's best passage may then be one left out, whose
+        score is its floor, the weighted words score of its best passage by words (0 when no word matched); the
+        floor is ``None`` for a language whose every passage got its words.
+
+        Passages in another script than the query's are matched by their names' 4-grams, both spelt in Latin
+        letters (:func:`indexer.text.tokens.name_grams`); with ``same_script`` by those alone, and only in a script
+        with capitals: between scripts only numbers match as words, and on XQuAD they reordered a language's
         passages for the worse."""
         mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
         if self._alive is not None:
@@ -499,23 +592,73 @@ class LexicalIndex:
             groups.append((rows, same, words))
             crossing.append(crosses)
         total = np.zeros(len(self), dtype=np.float32)
-        word_scores: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}  # languages often share words
-        for rows, same, words in groups:
-            if words and tuple(words) not in word_scores:
-                word_scores[tuple(words)] = _matched(self.indexes["words"].scores(words))
-            if words:
-                _add_normalized(total, *word_scores[tuple(words)], rows, weights["same" if same else "other"]["words"])
+        added = self._add_words(total, groups, weights, k, pruned=among is not None)
         scored = None
         if among is not None:
             scored = np.union1d(self._rows_of(among), _best(total, k))
+            self._add_missing_words(total, groups, weights, scored, added)
         gram_scores = {}
         for crosses in set(crossing):
             tokens = name_grams(query, language) if crosses else grams(query, language)
             gram_scores[crosses] = _matched(self.indexes["grams"].scores(tokens, scored))
         for (rows, same, _), crosses in zip(groups, crossing):
-            weight = weights["other"]["names"] if crosses else weights["same" if same else "other"]["grams"]
+            weight = weights["other"]["names"] if crosses else _weight(weights, same, "grams")
             _add_normalized(total, *gram_scores[crosses], rows, weight)
-        return total, groups, scored
+        floors = [
+            None if candidates is None else np.float32(_weight(weights, same, "words") if best > 0 else 0)
+            for (_, same, _), (best, candidates) in zip(groups, added)
+        ]
+        return total, groups, scored, floors
+
+    def _add_words(
+        self,
+        total: np.ndarray,
+        groups: list[tuple[np.ndarray, bool, list[str]]],
+        weights: dict[str, dict[str, float]],
+        k: int,
+        pruned: bool,
+    ) -> list[tuple[np.float32, np.ndarray | None]]:
+        """Add each passage language's weighted word scores to ``total``, divided by that language's best; return
+        each language's best and the rows added to (``None``: all). ``pruned``: only to the rows that may be the k
+        best of their language (:func:`top_rows`), all that is needed beside dense candidates, with
+        :meth:`_add_missing_words` for the rows scored later."""
+        words_index = self.indexes["words"]
+        word_scores: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}  # languages often share words
+        added = []
+        for rows, same, words in groups:
+            weight = _weight(weights, same, "words")
+            candidates = top_rows(words_index, words, k, rows) if words and pruned else None
+            if candidates is not None:
+                found = words_index.scores_at(words, candidates)
+                best = found.max() if len(found) else np.float32(0)
+                if best > 0:
+                    total[candidates] += weight * (found / best)
+            elif words:
+                if tuple(words) not in word_scores:
+                    word_scores[tuple(words)] = _matched(words_index.scores(words))
+                best = _add_normalized(total, *word_scores[tuple(words)], rows, weight)
+            else:
+                best = np.float32(0)
+            added.append((best, candidates))
+        return added
+
+    def _add_missing_words(
+        self,
+        total: np.ndarray,
+        groups: list[tuple[np.ndarray, bool, list[str]]],
+        weights: dict[str, dict[str, float]],
+        scored: np.ndarray,
+        added: list[tuple[np.float32, np.ndarray | None]],
+    ) -> None:
+        """Add to ``total`` the word scores of the rows ``scored`` that :meth:`_add_words` left out."""
+        for (rows, same, words), (best, candidates) in zip(groups, added):
+            if candidates is None or best <= 0:
+                continue
+            missing = scored[rows[scored]]
+            missing = missing[~np.isin(missing, candidates, assume_unique=True)]
+            if len(missing):
+                scores = self.indexes["words"].scores_at(words, missing)
+                total[missing] += _weight(weights, same, "words") * (scores / best)
 
     def languages_of(self, passage_ids: Sequence[int]) -> list[str | None]:
         """The language of each of these passage ids (each must be in the index)."""
@@ -529,6 +672,11 @@ class LexicalIndex:
         inside = places < len(self._sorted_ids)
         places, ids = places[inside], ids[inside]
         return np.unique(self._order[places[self._sorted_ids[places] == ids]])
+
+
+def _weight(weights: dict[str, dict[str, float]], same: bool, kind: str) -> float:
+    """The weight of an index's scores (``kind``) in passages of the question's language or another one."""
+    return weights["same" if same else "other"][kind]
 
 
 def _best(scores: np.ndarray, k: int) -> np.ndarray:
@@ -549,17 +697,21 @@ def _matched(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _add_normalized(
     total: np.ndarray, scores: np.ndarray, matched: np.ndarray, rows: np.ndarray, weight: float
-) -> None:
-    """Add ``weight`` times ``scores`` on ``rows`` (a mask), divided by the best among them, to ``total``; only
-    the ``matched`` rows are read, not the whole archive -- unless they are a good part of it (common words):
-    then whole arrays, read in order, cost a seventh of gathering and scattering the matched rows."""
+) -> np.float32:
+    """Add ``weight`` times ``scores`` on ``rows`` (a mask), divided by the best among them, to ``total``, and
+    return that best; only the ``matched`` rows are read, not the whole archive -- unless they are a good part of
+    it (common words): then whole arrays, read in order, cost a seventh of gathering and scattering the matched
+    rows."""
     if len(matched) * DENSE_FROM > len(total):
         inside = scores if rows.all() else np.where(rows, scores, np.float32(0))
         best = inside.max()
         if best > 0:
             total += weight * (inside / best)
-        return
+        return best
     inside = matched[rows[matched]]
-    if len(inside):
-        found = scores[inside]
-        total[inside] += weight * (found / found.max())
+    if not len(inside):
+        return np.float32(0)
+    found = scores[inside]
+    best = found.max()
+    total[inside] += weight * (found / best)
+    return best
