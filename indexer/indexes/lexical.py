@@ -52,6 +52,9 @@ ROWS = "rows.json"
 KINDS = {"words": tokenize, "grams": passage_grams}
 PARTS = ("indptr", "indices", "data", "lengths")
 CHUNK = 5_000  # passages per sparse block of term counts
+# Candidates of top_rows beyond one passage in this many are scored whole: searching each token's postings for them
+# costs more than reading the postings (measured at 1M passages, bench/search.py).
+CANDIDATES_UP_TO = 64
 DENSE_FROM = 8  # a score matching more than one passage in this many is added over the whole archive's array
 
 Row = tuple[int, str, str | None]  # (passage_id, text, language)
@@ -187,6 +190,20 @@ class Bm25:
         passages = len(self.lengths)
         return {token: inverse_frequency(passages, f) for token in set(tokens) if (f := self.frequency(token))}
 
+    def contributions(
+        self, token: str, weight: float, norms: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted rows of the passages holding ``token``, and what it adds to their score with this
+        inverse document frequency (``weight``)."""
+        term = self.vocabulary.get(token)
+        if term is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        rows, count = (
+            self.indices[self.indptr[term] : self.indptr[term + 1]],
+            self.data[self.indptr[term] : self.indptr[term + 1]],
+        )
+        return rows, weight * count / (count + (self._norms if norms is None else norms)[rows])
+
     def postings(self, token: str) -> np.ndarray:
         """The sorted rows of the passages holding ``token``."""
         term = self.vocabulary.get(token)
@@ -237,16 +254,26 @@ def top_rows(index: Bm25 | Bm25Set, tokens: Sequence[str], k: int, mask: np.ndar
     idf = index.idf(times)
     bounds = sorted(((idf[token] * n, token) for token, n in times.items() if token in idf), reverse=True)
     left = [sum(bound for bound, _ in bounds[i + 1 :]) for i in range(len(bounds))]  # what the tokens not taken can add
-    candidates, taken = np.zeros(0, np.int64), []
+    candidates, partial = np.zeros(0, np.int64), np.zeros(0)
+    share = np.count_nonzero(mask) / max(len(mask), 1)  # of the passages, those that may be candidates
     for (_, token), rest in zip(bounds, left):
-        rows = index.postings(token)
-        candidates = np.union1d(candidates, rows[mask[rows]])
-        taken += [token] * times[token]
-        if len(candidates) * DENSE_FROM > len(mask):
+        if (len(candidates) + index.frequency(token) * share) * CANDIDATES_UP_TO > len(mask):
+            return None  # known from its frequency, before its postings are read
+        rows, scores = index.contributions(token, idf[token] * times[token])
+        inside = mask[rows]
+        # Both sorted by row: a stable sort merges them in linear time; a row's partial scores are then summed.
+        merged = np.concatenate([candidates, rows[inside]])
+        order = np.argsort(merged, kind="stable")
+        merged, summed = merged[order], np.concatenate([partial, scores[inside]])[order]
+        if not len(merged):
+            continue
+        starts = np.flatnonzero(np.concatenate([[True], merged[1:] != merged[:-1]]))
+        candidates, partial = merged[starts], np.add.reduceat(summed, starts)
+        if len(candidates) * CANDIDATES_UP_TO > len(mask):
             return None
         if len(candidates) >= k and rest > 0:
-            scores = index.scores_at(taken, candidates)
-            if rest * (1 + 1e-6) < np.partition(scores, len(scores) - k)[len(scores) - k]:  # margin for float32 sums
+            kth = np.partition(partial, len(partial) - k)[len(partial) - k]
+            if rest * (1 + 1e-6) < kth:  # the margin covers float32 rounding in the exact scores
                 break
     return candidates
 
@@ -271,7 +298,7 @@ class Bm25Set:
         passages = int(self.offsets[-1])
         found = {}
         for token in set(tokens):
-            frequency = sum(part.frequency(token) for part in self.parts)
+            frequency = self.frequency(token)
             if frequency:
                 found[token] = inverse_frequency(passages, frequency)
         return found
@@ -300,6 +327,16 @@ class Bm25Set:
             if first < last:
                 found[first:last] = part.scores_at(tokens, rows[first:last] - start, idf, part_norms)
         return found
+
+    def frequency(self, token: str) -> int:
+        """How many passages of every segment hold ``token``."""
+        return sum(part.frequency(token) for part in self.parts)
+
+    def contributions(self, token: str, weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`Bm25.contributions` over every segment's rows."""
+        found = [part.contributions(token, weight, norms) for part, norms in zip(self.parts, self._norms)]
+        rows = [rows + start for (rows, _), start in zip(found, self.offsets)]
+        return np.concatenate(rows or [np.zeros(0, np.int64)]), np.concatenate([s for _, s in found] or [np.zeros(0)])
 
     def postings(self, token: str) -> np.ndarray:
         """The sorted rows of the passages holding ``token``, in every segment."""
