@@ -190,7 +190,7 @@ def test_segments_score_as_one_index_and_merge_into_a_rebuild(tmp_path: Path) ->
     without = LexicalIndex.combined(parts, np.array([99]))
     assert 99 not in {i for query, language in queries for i, _ in without.search(query, language, k=10)}
     keeps = [part.ids != 99 for part in parts]
-    LexicalIndex.merged(parts, keeps).save(tmp_path / "merged")
+    LexicalIndex.write_merged(parts, keeps, tmp_path / "merged")
     merged, rebuilt = LexicalIndex.load(tmp_path / "merged"), LexicalIndex.build(ROWS)
     assert sorted(merged.ids.tolist()) == sorted(row[0] for row in ROWS)
     for query, language in queries[:3]:
@@ -198,6 +198,41 @@ def test_segments_score_as_one_index_and_merge_into_a_rebuild(tmp_path: Path) ->
         assert [i for i, _ in ours] == [i for i, _ in theirs] and ours
         assert [s for _, s in ours] == pytest.approx([s for _, s in theirs])
     assert 99 not in {i for i, _ in merged.search("zibaldone", "it", k=10)}
+
+
+@pytest.mark.parametrize("block", [1, 7, 1 << 22])
+def test_a_merge_streamed_in_blocks_holds_the_kept_rows_counts(tmp_path: Path, monkeypatch, block: int) -> None:
+    """Three segments' counts merged a few postings at a time, tombstoned rows dropped: every token's postings,
+    counts and every passage's length are those of an index built from the kept rows' tokens."""
+    from indexer.indexes import lexical_merge
+    from indexer.indexes.lexical import Bm25
+
+    monkeypatch.setattr(lexical_merge, "BLOCK", block)
+    rng = np.random.default_rng(7)
+    words = [f"w{i}" for i in range(40)]
+    token_lists = [list(rng.choice(words, size=rng.integers(0, 12))) for _ in range(90)]
+    cuts = [0, 25, 25, 90]  # the middle segment is empty
+    parts, keeps = [], []
+    for i, (start, end) in enumerate(zip(cuts, cuts[1:])):
+        Bm25.build(token_lists[start:end]).save(tmp_path, f"part{i}")
+        parts.append(Bm25.load(tmp_path, f"part{i}"))
+        keeps.append(rng.random(end - start) < 0.7)
+    lexical_merge.write_merged(parts, keeps, tmp_path, "merged")
+    merged = Bm25.load(tmp_path, "merged")
+    kept = [tokens for tokens, keep in zip(token_lists, np.concatenate(keeps)) if keep]
+    rebuilt = Bm25.build(kept)
+    assert merged.lengths.tolist() == rebuilt.lengths.tolist()
+    for token in words:
+        ours, theirs = merged.vocabulary.get(token), rebuilt.vocabulary.get(token)
+        rows, counts = merged.contributions(token, 1.0, np.zeros(len(kept), np.float32))
+        if theirs is None:
+            assert len(rows) == 0  # only in dropped rows
+            continue
+        assert ours is not None
+        assert rows.tolist() == rebuilt.postings(token).tolist()
+        assert merged.data[merged.indptr[ours] : merged.indptr[ours + 1]].tolist() == (
+            rebuilt.data[rebuilt.indptr[theirs] : rebuilt.indptr[theirs + 1]].tolist()
+        )
 
 
 def test_bm25_scores_follow_lucenes_formula() -> None:

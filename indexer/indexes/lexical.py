@@ -33,6 +33,7 @@ import numpy as np
 from scipy import sparse
 
 from indexer import workers
+from indexer.indexes.lexical_merge import write_merged
 from indexer.text.language import CASED_SCRIPTS, script
 from indexer.text.tokens import grams, name_grams, names_and_codes, passage_grams, tokenize
 
@@ -112,16 +113,6 @@ class Bm25:
     def build(cls, token_lists: Iterable[list[str]]) -> Bm25:
         vocabulary: dict[str, int] = {}
         return cls._of(vocabulary, _counts(token_lists, vocabulary))
-
-    @classmethod
-    def merged(cls, parts: Sequence[Bm25], keeps: Sequence[np.ndarray]) -> Bm25:
-        """One index of the rows of ``parts`` that their ``keeps`` masks keep, in order, without tokenizing again."""
-        blocks = []
-        for part, keep in zip(parts, keeps):
-            terms = sorted(part.vocabulary, key=part.vocabulary.__getitem__)
-            shape = (len(part.lengths), len(part.vocabulary))
-            blocks.append((terms, sparse.csc_matrix((part.data, part.indices, part.indptr), shape=shape).tocsr()[keep]))
-        return cls._of(*_stacked(blocks))
 
     def save(self, directory: Path, name: str) -> None:
         (directory / f"{name}.vocabulary.json").write_text(json.dumps(list(self.vocabulary)), encoding="utf-8")
@@ -454,13 +445,18 @@ class LexicalIndex:
         indexes = {kind: Bm25._of(*_stacked(chunk[kind] for chunk in counted)) for kind in KINDS}
         return cls(np.asarray([row[0] for row in rows], dtype=np.int64), [row[2] for row in rows], indexes)
 
-    @classmethod
-    def merged(cls, parts: Sequence[LexicalIndex], keeps: Sequence[np.ndarray]) -> LexicalIndex:
-        """One segment's index of the rows of ``parts`` that ``keeps`` (masks) keep, from their term counts."""
-        indexes = {kind: Bm25.merged([part.indexes[kind] for part in parts], keeps) for kind in KINDS}
+    @staticmethod
+    def write_merged(parts: Sequence[LexicalIndex], keeps: Sequence[np.ndarray], directory: Path) -> None:
+        """Write one segment's index of the rows of ``parts`` that ``keeps`` (masks) keep, in order, into
+        ``directory``, from their term counts and in bounded memory (:mod:`indexer.indexes.lexical_merge`)."""
+        directory.mkdir(parents=True, exist_ok=True)
         ids = np.concatenate([part.ids[keep] for part, keep in zip(parts, keeps)] or [np.zeros(0, np.int64)])
         languages = [lang for part, keep in zip(parts, keeps) for lang, kept in zip(part.languages, keep) if kept]
-        return cls(ids, languages, indexes)
+        (directory / ROWS).write_text(json.dumps({"ids": ids.tolist(), "languages": languages}), encoding="utf-8")
+        for kind in KINDS:
+            indexes = [part.indexes[kind] for part in parts]
+            assert all(isinstance(index, Bm25) for index in indexes), "one segment's index each"
+            write_merged(indexes, keeps, directory, kind)  # type: ignore[arg-type]
 
     @classmethod
     def combined(cls, parts: Sequence[LexicalIndex], deleted: np.ndarray | Sequence[np.ndarray]) -> LexicalIndex:

@@ -114,7 +114,7 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
     lexical_keeps = [~np.isin(lexical.ids, snapshot.deleted[e.name]) for lexical, e in zip(lexicals, run)]
     from indexer.indexes.lexical import LexicalIndex
 
-    LexicalIndex.merged(lexicals, lexical_keeps).save(path / segment.LEXICAL)
+    LexicalIndex.write_merged(lexicals, lexical_keeps, path / segment.LEXICAL)
     segment.write_lookup(path)
     segment.write_language_sums(path, d)
     kind = segment.build_vector_index(path, vector_index, merged_ids, d, snapshot.manifest.passages)
