@@ -297,15 +297,14 @@ class Bm25Set:
 
     def scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
         """:meth:`Bm25.scores` over every segment's rows."""
-        passages = int(self.offsets[-1])
-        idf = self.idf(tokens)
-        total = np.zeros(passages, dtype=np.float32)
-        if not idf:
+        total = np.zeros(int(self.offsets[-1]), dtype=np.float32)
+        if rows is not None:
+            total[rows] = self.scores_at(tokens, rows)
             return total
-        for part, part_norms, start, end in zip(self.parts, self._norms, self.offsets[:-1], self.offsets[1:]):
-            part_rows = None if rows is None else rows[(rows >= start) & (rows < end)] - start
-            if part_rows is None or len(part_rows):
-                total[start:end] = part.scores(tokens, part_rows, idf, part_norms)
+        idf = self.idf(tokens)
+        if idf:
+            for part, part_norms, start, end in zip(self.parts, self._norms, self.offsets[:-1], self.offsets[1:]):
+                total[start:end] = part.scores(tokens, None, idf, part_norms)
         return total
 
     def scores_at(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
@@ -349,10 +348,9 @@ class Bm25Set:
         for part, start, end in zip(self.parts, self.offsets[:-1], self.offsets[1:]):
             inside = (rows >= start) & (rows < end)
             if inside.any():
-                part_rows = rows[inside] - start
                 # With no length part, a term's share is count / count: its idf once, however often it occurs.
-                scores = part.scores(unique, part_rows, idf, np.zeros(len(part.lengths), dtype=np.float32))
-                held[inside] = scores[part_rows]
+                no_lengths = np.zeros(len(part.lengths), dtype=np.float32)
+                held[inside] = part.scores_at(unique, rows[inside] - start, idf, no_lengths)
         known = sum(idf.values())
         return held / (known + len(set(tokens) - set(idf)) * known / len(idf))
 
@@ -634,7 +632,12 @@ class LexicalIndex:
         gram_scores = {}
         for crosses in set(crossing):
             tokens = name_grams(query, language) if crosses else grams(query, language)
-            gram_scores[crosses] = _matched(self.indexes["grams"].scores(tokens, scored))
+            if scored is None:
+                gram_scores[crosses] = _matched(self.indexes["grams"].scores(tokens))
+            else:  # a few rows: their scores, and those matched, without reading the whole archive's array
+                found = self.indexes["grams"].scores_at(tokens, scored)
+                gram_scores[crosses] = np.zeros(len(self), dtype=np.float32), scored[found > 0]
+                gram_scores[crosses][0][scored] = found
         for (rows, same, _), crosses in zip(groups, crossing):
             weight = weights["other"]["names"] if crosses else _weight(weights, same, "grams")
             _add_normalized(total, *gram_scores[crosses], rows, weight)
