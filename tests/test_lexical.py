@@ -420,6 +420,11 @@ def test_top_rows_hold_the_k_best_and_skip_the_rest(tmp_path: Path) -> None:
                 pruned += len(found) < len(matching)
                 tried += 1
     assert tried >= 40 and pruned >= tried / 2, (pruned, tried)  # most read fewer passages than match
+    for index in (whole.indexes["grams"], combined.indexes["grams"]):  # dozens of tokens, searched at a few rows
+        for query in queries:
+            tokens = grams(query, "it")
+            some = np.unique(rng.integers(0, len(rows), 300))
+            assert (index.scores_at(tokens, some) == index.scores(tokens)[some]).all()
 
 
 def test_hybrid_evidence_is_the_same_with_and_without_skipping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
