@@ -611,12 +611,12 @@ def test_a_large_archive_gets_an_approximate_index_that_updates_in_place(
     monkeypatch.setattr("indexer.indexes.vectors.EXACT_UP_TO", 10)  # the seed's 17 passages count as "large"
     monkeypatch.setattr("indexer.indexes.vectors.APPROXIMATE_FROM", 10)
     index_paths([seeds_copy], index_dir, embedder=fake_embedder)
-    assert Manifest.load(index_dir).index_type == "IVF16,SQ8"
+    assert Manifest.load(index_dir).index_type == "IVF16,RaBitQ"
     with Archive(index_dir, embedder=fake_embedder) as archive:
         assert not archive.vectors.exact
         assert search(archive, DRONE_QUERY, k=1)[0].paragraph == DRONE_PARAGRAPH
     after = _after_edit_and_check(seeds_copy, index_dir, fake_embedder)
-    assert after.manifest.index_type == "IVF16,SQ8" and len(after.faiss_ids) == 17
+    assert after.manifest.index_type == "IVF16,RaBitQ" and len(after.faiss_ids) == 17
 
 
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])

@@ -46,7 +46,8 @@ from indexer.cli.common import echo, index_dir_option, model_option, plural
     "--vector-index",
     metavar="FACTORY",
     help="FAISS index factory string for the vectors, e.g. HNSW32 or IVF4096,SQ8 (default: the index's, or auto: "
-    "exact search up to 100,000 passages, IVF with 8-bit vectors beyond). Changing it re-embeds nothing.",
+    "exact search up to 100,000 passages, IVF with one-bit RaBitQ codes beyond, candidates scored again exactly). "
+    "Changing it re-embeds nothing.",
 )
 @click.option("--query-prompt", help="Text put before each query (default: the model's own query prompt).")
 @click.option("--passage-prompt", help="Text put before each passage (default: the model's own passage prompt).")

@@ -1,11 +1,12 @@
 """The FAISS indexes: one vector per passage, under the passage's ``passage_id``, an index per segment.
 
 A segment of up to :data:`EXACT_UP_TO` passages is searched by comparing the query with every vector (``Flat``):
-exact, and fast enough. A larger one (a merge makes them) gets an inverted file of 8-bit vectors
-(``IVF<lists>,SQ8``): k-means cells, of which a search scans the few nearest the query, holding each vector in a
-quarter of the memory. Any FAISS index factory string can be asked for instead (``newsarchive index
---vector-index``). Each segment keeps its exact vectors too (``vectors.f32``, memory-mapped), so candidates are
-scored exactly and a merge builds its index from them without embedding again.
+exact, and fast enough. A larger one (a merge makes them) gets an inverted file of one-bit RaBitQ codes
+(``IVF<lists>,RaBitQ``): k-means cells, of which a search scans the few nearest the query, holding each vector in
+56 bytes instead of 1,536. Any FAISS index factory string can be asked for instead (``newsarchive index
+--vector-index``; segments made before keep ``IVF<lists>,SQ8``, 8-bit vectors). Each segment keeps its exact vectors
+too (``vectors.f32``, memory-mapped), so candidates are scored exactly -- a search takes :data:`REFINE` times as many
+from one-bit codes -- and a merge builds its index from them without embedding again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ NEAR_PROBED, NEAR_PROBED_AT_LEAST = 1 / 512, 4
 # Share of an IVF index's cells a search scans: with re-ranking, recall@10 0.98 on 1M passages as built (an eighth
 # gave 0.978 on an AMD EPYC, family 25; bench/search.py).
 PROBED = 5 / 32
+# RaBitQ's one-bit codes (56 bytes a vector, against SQ8's 384) misorder near neighbours more than 8-bit ones, but
+# take 2.6 times less time to scan: a search takes this many times the candidates from them (and at least
+# SHORTLIST times it) and scores those with the exact vectors (recall@10 0.983 against SQ8's 0.985 on 100k of
+# bench/search.py's vectors, scanning 5/32 of the cells).
+REFINE = 3
+SHORTLIST = 100  # candidates asked for at least (times REFINE), however few a caller wants
+# RaBitQ's similarity estimates were within 0.015 of the exact ones (std 0.0023, 60k passages of bench/search.py): a
+# near-copy lookup scores exactly the neighbours estimated within this of its threshold.
+ESTIMATE_ERROR = 0.05
+NEIGHBOUR_ROWS = 2_000  # near-copy lookups whose neighbours are scored exactly at once (60 MB of vectors)
 APPROXIMATE_FROM = 50_000  # passages: a segment this large trains 1,024 cells on 41k of them
 TRAINING_PER_LIST = 40  # k-means points per cell that IVF training samples (FAISS warns below 39)
 
@@ -45,7 +56,7 @@ def factory_for(passages: int, archive_passages: int | None = None) -> str:
     """
     if max(passages, archive_passages or 0) <= EXACT_UP_TO or passages < APPROXIMATE_FROM:
         return EXACT
-    return f"IVF{2 ** round(math.log2(4 * math.sqrt(passages)))},SQ8"  # about 4 √n cells, as FAISS advises
+    return f"IVF{2 ** round(math.log2(4 * math.sqrt(passages)))},RaBitQ"  # about 4 √n cells, as FAISS advises
 
 
 def check_factory(factory: str, dimension: int) -> None:
@@ -73,6 +84,9 @@ class VectorIndex:
         self._ivf = faiss.try_extract_index_ivf(index)
         if self._ivf is not None:  # set here, not stored: a better setting applies to indexes already built
             self._ivf.nprobe = max(1, round(self._ivf.nlist * PROBED))
+        # How many times the candidates a search takes, to score again exactly (coarse codes only).
+        coarse = self._ivf is not None and isinstance(faiss.downcast_index(self._ivf), faiss.IndexIVFRaBitQ)
+        self.refine = REFINE if coarse else 1
 
     @classmethod
     def build(
@@ -330,6 +344,29 @@ class Part:
     stored: np.ndarray
     deleted: np.ndarray
 
+    def similarities(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The exact cosine similarity of each query (a row) with its row of these passage ids (-1: none, -inf)."""
+        held = ids >= 0
+        rows = np.searchsorted(self.ids, np.where(held, ids, self.ids[0] if len(self.ids) else 0))
+        scores = np.einsum("qkd,qd->qk", self.stored[rows.reshape(-1)].reshape(*ids.shape, -1), queries)
+        return np.where(held, scores, -np.inf).astype(np.float32)
+
+    def neighbours(
+        self, queries: np.ndarray, k: int, nearest: tuple[np.ndarray, np.ndarray] | None, exact_from: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`VectorIndex.neighbours` of this segment, tombstones left out; coarse codes' similarities that may
+        reach ``exact_from`` computed again with the exact vectors."""
+        found, scores = self.index.neighbours(queries, k, self.deleted, nearest)
+        if self.index.refine > 1:
+            scores = np.where(found == -1, -np.inf, scores)
+            close = np.flatnonzero((scores >= exact_from - ESTIMATE_ERROR).any(axis=1))
+            for start in range(0, len(close), NEIGHBOUR_ROWS):  # a few thousand queries' neighbours at a time
+                rows = close[start : start + NEIGHBOUR_ROWS]
+                scores[rows] = self.similarities(queries[rows], found[rows])
+            order = np.argsort(-scores, axis=1, kind="stable")
+            found, scores = np.take_along_axis(found, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        return found, scores
+
 
 class SegmentedVectors:
     """Search over every live segment's vectors at once, skipping tombstoned passages.
@@ -393,6 +430,8 @@ class SegmentedVectors:
                 scores = self.vectors(allowed) @ np.asarray(query, dtype=np.float32).reshape(-1)
                 best = np.argsort(-scores, kind="stable")[:k]
                 return [(int(allowed[i]), float(scores[i])) for i in best]
+        refine = max((part.index.refine for part in self.parts), default=1)
+        wanted = k if refine == 1 else max(k, SHORTLIST) * refine
         found: list[tuple[int, float]] = []
         cells: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # found once for all the segments sharing them
         for part in self.parts:
@@ -400,13 +439,21 @@ class SegmentedVectors:
                 key = part.index.cells_key
                 if key is not None and key not in cells:
                     cells[key] = part.index.nearest_cells(query, near=False)
-                found += part.index.search(query, k, excluded=part.deleted, cells=cells.get(key))
+                found += part.index.search(query, wanted, excluded=part.deleted, cells=cells.get(key))
             else:
-                found += part.index.search(query, k, allowed=np.intersect1d(allowed, part.ids, assume_unique=True))
-        return sorted(found, key=lambda hit: -hit[1])[:k]
+                found += part.index.search(query, wanted, allowed=np.intersect1d(allowed, part.ids, assume_unique=True))
+        found.sort(key=lambda hit: -hit[1])
+        if refine > 1:  # the best by the codes' estimates, in every segment, scored again exactly
+            ids = np.asarray([passage_id for passage_id, _ in found[:wanted]], dtype=np.int64)
+            scores = self.vectors(ids) @ np.asarray(query, dtype=np.float32).reshape(-1)
+            found = [(int(ids[i]), float(scores[i])) for i in np.argsort(-scores, kind="stable")]
+        return found[:k]
 
-    def neighbours(self, queries: np.ndarray, k: int, own: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`VectorIndex.neighbours` over every segment, tombstoned passages left out.
+    def neighbours(
+        self, queries: np.ndarray, k: int, own: np.ndarray | None = None, exact_from: float = -1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`VectorIndex.neighbours` over every segment, tombstoned passages left out. Similarities that may
+        reach ``exact_from`` are exact; lower ones may be a segment's estimates (:data:`ESTIMATE_ERROR`).
 
         With ``own``, the queries' own passage ids, each query looks only in its own segment and older ones: a
         pair across segments is found from its newer side, as when they were committed one after the other, and
@@ -425,7 +472,7 @@ class SegmentedVectors:
             if key is not None and key not in cells:
                 cells[key] = part.index.nearest_cells(queries)
             nearest = (cells[key][0][rows], cells[key][1][rows]) if key is not None else None
-            found, scores = part.index.neighbours(queries[rows], k, part.deleted, nearest)
+            found, scores = part.neighbours(queries[rows], k, nearest, exact_from)
             ids = np.full((len(queries), found.shape[1]), -1, dtype=np.int64)
             best = np.full(ids.shape, -np.inf, dtype=np.float32)
             ids[rows], best[rows] = found, np.where(found == -1, -np.inf, scores)

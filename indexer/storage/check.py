@@ -199,5 +199,7 @@ def _same_vectors(vectors, ids: np.ndarray, stored: np.ndarray) -> bool:
         return np.allclose(held, stored, atol=1e-5)
     similarities = held @ stored.T
     own = similarities.diagonal()
-    # Within a hair of the best, not the best: two passages may have the same text, hence the same vector.
-    return bool((own >= similarities.max(axis=1) - 1e-3).all() and own.min() > 0.9)
+    # Within a hair of the best, not the best: two passages may have the same text, hence the same vector. One-bit
+    # codes decode coarsely (cosine 0.92 to 0.99 with the exact vector on SQuAD-it's paragraphs), 8-bit ones finely.
+    floor = 0.9 if vectors.refine == 1 else 0.8
+    return bool((own >= similarities.max(axis=1) - 1e-3).all() and own.min() > floor)

@@ -125,7 +125,7 @@ def _candidates(
     numbers in ``numbers`` (which it extends, as it does ``segments``: article -> the segment holding it), the
     smaller number first."""
     ids = np.asarray(passage_ids, dtype=np.int64)
-    neighbours, similarities = snapshot.vectors.neighbours(snapshot.vectors.vectors(ids), NEIGHBOURS, ids)
+    neighbours, similarities = snapshot.vectors.neighbours(snapshot.vectors.vectors(ids), NEIGHBOURS, ids, CANDIDATE)
     close = (similarities >= CANDIDATE) & (neighbours >= 0)
     rows, columns = np.nonzero(close)
     if not len(rows):
