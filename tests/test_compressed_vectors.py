@@ -48,7 +48,7 @@ def _recall(embedded: tuple[np.ndarray, np.ndarray], factory: str, every_cell: b
 
 
 def test_one_bit_codes_rescored_lose_almost_nothing_on_real_embeddings(embedded) -> None:
-    """Scanning every cell, one-bit codes with three times the candidates scored again exactly find 99% of exact
+    """Scanning every cell, one-bit codes with five times the candidates scored again exactly find 99% of exact
     search's ten nearest paragraphs of each question; 8-bit vectors, whose order a search keeps, 98%."""
     assert _recall(embedded, "IVF32,RaBitQ", every_cell=True) >= 0.99
     assert _recall(embedded, "IVF32,SQ8", every_cell=True) >= 0.98
