@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -479,3 +480,55 @@ def test_an_index_of_an_earlier_format_is_upgraded_without_embedding_again(tmp_p
     with Archive(directory, embedder=FakeEmbedder()) as archive:
         (hit,) = [hit for hit in search(archive, "wire story harbour cranes", k=5) if hit.story_id == "one"][:1]
         assert [d.article_id for d in hit.also_in] == ["two" if hit.article_id == "one" else "one"]
+
+
+def _as_format_5(directory: Path) -> None:
+    """Make an index written by this version into one of format 5: float32 vectors in each segment's Parquet rows
+    and in ``vectors.f32``."""
+    manifest = Manifest.load(directory)
+    for entry in manifest.segments:
+        path = directory / "segments" / entry.name
+        table = pq.read_table(path / segment.PASSAGES)
+        as_float32 = table.schema.set(
+            table.schema.get_field_index("embedding"),
+            table.schema.field("embedding").with_type(pa.list_(pa.float32(), manifest.dimension)),
+        )
+        pq.write_table(table.cast(as_float32), path / segment.PASSAGES)
+        vectors = np.fromfile(path / segment.VECTORS, dtype=np.float16).astype(np.float32)
+        (path / segment.VECTORS_BEFORE).write_bytes(vectors.tobytes())
+        (path / segment.VECTORS).unlink()
+    data = json.loads((directory / "manifest.json").read_text())
+    (directory / "manifest.json").write_text(json.dumps({**data, "schema_version": 5}))
+
+
+def test_an_index_of_format_5_is_read_as_it_is_and_written_in_half_precision(tmp_path: Path) -> None:
+    """Format 5's float32 vectors are searched and checked as they are; a commit beside them writes float16 ones
+    (Parquet and vectors.f16) and is of format 6; optimize writes them all again in float16, nothing embedded."""
+    directory, folder = tmp_path / "index", tmp_path / "in"
+    folder.mkdir()
+    (folder / "first.md").write_text("# Harbour cranes\n\nDockers stopped the harbour cranes at dawn.\n")
+    index_paths([folder], directory, embedder=FakeEmbedder())
+    _as_format_5(directory)
+    assert check(directory) == []
+    with Archive(directory, embedder=FakeEmbedder()) as archive:
+        assert search(archive, "harbour cranes dockers", k=1)[0].article_id == "first"
+    (folder / "second.md").write_text("# Wheat prices\n\nWheat prices rose on the exchange this week.\n")
+    embedder = FakeEmbedder()
+    index_paths([folder], directory, embedder=embedder)
+    assert embedder.batches == [["Wheat prices\nWheat prices rose on the exchange this week."]]
+    manifest = Manifest.load(directory)
+    first, second = (directory / "segments" / entry.name for entry in manifest.segments)
+    assert manifest.schema_version == 6 and (first / segment.VECTORS_BEFORE).exists()
+    assert pq.read_schema(second / segment.PASSAGES).field("embedding").type.value_type == pa.float16()
+    assert check(directory) == []
+    with duckdb.connect(str(directory / DATABASE), read_only=True) as db:
+        rows = db.execute("SELECT article_id, embedding FROM passages ORDER BY passage_id").fetchall()
+    expected = FakeEmbedder().embed_passages(["Wheat prices\nWheat prices rose on the exchange this week."])[0]
+    assert [a for a, _ in rows] == ["first", "second"] and np.allclose(rows[1][1], expected, atol=1e-3)
+    with Archive(directory, embedder=FakeEmbedder()) as archive:
+        assert search(archive, "wheat prices exchange", k=1)[0].article_id == "second"
+    optimize(directory)
+    (merged,) = (directory / "segments" / entry.name for entry in Manifest.load(directory).segments)
+    assert (merged / segment.VECTORS).exists() and not (merged / segment.VECTORS_BEFORE).exists()
+    assert pq.read_schema(merged / segment.PASSAGES).field("embedding").type.value_type == pa.float16()
+    assert check(directory) == []

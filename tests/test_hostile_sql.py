@@ -499,7 +499,7 @@ def test_index_takes_a_new_folder_an_empty_one_or_an_archive(
         ("segments/000001/passages.parquet", b"a\nx\n"),
         ("segments/000001/duplicates.parquet", b""),
         ("segments/000001/ids.npy", b"junk"),
-        ("segments/000001/vectors.f32", b"\x00\x00"),
+        ("segments/000001/vectors.f16", b"\x00\x00"),
         ("segments/000001/lexical/rows.json", b"[1"),
         ("manifest.json", b"a\nx\n"),
         ("manifest.json", b"[1]"),

@@ -15,6 +15,8 @@ from indexer.models.embedder import Embedder
 from indexer.storage import Snapshot
 from indexer.text.tokens import tokenize
 
+SCORED_ROWS = 65_536  # stored vectors scored at a time: float16 ones become float32 a block at a time
+
 PERIODS = ("day", "week", "month", "year")
 SORTS = ("date", "relevance")
 MATCH_COLUMNS = CANDIDATE_COLUMNS  # what a match list shows is what its candidates are read with
@@ -127,7 +129,10 @@ def by_meaning(snapshot: Snapshot, embedder: Embedder, question: str, threshold:
     floor = neutral_similarity(embedder, vector) + threshold
     found = []
     for name, item in snapshot.loaded.items():
-        rows = np.flatnonzero(np.asarray(item.stored @ vector) >= floor)
+        scores = [
+            item.stored[start : start + SCORED_ROWS] @ vector for start in range(0, len(item.stored), SCORED_ROWS)
+        ]
+        rows = np.flatnonzero(np.concatenate(scores or [np.zeros(0)]) >= floor)
         rows = rows[~np.isin(item.ids[rows], snapshot.deleted[name])]
         found.append(item.passage_articles.take(pa.array(rows)))
     return Condition.of_articles(snapshot, distinct(found), f"meaning: {question} (margin {threshold:g})")

@@ -5,7 +5,7 @@ exact, and fast enough. A larger one (a merge makes them) gets an inverted file 
 (``IVF<lists>,RaBitQ``): k-means cells, of which a search scans the few nearest the query, holding each vector in
 56 bytes instead of 1,536. Any FAISS index factory string can be asked for instead (``newsarchive index
 --vector-index``; segments made before keep ``IVF<lists>,SQ8``, 8-bit vectors). Each segment keeps its exact vectors
-too (``vectors.f32``, memory-mapped), so candidates are scored exactly -- a search takes :data:`REFINE` times as many
+too (``vectors.f16``, memory-mapped), so candidates are scored exactly -- a search takes :data:`REFINE` times as many
 from one-bit codes -- and a merge builds its index from them without embedding again.
 """
 
@@ -46,6 +46,7 @@ SHORTLIST = 100  # candidates asked for at least (times REFINE), however few a c
 ESTIMATE_ERROR = 0.05
 NEIGHBOUR_ROWS = 2_000  # near-copy lookups whose neighbours are scored exactly at once (60 MB of vectors)
 APPROXIMATE_FROM = 50_000  # passages: a segment this large trains 1,024 cells on 41k of them
+ADD_ROWS = 65_536  # vectors added to an index at a time
 TRAINING_PER_LIST = 40  # k-means points per cell that IVF training samples (FAISS warns below 39)
 
 
@@ -128,7 +129,7 @@ class VectorIndex:
                         f"{len(vectors):,}: use --vector-index auto"
                     )
                 sample = np.random.default_rng(0).permutation(len(vectors))[: cells * TRAINING_PER_LIST]
-                index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
+                index.train(_float32(vectors[np.sort(sample)], unit=True))
         except RuntimeError as error:
             raise NewsarchiveError(f"FAISS cannot build vector index {factory!r}: {_reason(error)}") from None
         return cls(index)
@@ -188,8 +189,10 @@ class VectorIndex:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if len(ids):
-            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+        ids = np.asarray(ids, dtype=np.int64)
+        for start in range(0, len(ids), ADD_ROWS):  # float16 vectors become float32 a block at a time
+            block = _float32(vectors[start : start + ADD_ROWS], unit=self._ivf is not None)
+            self.index.add_with_ids(block, ids[start : start + ADD_ROWS])
 
     def remove(self, ids: list[int]) -> None:
         """Remove these passages' vectors.
@@ -349,7 +352,8 @@ class Part:
         """The exact cosine similarity of each query (a row) with its row of these passage ids (-1: none, -inf)."""
         held = ids >= 0
         rows = np.searchsorted(self.ids, np.where(held, ids, self.ids[0] if len(self.ids) else 0))
-        scores = np.einsum("qkd,qd->qk", self.stored[rows.reshape(-1)].reshape(*ids.shape, -1), queries)
+        held_vectors = self.stored[rows.reshape(-1)].astype(np.float32, copy=False).reshape(*ids.shape, -1)
+        scores = np.einsum("qkd,qd->qk", held_vectors, queries)
         return np.where(held, scores, -np.inf).astype(np.float32)
 
     def neighbours(
@@ -490,6 +494,17 @@ class SegmentedVectors:
         for part in self.parts:
             keep |= np.isin(ids, part.ids, assume_unique=True) & ~np.isin(ids, part.deleted, assume_unique=True)
         return ids[keep]
+
+
+def _float32(vectors: np.ndarray, unit: bool) -> np.ndarray:
+    """Vectors as FAISS takes them. Half-precision ones are unit length to within 3e-5 only: for cells (``unit``)
+    they are made unit length again, or a cell's centroid (FAISS normalizes them) sits a hair off a vector alone in
+    it, and RaBitQ encodes such a tiny remainder badly. An exact index holds them as they are stored."""
+    if vectors.dtype != np.float16 or not unit:
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+    block = vectors.astype(np.float32)
+    norms = np.linalg.norm(block, axis=1, keepdims=True)
+    return np.ascontiguousarray(block / np.where(norms > 0, norms, 1))
 
 
 def _reason(error: RuntimeError) -> str:

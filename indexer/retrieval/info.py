@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from indexer import config
 from indexer.models import backends
-from indexer.storage import Snapshot
+from indexer.storage import Snapshot, segment
 from indexer.storage.layout import size
 
 
@@ -23,12 +26,19 @@ def describe(snapshot: Snapshot) -> dict[str, Any]:
     details["vector_index_kind"] = snapshot.vectors.describe()
     paths = list(snapshot.paths.values())
     details["size_bytes"] = size(snapshot.directory)
-    # A segment with an approximate index holds it in memory; an exact one, its vectors.
-    held = [path / "vectors.faiss" if (path / "vectors.faiss").exists() else path / "vectors.f32" for path in paths]
-    details["vectors_bytes"] = sum(size(path) for path in held)
+    details["vectors_bytes"] = sum(_vectors_held(path) for path in paths)
     details["lexical_bytes"] = sum(size(path / "lexical") for path in paths)
     details["backend_here"] = backends.describe(manifest.model, manifest.precision, config.cache_dir())
     return details
+
+
+def _vectors_held(path: Path) -> int:
+    """The bytes of a segment's vectors a search holds in memory: its approximate index, or its vectors as float32
+    in an exact one."""
+    if (path / segment.FAISS).exists():
+        return size(path / segment.FAISS)
+    file, dtype = segment.vectors_file(path)
+    return size(file) * 4 // np.dtype(dtype).itemsize
 
 
 def article_of(snapshot: Snapshot, article_id: str) -> dict[str, Any] | None:

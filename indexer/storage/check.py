@@ -162,7 +162,7 @@ def _unreadable(directory: Path, manifest: Manifest) -> list[str]:
     readers: list[tuple[Path, Callable[[Path], object]]] = []
     for entry in manifest.segments:
         path = directory / layout.SEGMENTS / entry.name
-        readers += [(path / segment.IDS, np.load), (path / segment.VECTORS, vectors)]
+        readers += [(path / segment.IDS, np.load), (segment.vectors_file(path)[0], vectors)]
         names = [segment.ARTICLES, segment.PASSAGES, segment.DUPLICATES] + ([entry.tombstones] * bool(entry.tombstones))
         readers += [(path / name, parquet) for name in names]
     if manifest.stories:

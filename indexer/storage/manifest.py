@@ -10,7 +10,8 @@ from pathlib import Path
 from indexer.errors import IndexMismatch, IndexNotFound
 from indexer.storage import layout
 
-SCHEMA_VERSION = 5  # 2: passages.embedding; 3: language, lexical/; 4: author, stories; 5: segments
+SCHEMA_VERSION = 6  # 2: passages.embedding; 3: language, lexical/; 4: author, stories; 5: segments; 6: float16
+READABLE = (5, SCHEMA_VERSION)  # format 5's segments hold float32 vectors, read as they are; new ones float16
 UPGRADABLE_FROM = (3, 4)  # formats that `index` converts (indexer/storage/upgrade.py)
 AUTO = "auto"  # vector_index: let each segment's size choose (indexer.indexes.vectors.factory_for)
 
@@ -99,7 +100,7 @@ class Manifest:
         """Read the current commit of the index in ``directory``, or say plainly that there is none, or that it is
         of another format than this version's."""
         manifest = cls.read(directory)
-        if manifest.schema_version != SCHEMA_VERSION:
+        if manifest.schema_version not in READABLE:
             how = (
                 "run `newsarchive index` on your articles once to upgrade it (without embedding it all again)"
                 if manifest.schema_version in UPGRADABLE_FROM

@@ -77,10 +77,8 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
     passages = " UNION ALL ".join(s["passages"] for s in selects)
     # Segments are in passage id order, and DuckDB keeps a scan's order: the passages stay sorted by id, unless
     # the segments overlap.
-    db.execute(
-        f"COPY ({passages}{'' if in_order else ' ORDER BY passage_id'}) TO {catalog.quoted(path / segment.PASSAGES)} "
-        f"(FORMAT parquet, ROW_GROUP_SIZE {segment.PASSAGE_ROWS})"
-    )
+    rows = db.sql(f"{passages}{'' if in_order else ' ORDER BY passage_id'}")
+    segment.write_passages(rows.to_arrow_reader(segment.PASSAGE_ROWS), path, d)
     articles = " UNION ALL ".join(s["articles"] for s in selects)
     db.execute(
         f"COPY ({articles} ORDER BY article_id) TO {catalog.quoted(path / segment.ARTICLES)} "
@@ -102,7 +100,7 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
     with open(path / segment.VECTORS, "wb") as out:
         for start in range(0, len(order), CHUNK):
             chosen = order[start : start + CHUNK]
-            block = np.empty((len(chosen), d), dtype=np.float32)
+            block = np.empty((len(chosen), d), dtype=segment.VECTOR_TYPE)
             for number in np.unique(part_of[chosen]):
                 here = part_of[chosen] == number
                 block[here] = stored[number][row_of[chosen[here]]]

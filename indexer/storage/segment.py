@@ -6,7 +6,8 @@
       articles.parquet         the articles' columns but story_id (stories change; segments do not), by article_id
       passages.parquet         the passages' columns, embedding included, by passage_id
       duplicates.parquet       pairs of articles found to be one story when this segment was written
-      ids.npy, vectors.f32     the passage ids in order, and their exact vectors (float32 rows), memory-mapped
+      ids.npy, vectors.f16     the passage ids in order, and their vectors (float16 rows, as passages.embedding
+                               holds them), memory-mapped; vectors.f32 (float32) in segments of format 5
       vectors.faiss            an approximate index, for a segment too large to search exactly (else built at load)
       lexical/                 BM25 term counts (indexer/indexes/lexical.py)
       language_sums.npz        the sum and count of its passages' vectors by language (indexer/models/centering.py)
@@ -23,7 +24,7 @@ import functools
 import itertools
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,11 @@ PASSAGES = "passages.parquet"
 DUPLICATES = "duplicates.parquet"
 IDS = "ids.npy"
 LOOKUP = "lookup"  # Arrow IPC copies of the columns a search shows, memory-mapped: a hit costs a slice, not a scan
-VECTORS = "vectors.f32"
+VECTORS = "vectors.f16"
+# Half precision: cosines move by about 1e-4, and the vectors take half the disk (the search's candidates are
+# scored from them). Segments of format 5 hold float32 vectors, read as they are.
+VECTOR_TYPE, VECTOR_ARROW_TYPE = np.float16, pa.float16()
+VECTORS_BEFORE = "vectors.f32"  # format 5's float32 vectors
 FAISS = "vectors.faiss"
 LEXICAL = "lexical"
 # per language, the sum and count of the passages' vectors (indexer.models.centering)
@@ -87,7 +92,15 @@ def passage_schema(dimension: int) -> pa.Schema:
     types = {"passage_id": pa.int64(), "seq": pa.int32(), "paragraph": pa.int32()}
     types |= {"char_start": pa.int32(), "char_end": pa.int32(), "tokens": pa.int32()}
     fields = [(name, types.get(name, pa.string())) for name in PASSAGE_COLUMNS]
-    return pa.schema([*fields, ("embedding", pa.list_(pa.float32(), dimension))])
+    return pa.schema([*fields, ("embedding", pa.list_(VECTOR_ARROW_TYPE, dimension))])
+
+
+def write_passages(batches: Iterable[pa.RecordBatch], path: Path, dimension: int) -> None:
+    """Write passage rows (a merge's, from DuckDB, which has no float16) as the segment's Parquet file, streaming."""
+    schema = passage_schema(dimension)
+    with pq.ParquetWriter(path / PASSAGES, schema) as writer:
+        for batch in batches:
+            writer.write_table(pa.Table.from_batches([batch]).select(schema.names).cast(schema), PASSAGE_ROWS)
 
 
 def article_table(articles: list[Article], languages: list[str | None]) -> pa.Table:
@@ -101,7 +114,7 @@ def article_table(articles: list[Article], languages: list[str | None]) -> pa.Ta
 def passage_table(ids: np.ndarray, passages: list[Passage], vectors: np.ndarray) -> pa.Table:
     columns: dict[str, Any] = {"passage_id": ids}
     columns |= {name: [getattr(p, name) for p in passages] for name in PASSAGE_COLUMNS[1:]}
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=VECTOR_TYPE).reshape(-1))
     columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
     return pa.table(columns, schema=passage_schema(vectors.shape[1]))
 
@@ -123,7 +136,7 @@ class SegmentWriter:
         """Append articles and their passages (in passage id order, above every id written before)."""
         self._articles.append(articles)
         self._passages.write_table(passages, row_group_size=PASSAGE_ROWS)
-        self._vectors.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        self._vectors.write(np.ascontiguousarray(vectors, dtype=VECTOR_TYPE).tobytes())
         ids = passages.column("passage_id").to_numpy()
         self._ids.append(ids)
         columns = passages.select(["article_id", "heading", "text", "language"]).to_pydict()
@@ -286,12 +299,18 @@ def _factory(vector_index: str, passages: int, archive_passages: int) -> str:
     return EXACT if cells and passages < cells[0] * TRAINING_PER_LIST // 4 else vector_index
 
 
+def vectors_file(path: Path) -> tuple[Path, type]:
+    """The segment's file of vectors, and their type (float32 in a segment of format 5)."""
+    return (path / VECTORS, VECTOR_TYPE) if (path / VECTORS).exists() else (path / VECTORS_BEFORE, np.float32)
+
+
 def stored_vectors(path: Path, dimension: int) -> np.ndarray:
-    """The segment's exact vectors, memory-mapped: a search reads only the rows it scores."""
-    file = path / VECTORS
+    """The segment's vectors, as passages.embedding holds them, memory-mapped: a search reads only the rows it
+    scores."""
+    file, dtype = vectors_file(path)
     if not file.stat().st_size:
-        return np.zeros((0, dimension), dtype=np.float32)
-    return np.memmap(file, dtype=np.float32, mode="r").reshape(-1, dimension)
+        return np.zeros((0, dimension), dtype=dtype)
+    return np.memmap(file, dtype=dtype, mode="r").reshape(-1, dimension)
 
 
 def write_duplicates(path: Path, pairs: list[tuple[str, str, str, float, str, str]]) -> None:

@@ -28,7 +28,7 @@ from indexer.errors import EditRefused, NewsarchiveError, NotAnIndex
 from indexer.reading.article import Article
 from indexer.storage import catalog, duplicates, layout, merges, segment, stories, tables, upgrade
 from indexer.storage.check import check_snapshot
-from indexer.storage.manifest import AUTO, SCHEMA_VERSION, UPGRADABLE_FROM, Manifest, SegmentEntry
+from indexer.storage.manifest import AUTO, READABLE, UPGRADABLE_FROM, Manifest, SegmentEntry
 from indexer.storage.snapshot import Snapshot
 from indexer.text.passages import Passage
 
@@ -93,9 +93,9 @@ class Writer:
         if found.schema_version in UPGRADABLE_FROM and not rebuild:
             self._upgrade(found)
             found = Manifest.read(self.directory)
-        if found.schema_version != SCHEMA_VERSION and not rebuild:
+        if found.schema_version not in READABLE and not rebuild:
             Manifest.load(self.directory)  # the message for a format it cannot upgrade
-        self._reset(found if found.schema_version == SCHEMA_VERSION else None)
+        self._reset(found if found.schema_version in READABLE else None)
         self.rebuild = rebuild
         self._changed = rebuild
         self._clean()
