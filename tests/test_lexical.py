@@ -235,6 +235,23 @@ def test_a_merge_streamed_in_blocks_holds_the_kept_rows_counts(tmp_path: Path, m
         )
 
 
+def test_term_counts_take_a_byte_each(tmp_path: Path) -> None:
+    """A segment stores a term's count in a passage in a byte: 300 times counts as 255, which BM25's saturation
+    scores within 1% of it anyway; a segment written with float32 counts scores the same."""
+    from indexer.indexes.lexical import MAX_COUNT, Bm25
+
+    index = Bm25.build([["mare"] * 300 + ["nero"] * 45, ["mare"] * MAX_COUNT + ["nero"] * 90, ["nave"]])
+    index.save(tmp_path, "words")
+    loaded = Bm25.load(tmp_path, "words")
+    assert loaded.data.dtype == np.uint8 and loaded.data.max() == MAX_COUNT
+    scores = loaded.scores(["mare"])
+    assert scores[0] == scores[1] > 0 and scores[2] == 0
+    Bm25(loaded.vocabulary, loaded.indptr, loaded.indices, loaded.data.astype(np.float32), loaded.lengths).save(
+        tmp_path, "before"
+    )  # as segments before stored them
+    assert (Bm25.load(tmp_path, "before").scores(["mare", "nero"]) == loaded.scores(["mare", "nero"])).all()
+
+
 def test_bm25_scores_follow_lucenes_formula() -> None:
     """One document of three holding a term once: idf x tf / (tf + k1 (1 - b + b len / avg len))."""
     from indexer.indexes.lexical import K1, B, Bm25

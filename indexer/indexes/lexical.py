@@ -53,6 +53,7 @@ ROWS = "rows.json"
 KINDS = {"words": tokenize, "grams": passage_grams}
 PARTS = ("indptr", "indices", "data", "lengths")
 CHUNK = 5_000  # passages per sparse block of term counts
+MAX_COUNT = 255  # times a token counts in one passage (stored in a byte)
 # Candidates of top_rows beyond one passage in this many are scored whole: searching each token's postings for them
 # costs more than reading the postings (measured at 1M passages, bench/search.py).
 CANDIDATES_UP_TO = 64
@@ -107,7 +108,8 @@ class Bm25:
         lengths = np.asarray(counts.sum(axis=1), dtype=np.float32).reshape(-1)
         columns = counts.tocsc()
         columns.sort_indices()
-        return cls(vocabulary, columns.indptr.astype(np.int64), columns.indices.astype(np.int32), columns.data, lengths)
+        indptr, indices = columns.indptr.astype(np.int64), columns.indices.astype(np.int32)
+        return cls(vocabulary, indptr, indices, stored_counts(columns.data), lengths)
 
     @classmethod
     def build(cls, token_lists: Iterable[list[str]]) -> Bm25:
@@ -149,7 +151,7 @@ class Bm25:
         norms = self._norms if norms is None else norms
         matched, parts = [], []
         for weight, start, end in self._terms(tokens, idf):
-            row, count = self.indices[start:end], self.data[start:end]
+            row, count = self.indices[start:end], self.data[start:end].astype(np.float32)
             matched.append(row)
             parts.append(weight * count / (count + norms[row]))
         if not matched:
@@ -181,7 +183,7 @@ class Bm25:
         places += starts[:, None]
         found[found] = self.indices[places[found]] == np.broadcast_to(rows, places.shape)[found]
         term, row = np.nonzero(found)  # term by term, as the sums below must go to give the same floats
-        count = self.data[places[found]]
+        count = self.data[places[found]].astype(np.float32)
         weights = np.array([weight for weight, _, _ in terms], dtype=np.float32)
         parts = weights[term] * count / (count + norms[rows[row]])
         return np.bincount(row, parts, minlength=len(rows)).astype(np.float32)
@@ -201,7 +203,7 @@ class Bm25:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         rows, count = (
             self.indices[self.indptr[term] : self.indptr[term + 1]],
-            self.data[self.indptr[term] : self.indptr[term + 1]],
+            self.data[self.indptr[term] : self.indptr[term + 1]].astype(np.float32),
         )
         return rows, weight * count / (count + (self._norms if norms is None else norms)[rows])
 
@@ -220,6 +222,13 @@ class Bm25:
             start, end = self.indptr[term], self.indptr[term + 1]
             if start < end:
                 yield idf[token] if idf is not None else inverse_frequency(passages, end - start), start, end
+
+
+def stored_counts(counts: np.ndarray) -> np.ndarray:
+    """Term counts as a segment stores them: a byte each, a count above :data:`MAX_COUNT` kept at it (BM25's
+    saturation makes more count for nothing: 255 times a token weighs 0.99 of infinitely often). Segments written
+    before store float32 counts, read as they are."""
+    return np.minimum(counts, MAX_COUNT).astype(np.uint8)
 
 
 def norms(lengths: np.ndarray, average: float) -> np.ndarray:

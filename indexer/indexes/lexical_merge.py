@@ -52,7 +52,7 @@ def write_merged(parts: Sequence[Bm25], keeps: Sequence[np.ndarray], directory: 
     indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
     with (
         _Npy(directory / f"{name}.indices.npy", np.int32) as indices,
-        _Npy(directory / f"{name}.data.npy", np.float32) as data,
+        _Npy(directory / f"{name}.data.npy", np.uint8) as data,
     ):
         for first, last in _blocks(sizes):
             rows, counts, lengths = _block(parts, keeps, terms_of, new_rows, first, last)
@@ -112,7 +112,8 @@ def _block(
     term = np.concatenate(terms)
     order = np.argsort(term, kind="stable")  # parts one after the other within a term: rows stay sorted
     lengths = np.bincount(term, minlength=last - first)
-    return np.concatenate(rows)[order].astype(np.int32), np.concatenate(counts)[order].astype(np.float32), lengths
+    counts_kept = np.minimum(np.concatenate(counts)[order], 255)  # a byte each, as lexical.stored_counts keeps them
+    return np.concatenate(rows)[order].astype(np.int32), counts_kept.astype(np.uint8), lengths
 
 
 class _Npy:
