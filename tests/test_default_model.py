@@ -282,4 +282,6 @@ def test_semantic_search_in_sql_agrees_with_faiss(real_seed_index: Path, real_mo
         # semantic_search is the plain cosine: FAISS's order, not the centered one dense search may use.
         found = archive.vectors.search(archive.embedder.embed_queries([MQ9_QUESTION])[0], 3)
     assert [row["passage_id"] for row in rows] == [passage_id for passage_id, _ in found]
-    assert [row["score"] for row in rows] == pytest.approx([score for _, score in found], abs=1e-5)
+    # Vectors are stored in float16, unit length to within 3e-5: SQL's cosine divides by their length, FAISS's exact
+    # inner product does not.
+    assert [row["score"] for row in rows] == pytest.approx([score for _, score in found], abs=1e-4)
