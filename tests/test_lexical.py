@@ -229,7 +229,7 @@ def test_a_merge_streamed_in_blocks_holds_the_kept_rows_counts(tmp_path: Path, m
             assert len(rows) == 0  # only in dropped rows
             continue
         assert ours is not None
-        assert rows.tolist() == rebuilt.postings(token).tolist()
+        assert rows.tolist() == rebuilt.contributions(token, 1.0)[0].tolist()
         assert merged.data[merged.indptr[ours] : merged.indptr[ours + 1]].tolist() == (
             rebuilt.data[rebuilt.indptr[theirs] : rebuilt.indptr[theirs + 1]].tolist()
         )
@@ -238,7 +238,8 @@ def test_a_merge_streamed_in_blocks_holds_the_kept_rows_counts(tmp_path: Path, m
 def test_term_counts_take_a_byte_each(tmp_path: Path) -> None:
     """A segment stores a term's count in a passage in a byte: 300 times counts as 255, which BM25's saturation
     scores within 1% of it anyway; a segment written with float32 counts scores the same."""
-    from indexer.indexes.lexical import MAX_COUNT, Bm25
+    from indexer.indexes.lexical import Bm25
+    from indexer.indexes.lexical_merge import MAX_COUNT
 
     index = Bm25.build([["mare"] * 300 + ["nero"] * 45, ["mare"] * MAX_COUNT + ["nero"] * 90, ["nave"]])
     index.save(tmp_path, "words")

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import sparse
 
 from indexer import workers
-from indexer.indexes.lexical_merge import write_merged
+from indexer.indexes.lexical_merge import stored_counts, write_merged
 from indexer.text.language import CASED_SCRIPTS, script
 from indexer.text.tokens import grams, name_grams, names_and_codes, passage_grams, tokenize
 
@@ -53,7 +53,6 @@ ROWS = "rows.json"
 KINDS = {"words": tokenize, "grams": passage_grams}
 PARTS = ("indptr", "indices", "data", "lengths")
 CHUNK = 5_000  # passages per sparse block of term counts
-MAX_COUNT = 255  # times a token counts in one passage (stored in a byte)
 # Candidates of top_rows beyond one passage in this many are scored whole: searching each token's postings for them
 # costs more than reading the postings (measured at 1M passages, bench/search.py).
 CANDIDATES_UP_TO = 64
@@ -131,23 +130,13 @@ class Bm25:
         return cls({token: number for number, token in enumerate(tokens)}, **parts)
 
     def scores(
-        self,
-        tokens: Sequence[str],
-        rows: np.ndarray | None = None,
-        idf: dict[str, float] | None = None,
-        norms: np.ndarray | None = None,
+        self, tokens: Sequence[str], idf: dict[str, float] | None = None, norms: np.ndarray | None = None
     ) -> np.ndarray:
-        """Every passage's BM25 score for ``tokens`` (a token given twice counts twice).
-
-        With ``rows`` (sorted row numbers), only those passages are scored, the others left at zero: each term's
-        postings are then searched, not read, which keeps a common term cheap in a large archive. ``idf`` and
-        ``norms`` replace this index's own statistics with those of a larger collection (:class:`Bm25Set`).
+        """Every passage's BM25 score for ``tokens`` (a token given twice counts twice); :meth:`scores_at` scores a
+        few passages alone. ``idf`` and ``norms`` replace this index's own statistics with those of a larger
+        collection (:class:`Bm25Set`).
         """
         passages = len(self.lengths)
-        if rows is not None:
-            total = np.zeros(passages, dtype=np.float32)
-            total[rows] = self.scores_at(tokens, rows, idf, norms)
-            return total
         norms = self._norms if norms is None else norms
         matched, parts = [], []
         for weight, start, end in self._terms(tokens, idf):
@@ -207,11 +196,6 @@ class Bm25:
         )
         return rows, weight * count / (count + (self._norms if norms is None else norms)[rows])
 
-    def postings(self, token: str) -> np.ndarray:
-        """The sorted rows of the passages holding ``token``."""
-        term = self.vocabulary.get(token)
-        return np.zeros(0, np.int32) if term is None else self.indices[self.indptr[term] : self.indptr[term + 1]]
-
     def _terms(self, tokens: Sequence[str], idf: dict[str, float] | None) -> Iterable[tuple[float, int, int]]:
         """(inverse document frequency, postings' start, end) of each of ``tokens`` some passage holds."""
         passages = len(self.lengths)
@@ -222,13 +206,6 @@ class Bm25:
             start, end = self.indptr[term], self.indptr[term + 1]
             if start < end:
                 yield idf[token] if idf is not None else inverse_frequency(passages, end - start), start, end
-
-
-def stored_counts(counts: np.ndarray) -> np.ndarray:
-    """Term counts as a segment stores them: a byte each, a count above :data:`MAX_COUNT` kept at it (BM25's
-    saturation makes more count for nothing: 255 times a token weighs 0.99 of infinitely often). Segments written
-    before store float32 counts, read as they are."""
-    return np.minimum(counts, MAX_COUNT).astype(np.uint8)
 
 
 def norms(lengths: np.ndarray, average: float) -> np.ndarray:
@@ -304,16 +281,13 @@ class Bm25Set:
                 found[token] = inverse_frequency(passages, frequency)
         return found
 
-    def scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+    def scores(self, tokens: Sequence[str]) -> np.ndarray:
         """:meth:`Bm25.scores` over every segment's rows."""
         total = np.zeros(int(self.offsets[-1]), dtype=np.float32)
-        if rows is not None:
-            total[rows] = self.scores_at(tokens, rows)
-            return total
         idf = self.idf(tokens)
         if idf:
             for part, part_norms, start, end in zip(self.parts, self._norms, self.offsets[:-1], self.offsets[1:]):
-                total[start:end] = part.scores(tokens, None, idf, part_norms)
+                total[start:end] = part.scores(tokens, idf, part_norms)
         return total
 
     def scores_at(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
@@ -337,11 +311,6 @@ class Bm25Set:
         found = [part.contributions(token, weight, norms) for part, norms in zip(self.parts, self._norms)]
         rows = [rows + start for (rows, _), start in zip(found, self.offsets)]
         return np.concatenate(rows or [np.zeros(0, np.int64)]), np.concatenate([s for _, s in found] or [np.zeros(0)])
-
-    def postings(self, token: str) -> np.ndarray:
-        """The sorted rows of the passages holding ``token``, in every segment."""
-        found = [part.postings(token) + start for part, start in zip(self.parts, self.offsets)]
-        return np.concatenate(found) if found else np.zeros(0, np.int64)
 
     def coverage(self, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
         """For each of ``rows`` (sorted), the share of ``tokens``' inverse document frequency its passage holds:

@@ -16,6 +16,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 BLOCK = 1 << 22  # postings read at a time (about 100 MB of temporaries)
+MAX_COUNT = 255  # times a token counts in one passage (stored in a byte)
 
 
 class Bm25(Protocol):
@@ -67,6 +68,13 @@ def write_merged(parts: Sequence[Bm25], keeps: Sequence[np.ndarray], directory: 
     np.save(directory / f"{name}.lengths.npy", np.concatenate(lengths or [np.zeros(0, np.float32)]).astype(np.float32))
 
 
+def stored_counts(counts: np.ndarray) -> np.ndarray:
+    """Term counts as a segment stores them, built or merged: a byte each, a count above :data:`MAX_COUNT` kept at
+    it (BM25's saturation makes more count for nothing: 255 times a token weighs 0.99 of infinitely often). Segments
+    written before store float32 counts, read as they are."""
+    return np.minimum(counts, MAX_COUNT).astype(np.uint8)
+
+
 def _postings_sizes(part: Bm25, own: np.ndarray) -> np.ndarray:
     """The length of each merged term's postings in ``part`` (tombstoned rows included)."""
     sizes = np.zeros(len(own), dtype=np.int64)
@@ -112,8 +120,7 @@ def _block(
     term = np.concatenate(terms)
     order = np.argsort(term, kind="stable")  # parts one after the other within a term: rows stay sorted
     lengths = np.bincount(term, minlength=last - first)
-    counts_kept = np.minimum(np.concatenate(counts)[order], 255)  # a byte each, as lexical.stored_counts keeps them
-    return np.concatenate(rows)[order].astype(np.int32), counts_kept.astype(np.uint8), lengths
+    return np.concatenate(rows)[order].astype(np.int32), stored_counts(np.concatenate(counts)[order]), lengths
 
 
 class _Npy:
