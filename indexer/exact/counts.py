@@ -12,10 +12,8 @@ import pyarrow as pa
 from indexer.exact.match import CANDIDATE_COLUMNS, Condition, distinct
 from indexer.exact.query import And, Node, Or, Phrase, Word
 from indexer.models.embedder import Embedder
-from indexer.storage import Snapshot
+from indexer.storage import Snapshot, segment
 from indexer.text.tokens import tokenize
-
-SCORED_ROWS = 65_536  # stored vectors scored at a time: float16 ones become float32 a block at a time
 
 PERIODS = ("day", "week", "month", "year")
 SORTS = ("date", "relevance")
@@ -129,9 +127,9 @@ def by_meaning(snapshot: Snapshot, embedder: Embedder, question: str, threshold:
     floor = neutral_similarity(embedder, vector) + threshold
     found = []
     for name, item in snapshot.loaded.items():
-        scores = [
-            item.stored[start : start + SCORED_ROWS] @ vector for start in range(0, len(item.stored), SCORED_ROWS)
-        ]
+        # A block at a time: float16 vectors become float32 to be scored.
+        blocks = range(0, len(item.stored), segment.READ_ROWS)
+        scores = [item.stored[start : start + segment.READ_ROWS] @ vector for start in blocks]
         rows = np.flatnonzero(np.concatenate(scores or [np.zeros(0)]) >= floor)
         rows = rows[~np.isin(item.ids[rows], snapshot.deleted[name])]
         found.append(item.passage_articles.take(pa.array(rows)))
