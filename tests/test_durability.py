@@ -33,6 +33,7 @@ from indexer.retrieval.search import search
 from indexer.storage import Manifest, segment
 from indexer.storage.check import check
 from indexer.storage.layout import CATALOG as DATABASE
+from indexer.storage.parquet_vectors import ParquetVectors
 
 from .conftest import ROOT, FakeEmbedder
 
@@ -206,10 +207,29 @@ def test_check_finds_a_moved_archive_and_a_write_mends_it(sound: Path, tmp_path:
 
 
 def test_check_finds_changed_vectors(sound: Path) -> None:
-    stored = _segment(sound) / segment.VECTORS
-    stored.write_bytes(bytes(stored.stat().st_size))
+    """Vectors are stored once, in passages.embedding: a changed byte there fails the page's checksum."""
+    passages = _segment(sound) / segment.PASSAGES
+    value = int(ParquetVectors(passages, Manifest.load(sound).dimension)._offsets[0])  # noqa: SLF001
+    damaged = bytearray(passages.read_bytes())
+    damaged[value + 1] ^= 0x40
+    passages.write_bytes(damaged)
     segment._loaded.clear()  # noqa: SLF001
-    assert check(sound) == [f"segment {_segment(sound).name}: its vectors differ from passages.embedding"]
+    (problem,) = check(sound)
+    assert problem.startswith(f"segment {_segment(sound).name}: passages.embedding fails its checksums (")
+
+
+def test_check_finds_vectors_that_differ_from_an_older_segments_copy(tmp_path: Path) -> None:
+    """A segment of format 6 holds a copy of its vectors (vectors.f16): check compares it with passages.embedding."""
+    directory, folder = tmp_path / "index", tmp_path / "in"
+    folder.mkdir()
+    (folder / "first.md").write_text("# Harbour cranes\n\nDockers stopped the harbour cranes at dawn.\n")
+    index_paths([folder], directory, embedder=FakeEmbedder())
+    _as_format(directory, 6)
+    assert check(directory) == []
+    copy = _segment(directory) / "vectors.f16"
+    copy.write_bytes(bytes(copy.stat().st_size))
+    segment._loaded.clear()  # noqa: SLF001
+    assert check(directory) == [f"segment {_segment(directory).name}: its vectors differ from passages.embedding"]
 
 
 def test_check_without_an_index(tmp_path: Path) -> None:
@@ -482,33 +502,39 @@ def test_an_index_of_an_earlier_format_is_upgraded_without_embedding_again(tmp_p
         assert [d.article_id for d in hit.also_in] == ["two" if hit.article_id == "one" else "one"]
 
 
-def _as_format_5(directory: Path) -> None:
-    """Make an index written by this version into one of format 5: float32 vectors in each segment's Parquet rows
-    and in ``vectors.f32``."""
+def _as_format(directory: Path, version: int) -> None:
+    """Make an index written by this version into one of format 5 (float32 vectors in each segment's Parquet rows
+    and in ``vectors.f32``) or 6 (float16 ones, in Parquet compressed and in ``vectors.f16``)."""
     manifest = Manifest.load(directory)
+    value_type, name = {5: (pa.float32(), "vectors.f32"), 6: (pa.float16(), "vectors.f16")}[version]
     for entry in manifest.segments:
         path = directory / "segments" / entry.name
         table = pq.read_table(path / segment.PASSAGES)
-        as_float32 = table.schema.set(
+        before = table.schema.set(
             table.schema.get_field_index("embedding"),
-            table.schema.field("embedding").with_type(pa.list_(pa.float32(), manifest.dimension)),
+            table.schema.field("embedding").with_type(pa.list_(value_type, manifest.dimension)),
         )
-        pq.write_table(table.cast(as_float32), path / segment.PASSAGES)
-        vectors = np.fromfile(path / segment.VECTORS, dtype=np.float16).astype(np.float32)
-        (path / segment.VECTORS_BEFORE).write_bytes(vectors.tobytes())
-        (path / segment.VECTORS).unlink()
+        table = table.cast(before)
+        pq.write_table(table, path / segment.PASSAGES)
+        vectors = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        (path / name).write_bytes(vectors.tobytes())
     data = json.loads((directory / "manifest.json").read_text())
-    (directory / "manifest.json").write_text(json.dumps({**data, "schema_version": 5}))
+    (directory / "manifest.json").write_text(json.dumps({**data, "schema_version": version}))
 
 
-def test_an_index_of_format_5_is_read_as_it_is_and_written_in_half_precision(tmp_path: Path) -> None:
-    """Format 5's float32 vectors are searched and checked as they are; a commit beside them writes float16 ones
-    (Parquet and vectors.f16) and is of format 6; optimize writes them all again in float16, nothing embedded."""
+@pytest.mark.parametrize("version", [5, 6])
+def test_an_index_of_an_older_format_is_read_as_it_is_and_written_with_vectors_once(
+    tmp_path: Path, version: int
+) -> None:
+    """Formats 5 and 6 keep a copy of the vectors (float32, float16), searched and checked as they are; a commit
+    beside them writes float16 vectors in passages.parquet only, and is of format 7; optimize writes them all so,
+    nothing embedded."""
     directory, folder = tmp_path / "index", tmp_path / "in"
     folder.mkdir()
     (folder / "first.md").write_text("# Harbour cranes\n\nDockers stopped the harbour cranes at dawn.\n")
     index_paths([folder], directory, embedder=FakeEmbedder())
-    _as_format_5(directory)
+    _as_format(directory, version)
+    copy = "vectors.f32" if version == 5 else "vectors.f16"
     assert check(directory) == []
     with Archive(directory, embedder=FakeEmbedder()) as archive:
         assert search(archive, "harbour cranes dockers", k=1)[0].article_id == "first"
@@ -518,7 +544,7 @@ def test_an_index_of_format_5_is_read_as_it_is_and_written_in_half_precision(tmp
     assert embedder.batches == [["Wheat prices\nWheat prices rose on the exchange this week."]]
     manifest = Manifest.load(directory)
     first, second = (directory / "segments" / entry.name for entry in manifest.segments)
-    assert manifest.schema_version == 6 and (first / segment.VECTORS_BEFORE).exists()
+    assert manifest.schema_version == 7 and (first / copy).exists() and not list(second.glob("vectors.f*"))
     assert pq.read_schema(second / segment.PASSAGES).field("embedding").type.value_type == pa.float16()
     assert check(directory) == []
     with duckdb.connect(str(directory / DATABASE), read_only=True) as db:
@@ -529,6 +555,6 @@ def test_an_index_of_format_5_is_read_as_it_is_and_written_in_half_precision(tmp
         assert search(archive, "wheat prices exchange", k=1)[0].article_id == "second"
     optimize(directory)
     (merged,) = (directory / "segments" / entry.name for entry in Manifest.load(directory).segments)
-    assert (merged / segment.VECTORS).exists() and not (merged / segment.VECTORS_BEFORE).exists()
+    assert not list(merged.glob("vectors.f*"))
     assert pq.read_schema(merged / segment.PASSAGES).field("embedding").type.value_type == pa.float16()
     assert check(directory) == []

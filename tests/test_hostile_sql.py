@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
@@ -518,6 +519,20 @@ def test_check_reports_a_damaged_file(archive: Path, tmp_path: Path, damaged: st
     problems = check(archive)
     assert problems and all("\n" not in problem for problem in problems)
     assert any(Path(damaged).name in problem or "segment 000001" in problem for problem in problems), problems
+
+
+def test_passages_rewritten_by_another_writer_are_one_line(
+    archive: Path, tmp_path: Path, use_fake_model: FakeEmbedder
+) -> None:
+    """A valid passages.parquet whose vectors are compressed (rewritten by some other tool) cannot be read in place:
+    `check` and `search` say so in one line naming the file."""
+    archive = Path(shutil.copytree(archive, tmp_path / "copy"))
+    passages = archive / "segments" / "000001" / segment.PASSAGES
+    pq.write_table(pq.read_table(passages), passages)
+    problems = check(archive)
+    assert any(str(passages) in p and "embedding is SNAPPY" in p for p in problems), problems
+    line = assert_clean_failure(CliRunner().invoke(cli, ["search", "drone", "-d", str(archive)]))
+    assert str(passages) in line, line
 
 
 @pytest.mark.parametrize("damaged", ["segments/000001/articles.parquet", "segments/000001/ids.npy"])

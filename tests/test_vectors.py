@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
@@ -19,7 +20,10 @@ from indexer.indexes.vectors import (
     factory_for,
     release_pages,
 )
+from indexer.storage import segment
+from indexer.storage.parquet_vectors import ParquetVectors
 from indexer.storage.segment import stored_vectors
+from indexer.text.passages import Passage
 
 
 def unit_vectors(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:
@@ -211,3 +215,45 @@ def test_released_stored_vectors_leave_resident_memory_and_read_the_same(tmp_pat
     assert read - before > 50e6 and _mapped_memory() < read - 50e6
     assert np.array_equal(stored[123], vectors[123])  # read again, from the file
     release_pages(vectors)  # an array in memory: nothing to do
+
+
+@pytest.mark.parametrize("batches", [[], [1], [3, 2048, 1], [700, 5000, 2049, 64]])
+def test_vectors_read_in_place_from_parquet_are_the_column_duckdb_reads(tmp_path: Path, batches: list[int]) -> None:
+    """passages.embedding read through its pages, as a search does, row by row, in slices and in any order: the
+    same vectors DuckDB reads, in row groups and pages of any size (values start at odd bytes too)."""
+    dimension, total = 24, sum(batches)
+    vectors = np.random.default_rng(7).standard_normal((total, dimension)).astype(np.float16)
+    passages = [
+        Passage(
+            article_id=f"a{i}",
+            seq=i,
+            paragraph=1,
+            heading="",
+            char_start=0,
+            char_end=9,
+            text=f"text {i}" * (i % 5),
+            tokens=3,
+        )
+        for i in range(total)
+    ]
+    with segment.passage_writer(tmp_path, dimension) as writer:
+        start = 0
+        for size in batches:
+            rows = range(start, start + size)
+            table = segment.passage_table(np.arange(start, start + size), [passages[i] for i in rows], vectors[rows])
+            writer.write_table(table, segment.PASSAGE_ROWS)
+            start += size
+    read = ParquetVectors(tmp_path / segment.PASSAGES, dimension)
+    with duckdb.connect() as db:
+        shown = db.sql(f"SELECT embedding FROM '{tmp_path / segment.PASSAGES}'").fetchall()
+    assert np.array_equal(np.asarray([row[0] for row in shown], dtype=np.float16).reshape(-1, dimension), vectors)
+    assert len(read) == total and read.shape == (total, dimension) and np.array_equal(read[:], vectors)
+    order = np.random.default_rng(1).permutation(total)
+    assert np.array_equal(read[order], vectors[order]) and np.array_equal(read[order[:0]], vectors[:0])
+    for chosen in (slice(1, total - 1), slice(total // 3, total // 2), slice(5, 5)):
+        assert np.array_equal(read[chosen], vectors[chosen])
+    if total:
+        assert np.array_equal(read[-1], vectors[-1]) and np.array_equal(read[total // 2], vectors[total // 2])
+        with pytest.raises(IndexError):
+            read[np.asarray([total])]
+    read.release()

@@ -5,8 +5,8 @@ exact, and fast enough. A larger one (a merge makes them) gets an inverted file 
 (``IVF<lists>,RaBitQ``): k-means cells, of which a search scans the few nearest the query, holding each vector in
 56 bytes instead of 1,536. Any FAISS index factory string can be asked for instead (``newsarchive index
 --vector-index``; segments made before keep ``IVF<lists>,SQ8``, 8-bit vectors). Each segment keeps its exact vectors
-too (``vectors.f16``, memory-mapped), so candidates are scored exactly -- a search takes :data:`REFINE` times as many
-from one-bit codes -- and a merge builds its index from them without embedding again.
+too (``passages.embedding``, read in place), so candidates are scored exactly -- a search takes :data:`REFINE` times
+as many from one-bit codes -- and a merge builds its index from them without embedding again.
 """
 
 from __future__ import annotations
@@ -339,7 +339,7 @@ class Part:
     Attributes:
         index: Its FAISS index.
         ids: Its passage ids, sorted, tombstoned ones included.
-        stored: Its exact vectors, a row per id (memory-mapped).
+        stored: Its exact vectors, a row per id (memory-mapped: an array, or read in place from Parquet).
         deleted: Its tombstoned passage ids, sorted.
     """
 
@@ -515,7 +515,10 @@ def _reason(error: RuntimeError) -> str:
 
 def release_pages(array: np.ndarray) -> None:
     """Drop a memory-mapped array's pages from this process's resident memory (the file stays in the page cache);
-    nothing for an array in memory."""
+    nothing for an array in memory. Vectors read in place from Parquet release their own."""
+    if hasattr(array, "release"):
+        array.release()
+        return
     base = array
     while isinstance(base, np.ndarray):
         base = base.base

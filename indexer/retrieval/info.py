@@ -26,19 +26,19 @@ def describe(snapshot: Snapshot) -> dict[str, Any]:
     details["vector_index_kind"] = snapshot.vectors.describe()
     paths = list(snapshot.paths.values())
     details["size_bytes"] = size(snapshot.directory)
-    details["vectors_bytes"] = sum(_vectors_held(path) for path in paths)
+    details["vectors_bytes"] = sum(_vectors_held(path, manifest.dimension) for path in paths)
     details["lexical_bytes"] = sum(size(path / "lexical") for path in paths)
     details["backend_here"] = backends.describe(manifest.model, manifest.precision, config.cache_dir())
     return details
 
 
-def _vectors_held(path: Path) -> int:
+def _vectors_held(path: Path, dimension: int) -> int:
     """The bytes of a segment's vectors a search holds in memory: its approximate index, or its vectors as float32
     in an exact one."""
     if (path / segment.FAISS).exists():
         return size(path / segment.FAISS)
-    file, dtype = segment.vectors_file(path)
-    return size(file) * 4 // np.dtype(dtype).itemsize
+    ids = np.load(path / segment.IDS, mmap_mode="r")
+    return len(ids) * dimension * 4
 
 
 def article_of(snapshot: Snapshot, article_id: str) -> dict[str, Any] | None:

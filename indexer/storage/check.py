@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from indexer.errors import NewsarchiveError
-from indexer.storage import catalog, duplicates, layout, segment, tables
+from indexer.storage import catalog, duplicates, layout, parquet_vectors, segment, tables
 from indexer.storage.manifest import Manifest, SegmentEntry
 from indexer.storage.snapshot import Snapshot
 
@@ -92,7 +92,9 @@ def _check_segment(snapshot: Snapshot, entry: SegmentEntry, seen: list[np.ndarra
         sample = ids[:: max(1, len(ids) // SAMPLED_VECTORS)]
         stored = _embeddings(db, files, sample, snapshot.manifest.dimension)
         norms = np.linalg.norm(stored, axis=1)
-        if not np.isfinite(stored).all():
+        if segment.vectors_file(path).name == segment.PASSAGES and (failed := _failed_checksum(path)):
+            problems.append(f"{where}: passages.embedding fails its checksums ({failed}); {REBUILD}")
+        elif not np.isfinite(stored).all():
             problems.append(f"{where}: passages.embedding holds NaN or infinite values")
         elif len(norms) and np.abs(norms - 1).max() > NORM_TOLERANCE:
             problems.append(f"{where}: vectors in passages.embedding are not of unit length")
@@ -162,7 +164,7 @@ def _unreadable(directory: Path, manifest: Manifest) -> list[str]:
     readers: list[tuple[Path, Callable[[Path], object]]] = []
     for entry in manifest.segments:
         path = directory / layout.SEGMENTS / entry.name
-        readers += [(path / segment.IDS, np.load), (segment.vectors_file(path)[0], vectors)]
+        readers += [(path / segment.IDS, np.load), (segment.vectors_file(path), vectors)]
         names = [segment.ARTICLES, segment.PASSAGES, segment.DUPLICATES] + ([entry.tombstones] * bool(entry.tombstones))
         readers += [(path / name, parquet) for name in names]
     if manifest.stories:
@@ -175,6 +177,17 @@ def _unreadable(directory: Path, manifest: Manifest) -> list[str]:
         except Exception as error:  # noqa: BLE001 -- what is wrong with it, in words
             problems.append(f"{path} cannot be read ({_said(error)}); {REBUILD}")
     return problems
+
+
+def _failed_checksum(path: Path) -> str:
+    """What is wrong with the checksums of the segment's vectors, read through; "" if nothing."""
+    passages = pq.ParquetFile(path / segment.PASSAGES, page_checksum_verification=True)
+    try:
+        for _ in passages.iter_batches(segment.READ_ROWS, columns=[parquet_vectors.COLUMN]):
+            pass
+    except OSError as error:
+        return _said(error)
+    return ""
 
 
 def _said(error: BaseException) -> str:

@@ -10,8 +10,10 @@ from pathlib import Path
 from indexer.errors import IndexMismatch, IndexNotFound
 from indexer.storage import layout
 
-SCHEMA_VERSION = 6  # 2: passages.embedding; 3: language, lexical/; 4: author, stories; 5: segments; 6: float16
-READABLE = (5, SCHEMA_VERSION)  # format 5's segments hold float32 vectors, read as they are; new ones float16
+# 2: passages.embedding; 3: language, lexical/; 4: author, stories; 5: segments; 6: float16; 7: vectors stored once
+SCHEMA_VERSION = 7
+# Segments of formats 5 and 6 keep a copy of their vectors (float32, float16), read as they are; new ones have none.
+READABLE = (5, 6, SCHEMA_VERSION)
 UPGRADABLE_FROM = (3, 4)  # formats that `index` converts (indexer/storage/upgrade.py)
 AUTO = "auto"  # vector_index: let each segment's size choose (indexer.indexes.vectors.factory_for)
 

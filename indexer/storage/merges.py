@@ -5,7 +5,7 @@ little. After a commit, a run of :data:`MERGE_FACTOR` adjacent segments of one s
 passages) is merged into one, when that merge holds at most :data:`AUTOMATIC_UP_TO` passages (a second or two);
 so segments grow tier by tier, as in Lucene's merge policies, and a search meets a few dozen at most.
 ``newsarchive optimize`` merges everything into one segment. Merging drops tombstoned rows, and never embeds
-anything: it reads the segments' Parquet rows, exact vectors and BM25 term counts. Only adjacent segments are
+anything: it reads the segments' Parquet rows (vectors included) and BM25 term counts. Only adjacent segments are
 merged, so segments' passage ids stay in order. They may overlap: ``sql --write`` writes an article again with its
 passage ids, live in a new segment and tombstoned in the old one; a merge of the two then sorts the rows by id.
 """
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 MERGE_FACTOR = 10
 AUTOMATIC_UP_TO = 50_000  # passages in one automatic merge
 REWRITE_DELETED = 0.5  # a small segment with this share of its passages tombstoned is rewritten without them
-CHUNK = 50_000  # vectors copied at a time
 
 
 def tier(entry: SegmentEntry) -> int:
@@ -63,22 +62,20 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
     """Write the live rows of ``run`` (adjacent segments of ``snapshot``) as one new segment in ``path``."""
     db = snapshot.store.db
     d = snapshot.manifest.dimension
-    parts, rows = [], []  # of each live passage: the segment of the run and the row in it
-    for number, entry in enumerate(run):
-        loaded = snapshot.loaded[entry.name]
-        kept = np.flatnonzero(~np.isin(loaded.ids, snapshot.deleted[entry.name]))
-        parts.append(np.full(len(kept), number, dtype=np.int32))
-        rows.append(kept)
-    part_of, row_of = np.concatenate(parts), np.concatenate(rows)
-    unsorted_ids = np.concatenate([snapshot.loaded[e.name].ids[r] for e, r in zip(run, rows)])
+    live = [snapshot.loaded[e.name].ids[~np.isin(snapshot.loaded[e.name].ids, snapshot.deleted[e.name])] for e in run]
+    unsorted_ids = np.concatenate(live)
     in_order = bool((unsorted_ids[1:] > unsorted_ids[:-1]).all())
-    order = np.arange(len(unsorted_ids)) if in_order else np.argsort(unsorted_ids, kind="stable")
     selects = [catalog.segment_selects(snapshot.paths[e.name], e.name, e.tombstones, d) for e in run]
-    passages = " UNION ALL ".join(s["passages"] for s in selects)
-    # Segments are in passage id order, and DuckDB keeps a scan's order: the passages stay sorted by id, unless
-    # the segments overlap.
-    rows = db.sql(f"{passages}{'' if in_order else ' ORDER BY passage_id'}")
-    segment.write_passages(rows.to_arrow_reader(segment.PASSAGE_ROWS), path, d)
+    # The rows must be in passage id order (a search reads a passage's vector at its row). Segments are, and DuckDB
+    # keeps a file's scan order, so they are read one after the other; a segment with tombstones (a join) and
+    # overlapping segments are sorted.
+    scans = [
+        f"{s['passages']} ORDER BY passage_id" if entry.tombstones else s["passages"] for s, entry in zip(selects, run)
+    ]
+    if not in_order:
+        scans = [f"{' UNION ALL '.join(s['passages'] for s in selects)} ORDER BY passage_id"]
+    batches = (batch for scan in scans for batch in db.sql(scan).to_arrow_reader(segment.PASSAGE_ROWS))
+    segment.write_passages(batches, path, d)
     articles = " UNION ALL ".join(s["articles"] for s in selects)
     db.execute(
         f"COPY ({articles} ORDER BY article_id) TO {catalog.quoted(path / segment.ARTICLES)} "
@@ -94,19 +91,7 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
                 ORDER BY p.article_id, p.duplicate_id, p.segment DESC))
             TO {catalog.quoted(path / segment.DUPLICATES)} (FORMAT parquet)"""
     )
-    from indexer.indexes.vectors import release_pages
-
-    stored = [snapshot.loaded[entry.name].stored for entry in run]
-    with open(path / segment.VECTORS, "wb") as out:
-        for start in range(0, len(order), CHUNK):
-            chosen = order[start : start + CHUNK]
-            block = np.empty((len(chosen), d), dtype=segment.VECTOR_TYPE)
-            for number in np.unique(part_of[chosen]):
-                here = part_of[chosen] == number
-                block[here] = stored[number][row_of[chosen[here]]]
-                release_pages(stored[number])
-            out.write(block.tobytes())
-    merged_ids = unsorted_ids[order]
+    merged_ids = unsorted_ids if in_order else np.sort(unsorted_ids, kind="stable")
     np.save(path / segment.IDS, merged_ids)
     lexicals = [snapshot.loaded[entry.name].lexical for entry in run]
     lexical_keeps = [~np.isin(lexical.ids, snapshot.deleted[e.name]) for lexical, e in zip(lexicals, run)]

@@ -4,10 +4,11 @@
 
     segments/000012/
       articles.parquet         the articles' columns but story_id (stories change; segments do not), by article_id
-      passages.parquet         the passages' columns, embedding included, by passage_id
+      passages.parquet         the passages' columns, by passage_id; embedding (float16) is read in place by
+                               searches (indexer/storage/parquet_vectors.py)
       duplicates.parquet       pairs of articles found to be one story when this segment was written
-      ids.npy, vectors.f16     the passage ids in order, and their vectors (float16 rows, as passages.embedding
-                               holds them), memory-mapped; vectors.f32 (float32) in segments of format 5
+      ids.npy                  the passage ids in order; segments of format 6 hold a copy of their vectors
+                               (vectors.f16), of format 5 in float32 (vectors.f32)
       vectors.faiss            an approximate index, for a segment too large to search exactly (else built at load)
       lexical/                 BM25 term counts (indexer/indexes/lexical.py)
       language_sums.npz        the sum and count of its passages' vectors by language (indexer/models/centering.py)
@@ -36,6 +37,7 @@ import pyarrow.parquet as pq
 
 from indexer.errors import NewsarchiveError
 from indexer.reading.article import Article
+from indexer.storage import parquet_vectors
 from indexer.text.passages import Passage, embedding_text
 
 ARTICLES = "articles.parquet"
@@ -43,11 +45,11 @@ PASSAGES = "passages.parquet"
 DUPLICATES = "duplicates.parquet"
 IDS = "ids.npy"
 LOOKUP = "lookup"  # Arrow IPC copies of the columns a search shows, memory-mapped: a hit costs a slice, not a scan
-VECTORS = "vectors.f16"
-# Half precision: cosines move by about 1e-4, and the vectors take half the disk (the search's candidates are
-# scored from them). Segments of format 5 hold float32 vectors, read as they are.
+# Half precision: cosines move by about 1e-4, and the vectors take half the disk. A search scores its candidates
+# from passages.embedding itself (indexer.storage.parquet_vectors): each vector is stored once.
 VECTOR_TYPE, VECTOR_ARROW_TYPE = np.float16, pa.float16()
-VECTORS_BEFORE = "vectors.f32"  # format 5's float32 vectors
+# Segments of format 6 hold a second copy of their vectors, of format 5 in float32: read as they are.
+VECTORS_BEFORE = {"vectors.f16": np.float16, "vectors.f32": np.float32}
 FAISS = "vectors.faiss"
 LEXICAL = "lexical"
 # per language, the sum and count of the passages' vectors (indexer.models.centering)
@@ -95,10 +97,25 @@ def passage_schema(dimension: int) -> pa.Schema:
     return pa.schema([*fields, ("embedding", pa.list_(VECTOR_ARROW_TYPE, dimension))])
 
 
+def passage_writer(path: Path, dimension: int) -> pq.ParquetWriter:
+    """A writer of the segment's passages, with their vectors where a search can read them in place."""
+    schema = passage_schema(dimension)
+    others = [name for name in schema.names if name != parquet_vectors.COLUMN]
+    return pq.ParquetWriter(
+        path / PASSAGES,
+        schema,
+        compression={name: "snappy" for name in others} | {parquet_vectors.COLUMN: "none"},
+        use_dictionary=others,
+        column_encoding={parquet_vectors.COLUMN: "PLAIN"},
+        write_page_checksum=True,  # the vectors have no second copy to be checked against (`newsarchive check`)
+        **parquet_vectors.WRITE_OPTIONS,
+    )
+
+
 def write_passages(batches: Iterable[pa.RecordBatch], path: Path, dimension: int) -> None:
     """Write passage rows (a merge's, from DuckDB, which has no float16) as the segment's Parquet file, streaming."""
     schema = passage_schema(dimension)
-    with pq.ParquetWriter(path / PASSAGES, schema) as writer:
+    with passage_writer(path, dimension) as writer:
         for batch in batches:
             writer.write_table(pa.Table.from_batches([batch]).select(schema.names).cast(schema), PASSAGE_ROWS)
 
@@ -124,8 +141,7 @@ class SegmentWriter:
 
     def __init__(self, path: Path, dimension: int) -> None:
         self.path, self.dimension = path, dimension
-        self._passages = pq.ParquetWriter(path / PASSAGES, passage_schema(dimension))
-        self._vectors = open(path / VECTORS, "wb")  # noqa: SIM115 -- closed by finish()
+        self._passages = passage_writer(path, dimension)
         self._articles: list[pa.Table] = []
         self._ids: list[np.ndarray] = []
         self.lexical_rows: list[tuple[int, str, str | None]] = []
@@ -136,7 +152,6 @@ class SegmentWriter:
         """Append articles and their passages (in passage id order, above every id written before)."""
         self._articles.append(articles)
         self._passages.write_table(passages, row_group_size=PASSAGE_ROWS)
-        self._vectors.write(np.ascontiguousarray(vectors, dtype=VECTOR_TYPE).tobytes())
         ids = passages.column("passage_id").to_numpy()
         self._ids.append(ids)
         columns = passages.select(["article_id", "heading", "text", "language"]).to_pydict()
@@ -153,7 +168,6 @@ class SegmentWriter:
         from indexer.indexes.lexical import LexicalIndex
 
         self._passages.close()
-        self._vectors.close()
         articles = pa.concat_tables(self._articles) if self._articles else ARTICLE_SCHEMA.empty_table()
         articles = articles.sort_by("article_id")  # so that a lookup by id reads one row group
         pq.write_table(articles, self.path / ARTICLES, row_group_size=ARTICLE_ROWS)
@@ -299,18 +313,24 @@ def _factory(vector_index: str, passages: int, archive_passages: int) -> str:
     return EXACT if cells and passages < cells[0] * TRAINING_PER_LIST // 4 else vector_index
 
 
-def vectors_file(path: Path) -> tuple[Path, type]:
-    """The segment's file of vectors, and their type (float32 in a segment of format 5)."""
-    return (path / VECTORS, VECTOR_TYPE) if (path / VECTORS).exists() else (path / VECTORS_BEFORE, np.float32)
+def vectors_file(path: Path) -> Path:
+    """The file a search reads the segment's vectors from: passages.parquet, or the copy an older segment holds."""
+    return next((path / name for name in VECTORS_BEFORE if (path / name).exists()), path / PASSAGES)
 
 
-def stored_vectors(path: Path, dimension: int) -> np.ndarray:
+def stored_vectors(path: Path, dimension: int) -> np.ndarray | parquet_vectors.ParquetVectors:
     """The segment's vectors, as passages.embedding holds them, memory-mapped: a search reads only the rows it
-    scores."""
-    file, dtype = vectors_file(path)
+    scores.
+
+    Raises:
+        ValueError: passages.parquet's vectors are not written where they can be read in place.
+    """
+    file = vectors_file(path)
+    if file.name == PASSAGES:
+        return parquet_vectors.ParquetVectors(file, dimension)
     if not file.stat().st_size:
-        return np.zeros((0, dimension), dtype=dtype)
-    return np.memmap(file, dtype=dtype, mode="r").reshape(-1, dimension)
+        return np.zeros((0, dimension), dtype=VECTORS_BEFORE[file.name])
+    return np.memmap(file, dtype=VECTORS_BEFORE[file.name], mode="r").reshape(-1, dimension)
 
 
 def write_duplicates(path: Path, pairs: list[tuple[str, str, str, float, str, str]]) -> None:

@@ -75,7 +75,7 @@ def _convert(generation: Path, path: Path, old: Manifest, name: str) -> tuple[Se
     vectors = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(len(ids), dimension)
     np.save(path / segment.IDS, ids)
     # DuckDB writes the Parquet rows above with float32 vectors: the segment keeps them so, as format 5's did.
-    (path / segment.VECTORS_BEFORE).write_bytes(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    (path / "vectors.f32").write_bytes(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
     shutil.copytree(generation / "lexical", path / segment.LEXICAL)
     segment.write_lookup(path)
     segment.write_language_sums(path, dimension)
