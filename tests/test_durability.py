@@ -504,7 +504,8 @@ def test_an_index_of_an_earlier_format_is_upgraded_without_embedding_again(tmp_p
 
 def _as_format(directory: Path, version: int) -> None:
     """Make an index written by this version into one of format 5 (float32 vectors in each segment's Parquet rows
-    and in ``vectors.f32``) or 6 (float16 ones, in Parquet compressed and in ``vectors.f16``)."""
+    and in ``vectors.f32``) or 6 (float16 ones, in Parquet compressed and in ``vectors.f16``), the passages' text in
+    their lookup file."""
     manifest = Manifest.load(directory)
     value_type, name = {5: (pa.float32(), "vectors.f32"), 6: (pa.float16(), "vectors.f16")}[version]
     for entry in manifest.segments:
@@ -518,6 +519,13 @@ def _as_format(directory: Path, version: int) -> None:
         pq.write_table(table, path / segment.PASSAGES)
         vectors = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         (path / name).write_bytes(vectors.tobytes())
+        shown = table.select(list(segment.HIT_PASSAGE_COLUMNS))  # the text in the lookup file, not beside it
+        with (
+            pa.OSFile(str(path / "lookup" / "passages.arrow"), "wb") as sink,
+            pa.ipc.new_file(sink, shown.schema) as out,
+        ):
+            out.write_table(shown)
+        (path / segment.TEXTS).unlink()
     data = json.loads((directory / "manifest.json").read_text())
     (directory / "manifest.json").write_text(json.dumps({**data, "schema_version": version}))
 
@@ -537,7 +545,8 @@ def test_an_index_of_an_older_format_is_read_as_it_is_and_written_with_vectors_o
     copy = "vectors.f32" if version == 5 else "vectors.f16"
     assert check(directory) == []
     with Archive(directory, embedder=FakeEmbedder()) as archive:
-        assert search(archive, "harbour cranes dockers", k=1)[0].article_id == "first"
+        (hit,) = search(archive, "harbour cranes dockers", k=1)
+        assert (hit.article_id, hit.text) == ("first", "Dockers stopped the harbour cranes at dawn.")
     (folder / "second.md").write_text("# Wheat prices\n\nWheat prices rose on the exchange this week.\n")
     embedder = FakeEmbedder()
     index_paths([folder], directory, embedder=embedder)

@@ -685,7 +685,7 @@ def test_articles_are_looked_up_by_id_in_the_row_groups_holding_them(
 
     monkeypatch.setattr(segment, "ARTICLE_ROWS", 4)
     monkeypatch.setattr(segment, "GROUPS_READ", 2)
-    monkeypatch.setattr(segment, "BODY_ROWS", 3)
+    monkeypatch.setattr(segment, "COMPRESSED_ROWS", 3)
     monkeypatch.setattr(segment, "READ_ROWS", 5)
     folder = tmp_path / "in"
     folder.mkdir()
@@ -699,6 +699,9 @@ def test_articles_are_looked_up_by_id_in_the_row_groups_holding_them(
         (name,) = snapshot.paths
         texts = {a: body for a, body, _ in snapshot.article_texts({name: wanted})}
         assert texts == {a: f"Body number {int(a[1:])} of this test." for a in wanted[:-1]}
+        ids = snapshot.loaded[name].ids[[22, 0, 7, 8, 2, 1]].tolist()  # passages' text from batches of three too
+        shown = snapshot.hits(ids)
+        assert [shown[i]["text"] for i in ids] == [f"Body number {n} of this test." for n in (22, 0, 7, 8, 2, 1)]
         (snapshot.paths[name] / segment.BODIES).unlink()
         segment._loaded.clear()
     with Snapshot(tmp_path / "index") as snapshot:

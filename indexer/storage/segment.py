@@ -12,8 +12,9 @@
       vectors.faiss            an approximate index, for a segment too large to search exactly (else built at load)
       lexical/                 BM25 term counts (indexer/indexes/lexical.py)
       language_sums.npz        the sum and count of its passages' vectors by language (indexer/models/centering.py)
-      lookup/                  the columns a search shows (passages.arrow, articles.arrow), memory-mapped, and
-                               the bodies duplicates are compared on (bodies.arrow, compressed in small batches)
+      lookup/                  the columns a search shows (passages.arrow, articles.arrow), memory-mapped, and in
+                               compressed batches of a few rows the passages' text (texts.arrow) and the bodies
+                               duplicates are compared on (bodies.arrow)
       deleted-000007.parquet   (article_id, passage_id) of its tombstoned rows, as of commit 7
 
 A passage id is in exactly one segment; segments' ids do not overlap, and a later segment's are greater.
@@ -57,6 +58,8 @@ LANGUAGE_SUMS = "language_sums.npz"
 # Small row groups: a search fetches a few passages by id, and DuckDB reads whole row groups of the columns it needs.
 PASSAGE_ROWS = 2048
 ARTICLE_ROWS = 1024
+# Of the Parquet files' columns (but the vectors): texts take 0.62 of what they take with snappy, pyarrow's default.
+COMPRESSION = "zstd"
 GROUPS_READ = 8  # row groups of articles read at once, when looking articles up by id
 
 _TIME = pa.timestamp("us", tz="UTC")
@@ -104,7 +107,7 @@ def passage_writer(path: Path, dimension: int) -> pq.ParquetWriter:
     return pq.ParquetWriter(
         path / PASSAGES,
         schema,
-        compression={name: "snappy" for name in others} | {parquet_vectors.COLUMN: "none"},
+        compression={name: COMPRESSION for name in others} | {parquet_vectors.COLUMN: "none"},
         use_dictionary=others,
         column_encoding={parquet_vectors.COLUMN: "PLAIN"},
         write_page_checksum=True,  # the vectors have no second copy to be checked against (`newsarchive check`)
@@ -170,7 +173,7 @@ class SegmentWriter:
         self._passages.close()
         articles = pa.concat_tables(self._articles) if self._articles else ARTICLE_SCHEMA.empty_table()
         articles = articles.sort_by("article_id")  # so that a lookup by id reads one row group
-        pq.write_table(articles, self.path / ARTICLES, row_group_size=ARTICLE_ROWS)
+        pq.write_table(articles, self.path / ARTICLES, row_group_size=ARTICLE_ROWS, compression=COMPRESSION)
         ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype=np.int64)
         np.save(self.path / IDS, ids)
         LexicalIndex.build(self.lexical_rows).save(self.path / LEXICAL)
@@ -183,34 +186,44 @@ HIT_PASSAGE_COLUMNS = ("passage_id", "article_id", "heading", "text", "char_star
 # language and author too: the few articles an exact query finds are counted from here (indexer.exact), not by
 # a scan of every segment's Parquet file. Segments written before hold the first five only.
 HIT_ARTICLE_COLUMNS = ("article_id", "title", "source", "published", "url", "language", "author")
-# What comparing articles for duplicates reads, in compressed batches of a few rows: a lookup decompresses the few
-# kilobytes around each article, where a Parquet row group of bodies is megabytes.
+# Compressed copies, read by row in batches of a few rows: a lookup decompresses the few kilobytes around each row,
+# where a Parquet row group is megabytes. What comparing articles for duplicates reads (bodies.arrow), and the text
+# of the passages a search shows (texts.arrow, half the size of the text as it is).
 BODIES = Path(LOOKUP) / "bodies.arrow"
 BODY_COLUMNS = ("body", "language")
-BODY_ROWS = 32
+TEXTS = Path(LOOKUP) / "texts.arrow"
+COMPRESSED_ROWS = 32
 READ_ROWS = 65_536  # rows read at a time from a Parquet file, writing lookup files
 
 
 def write_lookup(path: Path) -> None:
     """Write the segment's lookup files from its Parquet files, a row group at a time."""
     (path / LOOKUP).mkdir(exist_ok=True)
-    for name, columns in (("passages", HIT_PASSAGE_COLUMNS), ("articles", HIT_ARTICLE_COLUMNS)):
+    shown = [column for column in HIT_PASSAGE_COLUMNS if column != "text"]
+    for name, columns in (("passages", shown), ("articles", HIT_ARTICLE_COLUMNS)):
         source = pq.ParquetFile(path / f"{name}.parquet")
         schema = source.schema_arrow
         schema = pa.schema([schema.field(column) for column in columns])
         with pa.OSFile(str(path / LOOKUP / f"{name}.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
             for batch in source.iter_batches(columns=list(columns)):
                 out.write_batch(batch.cast(schema) if batch.schema != schema else batch)
-    source = pq.ParquetFile(path / ARTICLES)
-    schema = pa.schema([source.schema_arrow.field(column) for column in BODY_COLUMNS])
+    _write_compressed(path / ARTICLES, BODY_COLUMNS, path / BODIES)
+    _write_compressed(path / PASSAGES, ("text",), path / TEXTS)
+
+
+def _write_compressed(source_file: Path, columns: Sequence[str], target: Path) -> None:
+    """Copy these columns of a Parquet file to an Arrow file of zstd-compressed batches of COMPRESSED_ROWS rows."""
+    source = pq.ParquetFile(source_file)
+    schema = pa.schema([source.schema_arrow.field(column) for column in columns])
     options = pa.ipc.IpcWriteOptions(compression="zstd")
-    with pa.OSFile(str(path / BODIES), "wb") as sink, pa.ipc.new_file(sink, schema, options=options) as out:
+    with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema, options=options) as out:
         left = schema.empty_table()
-        for batch in source.iter_batches(batch_size=READ_ROWS, columns=list(BODY_COLUMNS)):
-            # One chunk, so that every batch written but the last holds BODY_ROWS rows: row r is in batch r // BODY_ROWS
+        for batch in source.iter_batches(batch_size=READ_ROWS, columns=list(columns)):
+            # One chunk, so that every batch written but the last holds COMPRESSED_ROWS rows: row r is in batch
+            # r // COMPRESSED_ROWS
             left = pa.concat_tables([left, pa.Table.from_batches([batch])]).combine_chunks()
-            whole = left.num_rows // BODY_ROWS * BODY_ROWS
-            out.write_table(left.slice(0, whole), max_chunksize=BODY_ROWS)
+            whole = left.num_rows // COMPRESSED_ROWS * COMPRESSED_ROWS
+            out.write_table(left.slice(0, whole), max_chunksize=COMPRESSED_ROWS)
             left = left.slice(whole)
         out.write_table(left)
 
@@ -363,7 +376,7 @@ class Loaded:
         self.ids: np.ndarray = np.load(path / IDS)
         self.stored = stored_vectors(path, dimension)
         self._lock = threading.Lock()
-        self._bodies: pa.ipc.RecordBatchFileReader | None = None
+        self._bodies: CompressedRows | None = None
 
     @functools.cached_property
     def vectors(self) -> Any:  # VectorIndex
@@ -401,8 +414,10 @@ class Loaded:
 
     @functools.cached_property
     def passages(self) -> Rows:
-        """The columns a search shows, a row per passage in id order (memory-mapped)."""
-        return Rows(self.path / LOOKUP / "passages.arrow")
+        """The columns a search shows, a row per passage in id order (memory-mapped; the text compressed, but in a
+        segment written before there was texts.arrow)."""
+        texts = self.path / TEXTS
+        return Rows(self.path / LOOKUP / "passages.arrow", CompressedRows(texts) if texts.exists() else None)
 
     @functools.cached_property
     def articles(self) -> tuple[dict[str, int], Rows]:
@@ -443,21 +458,41 @@ class Loaded:
             return
         with self._lock:
             if self._bodies is None:  # read, not memory-mapped: a build reads most bodies once, and would keep them
-                self._bodies = pa.ipc.open_file(pa.OSFile(str(self.path / BODIES)))
-        for number, places in itertools.groupby(rows.tolist(), key=lambda row: row // BODY_ROWS):
-            batch = self._bodies.get_batch(number)
-            for row in places:
-                yield tuple(batch.slice(row % BODY_ROWS, 1).to_pylist()[0].values())
+                self._bodies = CompressedRows(self.path / BODIES, mapped=False)
+        yield from zip(*self._bodies.table(rows).to_pydict().values())
+
+
+class CompressedRows:
+    """An Arrow file of compressed batches of :data:`COMPRESSED_ROWS` rows, read by row number: reading a few rows
+    decompresses their batches alone."""
+
+    def __init__(self, path: Path, mapped: bool = True) -> None:
+        self._reader = pa.ipc.open_file(pa.memory_map(str(path)) if mapped else pa.OSFile(str(path)))
+        self._lock = threading.Lock()
+
+    def table(self, rows: np.ndarray | list[int]) -> pa.Table:
+        """These rows, in this order (a batch is decompressed once for rows next to each other)."""
+        slices = []
+        for number, places in itertools.groupby(np.asarray(rows).tolist(), key=lambda row: row // COMPRESSED_ROWS):
+            with self._lock:  # one file: its reads do not interleave
+                batch = self._reader.get_batch(number)
+            slices += [batch.slice(row % COMPRESSED_ROWS, 1) for row in places]
+        return pa.Table.from_batches(slices, self._reader.schema)
+
+    @property
+    def names(self) -> list[str]:
+        return self._reader.schema.names
 
 
 class Rows:
     """A memory-mapped Arrow file read by row number: each row is a slice of its record batch, so reading a few
     costs what they hold (``Table.take`` over a file's many batches cost ~3 ms a call)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, more: CompressedRows | None = None) -> None:  # more: the same rows' other columns
         self._reader = pa.ipc.open_file(pa.memory_map(str(path)))
         self._batches = [self._reader.get_batch(i) for i in range(self._reader.num_record_batches)]
         self._starts = np.cumsum([0] + [batch.num_rows for batch in self._batches])
+        self._more = more
 
     def take(self, rows: np.ndarray | list[int]) -> list[dict[str, Any]]:
         return self.table(rows).to_pylist()
@@ -469,11 +504,16 @@ class Rows:
             self._batches[number].slice(row - self._starts[number], 1)
             for number, row in zip(numbers.tolist(), np.asarray(rows).tolist())
         ]
-        return pa.Table.from_batches(slices, self._reader.schema)
+        table = pa.Table.from_batches(slices, self._reader.schema)
+        if self._more is not None:
+            more = self._more.table(rows)
+            for name in more.column_names:
+                table = table.append_column(name, more.column(name))
+        return table
 
     @property
     def names(self) -> list[str]:
-        return self._reader.schema.names
+        return [*self._reader.schema.names, *(self._more.names if self._more is not None else [])]
 
     def column(self, name: str) -> list[Any]:
         return self.arrow_column(name).to_pylist()
