@@ -40,16 +40,14 @@ class ParquetVectors:
         self._offsets = np.asarray(offsets, dtype=np.int64)  # byte where each page's values begin
         self.shape = (int(self._starts[-1]), dimension)
         self.dtype = np.dtype(np.float16)
-        self._map, self._row_starts = None, []
+        self._map, self._rows = None, None
         if self.shape[0]:
             with open(file, "rb") as opened:
                 self._map = mmap.mmap(opened.fileno(), 0, access=mmap.ACCESS_READ)
-            # For each parity of a value's byte, a view whose row i is the ``dimension`` values from byte 2i (+1):
-            # a page's values begin on any byte, and a gather of rows is then one fancy index, as in an array.
-            for parity in (0, 1):
-                flat = np.frombuffer(self._map, self.dtype, (len(self._map) - parity) // 2, parity)
-                shape = (len(flat) - dimension + 1, dimension)
-                self._row_starts.append(np.lib.stride_tricks.as_strided(flat, shape, flat.strides * 2, writeable=False))
+            # A view whose row i is the vector's bytes from byte i: a page's values begin on any byte (float16 views
+            # would need two, one per parity), and a gather of rows is then one fancy index, as in an array.
+            raw, size = np.frombuffer(self._map, np.uint8), dimension * self.dtype.itemsize
+            self._rows = np.lib.stride_tricks.as_strided(raw, (len(raw) - size + 1, size), (1, 1), writeable=False)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -69,11 +67,9 @@ class ParquetVectors:
         rows = np.where(rows < 0, rows + len(self), rows)
         pages = np.searchsorted(self._starts, rows, side="right") - 1
         at = self._offsets[pages] + (rows - self._starts[pages]) * self.dimension * self.dtype.itemsize
-        out = np.empty((len(rows), self.dimension), dtype=self.dtype)
-        for parity, starts in enumerate(self._row_starts):
-            here = at % 2 == parity
-            out[here] = starts[at[here] // 2]
-        return out
+        if not len(rows):
+            return np.zeros((0, self.dimension), dtype=self.dtype)
+        return self._rows[at].view(self.dtype)
 
     def release(self) -> None:
         """Drop the pages read from this process's resident memory (they stay in the OS's page cache)."""
