@@ -111,11 +111,13 @@ def test_one_bit_codes_rescored_exactly_find_what_exact_search_finds(tmp_path: P
         ours += len(truth & {i for i, _ in hits}) / 10 / len(queries)
         codes += len(truth & {i for i, _ in index.search(query, 10, excluded=np.array([11]))}) / 10 / len(queries)
     assert ours >= 0.95 and ours > codes, (ours, codes)
-    found, similarities = segments.neighbours(queries, 5, exact_from=0.9)
+    found, similarities = segments.neighbours(queries, 5, threshold=0.9)
     held = found >= 0
     expected = np.einsum("qkd,qd->qk", vectors[np.where(held, found, 0)], queries)
-    close = similarities >= 0.9 - ESTIMATE_ERROR
-    assert close.any() and np.allclose(similarities[close], expected[close], atol=1e-5)
+    near = held & (np.abs(similarities - 0.9) < ESTIMATE_ERROR)  # scored again; the others are the codes' estimates
+    assert near.any() and np.allclose(similarities[near], expected[near], atol=1e-5)
+    assert not np.allclose(similarities[held & ~near], expected[held & ~near], atol=1e-5)
+    assert ((similarities >= 0.9) == (expected >= 0.9))[held].all()
     assert (found[:, 0] == np.arange(100))[np.arange(100) != 11].all()
 
 

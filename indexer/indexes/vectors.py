@@ -41,10 +41,11 @@ PROBED = 5 / 32
 # vector search took 7.9, 8.8 and 12.4 ms, 8-bit vectors' 15.0 (a query's 4 bits, FAISS's default, as good as 8).
 REFINE = 5
 SHORTLIST = 100  # candidates asked for at least (times REFINE), however few a caller wants
-# RaBitQ's similarity estimates were within 0.015 of the exact ones (std 0.0023, 60k passages of bench/search.py): a
-# near-copy lookup scores exactly the neighbours estimated within this of its threshold.
+# RaBitQ's similarity estimates were within 0.016 of the exact ones (std 0.0023, 60k passages of bench/search.py): a
+# near-copy lookup scores exactly the neighbours estimated within this of its threshold, on either side (0.3% of
+# bench/search.py's, whose passages on a topic are all close: scoring every close one was a quarter of a build).
 ESTIMATE_ERROR = 0.05
-NEIGHBOUR_ROWS = 2_000  # near-copy lookups whose neighbours are scored exactly at once (60 MB of vectors)
+NEIGHBOUR_PAIRS = 40_000  # near-copy pairs scored exactly at once (60 MB of vectors)
 APPROXIMATE_FROM = 50_000  # passages: a segment this large trains 1,024 cells on 41k of them
 ADD_ROWS = 65_536  # vectors added to an index at a time
 TRAINING_PER_LIST = 40  # k-means points per cell that IVF training samples (FAISS warns below 39)
@@ -349,25 +350,24 @@ class Part:
     deleted: np.ndarray
 
     def similarities(self, queries: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """The exact cosine similarity of each query (a row) with its row of these passage ids (-1: none, -inf)."""
-        held = ids >= 0
-        rows = np.searchsorted(self.ids, np.where(held, ids, self.ids[0] if len(self.ids) else 0))
-        held_vectors = self.stored[rows.reshape(-1)].astype(np.float32, copy=False).reshape(*ids.shape, -1)
-        scores = np.einsum("qkd,qd->qk", held_vectors, queries)
-        return np.where(held, scores, -np.inf).astype(np.float32)
+        """The exact cosine similarity of each query with the passage of its id (one each; all ids held here)."""
+        held = self.stored[np.searchsorted(self.ids, ids)].astype(np.float32, copy=False)
+        return np.einsum("pd,pd->p", held, queries)
 
     def neighbours(
-        self, queries: np.ndarray, k: int, nearest: tuple[np.ndarray, np.ndarray] | None, exact_from: float
+        self, queries: np.ndarray, k: int, nearest: tuple[np.ndarray, np.ndarray] | None, threshold: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`VectorIndex.neighbours` of this segment, tombstones left out; coarse codes' similarities that may
-        reach ``exact_from`` computed again with the exact vectors."""
+        """:meth:`VectorIndex.neighbours` of this segment, tombstones left out; coarse codes' similarities close
+        enough to ``threshold`` to fall on either side of it computed again with the exact vectors."""
         found, scores = self.index.neighbours(queries, k, self.deleted, nearest)
         if self.index.refine > 1:
             scores = np.where(found == -1, -np.inf, scores)
-            close = np.flatnonzero((scores >= exact_from - ESTIMATE_ERROR).any(axis=1))
-            for start in range(0, len(close), NEIGHBOUR_ROWS):  # a few thousand queries' neighbours at a time
-                rows = close[start : start + NEIGHBOUR_ROWS]
-                scores[rows] = self.similarities(queries[rows], found[rows])
+            query, column = np.nonzero(np.abs(scores - threshold) < ESTIMATE_ERROR)
+            for start in range(0, len(query), NEIGHBOUR_PAIRS):
+                chosen = slice(start, start + NEIGHBOUR_PAIRS)
+                scores[query[chosen], column[chosen]] = self.similarities(
+                    queries[query[chosen]], found[query[chosen], column[chosen]]
+                )
             order = np.argsort(-scores, axis=1, kind="stable")
             found, scores = np.take_along_axis(found, order, axis=1), np.take_along_axis(scores, order, axis=1)
         return found, scores
@@ -455,10 +455,11 @@ class SegmentedVectors:
         return found[:k]
 
     def neighbours(
-        self, queries: np.ndarray, k: int, own: np.ndarray | None = None, exact_from: float = -1.0
+        self, queries: np.ndarray, k: int, own: np.ndarray | None = None, threshold: float = -1.0
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`VectorIndex.neighbours` over every segment, tombstoned passages left out. Similarities that may
-        reach ``exact_from`` are exact; lower ones may be a segment's estimates (:data:`ESTIMATE_ERROR`).
+        """:meth:`VectorIndex.neighbours` over every segment, tombstoned passages left out. Whether a similarity
+        reaches ``threshold`` is exact; the similarities themselves may be a segment's estimates, but near the
+        threshold (:data:`ESTIMATE_ERROR`), where they are computed again.
 
         With ``own``, the queries' own passage ids, each query looks only in its own segment and older ones: a
         pair across segments is found from its newer side, as when they were committed one after the other, and
@@ -477,7 +478,7 @@ class SegmentedVectors:
             if key is not None and key not in cells:
                 cells[key] = part.index.nearest_cells(queries)
             nearest = (cells[key][0][rows], cells[key][1][rows]) if key is not None else None
-            found, scores = part.neighbours(queries[rows], k, nearest, exact_from)
+            found, scores = part.neighbours(queries[rows], k, nearest, threshold)
             ids = np.full((len(queries), found.shape[1]), -1, dtype=np.int64)
             best = np.full(ids.shape, -np.inf, dtype=np.float32)
             ids[rows], best[rows] = found, np.where(found == -1, -np.inf, scores)
