@@ -79,7 +79,8 @@ def merge(snapshot: Snapshot, run: list[SegmentEntry], name: str, path: Path, ve
     articles = " UNION ALL ".join(s["articles"] for s in selects)
     db.execute(
         f"COPY ({articles} ORDER BY article_id) TO {catalog.quoted(path / segment.ARTICLES)} "
-        f"(FORMAT parquet, ROW_GROUP_SIZE {segment.ARTICLE_ROWS}, COMPRESSION {segment.COMPRESSION})"
+        f"(FORMAT parquet, ROW_GROUP_SIZE {segment.ARTICLE_ROWS}, COMPRESSION {segment.COMPRESSION}, "
+        f"COMPRESSION_LEVEL {segment.COMPRESSION_LEVEL})"
     )
     pairs = " UNION ALL ".join(s["pairs"] for s in selects)
     # The newest record of each pair whose two versions are both still live anywhere in the archive.

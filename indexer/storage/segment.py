@@ -58,8 +58,10 @@ LANGUAGE_SUMS = "language_sums.npz"
 # Small row groups: a search fetches a few passages by id, and DuckDB reads whole row groups of the columns it needs.
 PASSAGE_ROWS = 2048
 ARTICLE_ROWS = 1024
-# Of the Parquet files' columns (but the vectors): texts take 0.62 of what they take with snappy, pyarrow's default.
-COMPRESSION = "zstd"
+# Of the Parquet files' columns (but the vectors) and the compressed lookups: zstd at its usual level (DuckDB's
+# too), where articles.parquet takes 0.62 of what it takes with pyarrow's default (snappy) and 0.62 of that again
+# (pyarrow's zstd is of level 1).
+COMPRESSION, COMPRESSION_LEVEL = "zstd", 3
 GROUPS_READ = 8  # row groups of articles read at once, when looking articles up by id
 
 _TIME = pa.timestamp("us", tz="UTC")
@@ -108,6 +110,7 @@ def passage_writer(path: Path, dimension: int) -> pq.ParquetWriter:
         path / PASSAGES,
         schema,
         compression={name: COMPRESSION for name in others} | {parquet_vectors.COLUMN: "none"},
+        compression_level={name: COMPRESSION_LEVEL for name in others},
         use_dictionary=others,
         column_encoding={parquet_vectors.COLUMN: "PLAIN"},
         write_page_checksum=True,  # the vectors have no second copy to be checked against (`newsarchive check`)
@@ -173,7 +176,13 @@ class SegmentWriter:
         self._passages.close()
         articles = pa.concat_tables(self._articles) if self._articles else ARTICLE_SCHEMA.empty_table()
         articles = articles.sort_by("article_id")  # so that a lookup by id reads one row group
-        pq.write_table(articles, self.path / ARTICLES, row_group_size=ARTICLE_ROWS, compression=COMPRESSION)
+        pq.write_table(
+            articles,
+            self.path / ARTICLES,
+            row_group_size=ARTICLE_ROWS,
+            compression=COMPRESSION,
+            compression_level=COMPRESSION_LEVEL,
+        )
         ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype=np.int64)
         np.save(self.path / IDS, ids)
         LexicalIndex.build(self.lexical_rows).save(self.path / LEXICAL)
@@ -186,13 +195,15 @@ HIT_PASSAGE_COLUMNS = ("passage_id", "article_id", "heading", "text", "char_star
 # language and author too: the few articles an exact query finds are counted from here (indexer.exact), not by
 # a scan of every segment's Parquet file. Segments written before hold the first five only.
 HIT_ARTICLE_COLUMNS = ("article_id", "title", "source", "published", "url", "language", "author")
-# Compressed copies, read by row in batches of a few rows: a lookup decompresses the few kilobytes around each row,
-# where a Parquet row group is megabytes. What comparing articles for duplicates reads (bodies.arrow), and the text
-# of the passages a search shows (texts.arrow, half the size of the text as it is).
+# Compressed copies, read by row in blocks of a few rows: a lookup decompresses the few kilobytes around each row,
+# where a Parquet row group is megabytes. What comparing articles for duplicates reads (bodies.arrow, Arrow's
+# compressed batches), and the text of the passages a search shows (texts.arrow, 0.4 of the text's size: a block's
+# texts compressed together in one value, as Arrow decompressing a batch of its own took ten times as long).
 BODIES = Path(LOOKUP) / "bodies.arrow"
 BODY_COLUMNS = ("body", "language")
 TEXTS = Path(LOOKUP) / "texts.arrow"
 COMPRESSED_ROWS = 32
+_TEXT_BLOCKS = pa.schema([("texts", pa.binary()), ("ends", pa.list_(pa.uint32()))])
 READ_ROWS = 65_536  # rows read at a time from a Parquet file, writing lookup files
 
 
@@ -208,14 +219,37 @@ def write_lookup(path: Path) -> None:
             for batch in source.iter_batches(columns=list(columns)):
                 out.write_batch(batch.cast(schema) if batch.schema != schema else batch)
     _write_compressed(path / ARTICLES, BODY_COLUMNS, path / BODIES)
-    _write_compressed(path / PASSAGES, ("text",), path / TEXTS)
+    _write_texts(path / PASSAGES, path / TEXTS)
+
+
+def _write_texts(source_file: Path, target: Path) -> None:
+    """Write the passages' text in blocks of COMPRESSED_ROWS rows: a row per block, its texts compressed together
+    and where each ends in them."""
+    codec = pa.Codec(COMPRESSION, COMPRESSION_LEVEL)
+    texts: list[str] = []
+    with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, _TEXT_BLOCKS) as out:
+        batches = pq.ParquetFile(source_file).iter_batches(batch_size=READ_ROWS, columns=["text"])
+        for batch in itertools.chain(batches, [None]):
+            texts += batch.column(0).to_pylist() if batch is not None else []
+            whole = len(texts) if batch is None else len(texts) // COMPRESSED_ROWS * COMPRESSED_ROWS
+            blocks, ends = [], []
+            for start in range(0, whole, COMPRESSED_ROWS):
+                encoded = [text.encode() for text in texts[start : start + COMPRESSED_ROWS]]
+                blocks.append(codec.compress(b"".join(encoded), asbytes=True))
+                ends.append(np.cumsum([len(text) for text in encoded]).tolist())
+            out.write_batch(
+                pa.record_batch(
+                    [pa.array(blocks, pa.binary()), pa.array(ends, _TEXT_BLOCKS.field(1).type)], schema=_TEXT_BLOCKS
+                )
+            )
+            texts = texts[whole:]
 
 
 def _write_compressed(source_file: Path, columns: Sequence[str], target: Path) -> None:
     """Copy these columns of a Parquet file to an Arrow file of zstd-compressed batches of COMPRESSED_ROWS rows."""
     source = pq.ParquetFile(source_file)
     schema = pa.schema([source.schema_arrow.field(column) for column in columns])
-    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    options = pa.ipc.IpcWriteOptions(compression=pa.Codec(COMPRESSION, COMPRESSION_LEVEL))
     with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema, options=options) as out:
         left = schema.empty_table()
         for batch in source.iter_batches(batch_size=READ_ROWS, columns=list(columns)):
@@ -417,7 +451,7 @@ class Loaded:
         """The columns a search shows, a row per passage in id order (memory-mapped; the text compressed, but in a
         segment written before there was texts.arrow)."""
         texts = self.path / TEXTS
-        return Rows(self.path / LOOKUP / "passages.arrow", CompressedRows(texts) if texts.exists() else None)
+        return Rows(self.path / LOOKUP / "passages.arrow", CompressedTexts(texts) if texts.exists() else None)
 
     @functools.cached_property
     def articles(self) -> tuple[dict[str, int], Rows]:
@@ -462,6 +496,27 @@ class Loaded:
         yield from zip(*self._bodies.table(rows).to_pydict().values())
 
 
+class CompressedTexts:
+    """The passages' text in texts.arrow, read by row: a few rows cost the decompression of their blocks."""
+
+    names = ["text"]
+
+    def __init__(self, path: Path) -> None:
+        self._blocks = Rows(path)
+        self._codec = pa.Codec(COMPRESSION)
+
+    def table(self, rows: np.ndarray | list[int]) -> pa.Table:
+        """These rows, in this order (a block is decompressed once for rows next to each other)."""
+        texts = []
+        for number, places in itertools.groupby(np.asarray(rows).tolist(), key=lambda row: row // COMPRESSED_ROWS):
+            block = self._blocks.table([number])
+            ends = block.column("ends")[0].values.to_numpy().astype(np.int64)
+            data = self._codec.decompress(block.column("texts")[0].as_buffer(), int(ends[-1]), asbytes=True)
+            starts = np.concatenate([[0], ends[:-1]])
+            texts += [data[starts[row % COMPRESSED_ROWS] : ends[row % COMPRESSED_ROWS]].decode() for row in places]
+        return pa.table({"text": pa.array(texts, pa.string())})
+
+
 class CompressedRows:
     """An Arrow file of compressed batches of :data:`COMPRESSED_ROWS` rows, read by row number: reading a few rows
     decompresses their batches alone."""
@@ -488,7 +543,7 @@ class Rows:
     """A memory-mapped Arrow file read by row number: each row is a slice of its record batch, so reading a few
     costs what they hold (``Table.take`` over a file's many batches cost ~3 ms a call)."""
 
-    def __init__(self, path: Path, more: CompressedRows | None = None) -> None:  # more: the same rows' other columns
+    def __init__(self, path: Path, more: CompressedTexts | None = None) -> None:  # more: the same rows' text
         self._reader = pa.ipc.open_file(pa.memory_map(str(path)))
         self._batches = [self._reader.get_batch(i) for i in range(self._reader.num_record_batches)]
         self._starts = np.cumsum([0] + [batch.num_rows for batch in self._batches])
