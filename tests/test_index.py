@@ -706,3 +706,26 @@ def test_articles_are_looked_up_by_id_in_the_row_groups_holding_them(
         segment._loaded.clear()
     with Snapshot(tmp_path / "index") as snapshot:
         assert {a: body for a, body, _ in snapshot.article_texts({name: wanted})} == texts
+
+
+@pytest.mark.parametrize("read_rows", [7, 65_536])
+def test_passage_texts_are_read_back_from_their_compressed_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_rows: int
+) -> None:
+    """texts.arrow gives back each passage's text as passages.parquet holds it, whatever its script, empty ones and
+    a last block shorter than the others included, in any order asked, however the file was read writing it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from indexer.storage import segment
+
+    monkeypatch.setattr(segment, "READ_ROWS", read_rows)
+
+    texts = ["", "Москва — столица", "東京は日本の首都です", "plain", "مرحبا بالعالم", "x" * 5000, "", "🙂 end"] * 9
+    pq.write_table(pa.table({"text": texts[:-1]}), tmp_path / segment.PASSAGES, row_group_size=5)
+    (tmp_path / "lookup").mkdir()
+    segment._write_texts(tmp_path / segment.PASSAGES, tmp_path / segment.TEXTS)  # noqa: SLF001
+    read = segment.CompressedTexts(tmp_path / segment.TEXTS)
+    order = [70, 0, 1, 2, 33, 32, 31, 5, 5, 64, 63]
+    assert read.table(order).column("text").to_pylist() == [texts[i] for i in order]
+    assert read.table(list(range(71))).column("text").to_pylist() == texts[:-1]
