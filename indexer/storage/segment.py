@@ -491,8 +491,8 @@ class Loaded:
                 yield from zip(*table.to_pydict().values())
             return
         with self._lock:
-            if self._bodies is None:  # read, not memory-mapped: a build reads most bodies once, and would keep them
-                self._bodies = CompressedRows(self.path / BODIES, mapped=False)
+            if self._bodies is None:
+                self._bodies = CompressedRows(self.path / BODIES)
         yield from zip(*self._bodies.table(rows).to_pydict().values())
 
 
@@ -519,10 +519,10 @@ class CompressedTexts:
 
 class CompressedRows:
     """An Arrow file of compressed batches of :data:`COMPRESSED_ROWS` rows, read by row number: reading a few rows
-    decompresses their batches alone."""
+    decompresses their batches alone. Read, not memory-mapped: a build reads most bodies once, and would keep them."""
 
-    def __init__(self, path: Path, mapped: bool = True) -> None:
-        self._reader = pa.ipc.open_file(pa.memory_map(str(path)) if mapped else pa.OSFile(str(path)))
+    def __init__(self, path: Path) -> None:
+        self._reader = pa.ipc.open_file(pa.OSFile(str(path)))
         self._lock = threading.Lock()
 
     def table(self, rows: np.ndarray | list[int]) -> pa.Table:
