@@ -54,39 +54,23 @@ class ParquetVectors:
 
     def __getitem__(self, rows: int | slice | np.ndarray) -> np.ndarray:
         if isinstance(rows, slice):
-            return (
-                self._range(*rows.indices(len(self))[:2])
-                if rows.step in (None, 1)
-                else self[np.arange(len(self))[rows]]
-            )
+            return self[np.arange(len(self))[rows]]
         if np.ndim(rows) == 0:
             return self[np.asarray([rows])][0]
         rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) and (rows.min() < -len(self) or rows.max() >= len(self)):
+        if not len(rows):
+            return np.zeros((0, self.dimension), dtype=self.dtype)
+        if rows.min() < -len(self) or rows.max() >= len(self):
             raise IndexError(f"rows out of range for {len(self)} vectors")
         rows = np.where(rows < 0, rows + len(self), rows)
         pages = np.searchsorted(self._starts, rows, side="right") - 1
         at = self._offsets[pages] + (rows - self._starts[pages]) * self.dimension * self.dtype.itemsize
-        if not len(rows):
-            return np.zeros((0, self.dimension), dtype=self.dtype)
         return self._rows[at].view(self.dtype)
 
     def release(self) -> None:
         """Drop the pages read from this process's resident memory (they stay in the OS's page cache)."""
         if self._map is not None:
             self._map.madvise(mmap.MADV_DONTNEED)
-
-    def _range(self, start: int, stop: int) -> np.ndarray:
-        if stop <= start:
-            return np.zeros((0, self.dimension), dtype=self.dtype)
-        first, last = np.searchsorted(self._starts, [start, stop - 1], side="right") - 1
-        pieces = [self._page(page) for page in range(int(first), int(last) + 1)]
-        joined = np.concatenate(pieces) if len(pieces) > 1 else pieces[0].copy()
-        return joined[start - self._starts[first] : stop - self._starts[first]]
-
-    def _page(self, page: int) -> np.ndarray:
-        rows = int(self._starts[page + 1] - self._starts[page])
-        return np.frombuffer(self._map, self.dtype, rows * self.dimension, int(self._offsets[page])).reshape(rows, -1)
 
 
 def _pages(file: Path, dimension: int) -> tuple[list[int], list[int]]:

@@ -534,10 +534,6 @@ class CompressedRows:
             slices += [batch.slice(row % COMPRESSED_ROWS, 1) for row in places]
         return pa.Table.from_batches(slices, self._reader.schema)
 
-    @property
-    def names(self) -> list[str]:
-        return self._reader.schema.names
-
 
 class Rows:
     """A memory-mapped Arrow file read by row number: each row is a slice of its record batch, so reading a few
