@@ -48,7 +48,10 @@ Progress = Callable[[str, int, int], None]
 the inputs have been read (and embedded, unless unchanged)."""
 ARTICLES_PER_BATCH = 1000  # split, embedded and stored together, so memory stays flat however many there are
 API_INPUT = "api"  # the path of articles posted to the API: one input, of no file; only the API may replace them
-COMMIT_EVERY = 20_000  # articles, on Ray: what a run killed and started again embeds a second time at most
+# Articles between a build's commits: what a run killed and started again embeds a second time at most. Commits of
+# this size (100k passages of bench/search.py's) also let merges keep a large build's segments few (merges.automatic),
+# so that each new passage's near-copy lookups cost the same at ten million passages as at one.
+COMMIT_EVERY = 20_000
 
 
 def index_paths(
@@ -105,8 +108,8 @@ def index_paths(
             (:mod:`indexer.workers`); they import the calling program's main module again, so it must allow that
             (``if __name__ == "__main__":``, as :mod:`multiprocessing` asks). The CLI does.
         cluster: Read and embed on Ray (:mod:`indexer.ingest.cluster`); this process alone writes the index.
-        commit_every: With ``cluster``, commit after this many new or changed articles, so a run killed and
-            started again does not embed what it already committed.
+        commit_every: Commit after this many new or changed articles, so a run killed and started again does not
+            embed what it already committed (a rebuild's first such commit replaces the old index).
         run_alerts: Runs the saved alerts after a commit that added or changed articles, given the index
             directory and the model; what they matched goes into ``IndexReport.matches``. The CLI passes
             :func:`indexer.live.alerts.run_alerts`, which lives above this layer.
@@ -141,7 +144,7 @@ def index_paths(
             read: set[str] = set()  # ids and files read, for --prune only
             paths_read: set[str] = set()
             if cluster is None:
-                batches = ingestion.add(articles, progress, total)
+                batches = ingestion.add(articles, progress, total, commit_every)
             else:
                 batches = ingestion.add_from_cluster(paths, cluster, progress, total, commit_every)
             for batch in batches:
@@ -179,13 +182,18 @@ class Ingestion:
         self.writer, self.settings, self.report = writer, settings, report
         self.embedder, self.backend = embedder, backend
         self._started = False
-        self._read = 0
+        self._read = self._uncommitted = 0
 
     def add(
-        self, articles: Iterable[Article], progress: Progress | None = None, total: int = 0
+        self,
+        articles: Iterable[Article],
+        progress: Progress | None = None,
+        total: int = 0,
+        commit_every: int = COMMIT_EVERY,
     ) -> Iterator[list[Article]]:
-        """Ingest ``articles``; yields each batch once it is handed over (the caller may note what it read),
-        without the articles refused because another input owns their id."""
+        """Ingest ``articles``, committing every ``commit_every`` new or changed ones; yields each batch once it is
+        handed over (the caller may note what it read), without the articles refused because another input owns
+        their id."""
         for batch in _batches(articles, ARTICLES_PER_BATCH):
             known = self.writer.known(a.article_id for a in batch)
             owned = self._owned(batch, known)
@@ -197,6 +205,7 @@ class Ingestion:
                 embedded = embed_articles(to_embed, self.embedder, self.settings.max_tokens, advance)
                 self._write(to_embed, *embedded, known)
             self._read += len(batch)
+            self._commit_after(len(to_embed), commit_every)
             yield owned
 
     def add_from_cluster(
@@ -213,7 +222,6 @@ class Ingestion:
 
         self.start(embedding=True)  # a new index's dimension, before the actors start
         known = {} if self.writer.rebuild else {a: hash for a, (hash, _) in self.writer.known().items()}
-        uncommitted = 0
         for batch in embedded_batches(paths, self.settings, known, cluster, self.backend):
             self.report.ignored += [p for p in batch.problems if isinstance(p, Note)]
             self.report.problems += [p for p in batch.problems if not isinstance(p, Note)]
@@ -224,14 +232,18 @@ class Ingestion:
             if batch.articles:
                 known = self.writer.known(a.article_id for a in batch.articles)
                 self._write(batch.articles, batch.languages, batch.passages, batch.vectors, known)
-                uncommitted += len(batch.articles)
             self._read += len(batch.articles) + len(batch.unchanged)
             if progress:
                 progress("embedding", self._read, max(total, self._read))
-            if uncommitted >= commit_every:
-                self.writer.commit()
-                uncommitted = 0
+            self._commit_after(len(batch.articles), commit_every)
             yield batch.articles + batch.unchanged
+
+    def _commit_after(self, written: int, commit_every: int) -> None:
+        """Count ``written`` articles, and commit once ``commit_every`` are uncommitted."""
+        self._uncommitted += written
+        if self._uncommitted >= commit_every:
+            self.writer.commit()
+            self._uncommitted = 0
 
     def _owned(self, articles: list[Article], known: dict[str, tuple[str, str]]) -> list[Article]:
         """The articles new to the index or of the input that owns their id; each other one is a problem."""

@@ -275,11 +275,12 @@ class Writer:
             self._verify(draft, staged)
         manifest = self._publish(draft, staged)
         self._reset(manifest)
-        self.merge(merges.automatic(manifest.segments))
+        self.merge(merges.automatic(manifest.segments, len(new_ids)), len(new_ids))
         return manifest
 
-    def merge(self, runs: list[list[SegmentEntry]]) -> None:
-        """Merge each run of adjacent segments into one, a commit each (:mod:`indexer.storage.merges`)."""
+    def merge(self, runs: list[list[SegmentEntry]], written: int = 0) -> None:
+        """Merge each run of adjacent segments into one, a commit each, then those :func:`.merges.automatic` asks
+        for after a commit that wrote ``written`` passages (:mod:`indexer.storage.merges`)."""
         while runs:
             manifest = self.base
             snapshot = Snapshot(self.directory, manifest, memory_limit=WRITE_CACHE)
@@ -295,7 +296,7 @@ class Writer:
             entries = [*kept[:first], merged, *kept[first:]]
             manifest = self._publish(self._manifest(entries, manifest.stories), {name: path})
             self._reset(manifest)
-            runs = runs[1:] or merges.automatic(manifest.segments)
+            runs = runs[1:] or merges.automatic(manifest.segments, written)
 
     def optimize(self, force: bool = False) -> None:
         """Merge every segment into one, dropping tombstoned rows; ``force`` also when there is one already, to
