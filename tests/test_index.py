@@ -497,6 +497,31 @@ def test_small_segments_are_merged_as_they_pile_up_and_optimize_merges_all(
         assert search(archive, DRONE_QUERY, k=1)[0].paragraph == DRONE_PARAGRAPH
 
 
+def test_a_large_build_commits_as_it_goes_and_merges_what_it_committed(
+    tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build commits every ``commit_every`` articles, and merges ten of its commits' segments however large they
+    are (up to twenty times a commit): its segments stay few, so its near-copy lookups do not grow with the archive."""
+    from indexer.ingest import index
+    from indexer.storage import merges
+    from indexer.storage.check import check
+
+    monkeypatch.setattr(merges, "AUTOMATIC_UP_TO", 20)  # a feed's merges stop below the build's commits
+    monkeypatch.setattr(index, "ARTICLES_PER_BATCH", 10)  # commits fall between batches
+    folder, directory = tmp_path / "in", tmp_path / "index"
+    folder.mkdir()
+    rows = [{"id": f"b{n}", "title": f"Brief {n}", "text": f"Ship {n} came into the harbour."} for n in range(120)]
+    (folder / "briefs.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    index_paths([folder], directory, embedder=fake_embedder, commit_every=10)
+    manifest = Manifest.load(directory)
+    assert manifest.commit == 13  # twelve commits of ten articles, and one merge
+    assert [entry.passages for entry in manifest.segments] == [100, 10, 10]
+    assert check(directory) == [] and manifest.articles == 120
+    (folder / "late.txt").write_text("Late report\n\nOne more ship came into the harbour.\n")
+    index_paths([folder], directory, embedder=fake_embedder, commit_every=10)  # a commit of one: no merge
+    assert [entry.passages for entry in Manifest.load(directory).segments] == [100, 10, 10, 1]
+
+
 def _written() -> int:
     lines = Path("/proc/self/io").read_text().splitlines()
     return next(int(line.split()[1]) for line in lines if line.startswith("write_bytes"))

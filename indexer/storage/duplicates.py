@@ -19,6 +19,15 @@ Numbers agree when the Jaccard similarity of the two articles' numbers, counted 
 
 Pairs are stored with the segment of the newer article (the ``duplicates`` view); pairs that connect make one
 story, whose id (``articles.story_id``) is the article_id of its earliest article.
+
+Most candidate pairs are other reports on a topic, and a large build meets millions (bench/search.py's synthetic
+passages each have 19 neighbours above ``CANDIDATE``). Each article is first reduced to a :class:`Sketch` -- its
+word count, its words' hash and a MinHash of its 3-shingles, as MinHash-LSH keeps -- which a writer keeps for the
+articles it has met (:class:`Sketches`), so that a build reads each article's body once, not once per commit. A pair
+is compared in full only when its sketches allow a match: the same words, or an estimated shingle Jaccard within
+``SKETCH_ERROR`` of ``NEAR`` or above, or two languages and numbers (a possible translation). Which pairs match is
+unchanged: a pair of Jaccard ``NEAR`` has an estimate below ``NEAR - SKETCH_ERROR`` with a probability of about
+one in 300,000 (4.5 standard deviations).
 """
 
 from __future__ import annotations
@@ -47,7 +56,14 @@ NUMBERS = 0.6  # copies and translations keep all their numbers; other reports o
 # Japanese or Thai counts as a word (indexer.text.tokens.plain_words).
 MIN_WORDS = 20
 BATCH = 4096  # passages looked up at once
+SKETCH = 128  # MinHash values per article: an estimate's standard deviation at Jaccard 0.5 is 0.044
+SKETCH_ERROR = 0.2
+SKETCHES_KEPT = 4_000_000  # articles whose sketch a writer keeps (600 B each), for the commits after
+PAIRS_AT_ONCE = 100_000  # candidate pairs whose sketches are compared at once (110 MB of arrays)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# MinHash by multiply-shift: (a * x + b) mod 2^64, its high 32 bits, for SKETCH random odd a and random b.
+_MULTIPLIERS, _OFFSETS = (np.random.default_rng(seed).integers(1, 2**63, SKETCH, dtype=np.uint64) for seed in (1, 2))
+_MULTIPLIERS |= np.uint64(1)
 
 
 @dataclass(frozen=True)
@@ -84,13 +100,88 @@ class Fingerprint:
         return cls(article_id, len(words), hash(words), shingles, numbers, language)
 
 
-def find(snapshot: Snapshot, passage_ids: Sequence[int]) -> list[tuple[str, str, str, float]]:
+@dataclass(frozen=True)
+class Sketch:
+    """What the first look at a pair takes (:func:`possible`): an article's word count, its words' hash, whether it
+    has numbers, its language, and the MinHash of its 3-shingles (:data:`SKETCH` values)."""
+
+    words: int
+    digest: int
+    numbers: bool
+    language: str | None
+    minhash: np.ndarray
+
+    @classmethod
+    def of(cls, fingerprint: Fingerprint) -> Sketch:
+        keys = fingerprint.shingles.astype(np.uint64)[:, None]
+        minhash = ((keys * _MULTIPLIERS + _OFFSETS) >> np.uint64(32)).min(axis=0).astype(np.uint32)
+        return cls(fingerprint.words, fingerprint.digest, bool(fingerprint.numbers), fingerprint.language, minhash)
+
+
+class Sketches:
+    """The sketches of the articles a writer has met, by article id, in arrays (a build of ten million passages
+    meets two million articles); the oldest half goes when :data:`SKETCHES_KEPT` are held."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, int] = {}
+        self._used = 0  # rows written; those of forgotten articles stay until the arrays are compacted
+        self._minhash = np.zeros((0, SKETCH), np.uint32)
+        self._scalars = np.zeros((0, 3), np.int64)  # words, digest, has numbers
+        self._languages: list[str | None] = []
+
+    def __contains__(self, article_id: str) -> bool:
+        return article_id in self._rows
+
+    def add(self, article_id: str, sketch: Sketch) -> None:
+        if self._used >= SKETCHES_KEPT:
+            self._keep(list(self._rows)[-SKETCHES_KEPT // 2 :])
+        if self._used == len(self._minhash):  # grown by half each time, as a list is
+            grown = max(1024, len(self._minhash) * 3 // 2)
+            self._minhash = np.resize(self._minhash, (grown, SKETCH))
+            self._scalars = np.resize(self._scalars, (grown, 3))
+        self._rows.pop(article_id, None)
+        self._rows[article_id] = row = self._used
+        self._minhash[row] = sketch.minhash
+        self._scalars[row] = (sketch.words, sketch.digest, sketch.numbers)
+        self._languages.append(sketch.language)
+        self._used += 1
+
+    def forget(self, article_ids: Iterable[str]) -> None:
+        """Drop these articles' sketches (they were deleted, or are being written again)."""
+        for article_id in article_ids:
+            self._rows.pop(article_id, None)
+
+    def possible(self, first: Sequence[str], second: Sequence[str]) -> np.ndarray:
+        """Which pairs (``first[i]``, ``second[i]``) might be one story, by their sketches alone (see the module)."""
+        a = np.fromiter((self._rows[article_id] for article_id in first), np.int64, len(first))
+        b = np.fromiter((self._rows[article_id] for article_id in second), np.int64, len(second))
+        words, digest, numbers = (self._scalars[:, column] for column in range(3))
+        enough = np.minimum(words[a], words[b]) >= MIN_WORDS
+        same = (words[a] == words[b]) & (digest[a] == digest[b])
+        estimate = (self._minhash[a] == self._minhash[b]).mean(axis=1)
+        pairs = ((self._languages[i], self._languages[j]) for i, j in zip(a.tolist(), b.tolist()))
+        translated = np.fromiter((x is not None and y is not None and x != y for x, y in pairs), bool, len(a))
+        return enough & (same | (estimate >= NEAR - SKETCH_ERROR) | (translated & ((numbers[a] | numbers[b]) > 0)))
+
+    def _keep(self, article_ids: list[str]) -> None:
+        rows = np.fromiter((self._rows[article_id] for article_id in article_ids), np.int64, len(article_ids))
+        self._minhash, self._scalars = self._minhash[rows], self._scalars[rows]
+        self._languages = [self._languages[row] for row in rows.tolist()]
+        self._rows = {article_id: row for row, article_id in enumerate(article_ids)}
+        self._used = len(article_ids)
+
+
+def find(
+    snapshot: Snapshot, passage_ids: Sequence[int], sketches: Sketches | None = None
+) -> list[tuple[str, str, str, float]]:
     """The duplicates of the articles these new passages belong to: (article_id, duplicate_id, kind, similarity)
     pairs, the smaller id first.
 
-    Candidates are gathered first, as pairs of article numbers; then every candidate's text is read in one pass
-    (a query per batch would read the bodies of half the archive each time), and each pair is compared once.
+    Candidates are gathered first, as pairs of article numbers; then the candidates not in ``sketches`` (a writer's,
+    kept from commit to commit) are read in one pass (a query per batch would read the bodies of half the archive
+    each time) and sketched, and only the pairs their sketches allow are compared in full, their texts read again.
     """
+    sketches = Sketches() if sketches is None else sketches
     numbers: dict[str, int] = {}
     segments: dict[str, str] = {}
     found = []
@@ -101,21 +192,37 @@ def find(snapshot: Snapshot, passage_ids: Sequence[int]) -> list[tuple[str, str,
     if not len(pairs):
         return []
     names = list(numbers)
-    by_segment: dict[str, list[str]] = {}
-    for number in np.unique(np.concatenate([pairs >> 32, pairs & 0xFFFFFFFF])).tolist():
-        by_segment.setdefault(segments[names[number]], []).append(names[number])
+    met = np.unique(np.concatenate([pairs >> 32, pairs & 0xFFFFFFFF])).tolist()
+    unseen = [names[number] for number in met if names[number] not in sketches]
+    for article_id, body, language in snapshot.article_texts(_by_segment(unseen, segments)):
+        sketches.add(article_id, Sketch.of(Fingerprint.of(article_id, body, language)))
+    compared = []
+    for start in range(0, len(pairs), PAIRS_AT_ONCE):
+        block = pairs[start : start + PAIRS_AT_ONCE]
+        first, second = [names[n] for n in (block >> 32).tolist()], [names[n] for n in (block & 0xFFFFFFFF).tolist()]
+        allowed = sketches.possible(first, second).tolist()
+        compared += [(a, b) for a, b, keep in zip(first, second, allowed) if keep]
+    wanted = sorted({article_id for pair in compared for article_id in pair})
     fingerprints = {
         article_id: Fingerprint.of(article_id, body, language)
-        for article_id, body, language in snapshot.article_texts(by_segment)
+        for article_id, body, language in snapshot.article_texts(_by_segment(wanted, segments))
     }
     article_vectors = functools.cache(lambda article_id: snapshot.vectors.vectors(snapshot.locate([article_id])[0][2]))
     matches = []
-    for pair in pairs.tolist():
-        a, b = sorted((names[pair >> 32], names[pair & 0xFFFFFFFF]))
+    for pair in compared:
+        a, b = sorted(pair)
         match = compare(fingerprints[a], fingerprints[b], article_vectors)
         if match is not None:
             matches.append((a, b, match.kind, match.similarity))
     return sorted(matches)
+
+
+def _by_segment(article_ids: Iterable[str], segments: dict[str, str]) -> dict[str, list[str]]:
+    """These articles grouped by the segment that holds each."""
+    grouped: dict[str, list[str]] = {}
+    for article_id in article_ids:
+        grouped.setdefault(segments[article_id], []).append(article_id)
+    return grouped
 
 
 def _candidates(

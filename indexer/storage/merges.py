@@ -3,10 +3,10 @@
 Small commits -- a feed's few articles every few minutes -- make small segments, and each one costs every search a
 little. After a commit, a run of :data:`MERGE_FACTOR` adjacent segments of one size tier (a power of ten of live
 passages) is merged into one, when that merge holds at most :data:`AUTOMATIC_UP_TO` passages (a second or two) or
-twice :data:`MERGE_FACTOR` times what the commit wrote, whichever is more: a feed's commits merge only small segments, and
-a build's commits of 100k passages merge ten into a million (bounding each passage's near-copy lookups by a few
-segments, however large the archive), each merge costing about what the ten commits before it did. So segments
-grow tier by tier, as in Lucene's merge policies, and a search meets a few dozen at most.
+twice :data:`MERGE_FACTOR` times what the commit wrote, whichever is more. A feed's commits so merge only small
+segments, and a build's commits of 100k passages merge ten into a million, each merge costing about what the ten
+commits before it did: a new passage's near-copy lookups then meet a few segments, however large the archive.
+Segments grow tier by tier, as in Lucene's merge policies, and a search meets a few dozen at most.
 ``newsarchive optimize`` merges everything into one segment. Merging drops tombstoned rows, and never embeds
 anything: it reads the segments' Parquet rows (vectors included) and BM25 term counts. Only adjacent segments are
 merged, so segments' passage ids stay in order. They may overlap: ``sql --write`` writes an article again with its
@@ -36,9 +36,7 @@ def tier(entry: SegmentEntry) -> int:
     return int(math.log10(max(entry.live, 1)))
 
 
-def automatic(
-    segments: tuple[SegmentEntry, ...] | list[SegmentEntry], written: int = 0
-) -> list[list[SegmentEntry]]:
+def automatic(segments: tuple[SegmentEntry, ...] | list[SegmentEntry], written: int = 0) -> list[list[SegmentEntry]]:
     """The merge worth doing now, after a commit that wrote ``written`` passages: ``[run]`` of adjacent segments,
     or ``[]``."""
     up_to = max(AUTOMATIC_UP_TO, 2 * MERGE_FACTOR * written)  # twice: commits vary in size

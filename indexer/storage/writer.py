@@ -84,6 +84,7 @@ class Writer:
     def _open(self) -> None:
         rebuild = self.rebuild
         self._snapshot: Snapshot | None = None
+        self._sketches = duplicates.Sketches()  # of the articles met looking for duplicates, for later commits
         self._pending: tuple[str, Path, segment.SegmentWriter] | None = None
         self._staged: list[tuple[SegmentEntry, Path]] = []
         self._reset(None)
@@ -180,6 +181,7 @@ class Writer:
         for article_id, name, passage_ids in found:
             self._tombstones.setdefault(name, []).append((article_id, passage_ids))
         self._deleted |= set(article_ids)
+        self._sketches.forget(article_ids)
         self._changed = True
 
     def add(
@@ -412,7 +414,7 @@ class Writer:
         few = len(new_ids) < MAPPED_BELOW
         working = Snapshot(self.directory, draft, staged, memory_limit=WRITE_CACHE, mapped_vectors=few)
         try:
-            pairs = duplicates.find(working, new_ids.tolist()) if len(new_ids) else []
+            pairs = duplicates.find(working, new_ids.tolist(), self._sketches) if len(new_ids) else []
             pairs += self._pairs
             ends = {a for pair in pairs for a in pair[:2]}
             hashes = {row["article_id"]: row["content_hash"] for row in working.articles(ends, ["content_hash"])}
