@@ -24,7 +24,8 @@ from indexer.cli.main import cli
 from indexer.ingest.index import index_paths, remove_articles
 from indexer.retrieval.archive import Archive
 from indexer.retrieval.search import search
-from indexer.storage.duplicates import Fingerprint, _components, compare
+from indexer.storage import duplicates
+from indexer.storage.duplicates import Fingerprint, Sketch, Sketches, _components, compare
 from indexer.storage.edit import write_sql
 from tests.conftest import SEED, FakeEmbedder
 
@@ -107,6 +108,53 @@ def test_a_translation_needs_aligned_passages_and_the_same_numbers() -> None:
     assert compare(italian, english, unaligned.__getitem__) is None
     other_numbers = _fingerprint("en2", WIRE.replace("MQ-9", "MQ-1").replace("Su-27", "Su-35"), "en")
     assert compare(italian, other_numbers, {**aligned, "en2": aligned["en"]}.__getitem__) is None
+
+
+def _sketched(*fingerprints: Fingerprint) -> Sketches:
+    sketches = Sketches()
+    for fingerprint in fingerprints:
+        sketches.add(fingerprint.article_id, Sketch.of(fingerprint))
+    return sketches
+
+
+def test_sketches_pass_every_pair_that_can_match_and_few_others() -> None:
+    """Whatever the sketches let through is compared in full, so a match may never be stopped by them: edited copies
+    at Jaccard just above NEAR pass, as do copies, translations and every pair the full comparison matches."""
+    rng = np.random.default_rng(0)
+    vocabulary = [f"w{n}" for n in range(5000)]
+    fingerprints, near, unrelated = [], [], []
+    for n in range(300):
+        words = list(rng.choice(vocabulary, 300))
+        edited = list(words)
+        for place in rng.choice(300, 26, replace=False):  # a quarter of the shingles changed: Jaccard 0.5-0.6
+            edited[place] = f"edit{n}-{place}"
+        other = list(rng.choice(vocabulary, 300))
+        fingerprints += [_fingerprint(f"a{n}", " ".join(words)), _fingerprint(f"b{n}", " ".join(edited))]
+        fingerprints.append(_fingerprint(f"c{n}", " ".join(other)))
+        near.append((f"a{n}", f"b{n}"))
+        unrelated.append((f"a{n}", f"c{n}"))
+    by_id = {fingerprint.article_id: fingerprint for fingerprint in fingerprints}
+    jaccard = [compare(by_id[a], by_id[b], _no_vectors) for a, b in near]
+    assert all(match is not None and match.kind == "near" for match in jaccard)
+    assert min(match.similarity for match in jaccard) < duplicates.NEAR + 0.1  # close to the line, not far above
+    sketches = _sketched(*fingerprints)
+    assert sketches.possible(*zip(*near)).all()
+    assert not sketches.possible(*zip(*unrelated)).any()
+    italian, english = _fingerprint("it", ITALIAN_WIRE, "it"), _fingerprint("en", WIRE, "en")
+    copy, short = _fingerprint("copy", WIRE.upper(), "en"), _fingerprint("short", "Drone down.", "en")
+    sketches = _sketched(italian, english, copy, short)
+    assert sketches.possible(["it", "en", "en"], ["en", "copy", "short"]).tolist() == [True, True, False]
+
+
+def test_a_writers_sketches_forget_and_keep_the_newest(monkeypatch) -> None:
+    monkeypatch.setattr(duplicates, "SKETCHES_KEPT", 4)
+    sketches = Sketches()
+    texts = {f"a{n}": f"Report {n} " + WIRE for n in range(6)}
+    for article_id, text in texts.items():
+        sketches.add(article_id, Sketch.of(_fingerprint(article_id, text)))
+    assert [article_id in sketches for article_id in texts] == [False, False, True, True, True, True]
+    sketches.forget(["a3"])
+    assert "a3" not in sketches and sketches.possible(["a4"], ["a5"]).tolist() == [True]
 
 
 def test_pairs_that_connect_make_one_story() -> None:
