@@ -58,8 +58,7 @@ from indexer.cli.common import echo, index_dir_option, model_option, plural
     flag_value="auto",
     metavar="[ADDRESS]",
     help="Read and embed on a Ray cluster (pip install 'newsarchive[cluster]'): ADDRESS (host:port, ray://host:port), "
-    "else $RAY_ADDRESS, else a local Ray on this machine. This process alone writes the index, committing every "
-    "20,000 new articles.",
+    "else $RAY_ADDRESS, else a local Ray on this machine. This process alone writes the index.",
 )
 @click.option(
     "--ray-actors", type=click.IntRange(1), help="Embedding actors (default: as many as the cluster's CPUs allow)."
@@ -120,7 +119,8 @@ def index(
     belongs to the file, page or feed that first indexed it: another input with its id is reported and replaces
     nothing (remove it first to hand it over). Files in folders that are not articles (a photo, XML that is not a
     feed), and links whose page was not fetched (refused, or late), are notes that do not change the exit code.
-    Readers keep seeing the previous version until the new one is complete.
+    Readers keep seeing the previous version until the run commits: at its end, and every 20,000 new or changed
+    articles in a large run (a run killed and started again embeds only what it had not committed).
 
     \b
     Examples:
