@@ -58,7 +58,7 @@ MIN_WORDS = 20
 BATCH = 4096  # passages looked up at once
 SKETCH = 128  # MinHash values per article: an estimate's standard deviation at Jaccard 0.5 is 0.044
 SKETCH_ERROR = 0.2
-SKETCHES_KEPT = 4_000_000  # articles whose sketch a writer keeps (600 B each), for the commits after
+SKETCHES_KEPT = 4_000_000  # articles whose sketch a writer keeps (about 700 B each), for the commits after
 PAIRS_AT_ONCE = 100_000  # candidate pairs whose sketches are compared at once (110 MB of arrays)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # MinHash by multiply-shift: (a * x + b) mod 2^64, its high 32 bits, for SKETCH random odd a and random b.
