@@ -33,7 +33,10 @@ one in 300,000 (4.5 standard deviations).
 from __future__ import annotations
 
 import functools
+import hashlib
+import itertools
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from indexer import workers
 from indexer.text.tokens import plain_words
 
 if TYPE_CHECKING:
@@ -60,10 +64,12 @@ SKETCH = 128  # MinHash values per article: an estimate's standard deviation at 
 SKETCH_ERROR = 0.2
 SKETCHES_KEPT = 4_000_000  # articles whose sketch a writer keeps (about 700 B each), for the commits after
 PAIRS_AT_ONCE = 100_000  # candidate pairs whose sketches are compared at once (110 MB of arrays)
+SKETCHED_AT_ONCE = 20_000  # articles' texts read and sketched at once (in worker processes, in a build)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # MinHash by multiply-shift: (a * x + b) mod 2^64, its high 32 bits, for SKETCH random odd a and random b.
 _MULTIPLIERS, _OFFSETS = (np.random.default_rng(seed).integers(1, 2**63, SKETCH, dtype=np.uint64) for seed in (1, 2))
 _MULTIPLIERS |= np.uint64(1)
+_SHINGLE = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], np.uint64)  # a 3-shingle's hash
 
 
 @dataclass(frozen=True)
@@ -78,9 +84,10 @@ class Match:
 class Fingerprint:
     """What comparing an article takes: its words (counted, and hashed whole), their 3-shingles, its numbers.
 
-    Shingles are hashed and kept in a sorted array: a build keeps every candidate article's, and a set of Python
-    ints would take eight times the memory. Numbers are a set of (number, occurrence) pairs, so that sets compare
-    as the multisets they stand for, and a build's many comparisons cost set operations, not new Counters.
+    Shingles are hashed and kept in a sorted array: a set of Python ints would take eight times the memory. The
+    hashes are the same in every process (CRC-32 of each word, BLAKE2 of them all), so that worker processes can
+    sketch articles for the writer. Numbers are a set of (number, occurrence) pairs, so that sets compare as the
+    multisets they stand for, and a build's many comparisons cost set operations, not new Counters.
     """
 
     article_id: str
@@ -92,12 +99,18 @@ class Fingerprint:
 
     @classmethod
     def of(cls, article_id: str, body: str, language: str | None) -> Fingerprint:
-        words = tuple(plain_words(body))
-        hashed = np.fromiter((hash(words[i : i + 3]) for i in range(max(1, len(words) - 2))), np.int64)
-        shingles = np.unique(hashed.astype(np.int32))  # 32 bits: two articles' few hundred shingles rarely collide
+        words = plain_words(body)
+        keys = np.fromiter((zlib.crc32(word.encode()) for word in words), np.uint64, len(words))
+        if len(keys) >= 3:
+            hashed = keys[:-2] * _SHINGLE[0] + keys[1:-1] * _SHINGLE[1] + keys[2:] * _SHINGLE[2]
+        else:  # one shingle of the whole (short) text
+            hashed = (keys * _SHINGLE[: len(keys)]).sum(keepdims=True, dtype=np.uint64) + np.uint64(len(keys))
+        # 32 bits: two articles' few hundred shingles rarely collide
+        shingles = np.unique((hashed >> np.uint64(32)).astype(np.uint32).view(np.int32))
+        digest = hashlib.blake2b("\x1f".join(words).encode(), digest_size=8).digest()
         counted = Counter(re.sub(r"[.,]", "", number) for number in _NUMBER.findall(body))
         numbers = frozenset((number, n) for number, count in counted.items() for n in range(count))
-        return cls(article_id, len(words), hash(words), shingles, numbers, language)
+        return cls(article_id, len(words), int.from_bytes(digest, "little", signed=True), shingles, numbers, language)
 
 
 @dataclass(frozen=True)
@@ -126,8 +139,8 @@ class Sketches:
         self._rows: dict[str, int] = {}
         self._used = 0  # rows written; those of forgotten articles stay until the arrays are compacted
         self._minhash = np.zeros((0, SKETCH), np.uint32)
-        self._scalars = np.zeros((0, 3), np.int64)  # words, digest, has numbers
-        self._languages: list[str | None] = []
+        self._scalars = np.zeros((0, 4), np.int64)  # words, digest, has numbers, language (its number, or -1)
+        self._languages: dict[str, int] = {}
 
     def __contains__(self, article_id: str) -> bool:
         return article_id in self._rows
@@ -138,12 +151,12 @@ class Sketches:
         if self._used == len(self._minhash):  # grown by half each time, as a list is
             grown = max(1024, len(self._minhash) * 3 // 2)
             self._minhash = np.resize(self._minhash, (grown, SKETCH))
-            self._scalars = np.resize(self._scalars, (grown, 3))
+            self._scalars = np.resize(self._scalars, (grown, 4))
         self._rows.pop(article_id, None)
         self._rows[article_id] = row = self._used
         self._minhash[row] = sketch.minhash
-        self._scalars[row] = (sketch.words, sketch.digest, sketch.numbers)
-        self._languages.append(sketch.language)
+        language = -1 if sketch.language is None else self._languages.setdefault(sketch.language, len(self._languages))
+        self._scalars[row] = (sketch.words, sketch.digest, sketch.numbers, language)
         self._used += 1
 
     def forget(self, article_ids: Iterable[str]) -> None:
@@ -155,18 +168,16 @@ class Sketches:
         """Which pairs (``first[i]``, ``second[i]``) might be one story, by their sketches alone (see the module)."""
         a = np.fromiter((self._rows[article_id] for article_id in first), np.int64, len(first))
         b = np.fromiter((self._rows[article_id] for article_id in second), np.int64, len(second))
-        words, digest, numbers = (self._scalars[:, column] for column in range(3))
+        words, digest, numbers, language = (self._scalars[:, column] for column in range(4))
         enough = np.minimum(words[a], words[b]) >= MIN_WORDS
         same = (words[a] == words[b]) & (digest[a] == digest[b])
         estimate = (self._minhash[a] == self._minhash[b]).mean(axis=1)
-        pairs = ((self._languages[i], self._languages[j]) for i, j in zip(a.tolist(), b.tolist()))
-        translated = np.fromiter((x is not None and y is not None and x != y for x, y in pairs), bool, len(a))
+        translated = (language[a] >= 0) & (language[b] >= 0) & (language[a] != language[b])
         return enough & (same | (estimate >= NEAR - SKETCH_ERROR) | (translated & ((numbers[a] | numbers[b]) > 0)))
 
     def _keep(self, article_ids: list[str]) -> None:
         rows = np.fromiter((self._rows[article_id] for article_id in article_ids), np.int64, len(article_ids))
         self._minhash, self._scalars = self._minhash[rows], self._scalars[rows]
-        self._languages = [self._languages[row] for row in rows.tolist()]
         self._rows = {article_id: row for row, article_id in enumerate(article_ids)}
         self._used = len(article_ids)
 
@@ -194,8 +205,10 @@ def find(
     names = list(numbers)
     met = np.unique(np.concatenate([pairs >> 32, pairs & 0xFFFFFFFF])).tolist()
     unseen = [names[number] for number in met if names[number] not in sketches]
-    for article_id, body, language in snapshot.article_texts(_by_segment(unseen, segments)):
-        sketches.add(article_id, Sketch.of(Fingerprint.of(article_id, body, language)))
+    texts = snapshot.article_texts(_by_segment(unseen, segments))
+    while read := list(itertools.islice(texts, SKETCHED_AT_ONCE)):
+        for (article_id, _, _), made in zip(read, workers.starmap(sketch_article, read, len(read))):
+            sketches.add(article_id, made)
     compared = []
     for start in range(0, len(pairs), PAIRS_AT_ONCE):
         block = pairs[start : start + PAIRS_AT_ONCE]
@@ -215,6 +228,11 @@ def find(
         if match is not None:
             matches.append((a, b, match.kind, match.similarity))
     return sorted(matches)
+
+
+def sketch_article(article_id: str, body: str, language: str | None) -> Sketch:
+    """An article's :class:`Sketch` (a top-level function: worker processes run it)."""
+    return Sketch.of(Fingerprint.of(article_id, body, language))
 
 
 def _by_segment(article_ids: Iterable[str], segments: dict[str, str]) -> dict[str, list[str]]:
