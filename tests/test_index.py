@@ -520,6 +520,10 @@ def test_a_large_build_commits_as_it_goes_and_merges_what_it_committed(
     (folder / "late.txt").write_text("Late report\n\nOne more ship came into the harbour.\n")
     index_paths([folder], directory, embedder=fake_embedder, commit_every=10)  # a commit of one: no merge
     assert [entry.passages for entry in Manifest.load(directory).segments] == [100, 10, 10, 1]
+    # A rebuild that commits on its way keeps what its first commits wrote.
+    index_paths([folder], directory, embedder=fake_embedder, commit_every=10, rebuild=True)
+    rebuilt = Manifest.load(directory)
+    assert rebuilt.articles == 121 and check(directory) == []
 
 
 def _written() -> int:

@@ -333,8 +333,8 @@ class VectorIndex:
 
     @property
     def _near_probed(self) -> int:
-        share = min(NEAR_PROBED_AT_MOST, max(NEAR_PROBED_AT_LEAST, round(self._ivf.nlist * NEAR_PROBED)))
-        return min(self._ivf.nlist, share)
+        cells = min(NEAR_PROBED_AT_MOST, max(NEAR_PROBED_AT_LEAST, round(self._ivf.nlist * NEAR_PROBED)))
+        return min(self._ivf.nlist, cells)
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,8 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class Sketch:
-    """What the first look at a pair takes (:func:`possible`): an article's word count, its words' hash, whether it
-    has numbers, its language, and the MinHash of its 3-shingles (:data:`SKETCH` values)."""
+    """What the first look at a pair takes (:meth:`Sketches.possible`): an article's word count, its words' hash,
+    whether it has numbers, its language, and the MinHash of its 3-shingles (:data:`SKETCH` values)."""
 
     words: int
     digest: int
@@ -207,6 +207,7 @@ def find(
     unseen = [names[number] for number in met if names[number] not in sketches]
     texts = snapshot.article_texts(_by_segment(unseen, segments))
     while read := list(itertools.islice(texts, SKETCHED_AT_ONCE)):
+        # len(read) stands for the job's passages: each article has one at least
         for (article_id, _, _), made in zip(read, workers.starmap(sketch_article, read, len(read))):
             sketches.add(article_id, made)
     compared = []
