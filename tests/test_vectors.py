@@ -18,6 +18,7 @@ from indexer.indexes.vectors import (
     SegmentedVectors,
     VectorIndex,
     factory_for,
+    probed,
     release_pages,
 )
 from indexer.storage import segment
@@ -36,6 +37,16 @@ def test_auto_is_exact_for_small_archives_and_ivf_for_large_ones() -> None:
     assert factory_for(EXACT_UP_TO + 1) == "IVF1024,RaBitQ"
     assert factory_for(1_000_000) == "IVF4096,RaBitQ"
     assert factory_for(10_000_000) == "IVF16384,RaBitQ"
+
+
+def test_a_search_scans_a_share_of_a_small_index_s_cells_and_fewer_of_a_large_one_s() -> None:
+    """5/32 of up to 1,024 cells; beyond, as the square root of the cells: a search of ten 1M segments costs what
+    one of a 10M segment does, not ten times its share."""
+    assert [probed(cells) for cells in (32, 1024)] == [5, 160]
+    assert [probed(cells) for cells in (4096, 16384)] == [320, 640]
+    assert probed(1) == 1
+    index = VectorIndex.build("IVF64,RaBitQ", 32, np.arange(3000), unit_vectors(3000))
+    assert index.describe() == "approximate, 64 IVF cells, 10 scanned per search"
 
 
 @pytest.mark.parametrize("factory", [EXACT, "IVF16,SQ8", "HNSW8"])

@@ -34,9 +34,12 @@ EXACT_UP_TO = 100_000  # passages; an exact search over 100k takes ~10 ms on 2 c
 # bench/search.py's 1M passages in one segment, 8 cells found 0.79 of the passages at cosine 0.88 among a passage's
 # 20 nearest, 16 cells 0.86 in 1.5 times the time; copies and translations lie closer than these).
 NEAR_PROBED, NEAR_PROBED_AT_LEAST, NEAR_PROBED_AT_MOST = 1 / 512, 4, 8
-# Share of an IVF index's cells a search scans: with re-ranking, recall@10 0.98 on 1M passages as built (an eighth
-# gave 0.978 on an AMD EPYC, family 25; bench/search.py).
-PROBED = 5 / 32
+# Share of an IVF index's cells a search scans, up to PROBED_FULLY_UP_TO cells: with re-ranking, recall@10 0.98 on 1M
+# passages as built, ten segments of 1,024 cells (an eighth gave 0.978 on an AMD EPYC, family 25; bench/search.py).
+# Beyond, the cells scanned grow as the square root of their number (320 of 4,096, 640 of 16,384): a large segment's
+# cells hold more passages each. On bench/search.py's archive of three 1M segments (4,096 cells each), recall@10
+# 0.971 in 13.6 ms where 5/32 of the cells gave 0.977 in 24.9 ms (the vector search alone).
+PROBED, PROBED_FULLY_UP_TO = 5 / 32, 1024
 # RaBitQ's one-bit codes (56 bytes a vector, against SQ8's 384) misorder near neighbours more than 8-bit ones, but
 # take 2.6 times less time to scan: a search takes this many times the candidates from them (and at least
 # SHORTLIST times it) and scores those with the exact vectors. On bench/search.py's 1M archive (10 segments), dense
@@ -77,6 +80,11 @@ def check_factory(factory: str, dimension: int) -> None:
         raise NewsarchiveError(f"FAISS cannot build vector index {factory!r}: {_reason(error)}") from None
 
 
+def probed(cells: int) -> int:
+    """How many of an IVF index's ``cells`` a search scans (:data:`PROBED`)."""
+    return max(1, round(PROBED * cells * min(1.0, math.sqrt(PROBED_FULLY_UP_TO / cells))))
+
+
 class VectorIndex:
     """Inner-product search over normalized vectors (cosine similarity), keyed by passage id.
 
@@ -89,7 +97,7 @@ class VectorIndex:
         self.index = index
         self._ivf = faiss.try_extract_index_ivf(index)
         if self._ivf is not None:  # set here, not stored: a better setting applies to indexes already built
-            self._ivf.nprobe = max(1, round(self._ivf.nlist * PROBED))
+            self._ivf.nprobe = probed(self._ivf.nlist)
         # How many times the candidates a search takes, to score again exactly (coarse codes only).
         coarse = self._ivf is not None and isinstance(faiss.downcast_index(self._ivf), faiss.IndexIVFRaBitQ)
         self.refine = REFINE if coarse else 1
