@@ -217,7 +217,9 @@ def inverse_frequency(passages: int, frequency: int) -> float:
     return float(np.log1p((passages - frequency + 0.5) / (frequency + 0.5)))
 
 
-def top_rows(index: Bm25 | Bm25Set, tokens: Sequence[str], k: int, mask: np.ndarray) -> np.ndarray | None:
+def top_rows(
+    index: Bm25 | Bm25Set, tokens: Sequence[str], k: int, mask: np.ndarray, count: int | None = None
+) -> np.ndarray | None:
     """Sorted rows among ``mask`` that hold every passage of the ``k`` best BM25 scores for ``tokens`` (ties at the
     k-th too), found without reading the postings of tokens too common to lift a passage there (MaxScore); or
     ``None`` when they would be a good part of the archive, which is then cheaper scored whole.
@@ -233,7 +235,8 @@ def top_rows(index: Bm25 | Bm25Set, tokens: Sequence[str], k: int, mask: np.ndar
     bounds = sorted(((idf[token] * n, token) for token, n in times.items() if token in idf), reverse=True)
     left = [sum(bound for bound, _ in bounds[i + 1 :]) for i in range(len(bounds))]  # what the tokens not taken can add
     candidates, partial = np.zeros(0, np.int64), np.zeros(0)
-    share = np.count_nonzero(mask) / max(len(mask), 1)  # of the passages, those that may be candidates
+    count = np.count_nonzero(mask) if count is None else count  # the rows of mask, if the caller knows them
+    share = count / max(len(mask), 1)  # of the passages, those that may be candidates
     for (_, token), rest in zip(bounds, left):
         if (len(candidates) + index.frequency(token) * share) * CANDIDATES_UP_TO > len(mask):
             return None  # known from its frequency, before its postings are read
@@ -492,6 +495,16 @@ class LexicalIndex:
         """The languages of these passages, each once."""
         return list(self._rows_by_language)
 
+    @functools.cached_property
+    def _live_by_language(self) -> dict[str | None, tuple[np.ndarray, int]]:
+        """Each language's live rows (a mask) and how many they are: what an unfiltered query starts from, once per
+        index rather than once per query (a pass over every passage for each language)."""
+        live = {}
+        for language, in_language in self._rows_by_language.items():
+            rows = in_language if self._alive is None else in_language & self._alive
+            live[language] = rows, int(np.count_nonzero(rows))
+        return live
+
     def search(
         self,
         query: str,
@@ -583,13 +596,17 @@ class LexicalIndex:
         letters (:func:`indexer.text.tokens.name_grams`); with ``same_script`` by those alone, and only in a script
         with capitals: between scripts only numbers match as words, and on XQuAD they reordered a language's
         passages for the worse."""
-        mask = np.isin(self.ids, allowed) if allowed is not None else np.ones(len(self), dtype=bool)
-        if self._alive is not None:
-            mask &= self._alive
-        groups, crossing = [], []
-        for passage_language, in_language in self._rows_by_language.items():
-            rows = mask & in_language
-            if not rows.any():
+        if allowed is None:
+            by_language = self._live_by_language
+        else:
+            mask = np.isin(self.ids, allowed) if self._alive is None else np.isin(self.ids, allowed) & self._alive
+            by_language = {}
+            for passage_language, in_language in self._rows_by_language.items():
+                rows = mask & in_language
+                by_language[passage_language] = rows, int(np.count_nonzero(rows))
+        groups, crossing, counts = [], [], []
+        for passage_language, (rows, count) in by_language.items():
+            if not count:
                 continue
             same = language is None or passage_language == language
             crosses = language is not None and script(passage_language) != script(language)
@@ -601,8 +618,9 @@ class LexicalIndex:
                 words = [] if crosses and same_script else names_and_codes(query, language, passage_language)
             groups.append((rows, same, words))
             crossing.append(crosses)
+            counts.append(count)
         total = np.zeros(len(self), dtype=np.float32)
-        added = self._add_words(total, groups, weights, k, pruned=among is not None)
+        added = self._add_words(total, groups, counts, weights, k, pruned=among is not None)
         scored = None
         if among is not None:
             scored = np.union1d(self._rows_of(among), _best(total, k))
@@ -612,13 +630,13 @@ class LexicalIndex:
             tokens = name_grams(query, language) if crosses else grams(query, language)
             if scored is None:
                 gram_scores[crosses] = _matched(self.indexes["grams"].scores(tokens))
-            else:  # a few rows: their scores, and those matched, without reading the whole archive's array
+            else:  # a few rows: those matched and their scores, without an array as long as the archive
                 found = self.indexes["grams"].scores_at(tokens, scored)
-                gram_scores[crosses] = np.zeros(len(self), dtype=np.float32), scored[found > 0]
-                gram_scores[crosses][0][scored] = found
+                gram_scores[crosses] = scored[found > 0], found[found > 0]
+        add = _add_normalized if scored is None else _add_normalized_at
         for (rows, same, _), crosses in zip(groups, crossing):
             weight = weights["other"]["names"] if crosses else _weight(weights, same, "grams")
-            _add_normalized(total, *gram_scores[crosses], rows, weight)
+            add(total, *gram_scores[crosses], rows, weight)
         floors = [
             None if candidates is None else np.float32(_weight(weights, same, "words") if best > 0 else 0)
             for (_, same, _), (best, candidates) in zip(groups, added)
@@ -629,20 +647,22 @@ class LexicalIndex:
         self,
         total: np.ndarray,
         groups: list[tuple[np.ndarray, bool, list[str]]],
+        counts: list[int],
         weights: dict[str, dict[str, float]],
         k: int,
         pruned: bool,
     ) -> list[tuple[np.float32, np.ndarray | None]]:
         """Add each passage language's weighted word scores to ``total``, divided by that language's best; return
-        each language's best and the rows added to (``None``: all). ``pruned``: only to the rows that may be the k
+        each language's best and the rows added to (``None``: all); ``counts`` are each language's rows. ``pruned``:
+        only to the rows that may be the k
         best of their language (:func:`top_rows`), all that is needed beside dense candidates, with
         :meth:`_add_missing_words` for the rows scored later."""
         words_index = self.indexes["words"]
         word_scores: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}  # languages often share words
         added = []
-        for rows, same, words in groups:
+        for (rows, same, words), count in zip(groups, counts):
             weight = _weight(weights, same, "words")
-            candidates = top_rows(words_index, words, k, rows) if words and pruned else None
+            candidates = top_rows(words_index, words, k, rows, count) if words and pruned else None
             if candidates is not None:
                 found = words_index.scores_at(words, candidates)
                 best = found.max() if len(found) else np.float32(0)
@@ -723,10 +743,17 @@ def _add_normalized(
         if best > 0:
             total += weight * (inside / best)
         return best
-    inside = matched[rows[matched]]
-    if not len(inside):
+    return _add_normalized_at(total, matched, scores[matched], rows, weight)
+
+
+def _add_normalized_at(
+    total: np.ndarray, matched: np.ndarray, scores: np.ndarray, rows: np.ndarray, weight: float
+) -> np.float32:
+    """:func:`_add_normalized` of the ``scores`` of the ``matched`` rows alone (the others score nothing)."""
+    inside = rows[matched]
+    if not inside.any():
         return np.float32(0)
     found = scores[inside]
     best = found.max()
-    total[inside] += weight * (found / best)
+    total[matched[inside]] += weight * (found / best)
     return best
