@@ -341,7 +341,9 @@ def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> spa
     blocks: list[sparse.csr_matrix] = []
     indptr, terms = [0], array("i")  # 4 bytes a token: a block of token lists stays small
     for tokens in token_lists:
-        terms.extend(vocabulary.setdefault(token, len(vocabulary)) for token in tokens)
+        new = [token for token in dict.fromkeys(tokens) if token not in vocabulary]  # numbered as first met
+        vocabulary.update(zip(new, range(len(vocabulary), len(vocabulary) + len(new))))
+        terms.extend(map(vocabulary.__getitem__, tokens))
         indptr.append(len(terms))
         if len(indptr) > CHUNK:
             blocks.append(_block(indptr, terms, len(vocabulary)))

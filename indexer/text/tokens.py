@@ -66,16 +66,22 @@ _STOPWORDS = {
 
 def tokenize(text: str, language: str | None) -> list[str]:
     """Every searchable token of ``text``, read as ``language`` (an ISO 639-1 code, or None if unknown)."""
-    analyze = _analyzer(language)
     tokens: list[str] = []
     for spaced, unspaced in _pieces(text):
         for run in _RUN.findall(spaced):
-            if _DIGIT.search(run):
-                tokens.append(fold(run.lower()))
-            else:
-                tokens.extend(token for word in _WORD.findall(run) if (token := analyze(word)))
+            tokens.extend(_run_tokens(run, language))
         tokens.extend(pairs(unspaced))
     return tokens
+
+
+@functools.lru_cache(maxsize=200_000)
+def _run_tokens(run: str, language: str | None) -> tuple[str, ...]:
+    """The tokens of one run of words: kept, as a build tokenizes the same runs again and again (a third of its
+    tokenizing time)."""
+    if _DIGIT.search(run):
+        return (fold(run.lower()),)
+    analyze = _analyzer(language)
+    return tuple(token for word in _WORD.findall(run) if (token := analyze(word)))
 
 
 def plain_words(text: str) -> list[str]:
@@ -126,13 +132,23 @@ def names_and_codes(text: str, language: str | None, passage_language: str | Non
 
 def grams(text: str, language: str | None, size: int = 4) -> list[str]:
     """Character ``size``-grams of the words of ``text`` that are not stopwords of ``language``, edges marked."""
-    stopwords = _stopwords(language)
+    return _grams_of_words(_WORD.findall(text), language, size)
+
+
+def _grams_of_words(words: list[str], language: str | None, size: int = 4) -> list[str]:
     tokens: list[str] = []
-    for word in _WORD.findall(text):
-        word = fold(word.lower())
-        if len(word) > 2 and word not in stopwords:
-            tokens.extend(_grams_of(word, size))
+    for word in words:
+        tokens.extend(_word_grams(word, language, size))
     return tokens
+
+
+@functools.lru_cache(maxsize=200_000)
+def _word_grams(word: str, language: str | None, size: int) -> tuple[str, ...]:
+    """One word's :func:`grams` (kept, as :func:`_run_tokens` are)."""
+    word = fold(word.lower())
+    if len(word) > 2 and word not in _stopwords(language):
+        return tuple(_grams_of(word, size))
+    return ()
 
 
 def _grams_of(word: str, size: int = 4) -> list[str]:
@@ -142,13 +158,19 @@ def _grams_of(word: str, size: int = 4) -> list[str]:
 
 def passage_grams(text: str, language: str | None) -> list[str]:
     """A passage's :func:`grams`, and those of its names written in a script other than Latin, transliterated."""
-    tokens = grams(text, language)
+    words = _WORD.findall(text)
+    tokens = _grams_of_words(words, language)
     if text.isascii():
         return tokens  # its names already are among its grams
-    for name in _names(text, language):
-        if not fold(name).isascii():
-            tokens.extend(_grams_of(anyascii(name).lower()))
+    for name in _names_among(words, language):
+        tokens.extend(_transliterated_grams(name))
     return tokens
+
+
+@functools.lru_cache(maxsize=100_000)
+def _transliterated_grams(name: str) -> tuple[str, ...]:
+    """The 4-grams of a name spelt in Latin letters, if it is written in another script."""
+    return () if fold(name).isascii() else tuple(_grams_of(anyascii(name).lower()))
 
 
 def name_grams(text: str, language: str | None) -> list[str]:
@@ -158,8 +180,12 @@ def name_grams(text: str, language: str | None) -> list[str]:
 
 def _names(text: str, language: str | None) -> list[str]:
     """The capitalized words of ``text`` that are not stopwords of ``language`` ("What" is not a name)."""
+    return _names_among(_WORD.findall(text), language)
+
+
+def _names_among(words: list[str], language: str | None) -> list[str]:
     analyze = _analyzer(language)
-    return [word for word in _WORD.findall(text) if word[0].isupper() and analyze(word)]
+    return [word for word in words if word[0].isupper() and analyze(word)]
 
 
 @functools.cache
