@@ -655,10 +655,9 @@ class LexicalIndex:
         pruned: bool,
     ) -> list[tuple[np.float32, np.ndarray | None]]:
         """Add each passage language's weighted word scores to ``total``, divided by that language's best; return
-        each language's best and the rows added to (``None``: all); ``counts`` are each language's rows. ``pruned``:
-        only to the rows that may be the k
-        best of their language (:func:`top_rows`), all that is needed beside dense candidates, with
-        :meth:`_add_missing_words` for the rows scored later."""
+        each language's best and the rows added to (``None``: all); ``counts`` are how many rows each language
+        has. ``pruned``: only to the rows that may be the k best of their language (:func:`top_rows`), all that is
+        needed beside dense candidates, with :meth:`_add_missing_words` for the rows scored later."""
         words_index = self.indexes["words"]
         word_scores: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}  # languages often share words
         added = []

@@ -76,8 +76,7 @@ def tokenize(text: str, language: str | None) -> list[str]:
 
 @functools.lru_cache(maxsize=200_000)
 def _run_tokens(run: str, language: str | None) -> tuple[str, ...]:
-    """The tokens of one run of words: kept, as a build tokenizes the same runs again and again (a third of its
-    tokenizing time)."""
+    """The tokens of one run of words: kept, as a build tokenizes the same runs again and again."""
     if _DIGIT.search(run):
         return (fold(run.lower()),)
     analyze = _analyzer(language)
