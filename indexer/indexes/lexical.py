@@ -501,11 +501,15 @@ class LexicalIndex:
     def _live_by_language(self) -> dict[str | None, tuple[np.ndarray, int]]:
         """Each language's live rows (a mask) and how many they are: what an unfiltered query starts from, once per
         index rather than once per query (a pass over every passage for each language)."""
-        live = {}
+        return self._by_language(self._alive)
+
+    def _by_language(self, mask: np.ndarray | None) -> dict[str | None, tuple[np.ndarray, int]]:
+        """Each language's rows within ``mask`` (``None``: all), and how many they are."""
+        found = {}
         for language, in_language in self._rows_by_language.items():
-            rows = in_language if self._alive is None else in_language & self._alive
-            live[language] = rows, int(np.count_nonzero(rows))
-        return live
+            rows = in_language if mask is None else in_language & mask
+            found[language] = rows, int(np.count_nonzero(rows))
+        return found
 
     def search(
         self,
@@ -601,11 +605,10 @@ class LexicalIndex:
         if allowed is None:
             by_language = self._live_by_language
         else:
-            mask = np.isin(self.ids, allowed) if self._alive is None else np.isin(self.ids, allowed) & self._alive
-            by_language = {}
-            for passage_language, in_language in self._rows_by_language.items():
-                rows = mask & in_language
-                by_language[passage_language] = rows, int(np.count_nonzero(rows))
+            mask = np.isin(self.ids, allowed)
+            if self._alive is not None:
+                mask &= self._alive
+            by_language = self._by_language(mask)
         groups, crossing, counts = [], [], []
         for passage_language, (rows, count) in by_language.items():
             if not count:
