@@ -14,7 +14,6 @@ import http.server
 import json
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,13 @@ Reply = Callable[[dict[str, Any]], "tuple[int, str] | str"]
 
 class ChatServer:
     """Serves ``/v1/chat/completions``. ``reply(request)`` gives the assistant's text, or (status, raw body) for
-    an error; requests are kept in ``requests`` and their headers in ``headers``."""
+    an error; requests are kept in ``requests`` and their headers in ``headers``. A server that ``hangs`` holds
+    every request until it is closed: a client's deadline is then tested without racing a clock."""
 
-    def __init__(self, reply: Reply, delay: float = 0.0) -> None:
+    def __init__(self, reply: Reply, hangs: bool = False) -> None:
         self.reply = reply
-        self.delay = delay
+        self.hangs = hangs
+        self.closed = threading.Event()
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         server = self
@@ -42,7 +43,9 @@ class ChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
                 server.headers.append(dict(self.headers))
-                time.sleep(server.delay)
+                if server.hangs:
+                    server.closed.wait()
+                    return
                 answer = server.reply(body)
                 if isinstance(answer, tuple):
                     status, raw = answer
@@ -77,6 +80,7 @@ class ChatServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.closed.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

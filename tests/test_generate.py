@@ -52,8 +52,8 @@ def archive(archive_dir: Path, fake_embedder) -> Archive:
 def endpoint():
     servers = []
 
-    def start(answer, delay: float = 0.0) -> ChatServer:
-        servers.append(ChatServer(answer if callable(answer) else lambda request: answer, delay))
+    def start(answer, hangs: bool = False) -> ChatServer:
+        servers.append(ChatServer(answer if callable(answer) else lambda request: answer, hangs))
         return servers[-1]
 
     yield start
@@ -105,33 +105,38 @@ def test_the_answer_is_asked_in_the_questions_language_or_the_one_given(archive:
 
 
 @pytest.mark.parametrize(
-    ("answer", "delay", "fallback"),
+    ("answer", "hangs", "fallback"),
     [
         (
             (500, '{"error": {"message": "model crashed"}}'),
-            0,
+            False,
             "the generator failed: the endpoint answered HTTP 500: model crashed",
         ),
-        ((404, "no such route"), 0, "the generator failed: the endpoint answered HTTP 404"),
-        ("I think the drone fell.", 0, "the generator's reply is not an answer: no JSON object in it"),
-        ('{"answer": [{"text": "x", }]}', 0, "the generator's reply is not an answer: its JSON does not parse"),
-        ('{"answer": "the drone fell"}', 0, 'the generator\'s reply is not an answer: it has no "answer" list'),
-        ('{"answer": []}', 0, "the generator's answer was empty"),
-        ("", 0, "the generator's reply is not an answer: no JSON object in it"),
-        (reply(("It fell.", [(1, "the drone was shot down by a missile")])), 0, "none of the generator's 1 sentences"),
-        (reply(), 3, "the generator failed: no complete reply within 1 s"),
+        ((404, "no such route"), False, "the generator failed: the endpoint answered HTTP 404"),
+        ("I think the drone fell.", False, "the generator's reply is not an answer: no JSON object in it"),
+        ('{"answer": [{"text": "x", }]}', False, "the generator's reply is not an answer: its JSON does not parse"),
+        ('{"answer": "the drone fell"}', False, 'the generator\'s reply is not an answer: it has no "answer" list'),
+        ('{"answer": []}', False, "the generator's answer was empty"),
+        ("", False, "the generator's reply is not an answer: no JSON object in it"),
+        (
+            reply(("It fell.", [(1, "the drone was shot down by a missile")])),
+            False,
+            "none of the generator's 1 sentences",
+        ),
+        (reply(), True, "the generator failed: no complete reply within 1 s"),
     ],
 )
 def test_a_failing_endpoint_gives_the_quoted_answer_and_says_why(
-    archive: Archive, endpoint, answer, delay: float, fallback: str
+    archive: Archive, endpoint, answer, hangs: bool, fallback: str
 ) -> None:
     from indexer.answers.quotes import ask as quoted
 
-    server = endpoint(answer, delay)
-    result = generate.ask(archive, QUESTION, Generator(server.url, "m", timeout=1))
+    server = endpoint(answer, hangs)
+    # Only the endpoint that never answers meets the short deadline: the others have time to spare on a busy machine.
+    result = generate.ask(archive, QUESTION, Generator(server.url, "m", timeout=1 if hangs else 60))
     assert not result.generated and result.fallback.startswith(fallback), result.fallback
     assert result.generator["model"] == "m"  # which model failed, and after how long
-    if delay:
+    if hangs:
         assert result.generator["seconds"] >= 1  # given up at the deadline, not before
     assert result.sentences == quoted(archive, QUESTION).sentences and result.found
 
