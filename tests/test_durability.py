@@ -30,7 +30,7 @@ from indexer.errors import IndexMismatch
 from indexer.ingest.index import index_paths, optimize, remove_articles
 from indexer.retrieval.archive import Archive
 from indexer.retrieval.search import search
-from indexer.storage import Manifest, segment
+from indexer.storage import SCHEMA_VERSION, Manifest, segment
 from indexer.storage.check import check
 from indexer.storage.layout import CATALOG as DATABASE
 from indexer.storage.parquet_vectors import ParquetVectors
@@ -505,11 +505,23 @@ def test_an_index_of_an_earlier_format_is_upgraded_without_embedding_again(tmp_p
 def _as_format(directory: Path, version: int) -> None:
     """Make an index written by this version into one of format 5 (float32 vectors in each segment's Parquet rows
     and in ``vectors.f32``) or 6 (float16 ones, in Parquet compressed and in ``vectors.f16``), the passages' text in
-    their lookup file."""
+    their lookup file, or 7 (the passages' text in blocks of its own, texts.arrow, the bodies in Arrow's compressed
+    batches, bodies.arrow)."""
     manifest = Manifest.load(directory)
-    value_type, name = {5: (pa.float32(), "vectors.f32"), 6: (pa.float16(), "vectors.f16")}[version]
     for entry in manifest.segments:
         path = directory / "segments" / entry.name
+        (path / segment.BODY_BLOCKS).unlink()
+        if version == 7:
+            segment.write_blocks(path / segment.PASSAGES, "text", path / segment.TEXTS)
+            bodies = pq.read_table(path / segment.ARTICLES, columns=list(segment.BODY_COLUMNS)).combine_chunks()
+            options = pa.ipc.IpcWriteOptions(compression="zstd")
+            with (
+                pa.OSFile(str(path / segment.BODIES), "wb") as sink,
+                pa.ipc.new_file(sink, bodies.schema, options=options) as out,
+            ):
+                out.write_table(bodies, max_chunksize=segment.COMPRESSED_ROWS)
+            continue
+        value_type, name = {5: (pa.float32(), "vectors.f32"), 6: (pa.float16(), "vectors.f16")}[version]
         table = pq.read_table(path / segment.PASSAGES)
         before = table.schema.set(
             table.schema.get_field_index("embedding"),
@@ -525,24 +537,23 @@ def _as_format(directory: Path, version: int) -> None:
             pa.ipc.new_file(sink, shown.schema) as out,
         ):
             out.write_table(shown)
-        (path / segment.TEXTS).unlink()
     data = json.loads((directory / "manifest.json").read_text())
     (directory / "manifest.json").write_text(json.dumps({**data, "schema_version": version}))
 
 
-@pytest.mark.parametrize("version", [5, 6])
-def test_an_index_of_an_older_format_is_read_as_it_is_and_written_with_vectors_once(
+@pytest.mark.parametrize("version", [5, 6, 7])
+def test_an_index_of_an_older_format_is_read_as_it_is_and_written_with_vectors_and_text_once(
     tmp_path: Path, version: int
 ) -> None:
-    """Formats 5 and 6 keep a copy of the vectors (float32, float16), searched and checked as they are; a commit
-    beside them writes float16 vectors in passages.parquet only, and is of format 7; optimize writes them all so,
-    nothing embedded."""
+    """Formats 5 and 6 keep a copy of the vectors (float32, float16), 7 a copy of the passages' text, searched and
+    checked as they are; a commit beside them writes float16 vectors in passages.parquet only and the text in the
+    bodies' blocks only, and is of this version's format; optimize writes them all so, nothing embedded."""
     directory, folder = tmp_path / "index", tmp_path / "in"
     folder.mkdir()
     (folder / "first.md").write_text("# Harbour cranes\n\nDockers stopped the harbour cranes at dawn.\n")
     index_paths([folder], directory, embedder=FakeEmbedder())
     _as_format(directory, version)
-    copy = "vectors.f32" if version == 5 else "vectors.f16"
+    copy = {5: "vectors.f32", 6: "vectors.f16", 7: segment.TEXTS}[version]
     assert check(directory) == []
     with Archive(directory, embedder=FakeEmbedder()) as archive:
         (hit,) = search(archive, "harbour cranes dockers", k=1)
@@ -553,7 +564,8 @@ def test_an_index_of_an_older_format_is_read_as_it_is_and_written_with_vectors_o
     assert embedder.batches == [["Wheat prices\nWheat prices rose on the exchange this week."]]
     manifest = Manifest.load(directory)
     first, second = (directory / "segments" / entry.name for entry in manifest.segments)
-    assert manifest.schema_version == 7 and (first / copy).exists() and not list(second.glob("vectors.f*"))
+    assert manifest.schema_version == SCHEMA_VERSION and (first / copy).exists()
+    assert not list(second.glob("vectors.f*")) and not (second / segment.TEXTS).exists()
     assert pq.read_schema(second / segment.PASSAGES).field("embedding").type.value_type == pa.float16()
     assert check(directory) == []
     with duckdb.connect(str(directory / DATABASE), read_only=True) as db:
@@ -562,8 +574,9 @@ def test_an_index_of_an_older_format_is_read_as_it_is_and_written_with_vectors_o
     assert [a for a, _ in rows] == ["first", "second"] and np.allclose(rows[1][1], expected, atol=1e-3)
     with Archive(directory, embedder=FakeEmbedder()) as archive:
         assert search(archive, "wheat prices exchange", k=1)[0].article_id == "second"
+        assert search(archive, "harbour cranes dockers", k=1)[0].text == "Dockers stopped the harbour cranes at dawn."
     optimize(directory)
     (merged,) = (directory / "segments" / entry.name for entry in Manifest.load(directory).segments)
-    assert not list(merged.glob("vectors.f*"))
+    assert not list(merged.glob("vectors.f*")) and not (merged / segment.TEXTS).exists()
     assert pq.read_schema(merged / segment.PASSAGES).field("embedding").type.value_type == pa.float16()
     assert check(directory) == []

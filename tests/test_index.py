@@ -731,18 +731,47 @@ def test_articles_are_looked_up_by_id_in_the_row_groups_holding_them(
         ids = snapshot.loaded[name].ids[[22, 0, 7, 8, 2, 1]].tolist()  # passages' text from batches of three too
         shown = snapshot.hits(ids)
         assert [shown[i]["text"] for i in ids] == [f"Body number {n} of this test." for n in (22, 0, 7, 8, 2, 1)]
-        (snapshot.paths[name] / segment.BODIES).unlink()
+        (snapshot.paths[name] / segment.BODY_BLOCKS).unlink()
         segment._loaded.clear()
     with Snapshot(tmp_path / "index") as snapshot:
         assert {a: body for a, body, _ in snapshot.article_texts({name: wanted})} == texts
+
+
+def test_a_hit_s_text_is_its_passage_s_text_sliced_from_its_article_s_body(
+    tmp_path: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup files keep the text once, in the bodies: every passage shown equals passages.text, whatever the
+    script, headings, blank lines and characters outside the Basic Multilingual Plane, in any order asked."""
+    from indexer.storage import Snapshot, segment
+
+    monkeypatch.setattr(segment, "COMPRESSED_ROWS", 2)
+    bodies = {
+        "ar": "## الأخبار\n\nقال المتحدث إن المحادثات ستستمر. 🙂\n\n" + "جملة أخرى طويلة. " * 60,
+        "ru": "Москва — столица России.\r\n\r\n" + "Ещё одно предложение. " * 80 + "\n\n### Итоги\n\nКонец.",
+        "ja": "東京は日本の首都です。𠮷野家で食べた。" * 40,
+        "en": "\n\n  Leading blanks.\n\n" + "A sentence of the wire. " * 70,
+    }
+    source = tmp_path / "articles.jsonl"
+    rows = [{"id": key, "title": key.upper(), "text": text} for key, text in bodies.items()]
+    source.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in rows), encoding="utf-8")
+    index_paths([source], tmp_path / "index", embedder=fake_embedder)
+    with duckdb.connect(str(tmp_path / "index" / DATABASE), read_only=True) as db:
+        stored = dict(db.execute("SELECT passage_id, text FROM passages").fetchall())
+    assert len(stored) > len(bodies)  # long articles: several passages each
+    with Snapshot(tmp_path / "index") as snapshot:
+        (path,) = snapshot.paths.values()
+        assert (path / segment.BODY_BLOCKS).exists() and not (path / segment.TEXTS).exists()
+        asked = sorted(stored, reverse=True) + sorted(stored)[::2]
+        shown = snapshot.hits(asked)
+    assert {passage_id: hit["text"] for passage_id, hit in shown.items()} == stored
 
 
 @pytest.mark.parametrize("read_rows", [7, 65_536])
 def test_passage_texts_are_read_back_from_their_compressed_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_rows: int
 ) -> None:
-    """texts.arrow gives back each passage's text as passages.parquet holds it, whatever its script, empty ones and
-    a last block shorter than the others included, in any order asked, however the file was read writing it."""
+    """Compressed blocks give back each text as the Parquet file holds it, whatever its script, empty ones and a
+    last block shorter than the others included, in any order asked, however the file was read writing it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -753,8 +782,9 @@ def test_passage_texts_are_read_back_from_their_compressed_blocks(
     texts = ["", "Москва — столица", "東京は日本の首都です", "plain", "مرحبا بالعالم", "x" * 5000, "", "🙂 end"] * 9
     pq.write_table(pa.table({"text": texts[:-1]}), tmp_path / segment.PASSAGES, row_group_size=5)
     (tmp_path / "lookup").mkdir()
-    segment._write_texts(tmp_path / segment.PASSAGES, tmp_path / segment.TEXTS)  # noqa: SLF001
-    read = segment.CompressedTexts(tmp_path / segment.TEXTS)
-    order = [70, 0, 1, 2, 33, 32, 31, 5, 5, 64, 63]
-    assert read.table(order).column("text").to_pylist() == [texts[i] for i in order]
-    assert read.table(list(range(71))).column("text").to_pylist() == texts[:-1]
+    segment.write_blocks(tmp_path / segment.PASSAGES, "text", tmp_path / segment.TEXTS)
+    order = [70, 0, 1, 2, 33, 32, 31, 5, 5, 64, 63, 1, 70]
+    for mapped in (False, True):  # read by block, or memory-mapped as format 7's many blocks a batch are
+        read = segment.CompressedTexts(tmp_path / segment.TEXTS, mapped=mapped)
+        assert read.table(order).column("text").to_pylist() == [texts[i] for i in order]
+        assert read.table(list(range(71))).column("text").to_pylist() == texts[:-1]

@@ -10,10 +10,12 @@ from pathlib import Path
 from indexer.errors import IndexMismatch, IndexNotFound
 from indexer.storage import layout
 
-# 2: passages.embedding; 3: language, lexical/; 4: author, stories; 5: segments; 6: float16; 7: vectors stored once
-SCHEMA_VERSION = 7
-# Segments of formats 5 and 6 keep a copy of their vectors (float32, float16), read as they are; new ones have none.
-READABLE = (5, 6, SCHEMA_VERSION)
+# 2: passages.embedding; 3: language, lexical/; 4: author, stories; 5: segments; 6: float16; 7: vectors stored once;
+# 8: the text looked up once (passages sliced from the bodies' blocks)
+SCHEMA_VERSION = 8
+# Segments of formats 5 and 6 keep a copy of their vectors (float32, float16), those of 7 a copy of the passages'
+# text: read as they are; new ones have neither.
+READABLE = (5, 6, 7, SCHEMA_VERSION)
 UPGRADABLE_FROM = (3, 4)  # formats that `index` converts (indexer/storage/upgrade.py)
 AUTO = "auto"  # vector_index: let each segment's size choose (indexer.indexes.vectors.factory_for)
 

@@ -12,9 +12,10 @@
       vectors.faiss            an approximate index, for a segment too large to search exactly (else built at load)
       lexical/                 BM25 term counts (indexer/indexes/lexical.py)
       language_sums.npz        the sum and count of its passages' vectors by language (indexer/models/centering.py)
-      lookup/                  the columns a search shows (passages.arrow, articles.arrow), memory-mapped, and in
-                               compressed batches of a few rows the passages' text (texts.arrow) and the bodies
-                               duplicates are compared on (bodies.arrow)
+      lookup/                  the columns a search shows (passages.arrow, articles.arrow), memory-mapped, and the
+                               articles' bodies in compressed blocks of a few (body_blocks.arrow): duplicates are
+                               compared on them, and a passage's text is its slice of its article's body (segments
+                               of format 7 keep the passages' text in texts.arrow, the bodies in bodies.arrow)
       deleted-000007.parquet   (article_id, passage_id) of its tombstoned rows, as of commit 7
 
 A passage id is in exactly one segment; segments' ids do not overlap, and a later segment's are greater.
@@ -195,13 +196,15 @@ HIT_PASSAGE_COLUMNS = ("passage_id", "article_id", "heading", "text", "char_star
 # language and author too: the few articles an exact query finds are counted from here (indexer.exact), not by
 # a scan of every segment's Parquet file. Segments written before hold the first five only.
 HIT_ARTICLE_COLUMNS = ("article_id", "title", "source", "published", "url", "language", "author")
-# Compressed copies, read by row in blocks of a few rows: a lookup decompresses the few kilobytes around each row,
-# where a Parquet row group is megabytes. What comparing articles for duplicates reads (bodies.arrow, Arrow's
-# compressed batches), and the text of the passages a search shows (texts.arrow, 0.4 of the text's size: a block's
-# texts compressed together in one value, as Arrow decompressing a batch of its own took ten times as long).
-BODIES = Path(LOOKUP) / "bodies.arrow"
+# The bodies, compressed, read by row in blocks of a few rows: a lookup decompresses the few kilobytes around each
+# row, where a Parquet row group is megabytes (a block's texts compressed together in one value, as Arrow
+# decompressing a batch of its own took ten times as long). Duplicates are compared on them, and the passages a
+# search shows are sliced from them: the text is kept once (a second copy of the passages' text cost 220 bytes a
+# passage).
+BODY_BLOCKS = Path(LOOKUP) / "body_blocks.arrow"
 BODY_COLUMNS = ("body", "language")
-TEXTS = Path(LOOKUP) / "texts.arrow"
+# Format 7 kept the bodies in Arrow's compressed batches and the passages' text in blocks of its own: read so.
+BODIES, TEXTS = Path(LOOKUP) / "bodies.arrow", Path(LOOKUP) / "texts.arrow"
 COMPRESSED_ROWS = 32
 _TEXT_BLOCKS = pa.schema([("texts", pa.binary()), ("ends", pa.list_(pa.uint32()))])
 READ_ROWS = 65_536  # rows read at a time from a Parquet file, writing lookup files
@@ -218,48 +221,25 @@ def write_lookup(path: Path) -> None:
         with pa.OSFile(str(path / LOOKUP / f"{name}.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
             for batch in source.iter_batches(columns=list(columns)):
                 out.write_batch(batch.cast(schema) if batch.schema != schema else batch)
-    _write_compressed(path / ARTICLES, BODY_COLUMNS, path / BODIES)
-    _write_texts(path / PASSAGES, path / TEXTS)
+    write_blocks(path / ARTICLES, "body", path / BODY_BLOCKS)
 
 
-def _write_texts(source_file: Path, target: Path) -> None:
-    """Write the passages' text in blocks of COMPRESSED_ROWS rows: a row per block, its texts compressed together
-    and where each ends in them."""
+def write_blocks(source_file: Path, column: str, target: Path) -> None:
+    """Write a text column of a Parquet file in blocks of COMPRESSED_ROWS rows, a record batch each (a lookup reads
+    its block alone): one row, its texts compressed together and where each ends in them."""
     codec = pa.Codec(COMPRESSION, COMPRESSION_LEVEL)
     texts: list[str] = []
     with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, _TEXT_BLOCKS) as out:
-        batches = pq.ParquetFile(source_file).iter_batches(batch_size=READ_ROWS, columns=["text"])
+        batches = pq.ParquetFile(source_file).iter_batches(batch_size=READ_ROWS, columns=[column])
         for batch in itertools.chain(batches, [None]):
             texts += batch.column(0).to_pylist() if batch is not None else []
             whole = len(texts) if batch is None else len(texts) // COMPRESSED_ROWS * COMPRESSED_ROWS
-            blocks, ends = [], []
             for start in range(0, whole, COMPRESSED_ROWS):
                 encoded = [text.encode() for text in texts[start : start + COMPRESSED_ROWS]]
-                blocks.append(codec.compress(b"".join(encoded), asbytes=True))
-                ends.append(np.cumsum([len(text) for text in encoded]).tolist())
-            out.write_batch(
-                pa.record_batch(
-                    [pa.array(blocks, pa.binary()), pa.array(ends, _TEXT_BLOCKS.field(1).type)], schema=_TEXT_BLOCKS
-                )
-            )
+                block = pa.array([codec.compress(b"".join(encoded), asbytes=True)], pa.binary())
+                ends = pa.array([np.cumsum([len(text) for text in encoded]).tolist()], _TEXT_BLOCKS.field(1).type)
+                out.write_batch(pa.record_batch([block, ends], schema=_TEXT_BLOCKS))
             texts = texts[whole:]
-
-
-def _write_compressed(source_file: Path, columns: Sequence[str], target: Path) -> None:
-    """Copy these columns of a Parquet file to an Arrow file of zstd-compressed batches of COMPRESSED_ROWS rows."""
-    source = pq.ParquetFile(source_file)
-    schema = pa.schema([source.schema_arrow.field(column) for column in columns])
-    options = pa.ipc.IpcWriteOptions(compression=pa.Codec(COMPRESSION, COMPRESSION_LEVEL))
-    with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema, options=options) as out:
-        left = schema.empty_table()
-        for batch in source.iter_batches(batch_size=READ_ROWS, columns=list(columns)):
-            # One chunk, so that every batch written but the last holds COMPRESSED_ROWS rows: row r is in batch
-            # r // COMPRESSED_ROWS
-            left = pa.concat_tables([left, pa.Table.from_batches([batch])]).combine_chunks()
-            whole = left.num_rows // COMPRESSED_ROWS * COMPRESSED_ROWS
-            out.write_table(left.slice(0, whole), max_chunksize=COMPRESSED_ROWS)
-            left = left.slice(whole)
-        out.write_table(left)
 
 
 def write_language_sums(path: Path, dimension: int) -> None:
@@ -410,7 +390,7 @@ class Loaded:
         self.ids: np.ndarray = np.load(path / IDS)
         self.stored = stored_vectors(path, dimension)
         self._lock = threading.Lock()
-        self._bodies: CompressedRows | None = None
+        self._bodies: CompressedRows | None = None  # format 7's bodies.arrow
 
     @functools.cached_property
     def vectors(self) -> Any:  # VectorIndex
@@ -448,10 +428,17 @@ class Loaded:
 
     @functools.cached_property
     def passages(self) -> Rows:
-        """The columns a search shows, a row per passage in id order (memory-mapped; the text compressed, but in a
-        segment written before there was texts.arrow)."""
+        """The columns a search shows, a row per passage in id order (memory-mapped), the text sliced from the
+        article's body (segments of format 7 keep it in texts.arrow, those before in passages.arrow itself)."""
+        path = self.path / LOOKUP / "passages.arrow"
+        if (self.path / BODY_BLOCKS).exists():
+            return Rows(path, PassageTexts(self))
         texts = self.path / TEXTS
-        return Rows(self.path / LOOKUP / "passages.arrow", CompressedTexts(texts) if texts.exists() else None)
+        return Rows(path, CompressedTexts(texts, mapped=True) if texts.exists() else None)
+
+    @functools.cached_property
+    def body_blocks(self) -> CompressedTexts:
+        return CompressedTexts(self.path / BODY_BLOCKS, "body")
 
     @functools.cached_property
     def articles(self) -> tuple[dict[str, int], Rows]:
@@ -486,6 +473,10 @@ class Loaded:
 
     def bodies(self, rows: np.ndarray) -> Iterator[tuple[str, str | None]]:
         """(body, language) of the articles in these rows (of ``articles.parquet``, in ascending order)."""
+        if (self.path / BODY_BLOCKS).exists():
+            languages = self.article_lookup.arrow_column("language").take(pa.array(rows, pa.int64())).to_pylist()
+            yield from zip(self.body_blocks.texts(rows), languages)
+            return
         if not (self.path / BODIES).exists():  # a segment written before there were body lookups
             for table in self.read_articles(rows, list(BODY_COLUMNS)):
                 yield from zip(*table.to_pydict().values())
@@ -497,24 +488,57 @@ class Loaded:
 
 
 class CompressedTexts:
-    """The passages' text in texts.arrow, read by row: a few rows cost the decompression of their blocks."""
+    """A text column written by :func:`write_blocks`, read by row: a few rows cost the decompression of their
+    blocks. Read, not memory-mapped: a build reads most bodies once, and would keep them; format 7's texts.arrow,
+    of many blocks a record batch, is ``mapped``."""
+
+    def __init__(self, path: Path, name: str = "text", mapped: bool = False) -> None:
+        self._mapped = Rows(path) if mapped else None
+        self._reader = None if mapped else pa.ipc.open_file(pa.OSFile(str(path)))
+        self._lock = threading.Lock()
+        self._codec = pa.Codec(COMPRESSION)
+        self.names = [name]
+
+    def _block(self, number: int) -> pa.Table | pa.RecordBatch:
+        if self._mapped is not None:
+            return self._mapped.table([number])
+        with self._lock:  # one file: its reads do not interleave
+            return self._reader.get_batch(number)
+
+    def texts(self, rows: np.ndarray | list[int]) -> list[str]:
+        """These rows' texts, in this order; each block they are in is decompressed once."""
+        rows = np.asarray(rows, dtype=np.int64).tolist()
+        texts: list[str] = [""] * len(rows)
+        by_block = sorted(range(len(rows)), key=lambda place: rows[place])
+        for number, places in itertools.groupby(by_block, key=lambda place: rows[place] // COMPRESSED_ROWS):
+            block = self._block(number)
+            ends = block.column("ends")[0].values.to_numpy().astype(np.int64).tolist()
+            data = self._codec.decompress(block.column("texts")[0].as_buffer(), ends[-1], asbytes=True)
+            for place in places:
+                row = rows[place] % COMPRESSED_ROWS
+                texts[place] = data[ends[row - 1] if row else 0 : ends[row]].decode()
+        return texts
+
+    def table(self, rows: np.ndarray | list[int], shown: pa.Table | None = None) -> pa.Table:
+        return pa.table({self.names[0]: pa.array(self.texts(rows), pa.string())})
+
+
+class PassageTexts:
+    """The passages' text, each sliced from its article's body (``text == body[char_start:char_end]``): the
+    bodies' blocks hold the segment's text once."""
 
     names = ["text"]
 
-    def __init__(self, path: Path) -> None:
-        self._blocks = Rows(path)
-        self._codec = pa.Codec(COMPRESSION)
+    def __init__(self, segment: Loaded) -> None:
+        self._segment = segment
 
-    def table(self, rows: np.ndarray | list[int]) -> pa.Table:
-        """These rows, in this order (a block is decompressed once for rows next to each other)."""
-        texts = []
-        for number, places in itertools.groupby(np.asarray(rows).tolist(), key=lambda row: row // COMPRESSED_ROWS):
-            block = self._blocks.table([number])
-            ends = block.column("ends")[0].values.to_numpy().astype(np.int64)
-            data = self._codec.decompress(block.column("texts")[0].as_buffer(), int(ends[-1]), asbytes=True)
-            starts = np.concatenate([[0], ends[:-1]])
-            texts += [data[starts[row % COMPRESSED_ROWS] : ends[row % COMPRESSED_ROWS]].decode() for row in places]
-        return pa.table({"text": pa.array(texts, pa.string())})
+    def table(self, rows: np.ndarray | list[int], shown: pa.Table) -> pa.Table:
+        """The texts of ``shown``, these rows of passages.arrow."""
+        article_row = self._segment.articles[0]
+        owners = [article_row[article_id] for article_id in shown.column("article_id").to_pylist()]
+        bodies = self._segment.body_blocks.texts(owners)
+        spans = zip(bodies, shown.column("char_start").to_pylist(), shown.column("char_end").to_pylist())
+        return pa.table({"text": pa.array([body[start:end] for body, start, end in spans], pa.string())})
 
 
 class CompressedRows:
@@ -539,7 +563,7 @@ class Rows:
     """A memory-mapped Arrow file read by row number: each row is a slice of its record batch, so reading a few
     costs what they hold (``Table.take`` over a file's many batches cost ~3 ms a call)."""
 
-    def __init__(self, path: Path, more: CompressedTexts | None = None) -> None:  # more: the same rows' text
+    def __init__(self, path: Path, more: CompressedTexts | PassageTexts | None = None) -> None:  # the rows' text
         self._reader = pa.ipc.open_file(pa.memory_map(str(path)))
         self._batches = [self._reader.get_batch(i) for i in range(self._reader.num_record_batches)]
         self._starts = np.cumsum([0] + [batch.num_rows for batch in self._batches])
@@ -557,7 +581,7 @@ class Rows:
         ]
         table = pa.Table.from_batches(slices, self._reader.schema)
         if self._more is not None:
-            more = self._more.table(rows)
+            more = self._more.table(rows, table)
             for name in more.column_names:
                 table = table.append_column(name, more.column(name))
         return table
