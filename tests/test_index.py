@@ -714,7 +714,7 @@ def test_articles_are_looked_up_by_id_in_the_row_groups_holding_them(
 
     monkeypatch.setattr(segment, "ARTICLE_ROWS", 4)
     monkeypatch.setattr(segment, "GROUPS_READ", 2)
-    monkeypatch.setattr(segment, "COMPRESSED_ROWS", 3)
+    monkeypatch.setattr(segment, "BLOCK_ROWS", 3)
     monkeypatch.setattr(segment, "READ_ROWS", 5)
     folder = tmp_path / "in"
     folder.mkdir()
@@ -744,7 +744,7 @@ def test_a_hit_s_text_is_its_passage_s_text_sliced_from_its_article_s_body(
     script, headings, blank lines and characters outside the Basic Multilingual Plane, in any order asked."""
     from indexer.storage import Snapshot, segment
 
-    monkeypatch.setattr(segment, "COMPRESSED_ROWS", 2)
+    monkeypatch.setattr(segment, "BLOCK_ROWS", 2)
     bodies = {
         "ar": "## الأخبار\n\nقال المتحدث إن المحادثات ستستمر. 🙂\n\n" + "جملة أخرى طويلة. " * 60,
         "ru": "Москва — столица России.\r\n\r\n" + "Ещё одно предложение. " * 80 + "\n\n### Итоги\n\nКонец.",
@@ -772,6 +772,7 @@ def test_passage_texts_are_read_back_from_their_compressed_blocks(
 ) -> None:
     """Compressed blocks give back each text as the Parquet file holds it, whatever its script, empty ones and a
     last block shorter than the others included, in any order asked, however the file was read writing it."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -783,8 +784,16 @@ def test_passage_texts_are_read_back_from_their_compressed_blocks(
     pq.write_table(pa.table({"text": texts[:-1]}), tmp_path / segment.PASSAGES, row_group_size=5)
     (tmp_path / "lookup").mkdir()
     segment.write_blocks(tmp_path / segment.PASSAGES, "text", tmp_path / segment.TEXTS)
-    order = [70, 0, 1, 2, 33, 32, 31, 5, 5, 64, 63, 1, 70]
-    for mapped in (False, True):  # read by block, or memory-mapped as format 7's many blocks a batch are
-        read = segment.CompressedTexts(tmp_path / segment.TEXTS, mapped=mapped)
+    # Format 7's texts.arrow: blocks of 32 texts, many in a record batch, and no word of how many rows a block holds.
+    codec, encoded = pa.Codec("zstd"), [text.encode() for text in texts[:-1]]
+    blocks = [b"".join(encoded[start : start + 32]) for start in range(0, len(encoded), 32)]
+    ends = [np.cumsum([len(text) for text in encoded[start : start + 32]]).tolist() for start in range(0, 71, 32)]
+    schema = pa.schema([("texts", pa.binary()), ("ends", pa.list_(pa.uint32()))])
+    batch = pa.record_batch([[codec.compress(block, asbytes=True) for block in blocks], ends], schema=schema)
+    with pa.OSFile(str(tmp_path / "format7.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
+        out.write_batch(batch)
+    order = [70, 0, 1, 2, 33, 32, 31, 5, 5, 64, 63, 1, 70, 15, 16, 17]
+    for path, mapped in ((segment.TEXTS, False), (segment.TEXTS, True), ("format7.arrow", True)):
+        read = segment.CompressedTexts(tmp_path / path, mapped=mapped)
         assert read.table(order).column("text").to_pylist() == [texts[i] for i in order]
         assert read.table(list(range(71))).column("text").to_pylist() == texts[:-1]
