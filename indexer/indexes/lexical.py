@@ -562,19 +562,12 @@ class LexicalIndex:
         assert scored is not None
         evidence = np.zeros(len(scored), dtype=np.float32)
         kept = np.zeros(len(scored), dtype=bool)
-        matched = None
         for (rows, same, words), floor in zip(groups, floors):
             inside = rows[scored]
             if not inside.any():
                 continue
             kept |= inside
-            if floor is None:  # every passage of this language has its score: the best is among them
-                if matched is None:
-                    matched = np.flatnonzero(total > 0)  # (> 0) is 3x faster than nonzero
-                found = total[matched[rows[matched]]]
-                best = found.max() if len(found) else np.float32(0)
-            else:  # only those that may be the best: one of the passages scored, or the best by words alone
-                best = max(floor, total[scored[inside]].max())
+            best = max(floor, total[scored[inside]].max())  # one of the passages scored, or the best by words
             evidence[inside] = total[scored[inside]] - best
             if centered and same and words:
                 coverage = self.indexes["words"].coverage(words, scored[inside])
@@ -590,13 +583,13 @@ class LexicalIndex:
         allowed: np.ndarray | None,
         among: np.ndarray | None,
         same_script: bool = False,
-    ) -> tuple[np.ndarray, list[tuple[np.ndarray, bool, list[str]]], np.ndarray | None, list[np.float32 | None]]:
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, bool, list[str]]], np.ndarray | None, list[np.float32]]:
         """Each row's weighted lexical score; the (rows, same language as the query, word tokens) of each passage
         language; with ``among``, the sorted rows whose 4-grams were scored (``among``'s and the k best by words);
         and each language's floor. With ``among``, only rows that may be among the k best by words or are scored
-        may get their words (see :func:`top_rows`): a language's best passage may then be one left out, whose
-        score is its floor, the weighted words score of its best passage by words (0 when no word matched); the
-        floor is ``None`` for a language whose every passage got its words.
+        may get their words (see :func:`top_rows`), and only the rows scored get their 4-grams: a language's best
+        passage may then be one left out, whose score is its floor, the weighted words score of its best passage by
+        words (0 when no word matched), which no passage left out exceeds.
 
         Passages in another script than the query's are matched by their names' 4-grams, both spelt in Latin
         letters (:func:`indexer.text.tokens.name_grams`); with ``same_script`` by those alone, and only in a script
@@ -628,7 +621,8 @@ class LexicalIndex:
         added = self._add_words(total, groups, counts, weights, k, pruned=among is not None)
         scored = None
         if among is not None:
-            scored = np.union1d(self._rows_of(among), _best(total, k))
+            dense = self._rows_of(among)
+            scored = np.union1d(dense, _best_words(total, k, groups, added, dense))
             self._add_missing_words(total, groups, weights, scored, added)
         gram_scores = {}
         for crosses in set(crossing):
@@ -643,8 +637,8 @@ class LexicalIndex:
             weight = weights["other"]["names"] if crosses else _weight(weights, same, "grams")
             add(total, *gram_scores[crosses], rows, weight)
         floors = [
-            None if candidates is None else np.float32(_weight(weights, same, "words") if best > 0 else 0)
-            for (_, same, _), (best, candidates) in zip(groups, added)
+            np.float32(_weight(weights, same, "words") if best > 0 else 0)
+            for (_, same, _), (best, _) in zip(groups, added)
         ]
         return total, groups, scored, floors
 
@@ -718,15 +712,37 @@ def _weight(weights: dict[str, dict[str, float]], same: bool, kind: str) -> floa
     return weights["same" if same else "other"][kind]
 
 
-def _best(scores: np.ndarray, k: int) -> np.ndarray:
-    """The rows of the ``k`` best positive scores, best first (ties in row order), without sorting them all."""
-    found = np.flatnonzero(scores > 0)
+def _best(scores: np.ndarray, k: int, hint: np.ndarray | None = None) -> np.ndarray:
+    """The rows of the ``k`` best positive scores, best first (ties in row order), without sorting them all.
+    ``hint``: rows that may score well; the k-th best of theirs is at most the k-th best of all, so only the rows
+    scoring as much are gathered, not every row that scores."""
+    floor = np.float32(0)
+    if hint is not None and len(hint) >= k:
+        floor = -np.partition(-scores[hint], k - 1)[k - 1]
+    found = np.flatnonzero(scores >= floor) if floor > 0 else np.flatnonzero(scores > 0)
     if len(found) > k:
         values = scores[found]
         kth = -np.partition(-values, k - 1)[k - 1]  # the k-th best score
         better = found[values > kth]
         found = np.concatenate([better, found[values == kth][: k - len(better)]])
     return found[np.argsort(-scores[found], kind="stable")]
+
+
+def _best_words(
+    total: np.ndarray,
+    k: int,
+    groups: list[tuple[np.ndarray, bool, list[str]]],
+    added: list[tuple[np.float32, np.ndarray | None]],
+    hint: np.ndarray,
+) -> np.ndarray:
+    """:func:`_best` of the word scores in ``total``: among the rows they were added to when every language's
+    were pruned (:meth:`LexicalIndex._add_words`), not a pass over every passage; else bounded by the ``hint``
+    rows' (the dense candidates, which often hold the words)."""
+    candidates = [rows for (_, _, words), (_, rows) in zip(groups, added) if words]
+    if any(rows is None for rows in candidates):
+        return _best(total, k, hint)
+    touched = np.unique(np.concatenate(candidates)) if candidates else np.zeros(0, np.int64)
+    return touched[_best(total[touched], k)]  # in row order, as _best breaks ties
 
 
 def _matched(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
