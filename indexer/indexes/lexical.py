@@ -166,8 +166,9 @@ class Bm25:
         starts = np.array([start for _, start, _ in terms], dtype=np.int64)
         sizes = np.array([end - start for _, start, end in terms], dtype=np.int64)
         places = np.empty((len(terms), len(rows)), dtype=np.int64)
+        keys = rows.astype(self.indices.dtype)  # of another type, NumPy would convert each term's whole postings
         for place, (_, start, end) in zip(places, terms):
-            place[:] = np.searchsorted(self.indices[start:end], rows)
+            place[:] = np.searchsorted(self.indices[start:end], keys)
         found = places < sizes[:, None]
         places += starts[:, None]
         found[found] = self.indices[places[found]] == np.broadcast_to(rows, places.shape)[found]
