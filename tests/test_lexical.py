@@ -265,13 +265,20 @@ def test_bm25_scores_follow_lucenes_formula() -> None:
     assert index.scores(["unknown"]).tolist() == [0, 0, 0]
 
 
-@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5]), max_size=60), st.integers(1, 20))
-def test_best_rows_equal_a_full_stable_sort(scores: list[float], k: int) -> None:
+@given(
+    st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5]), max_size=60),
+    st.integers(1, 20),
+    st.lists(st.integers(0, 59), max_size=40),
+)
+def test_best_rows_equal_a_full_stable_sort(scores: list[float], k: int, hint: list[int]) -> None:
+    """With or without a hint of rows that may score well (any rows: it bounds the pass, not the answer)."""
     from indexer.indexes.lexical import _best
 
     array = np.asarray(scores, dtype=np.float32)
     expected = [row for row in np.argsort(-array, kind="stable") if array[row] > 0][:k]
     assert _best(array, k).tolist() == expected
+    rows = np.unique([row for row in hint if row < len(array)]).astype(np.int64)
+    assert _best(array, k, rows).tolist() == expected
 
 
 @given(
@@ -283,16 +290,13 @@ def test_scores_add_alike_over_their_matches_or_the_whole_array(cells: list[tupl
 
     scores = np.asarray([score for score, _ in cells], dtype=np.float32)
     rows = np.asarray([inside for _, inside in cells])
-    totals, default = [], lexical.DENSE_FROM
-    for dense_from in (0, len(cells) + 1):  # never the whole array; always, once anything matches
+    totals = []
+    for matched in (np.flatnonzero(scores > 0), None):  # the matched rows alone, or the whole array in place
         total = np.full(len(cells), start, dtype=np.float32)
-        lexical.DENSE_FROM = dense_from
-        try:
-            lexical._add_normalized(total, *lexical._matched(scores), rows, 0.04)
-        finally:
-            lexical.DENSE_FROM = default
-        totals.append(total)
-    assert totals[0].tolist() == totals[1].tolist()
+        best = lexical._add_normalized(total, scores, matched, rows, 0.04)
+        totals.append((total.tolist(), best))
+    assert totals[0] == totals[1]
+    assert scores.tolist() == [score for score, _ in cells]  # the scores themselves untouched
 
 
 PARALLEL_CHECK = """

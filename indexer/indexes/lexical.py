@@ -56,7 +56,7 @@ CHUNK = 5_000  # passages per sparse block of term counts
 # Candidates of top_rows beyond one passage in this many are scored whole: searching each token's postings for them
 # costs more than reading the postings (measured at 1M passages, bench/search.py).
 CANDIDATES_UP_TO = 64
-DENSE_FROM = 8  # a score matching more than one passage in this many is added over the whole archive's array
+DENSE_FROM = 8  # tokens whose postings could reach one passage in this many are added over the whole archive's array
 
 Row = tuple[int, str, str | None]  # (passage_id, text, language)
 
@@ -287,8 +287,10 @@ class Bm25Set:
 
     def scores(self, tokens: Sequence[str]) -> np.ndarray:
         """:meth:`Bm25.scores` over every segment's rows."""
-        total = np.zeros(int(self.offsets[-1]), dtype=np.float32)
         idf = self.idf(tokens)
+        if idf and len(self.parts) == 1:  # no copy of an array as long as the archive
+            return self.parts[0].scores(tokens, idf, self._norms[0])
+        total = np.zeros(int(self.offsets[-1]), dtype=np.float32)
         if idf:
             for part, part_norms, start, end in zip(self.parts, self._norms, self.offsets[:-1], self.offsets[1:]):
                 total[start:end] = part.scores(tokens, idf, part_norms)
@@ -573,7 +575,7 @@ class LexicalIndex:
             if centered and same and words:
                 coverage = self.indexes["words"].coverage(words, scored[inside])
                 evidence[inside] += COVERAGE_WEIGHT * np.maximum(coverage - COVERAGE_FROM, 0)
-        return [(int(self.ids[row]), float(value)) for row, value in zip(scored[kept], evidence[kept])]
+        return list(zip(self.ids[scored[kept]].tolist(), evidence[kept].tolist()))
 
     def _weighted(
         self,
@@ -629,7 +631,7 @@ class LexicalIndex:
         for crosses in set(crossing):
             tokens = name_grams(query, language) if crosses else grams(query, language)
             if scored is None:
-                gram_scores[crosses] = _matched(self.indexes["grams"].scores(tokens))
+                gram_scores[crosses] = _matched(self.indexes["grams"], tokens)
             else:  # a few rows: those matched and their scores, without an array as long as the archive
                 found = self.indexes["grams"].scores_at(tokens, scored)
                 gram_scores[crosses] = scored[found > 0], found[found > 0]
@@ -669,7 +671,7 @@ class LexicalIndex:
                     total[candidates] += weight * (found / best)
             elif words:
                 if tuple(words) not in word_scores:
-                    word_scores[tuple(words)] = _matched(words_index.scores(words))
+                    word_scores[tuple(words)] = _matched(words_index, words)
                 best = _add_normalized(total, *word_scores[tuple(words)], rows, weight)
             else:
                 best = np.float32(0)
@@ -746,23 +748,29 @@ def _best_words(
     return touched[_best(total[touched], k)]  # in row order, as _best breaks ties
 
 
-def _matched(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``scores`` and the rows where they are not zero: few beside a large archive, and all that is added."""
+def _matched(index: Bm25Set, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every passage's score for ``tokens`` and the rows where it is not zero: few beside a large archive, and all
+    that is added -- or ``None`` when the tokens' postings could be a good part of the archive (common words)."""
+    scores = index.scores(tokens)
+    if sum(index.frequency(token) for token in set(tokens)) * DENSE_FROM > len(scores):
+        return scores, None
     return scores, np.flatnonzero(scores > 0)  # scores are never negative; a mask is 3x faster than nonzero
 
 
 def _add_normalized(
-    total: np.ndarray, scores: np.ndarray, matched: np.ndarray, rows: np.ndarray, weight: float
+    total: np.ndarray, scores: np.ndarray, matched: np.ndarray | None, rows: np.ndarray, weight: float
 ) -> np.float32:
     """Add ``weight`` times ``scores`` on ``rows`` (a mask), divided by the best among them, to ``total``, and
-    return that best; only the ``matched`` rows are read, not the whole archive -- unless they are a good part of
-    it (common words): then whole arrays, read in order, cost a seventh of gathering and scattering the matched
-    rows."""
-    if len(matched) * DENSE_FROM > len(total):
-        inside = scores if rows.all() else np.where(rows, scores, np.float32(0))
+    return that best; only the ``matched`` rows are read, not the whole archive -- unless they may be a good part
+    of it (``None``: common words): then whole arrays, read in order, cost a seventh of gathering and scattering
+    the matched rows, and are divided and weighed in place (new arrays as long as the archive cost page faults)."""
+    if matched is None:
+        inside = np.where(rows, scores, np.float32(0))  # a copy: ``scores`` may serve another language too
         best = inside.max()
         if best > 0:
-            total += weight * (inside / best)
+            np.divide(inside, best, out=inside)
+            np.multiply(inside, weight, out=inside)  # weight * (scores / best), as _add_normalized_at's
+            total += inside
         return best
     return _add_normalized_at(total, matched, scores[matched], rows, weight)
 

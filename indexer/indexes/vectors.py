@@ -272,7 +272,7 @@ class VectorIndex:
                 scores, ids = self.index.search(vector, min(k, len(self)), params=params)
         finally:
             faiss.omp_set_num_threads(threads)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+        return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i != -1]
 
     def neighbours(
         self,
@@ -463,7 +463,8 @@ class SegmentedVectors:
         if refine > 1:  # the best by the codes' estimates, in every segment, scored again exactly
             ids = np.asarray([passage_id for passage_id, _ in found[:wanted]], dtype=np.int64)
             scores = self.vectors(ids) @ np.asarray(query, dtype=np.float32).reshape(-1)
-            found = [(int(ids[i]), float(scores[i])) for i in np.argsort(-scores, kind="stable")]
+            order = np.argsort(-scores, kind="stable")
+            found = list(zip(ids[order].tolist(), scores[order].tolist()))
         return found[:k]
 
     def neighbours(
