@@ -20,6 +20,9 @@ time in three processes one after the other, whose medians are the figures.
 
 ``--baseline FILE`` adds a table comparing these figures with another run's results file (say, of the commit
 before a change, run from a ``git worktree`` in the same session: machines differ from day to day).
+
+``python bench/search.py --step searches ARCHIVE OUT.json`` times hybrid searches alone (the questions embedded
+first) and writes their top 10, so that two versions' rankings of one archive can be compared to the last bit.
 """
 
 from __future__ import annotations
@@ -206,6 +209,25 @@ def latency(directory: Path, vectors_out: Path) -> dict:
     np.save(vectors_out, archive.embedder.embed_queries(questions[10 : 10 + QUESTIONS]))
     results["peak_memory"], results["own_memory"] = peak_memory(), own_memory()
     return results
+
+
+def searches(directory: Path, out: Path) -> dict:
+    """Hybrid searches alone, their questions embedded first (the model's time left out): 100 questions searched
+    three times in one process, the time per question of each round; their top 10 (ids and scores, to the last bit)
+    written to ``out``, to compare two versions' rankings."""
+    questions = [q.text for lang in ("it", "en") for q in load_questions(EVAL / f"queries_{lang}.jsonl")]
+    questions = random.Random(1).sample(questions, 110)
+    archive = Archive(directory)
+    archive.embedder.embed_queries(questions)  # kept: searches find them in the embedder's cache
+    for question in questions[:10]:
+        search(archive, question, mode="hybrid")
+    rounds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        found = {q: [(h.passage_id, h.score) for h in search(archive, q, k=10, mode="hybrid")] for q in questions[10:]}
+        rounds.append(round((time.perf_counter() - started) * 1000 / len(found), 2))
+    out.write_text(json.dumps(found, ensure_ascii=False), encoding="utf-8")
+    return {"hybrid_ms_per_question": rounds}
 
 
 def recall(directory: Path, query_vectors: Path) -> dict:
@@ -421,6 +443,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.step:
         steps = {"sentences": embed_sentences, "build": build, "latency": latency, "recall": recall, "merge": merge}
+        steps["searches"] = searches
         print(json.dumps(steps[args.step](*map(Path, args.args))))
         return
     if args.tables and args.out and args.doc:
