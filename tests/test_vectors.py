@@ -193,6 +193,26 @@ def test_a_memory_mapped_index_finds_what_the_one_read_into_memory_does(tmp_path
     assert 3 not in mapped.neighbours(originals[:20], 5, excluded)[0]
 
 
+def test_an_ivf_index_keeps_no_table_from_id_to_vector_and_decodes_its_vectors_all_the_same(tmp_path: Path) -> None:
+    """Segments never change: the table FAISS keeps to find a vector by id (16 bytes a vector on disk, more in
+    memory, rebuilt at each read) is neither written nor kept after reading a segment written with it."""
+    import faiss
+
+    vectors, ids = unit_vectors(2000), np.arange(10, 2010)
+    index = VectorIndex.build("IVF16,RaBitQ", 32, ids, vectors)
+    index.save(tmp_path / "plain.faiss")
+    faiss.extract_index_ivf(index.index).set_direct_map_type(faiss.DirectMap.Hashtable)  # as segments were written
+    faiss.write_index(index.index, str(tmp_path / "mapped.faiss"))
+    assert (tmp_path / "mapped.faiss").stat().st_size - (tmp_path / "plain.faiss").stat().st_size >= 16 * 2000
+    for name in ("plain.faiss", "mapped.faiss"):
+        for mapped in (False, True):
+            read = VectorIndex.load(tmp_path / name, mapped)
+            assert faiss.extract_index_ivf(read.index).direct_map.type == faiss.DirectMap.NoMap
+            assert read.search(vectors[7], k=1)[0][0] == 17
+            decoded = read.vectors([17, 2009])
+            assert (decoded * vectors[[7, 1999]]).sum(axis=1).min() > 0.8  # one-bit codes, decoded
+
+
 def test_removal_where_the_kind_allows_it() -> None:
     vectors, ids = unit_vectors(500), np.arange(500)
     for factory in (EXACT, "IVF8,SQ8", "IVF8,RaBitQ"):
