@@ -54,6 +54,20 @@ class FakeEmbedder:
         return [len(t.split()) for t in texts]
 
 
+def write_format7_texts(texts: list[str], path: Path) -> None:
+    """A lookup/texts.arrow as index format 7 wrote it: zstd blocks of 32 texts, many blocks in one record batch,
+    and no word of how many texts a block holds."""
+    import pyarrow as pa
+
+    codec, encoded = pa.Codec("zstd"), [text.encode() for text in texts]
+    starts = range(0, len(encoded), 32)
+    blocks = [codec.compress(b"".join(encoded[start : start + 32]), asbytes=True) for start in starts]
+    ends = [np.cumsum([len(text) for text in encoded[start : start + 32]]).tolist() for start in starts]
+    schema = pa.schema([("texts", pa.binary()), ("ends", pa.list_(pa.uint32()))])
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
+        out.write_batch(pa.record_batch([blocks, ends], schema=schema))
+
+
 def assert_clean_failure(result: Any) -> str:
     """Exit code 1 with one ``Error:`` line on stderr, not an exception escaping with its traceback."""
     assert result.exit_code == 1, result.output

@@ -35,7 +35,7 @@ from indexer.storage.check import check
 from indexer.storage.layout import CATALOG as DATABASE
 from indexer.storage.parquet_vectors import ParquetVectors
 
-from .conftest import ROOT, FakeEmbedder
+from .conftest import ROOT, FakeEmbedder, write_format7_texts
 
 WRITER = """
 import sys
@@ -512,7 +512,7 @@ def _as_format(directory: Path, version: int) -> None:
         path = directory / "segments" / entry.name
         (path / segment.BODY_BLOCKS).unlink()
         if version == 7:
-            segment.write_blocks(path / segment.PASSAGES, "text", path / segment.TEXTS)
+            write_format7_texts(pq.read_table(path / segment.PASSAGES).column("text").to_pylist(), path / segment.TEXTS)
             bodies = pq.read_table(path / segment.ARTICLES, columns=list(segment.BODY_COLUMNS)).combine_chunks()
             options = pa.ipc.IpcWriteOptions(compression="zstd")
             with (

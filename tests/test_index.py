@@ -21,7 +21,7 @@ from indexer.retrieval.search import search
 from indexer.storage import Manifest
 from indexer.storage.layout import CATALOG as DATABASE
 from indexer.text.language import detect
-from tests.conftest import SEED, SEEDS, FakeEmbedder
+from tests.conftest import SEED, SEEDS, FakeEmbedder, write_format7_texts
 
 HEADING_1 = "Ripresa delle linee telefoniche militari per allentare tensioni tra Mosca e Washington"
 # The seventh paragraph of the seed (the fourth under the first heading) is about the drone over the Black Sea.
@@ -772,7 +772,6 @@ def test_passage_texts_are_read_back_from_their_compressed_blocks(
 ) -> None:
     """Compressed blocks give back each text as the Parquet file holds it, whatever its script, empty ones and a
     last block shorter than the others included, in any order asked, however the file was read writing it."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -784,14 +783,7 @@ def test_passage_texts_are_read_back_from_their_compressed_blocks(
     pq.write_table(pa.table({"text": texts[:-1]}), tmp_path / segment.PASSAGES, row_group_size=5)
     (tmp_path / "lookup").mkdir()
     segment.write_blocks(tmp_path / segment.PASSAGES, "text", tmp_path / segment.TEXTS)
-    # Format 7's texts.arrow: blocks of 32 texts, many in a record batch, and no word of how many rows a block holds.
-    codec, encoded = pa.Codec("zstd"), [text.encode() for text in texts[:-1]]
-    blocks = [b"".join(encoded[start : start + 32]) for start in range(0, len(encoded), 32)]
-    ends = [np.cumsum([len(text) for text in encoded[start : start + 32]]).tolist() for start in range(0, 71, 32)]
-    schema = pa.schema([("texts", pa.binary()), ("ends", pa.list_(pa.uint32()))])
-    batch = pa.record_batch([[codec.compress(block, asbytes=True) for block in blocks], ends], schema=schema)
-    with pa.OSFile(str(tmp_path / "format7.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
-        out.write_batch(batch)
+    write_format7_texts(texts[:-1], tmp_path / "format7.arrow")
     order = [70, 0, 1, 2, 33, 32, 31, 5, 5, 64, 63, 1, 70, 15, 16, 17]
     for path, mapped in ((segment.TEXTS, False), (segment.TEXTS, True), ("format7.arrow", True)):
         read = segment.CompressedTexts(tmp_path / path, mapped=mapped)
