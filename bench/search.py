@@ -179,10 +179,15 @@ def merge(directory: Path) -> dict:
     return result | {"write_bytes": written()}
 
 
+def sample_questions(count: int) -> list[str]:
+    """``count`` of SQuAD-it's questions, Italian and English, the same ones each run."""
+    questions = [q.text for lang in ("it", "en") for q in load_questions(EVAL / f"queries_{lang}.jsonl")]
+    return random.Random(1).sample(questions, count)
+
+
 def latency(directory: Path, vectors_out: Path) -> dict:
     """Open the archive with the real model and time end-to-end searches; save the query vectors for recall."""
-    questions = [q.text for lang in ("it", "en") for q in load_questions(EVAL / f"queries_{lang}.jsonl")]
-    questions = random.Random(1).sample(questions, QUESTIONS * len(MODES) + 10)
+    questions = sample_questions(QUESTIONS * len(MODES) + 10)
     keep_freed_memory()  # as the app does
     started = time.perf_counter()
     archive = Archive(directory)
@@ -215,8 +220,7 @@ def searches(directory: Path, out: Path) -> dict:
     """Hybrid searches alone, their questions embedded first (the model's time left out): 100 questions searched
     three times in one process, the time per question of each round; their top 10 (ids and scores, to the last bit)
     written to ``out``, to compare two versions' rankings."""
-    questions = [q.text for lang in ("it", "en") for q in load_questions(EVAL / f"queries_{lang}.jsonl")]
-    questions = random.Random(1).sample(questions, 110)
+    questions = sample_questions(110)
     archive = Archive(directory)
     archive.embedder.embed_queries(questions)  # kept: searches find them in the embedder's cache
     for question in questions[:10]:
