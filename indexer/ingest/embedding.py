@@ -12,8 +12,10 @@ import numpy as np
 from indexer import workers
 from indexer.models.embedder import Embedder
 from indexer.reading.article import Article
-from indexer.text.language import article_languages
+from indexer.text.language import articles_languages
 from indexer.text.passages import Passage, embedding_text, split_article
+
+ARTICLES_TOLD = 128  # articles whose languages a worker tells at once: their passages are detected together
 
 
 def embed_articles(
@@ -26,7 +28,8 @@ def embed_articles(
         return [], [], np.zeros((0, embedder.dimension), np.float32)
     pieces = [split_article(article, embedder.count_tokens, max_tokens) for article in articles]
     asked = [(f"{a.title}\n{a.text}", [p.text for p in split], a.language) for a, split in zip(articles, pieces)]
-    found = workers.starmap(article_languages, asked, sum(map(len, pieces)))
+    batches = [(asked[start : start + ARTICLES_TOLD],) for start in range(0, len(asked), ARTICLES_TOLD)]
+    found = [each for batch in workers.starmap(articles_languages, batches, sum(map(len, pieces))) for each in batch]
     languages = [language for language, _ in found]
     passages = [
         dataclasses.replace(p, language=language)
