@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -11,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.indexes.lexical import LexicalIndex
-from indexer.text.language import article_languages, detect
+from indexer.text import language as languages_module
+from indexer.text.language import article_languages, detect, detect_all
 from indexer.text.tokens import grams, name_grams, names_and_codes, passage_grams, plain_words, tokenize
 
 CODES = ["mq-9", "f-16", "covid-19", "55mila", "2023", "1.200"]
@@ -67,6 +70,39 @@ def test_language_detection() -> None:
     assert detect("What happened to the MQ-9 drone?") == "en"
     assert detect("Was ist mit der Drohne passiert?") == "de"
     assert detect("MQ-9") is None  # too few letters to tell
+
+
+def _one_by_one(texts: list[str]) -> list[str | None]:
+    """py3langid's own classify, a text at a time: what :func:`detect_all` must agree with."""
+    return [
+        str(languages_module._identifier().classify(t[:5000])[0]) if languages_module._letters(t) >= 3 else None
+        for t in texts
+    ]
+
+
+def test_many_texts_walked_side_by_side_get_the_languages_py3langid_gives_each() -> None:
+    data = Path(__file__).parent.parent / "bench" / "data"
+    passages = [path for path in sorted(data.glob("*/passages*.jsonl"))]
+    questions = [path for path in sorted(data.glob("*/queries_*.jsonl"))]  # short: the close calls
+    texts = [
+        json.loads(line)["text"]
+        for path in passages + questions
+        for line in path.read_text(encoding="utf-8").splitlines()[: 100 if path in passages else None]
+    ]
+    # Too few letters, a stated upper case, no feature the model knows ("ǅǅǅ": py3langid's floor), a long text
+    texts += ["MQ-9", "", "Sì.", "ЧТО ЭТО ТАКОЕ", "東京", "😀 abc", "ǅǅǅ", "x" * 20_000, "\ud800 broken surrogate"]
+    assert len({detect(text) for text in texts}) >= 6  # Arabic, Chinese, English, German, Russian, Spanish...
+    assert detect_all(texts) == _one_by_one(texts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(st.characters(codec="utf-8"), max_size=300), max_size=20))
+def test_any_texts_side_by_side_get_py3langid_s_languages(texts: list[str]) -> None:
+    with (
+        mock.patch.object(languages_module, "SIDE_BY_SIDE_FROM", 1),
+        mock.patch.object(languages_module, "SIDE_BY_SIDE", 7),
+    ):
+        assert detect_all(texts) == _one_by_one(texts)  # groups of 7 texts, of every length
 
 
 def test_an_articles_language_is_its_passages_and_short_passages_take_it() -> None:
