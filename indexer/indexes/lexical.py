@@ -26,6 +26,7 @@ import bisect
 import functools
 import json
 from array import array
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -112,8 +113,7 @@ class Bm25:
 
     @classmethod
     def build(cls, token_lists: Iterable[list[str]]) -> Bm25:
-        vocabulary: dict[str, int] = {}
-        return cls._of(vocabulary, _counts(token_lists, vocabulary))
+        return cls._of(*_counts(token_lists))
 
     def save(self, directory: Path, name: str) -> None:
         (directory / f"{name}.vocabulary.json").write_text(json.dumps(list(self.vocabulary)), encoding="utf-8")
@@ -339,23 +339,23 @@ class Bm25Set:
         return held / (known + len(set(tokens) - set(idf)) * known / len(idf))
 
 
-def _counts(token_lists: Iterable[list[str]], vocabulary: dict[str, int]) -> sparse.csr_matrix:
-    """Term counts, one row per token list; tokens new to ``vocabulary`` are added to it."""
+def _counts(token_lists: Iterable[list[str]]) -> tuple[dict[str, int], sparse.csr_matrix]:
+    """The tokens' numbers (as first met) and their counts, one row per token list."""
+    numbers: defaultdict[str, int] = defaultdict()
+    numbers.default_factory = numbers.__len__  # a token first met is numbered as it is added: one lookup a token
     blocks: list[sparse.csr_matrix] = []
     indptr, terms = [0], array("i")  # 4 bytes a token: a block of token lists stays small
     for tokens in token_lists:
-        new = [token for token in dict.fromkeys(tokens) if token not in vocabulary]  # numbered as first met
-        vocabulary.update(zip(new, range(len(vocabulary), len(vocabulary) + len(new))))
-        terms.extend(map(vocabulary.__getitem__, tokens))
+        terms.extend(map(numbers.__getitem__, tokens))
         indptr.append(len(terms))
         if len(indptr) > CHUNK:
-            blocks.append(_block(indptr, terms, len(vocabulary)))
+            blocks.append(_block(indptr, terms, len(numbers)))
             indptr, terms = [0], array("i")
     if len(indptr) > 1 or not blocks:
-        blocks.append(_block(indptr, terms, len(vocabulary)))
+        blocks.append(_block(indptr, terms, len(numbers)))
     for block in blocks:
-        block.resize(block.shape[0], len(vocabulary))
-    return sparse.vstack(blocks, format="csr")
+        block.resize(block.shape[0], len(numbers))
+    return dict(numbers), sparse.vstack(blocks, format="csr")
 
 
 def _stacked(blocks: Iterable[tuple[list[str], sparse.csr_matrix]]) -> tuple[dict[str, int], sparse.csr_matrix]:
@@ -378,8 +378,7 @@ def chunk_counts(rows: Sequence[tuple[str, str | None]]) -> dict[str, tuple[list
     this on a build's chunks of rows)."""
     counted = {}
     for kind, tokens in KINDS.items():
-        vocabulary: dict[str, int] = {}
-        counts = _counts((tokens(text, language) for text, language in rows), vocabulary)
+        vocabulary, counts = _counts(tokens(text, language) for text, language in rows)
         counted[kind] = (list(vocabulary), counts)
     return counted
 
