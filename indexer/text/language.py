@@ -72,9 +72,9 @@ def _told(texts: Sequence[str]) -> list[str]:
     compares them), but for two languages scored within float rounding of each other, which py3langid's order of
     sums may decide otherwise. A few texts are classified one by one, as walking side by side costs by the step."""
     identifier = _identifier()
-    encoded = [identifier._encode(text[:READ_CHARS]) for text in texts]  # noqa: SLF001 -- as classify encodes
     if len(texts) < SIDE_BY_SIDE_FROM:
-        return [str(identifier.classify(text)[0]) for text in encoded]
+        return [str(identifier.classify(text[:READ_CHARS])[0]) for text in texts]
+    encoded = [identifier._encode(text[:READ_CHARS]) for text in texts]  # noqa: SLF001 -- as classify encodes
     found = [""] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
     for start in range(0, len(order), SIDE_BY_SIDE):
