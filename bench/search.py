@@ -23,6 +23,7 @@ before a change, run from a ``git worktree`` in the same session: machines diffe
 
 ``python bench/search.py --step searches ARCHIVE OUT.json`` times hybrid searches alone (the questions embedded
 first) and writes their top 10, so that two versions' rankings of one archive can be compared to the last bit.
+``python bench/search.py --step languages CORPUS`` times language detection one text at a time and side by side.
 """
 
 from __future__ import annotations
@@ -177,6 +178,31 @@ def merge(directory: Path) -> dict:
     seconds = round(time.perf_counter() - started, 1)
     result = {"seconds": seconds, "segments": len(manifest.segments), "peak_memory": peak_memory()}
     return result | {"write_bytes": written()}
+
+
+def languages(corpus: Path) -> dict:
+    """Language detection of the corpus's first 2,000 articles' paragraphs and of SQuAD-it's questions: one text at a
+    time (py3langid's classify, as a search tells its question's) against many side by side (as a build does)."""
+    from indexer.text.language import detect, detect_all
+
+    with corpus.open(encoding="utf-8") as lines:
+        texts = [
+            paragraph for _, line in zip(range(2000), lines) for paragraph in json.loads(line)["text"].split("\n\n")
+        ]
+    texts += sample_questions(2000)
+    detect("Una frase.")  # py3langid's model is read once
+    started = time.perf_counter()
+    one_by_one = [detect(text) for text in texts]
+    alone = time.perf_counter() - started
+    started = time.perf_counter()
+    together = detect_all(texts)
+    side_by_side = time.perf_counter() - started
+    return {
+        "texts": len(texts),
+        "one_by_one_us": round(alone / len(texts) * 1e6, 1),
+        "side_by_side_us": round(side_by_side / len(texts) * 1e6, 1),
+        "the_same": one_by_one == together,
+    }
 
 
 def sample_questions(count: int) -> list[str]:
@@ -447,7 +473,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.step:
         steps = {"sentences": embed_sentences, "build": build, "latency": latency, "recall": recall, "merge": merge}
-        steps["searches"] = searches
+        steps["searches"], steps["languages"] = searches, languages
         print(json.dumps(steps[args.step](*map(Path, args.args))))
         return
     if args.tables and args.out and args.doc:

@@ -54,6 +54,28 @@ def starmap(function: Callable[..., Result], arguments: Sequence[tuple], passage
         return [function(*a) for a in arguments]
 
 
+def submit(function: Callable[..., Result], arguments: tuple, passages: int) -> Callable[[], Result]:
+    """``function(*arguments)`` started now in a worker process, as :func:`starmap` would, while this process goes
+    on; the call returned gives its result. Otherwise (or if the workers break) it is computed here when asked."""
+    here = functools.partial(function, *arguments)
+    if not _enabled.get() or _cores() < 2 or passages < PARALLEL_FROM:
+        return here
+    try:
+        future = _pool(_cores()).submit(_apply, function, arguments)
+    except (BrokenProcessPool, OSError, RuntimeError):  # RuntimeError: a pool shut down by a broken worker
+        _pool.cache_clear()
+        return here
+
+    def result() -> Result:
+        try:
+            return future.result()
+        except (BrokenProcessPool, OSError):
+            _pool.cache_clear()
+            return here()
+
+    return result
+
+
 def _apply(function: Callable[..., Result], arguments: tuple) -> Result:
     return function(*arguments)
 

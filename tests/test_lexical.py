@@ -348,7 +348,7 @@ asked = [(text, [text, text[:20]], None) for _, text, _ in rows]
 alone, languages = LexicalIndex.build(rows), [article_languages(*a) for a in asked]
 workers.PARALLEL_FROM, lexical.CHUNK = 0, 4  # several chunks, as a large build's
 with workers.enabled():
-    pids = set(workers.starmap(os.getpid, [()] * 8, 1))
+    pids = set(workers.starmap(os.getpid, [()] * 8, 1)) | {workers.submit(os.getpid, (), 1)()}
     shared, found = LexicalIndex.build(rows), workers.starmap(article_languages, asked, 1)
 ours, theirs = shared.indexes, alone.indexes
 same = all(
@@ -383,16 +383,36 @@ def test_text_work_is_done_here_when_the_workers_break(monkeypatch) -> None:
     from concurrent.futures.process import BrokenProcessPool
 
     from indexer import workers
+    from indexer.indexes import lexical as lexical_index
 
     class Broken:
         def map(self, *args, **kwargs):
             raise BrokenProcessPool("a worker died")
 
+        def submit(self, *args, **kwargs):
+            raise BrokenProcessPool("a worker died")
+
+    class DiesOnTheWay:
+        def submit(self, *args, **kwargs):
+            class Future:
+                def result(self):
+                    raise BrokenProcessPool("a worker died with the job")
+
+            return Future()
+
     monkeypatch.setattr(workers, "_cores", lambda: 2)
-    monkeypatch.setattr(workers, "_pool", functools.cache(lambda cores: Broken()))
+    monkeypatch.setattr(workers, "PARALLEL_FROM", 0)
     texts = [(text, [text], None) for _, text, _ in ROWS]
-    with workers.enabled():
-        assert workers.starmap(article_languages, texts, 10**6) == [article_languages(*t) for t in texts]
+    alone = LexicalIndex.build(list(ROWS))
+    for pool in (Broken, DiesOnTheWay):
+        monkeypatch.setattr(workers, "_pool", functools.cache(lambda cores, pool=pool: pool()))
+        monkeypatch.setattr(lexical_index, "CHUNK", 2)  # several chunks, each submitted
+        with workers.enabled():
+            if pool is Broken:
+                assert workers.starmap(article_languages, texts, 10**6) == [article_languages(*t) for t in texts]
+            built = LexicalIndex.build(list(ROWS) * 1000)
+        assert built.indexes["words"].vocabulary == alone.indexes["words"].vocabulary
+        assert len(built) == 1000 * len(alone)
 
 
 def test_workers_stay_off_unless_the_program_turns_them_on(monkeypatch) -> None:

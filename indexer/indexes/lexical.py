@@ -393,6 +393,39 @@ def _block(indptr: list[int], terms: array, vocabulary_size: int) -> sparse.csr_
     return block
 
 
+class LexicalBuilder:
+    """A :class:`LexicalIndex` built as its rows come: each :data:`CHUNK` of rows is counted as soon as it is
+    complete, in a worker process while the writer goes on (:func:`indexer.workers.submit`), and the counts are
+    stacked at the end."""
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+        self._languages: list[str | None] = []
+        self._waiting: list[tuple[str, str | None]] = []
+        self._counted: list[Callable[[], dict[str, tuple[list[str], sparse.csr_matrix]]]] = []
+
+    def add(self, rows: Iterable[Row]) -> None:
+        """Add ``(passage_id, text, language)`` rows, after those added before."""
+        for passage_id, text, language in rows:
+            self._ids.append(passage_id)
+            self._languages.append(language)
+            self._waiting.append((text, language))
+            if len(self._waiting) == CHUNK:
+                self._count()
+
+    def build(self) -> LexicalIndex:
+        """The index of every row added."""
+        if self._waiting or not self._counted:
+            self._count()
+        counted = [result() for result in self._counted]
+        indexes = {kind: Bm25._of(*_stacked(chunk[kind] for chunk in counted)) for kind in KINDS}
+        return LexicalIndex(np.asarray(self._ids, dtype=np.int64), self._languages, indexes)
+
+    def _count(self) -> None:
+        self._counted.append(workers.submit(chunk_counts, (self._waiting,), len(self._waiting)))
+        self._waiting = []
+
+
 class LexicalIndex:
     """BM25 over passages, by passage id; see the module docstring.
 
@@ -424,10 +457,9 @@ class LexicalIndex:
     @classmethod
     def build(cls, rows: Sequence[Row]) -> LexicalIndex:
         """Index ``(passage_id, text, language)`` rows; the text should carry the title, as embeddings do."""
-        chunks = [[(text, language) for _, text, language in rows[i : i + CHUNK]] for i in range(0, len(rows), CHUNK)]
-        counted = workers.starmap(chunk_counts, [(chunk,) for chunk in chunks], len(rows))
-        indexes = {kind: Bm25._of(*_stacked(chunk[kind] for chunk in counted)) for kind in KINDS}
-        return cls(np.asarray([row[0] for row in rows], dtype=np.int64), [row[2] for row in rows], indexes)
+        builder = LexicalBuilder()
+        builder.add(rows)
+        return builder.build()
 
     @staticmethod
     def write_merged(parts: Sequence[LexicalIndex], keeps: Sequence[np.ndarray], directory: Path) -> None:

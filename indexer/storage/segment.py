@@ -151,7 +151,7 @@ class SegmentWriter:
         self._passages = passage_writer(path, dimension)
         self._articles: list[pa.Table] = []
         self._ids: list[np.ndarray] = []
-        self.lexical_rows: list[tuple[int, str, str | None]] = []
+        self._lexical = _lexical_builder()
         self.articles = 0
         self.passages = 0
 
@@ -162,18 +162,16 @@ class SegmentWriter:
         ids = passages.column("passage_id").to_numpy()
         self._ids.append(ids)
         columns = passages.select(["article_id", "heading", "text", "language"]).to_pydict()
-        self.lexical_rows += [
+        self._lexical.add(
             (int(i), embedding_text(titles[a], heading, text), language)
             for i, a, heading, text, language in zip(ids, *columns.values())
-        ]
+        )
         self.articles += articles.num_rows
         self.passages += len(ids)
 
     def finish(self) -> None:
         """Close the files and build the segment's lexical index (its vector index waits for the commit, which
         knows how large the archive will be)."""
-        from indexer.indexes.lexical import LexicalIndex
-
         self._passages.close()
         articles = pa.concat_tables(self._articles) if self._articles else ARTICLE_SCHEMA.empty_table()
         articles = articles.sort_by("article_id")  # so that a lookup by id reads one row group
@@ -186,10 +184,16 @@ class SegmentWriter:
         )
         ids = np.concatenate(self._ids) if self._ids else np.zeros(0, dtype=np.int64)
         np.save(self.path / IDS, ids)
-        LexicalIndex.build(self.lexical_rows).save(self.path / LEXICAL)
-        self.lexical_rows = []
+        self._lexical.build().save(self.path / LEXICAL)
+        self._lexical = _lexical_builder()
         write_lookup(self.path)
         write_language_sums(self.path, self.dimension)
+
+
+def _lexical_builder() -> Any:  # LexicalBuilder
+    from indexer.indexes.lexical import LexicalBuilder  # when needed, as below: it loads SciPy and the tokenizers
+
+    return LexicalBuilder()
 
 
 HIT_PASSAGE_COLUMNS = ("passage_id", "article_id", "heading", "text", "char_start", "char_end", "paragraph", "language")
