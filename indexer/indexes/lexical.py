@@ -415,7 +415,7 @@ class LexicalBuilder:
 
     def build(self) -> LexicalIndex:
         """The index of every row added."""
-        if self._waiting or not self._counted:
+        if self._waiting:
             self._count()
         counted = [result() for result in self._counted]
         indexes = {kind: Bm25._of(*_stacked(chunk[kind] for chunk in counted)) for kind in KINDS}

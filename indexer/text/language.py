@@ -45,7 +45,7 @@ def script(language: str | None) -> str:
 
 READ_CHARS = 5000  # a text's language is told from its beginning
 SIDE_BY_SIDE = 512  # texts walked through the automaton at once, of similar lengths
-SIDE_BY_SIDE_FROM = 64  # texts; fewer are classified one by one (measured on news passages)
+SIDE_BY_SIDE_FROM = 64  # texts; fewer are classified one by one: a step side by side costs ~12 us however few walk
 RAW_FLOOR = float(np.finfo(np.float32).min)  # py3langid's score of a language no feature speaks for
 
 
@@ -67,7 +67,7 @@ def _told(texts: Sequence[str]) -> list[str]:
     """py3langid's language of each of ``texts``.
 
     py3langid finds a text's features (byte n-grams) by walking an automaton one byte at a time in Python: a
-    quarter of a build's time. Many texts walk it side by side here, those of similar lengths together, each step
+    third of a build's CPU. Many texts walk it side by side here, those of similar lengths together, each step
     one NumPy operation for all of them, and are scored together with the same model: the same languages (a test
     compares them), but for two languages scored within float rounding of each other, which py3langid's order of
     sums may decide otherwise. A few texts are classified one by one, as walking side by side costs by the step."""
@@ -193,11 +193,7 @@ def articles_languages(
             if language:
                 by_language[language] += count
         languages.append(stated if stated is not None else by_language.most_common(1)[0][0] if by_language else None)
-    undecided = [
-        place
-        for place, (language, (_, _, stated)) in enumerate(zip(languages, articles))
-        if language is None and stated is None
-    ]
+    undecided = [place for place, language in enumerate(languages) if language is None]
     for place, language in zip(undecided, detect_all([articles[place][0] for place in undecided])):
         languages[place] = language  # nothing in its passages to tell by: the whole text
     return [(language, [passage or language for passage in found]) for language, found in zip(languages, detected)]
