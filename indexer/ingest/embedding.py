@@ -28,16 +28,13 @@ def embed_articles(
         return [], [], np.zeros((0, embedder.dimension), np.float32)
     pieces = [split_article(article, embedder.count_tokens, max_tokens) for article in articles]
     asked = [(f"{a.title}\n{a.text}", [p.text for p in split], a.language) for a, split in zip(articles, pieces)]
-    batches = [(asked[start : start + ARTICLES_TOLD],) for start in range(0, len(asked), ARTICLES_TOLD)]
-    found = [each for batch in workers.starmap(articles_languages, batches, sum(map(len, pieces))) for each in batch]
-    languages = [language for language, _ in found]
-    passages = [
-        dataclasses.replace(p, language=language)
-        for split, (_, by_passage) in zip(pieces, found)
-        for p, language in zip(split, by_passage)
+    # Languages are told in the workers while the passages are embedded here: an embedding does not need them.
+    told = [
+        workers.submit(articles_languages, (asked[start : start + ARTICLES_TOLD],), sum(map(len, pieces)))
+        for start in range(0, len(asked), ARTICLES_TOLD)
     ]
     titles = {a.article_id: a.title for a in articles}
-    texts = [embedding_text(titles[p.article_id], p.heading, p.text) for p in passages]
+    texts = [embedding_text(titles[p.article_id], p.heading, p.text) for split in pieces for p in split]
     embedded = 0
 
     def embedded_some(count: int) -> None:
@@ -46,4 +43,11 @@ def embed_articles(
         if advance:
             advance(embedded / len(texts))
 
-    return languages, passages, embedder.embed_passages(texts, progress=embedded_some)
+    vectors = embedder.embed_passages(texts, progress=embedded_some)
+    found = [each for batch in told for each in batch()]
+    passages = [
+        dataclasses.replace(p, language=language)
+        for split, (_, by_passage) in zip(pieces, found)
+        for p, language in zip(split, by_passage)
+    ]
+    return [language for language, _ in found], passages, vectors
