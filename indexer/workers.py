@@ -43,9 +43,9 @@ def starmap(function: Callable[..., Result], arguments: Sequence[tuple], passage
     """``[function(*a) for a in arguments]``, in worker processes when they are :func:`enabled`, the job holds
     ``PARALLEL_FROM`` passages or more and there is more than one core. ``function`` must be importable (a module's
     top-level function)."""
-    cores = _cores()
-    if not _enabled.get() or cores < 2 or passages < PARALLEL_FROM or len(arguments) < 2:
+    if not _parallel(passages) or len(arguments) < 2:
         return [function(*a) for a in arguments]
+    cores = _cores()
     chunk = max(1, len(arguments) // (cores * 4))
     try:
         return list(_pool(cores).map(_apply, itertools.repeat(function), arguments, chunksize=chunk))
@@ -58,7 +58,7 @@ def submit(function: Callable[..., Result], arguments: tuple, passages: int) -> 
     """``function(*arguments)`` started now in a worker process, as :func:`starmap` would, while this process goes
     on; the call returned gives its result. Otherwise (or if the workers break) it is computed here when asked."""
     here = functools.partial(function, *arguments)
-    if not _enabled.get() or _cores() < 2 or passages < PARALLEL_FROM:
+    if not _parallel(passages):
         return here
     try:
         future = _pool(_cores()).submit(_apply, function, arguments)
@@ -74,6 +74,12 @@ def submit(function: Callable[..., Result], arguments: tuple, passages: int) -> 
             return here()
 
     return result
+
+
+def _parallel(passages: int) -> bool:
+    """Whether a job of this many passages goes to worker processes: they are enabled, there is more than one core,
+    and the job is worth their start."""
+    return _enabled.get() and _cores() >= 2 and passages >= PARALLEL_FROM
 
 
 def _apply(function: Callable[..., Result], arguments: tuple) -> Result:

@@ -75,15 +75,17 @@ def test_language_detection() -> None:
 def _one_by_one(texts: list[str]) -> list[str | None]:
     """py3langid's own classify, a text at a time: what :func:`detect_all` must agree with."""
     return [
-        str(languages_module._identifier().classify(t[:5000])[0]) if languages_module._letters(t) >= 3 else None
+        str(languages_module._identifier().classify(t[: languages_module.READ_CHARS])[0])
+        if languages_module._letters(t) >= languages_module.MIN_LETTERS
+        else None
         for t in texts
     ]
 
 
 def test_many_texts_walked_side_by_side_get_the_languages_py3langid_gives_each() -> None:
     data = Path(__file__).parent.parent / "bench" / "data"
-    passages = [path for path in sorted(data.glob("*/passages*.jsonl"))]
-    questions = [path for path in sorted(data.glob("*/queries_*.jsonl"))]  # short: the close calls
+    passages = sorted(data.glob("*/passages*.jsonl"))
+    questions = sorted(data.glob("*/queries_*.jsonl"))  # short: the close calls
     texts = [
         json.loads(line)["text"]
         for path in passages + questions
